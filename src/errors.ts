@@ -1,0 +1,87 @@
+// One error family per kind of failure. Every error names the object, path or key it concerns,
+// so the CLI can print a message a user can act on and map the family to an exit code in one
+// place. Messages must never contain secrets: callers pass names, never credentials.
+
+export type ErrorCode =
+  | "CONFIG"
+  | "INTEGRITY"
+  | "NO_IDENTITY"
+  | "STORE"
+  | "NOT_FOUND"
+  | "ALREADY_EXISTS";
+
+export abstract class VaultikError extends Error {
+  abstract readonly code: ErrorCode;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A configuration value is missing, malformed or of the wrong kind. `key` is the config key. */
+export class ConfigError extends VaultikError {
+  readonly code = "CONFIG";
+  constructor(
+    readonly key: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`config: ${key}: ${message}`, options);
+  }
+}
+
+/**
+ * Data failed a cryptographic or integrity check: bad MAC, bad AEAD tag, truncated stream,
+ * malformed header, hash mismatch. `object` names the blob or file concerned.
+ */
+export class IntegrityError extends VaultikError {
+  readonly code: ErrorCode = "INTEGRITY";
+  constructor(
+    readonly object: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${object}: ${message}`, options);
+  }
+}
+
+/** None of the identities we hold can unwrap the file key of `object`. */
+export class NoIdentityError extends IntegrityError {
+  override readonly code = "NO_IDENTITY";
+  constructor(object: string) {
+    super(object, "no identity matches any recipient stanza (wrong private key?)");
+  }
+}
+
+/**
+ * A storage backend failed: network, permissions, full disk. `store` names the backend
+ * (e.g. `s3://bucket/prefix` or a directory) and `key` the object, when there is one.
+ */
+export class StoreError extends VaultikError {
+  readonly code: ErrorCode = "STORE";
+  constructor(
+    readonly store: string,
+    readonly key: string | undefined,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${store}${key === undefined ? "" : ` ${key}`}: ${message}`, options);
+  }
+}
+
+/** The object, snapshot or file does not exist. */
+export class NotFoundError extends VaultikError {
+  readonly code = "NOT_FOUND";
+  constructor(
+    readonly object: string,
+    message = "not found",
+    options?: { cause?: unknown },
+  ) {
+    super(`${object}: ${message}`, options);
+  }
+}
+
+export function isNotFound(err: unknown): err is NotFoundError {
+  return err instanceof NotFoundError;
+}
