@@ -201,7 +201,7 @@ describe("range decryption", () => {
     const opened = openHeader(file, [identity], "blob-x");
     if (!opened) throw new Error("no header");
     const plan = planRange(opened, SEGMENT_SIZE + 10, 10, "blob-x");
-    file[plan.offset + 100] ^= 0x01;
+    file[plan.offset + 100]! ^= 0x01;
     expect(() => plan.open(file.subarray(plan.offset, plan.offset + plan.length))).toThrow(/blob-x: .*authentication failed/);
     const past = planRange(opened, 3 * SEGMENT_SIZE - 5, 10, "blob-x");
     expect(() => past.open(file.subarray(past.offset, past.offset + past.length))).toThrow(/blob-x: age payload ends before/);
@@ -214,7 +214,7 @@ describe("corruption and truncation", () => {
     const file = encrypt(plain, [recipient]);
     for (let bit = 0; bit < file.length * 8; bit++) {
       const bad = Buffer.from(file);
-      bad[bit >> 3] ^= 1 << (bit & 7);
+      bad[bit >> 3]! ^= 1 << (bit & 7);
       const err = captureError(() => decrypt(bad, [identity], "blobs/12/34/1234abcd"));
       expect(err, `bit ${bit}`).toBeInstanceOf(IntegrityError);
       expect(err.message).toContain("blobs/12/34/1234abcd");
@@ -229,7 +229,7 @@ describe("corruption and truncation", () => {
     for (let i = 0; i < 40; i++) positions.push(opened.payloadOffset + Math.floor(Math.random() * (file.length - opened.payloadOffset)));
     for (const pos of positions) {
       const bad = Buffer.from(file);
-      bad[pos] ^= 0x80;
+      bad[pos]! ^= 0x80;
       expect(() => decrypt(bad, [identity], "blob-9"), `byte ${pos}`).toThrow(/blob-9: .*(authentication failed|truncated)/);
     }
   });

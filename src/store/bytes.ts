@@ -1,6 +1,9 @@
 import type { Readable } from "node:stream";
 import type { ByteRange, CallOptions, Store } from "./store.js";
 
+/** The part of a Store that reading needs. */
+export type ReadableStore = Pick<Store, "get" | "location">;
+
 /** Collects a stream into one Buffer. Only for objects known to be small (headers, ranges). */
 export async function readAll(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -10,7 +13,7 @@ export async function readAll(stream: Readable): Promise<Buffer> {
 
 /** Reads a whole object, or a range of it, into memory. */
 export async function getBytes(
-  store: Store,
+  store: ReadableStore,
   key: string,
   options: CallOptions & { range?: ByteRange } = {},
 ): Promise<Buffer> {

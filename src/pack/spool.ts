@@ -1,0 +1,104 @@
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, open, rm, type FileHandle } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { PutBody } from "../store/store.js";
+
+// A blob is named by the hash of its ciphertext, known only once it is complete, and blobs can
+// be far larger than memory should hold. So ciphertext is spooled: kept in memory while small,
+// moved to a temp file past `memoryLimit`. Only ciphertext is spooled, so no plaintext reaches
+// the disk.
+
+export interface SpoolOptions {
+  memoryLimit?: number;
+  dir?: string;
+}
+
+export interface SpooledBody {
+  body: PutBody;
+  size: number;
+  sha256: Buffer;
+  /** Frees memory or removes the temp file; call once the body has been stored. */
+  dispose(): Promise<void>;
+}
+
+export const DEFAULT_SPOOL_MEMORY = 16 * 1024 * 1024;
+
+export class Spool {
+  private readonly hash = createHash("sha256");
+  private parts: Buffer[] = [];
+  private size = 0;
+  private file: FileHandle | undefined;
+  private path: string | undefined;
+
+  constructor(private readonly options: SpoolOptions = {}) {}
+
+  get length(): number {
+    return this.size;
+  }
+
+  async write(parts: readonly Buffer[]): Promise<void> {
+    for (const p of parts) {
+      this.hash.update(p);
+      this.size += p.length;
+    }
+    if (this.file) {
+      await writeAll(this.file, parts);
+      return;
+    }
+    this.parts.push(...parts);
+    if (this.size > (this.options.memoryLimit ?? DEFAULT_SPOOL_MEMORY)) await this.spill();
+  }
+
+  private async spill(): Promise<void> {
+    const dir = this.options.dir ?? join(tmpdir(), "vaultik-spool");
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    this.path = join(dir, `blob-${process.pid}-${randomBytes(8).toString("hex")}`);
+    this.file = await open(this.path, "wx", 0o600);
+    await writeAll(this.file, this.parts);
+    this.parts = [];
+  }
+
+  async seal(): Promise<SpooledBody> {
+    const sha256 = this.hash.digest();
+    const size = this.size;
+    const { file, path } = this;
+    if (!file || !path) {
+      const bytes = Buffer.concat(this.parts);
+      this.parts = [];
+      return { body: bytes, size, sha256, dispose: async () => {} };
+    }
+    await file.close();
+    return {
+      body: { size, open: () => createReadStream(path, { highWaterMark: 1 << 20 }) },
+      size,
+      sha256,
+      dispose: () => rm(path, { force: true }),
+    };
+  }
+
+  /** Throws the spooled bytes away (on abort or error). */
+  async discard(): Promise<void> {
+    this.parts = [];
+    if (this.file) await this.file.close().catch(() => {});
+    if (this.path) await rm(this.path, { force: true });
+  }
+}
+
+async function writeAll(file: FileHandle, parts: readonly Buffer[]): Promise<void> {
+  // writev may write less than asked (it rarely does on regular files); loop until done.
+  let pending = parts.filter((p) => p.length > 0);
+  while (pending.length > 0) {
+    let { bytesWritten } = await file.writev(pending);
+    const rest: Buffer[] = [];
+    for (const p of pending) {
+      if (bytesWritten >= p.length) bytesWritten -= p.length;
+      else {
+        rest.push(p.subarray(bytesWritten));
+        bytesWritten = 0;
+      }
+    }
+    pending = rest;
+  }
+}

@@ -1,0 +1,27 @@
+import { compress, decompress } from "@mongodb-js/zstd";
+import { IntegrityError } from "../errors.js";
+
+// Each chunk is its own zstd frame, compressed on the libuv thread pool by the native addon,
+// so several chunks compress in parallel with the JavaScript thread. The one-shot API writes
+// the content size into the frame header, which `zstd -d` and our reader both use.
+
+export const COMPRESSION = "zstd";
+export const DEFAULT_LEVEL = 3;
+
+export async function compressFrame(data: Uint8Array, level = DEFAULT_LEVEL): Promise<Buffer> {
+  return compress(Buffer.from(data.buffer, data.byteOffset, data.byteLength), level);
+}
+
+/** Decompresses one frame and checks it has the length the metadata promised. */
+export async function decompressFrame(frame: Uint8Array, rawLength: number, object: string): Promise<Buffer> {
+  let out: Buffer;
+  try {
+    out = await decompress(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
+  } catch (cause) {
+    throw new IntegrityError(object, "zstd frame does not decompress", { cause });
+  }
+  if (out.length !== rawLength) {
+    throw new IntegrityError(object, `zstd frame holds ${out.length} bytes, expected ${rawLength}`);
+  }
+  return out;
+}

@@ -1,0 +1,94 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import type { S3StoreOptions } from "../../src/store/s3.js";
+
+/** Method, URL and headers of a PUT or POST s3rver received, for asserting what went on the wire. */
+export interface RecordedRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface S3rverHandle {
+  endpoint: string;
+  bucket: string;
+  /** Every PUT and POST so far, oldest first. */
+  requests: RecordedRequest[];
+  close(): Promise<void>;
+}
+
+// s3rver's ListObjectsV2 continuation token is DES-encrypted, which OpenSSL 3 (Node >= 17) only
+// offers with the legacy provider: without it any listing past 1,000 keys fails with a 500.
+// So the server runs in its own process with --openssl-legacy-provider. That also keeps its
+// winston logger's process-wide exception handlers out of the test worker.
+const CHILD = `
+const S3rver = require(process.env.S3RVER_MODULE);
+const server = new S3rver({
+  port: 0, address: "127.0.0.1", silent: true,
+  directory: process.env.S3RVER_DIR,
+  configureBuckets: [{ name: process.env.S3RVER_BUCKET }],
+});
+server.run().then((address) => {
+  server.httpServer.on("request", (req) => {
+    if (req.method !== "PUT" && req.method !== "POST") return;
+    process.stdout.write(JSON.stringify({ request: { method: req.method, url: req.url, headers: req.headers } }) + "\\n");
+  });
+  process.stdout.write(JSON.stringify({ port: address.port }) + "\\n");
+}, (err) => { console.error(err); process.exit(1); });
+// Exit with the test worker, however it ends.
+process.stdin.on("end", () => process.exit(0)).resume();
+`;
+
+/** Starts a fresh s3rver with an empty bucket on a free port. */
+export async function startS3rver(bucket = "vaultik-test"): Promise<S3rverHandle> {
+  const dir = await mkdtemp(join(tmpdir(), "vaultik-s3rver-"));
+  const child = spawn(process.execPath, ["--openssl-legacy-provider", "-e", CHILD], {
+    env: {
+      ...process.env,
+      S3RVER_MODULE: createRequire(import.meta.url).resolve("s3rver"),
+      S3RVER_DIR: dir,
+      S3RVER_BUCKET: bucket,
+    },
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const requests: RecordedRequest[] = [];
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const message = JSON.parse(line) as { port?: number; request?: RecordedRequest };
+      if (message.request) requests.push(message.request);
+      if (message.port !== undefined) resolve(message.port);
+    });
+    child.once("error", reject);
+    void exited.then(() => reject(new Error("s3rver exited before it was ready")));
+  });
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    bucket,
+    requests,
+    async close() {
+      child.stdin.end();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(timer);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Options for an S3 store on `server` under `prefix`, with s3rver's built-in credentials. */
+export function s3rverStoreOptions(server: S3rverHandle, prefix = ""): S3StoreOptions {
+  return {
+    bucket: server.bucket,
+    prefix,
+    endpoint: server.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    accessKeyId: "S3RVER",
+    secretAccessKey: "S3RVER",
+  };
+}
