@@ -1,0 +1,256 @@
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, opendir, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateIdentity, parseIdentity, parseRecipient } from "../src/crypto/keys.js";
+import { IntegrityError, NoIdentityError, NotFoundError } from "../src/errors.js";
+import { BlobReader } from "../src/pack/reader.js";
+import { blobKey, blobNameOfKey, chunkId } from "../src/pack/names.js";
+import { PackWriter, type ChunkLocation, type SealedBlob } from "../src/pack/writer.js";
+import { storeBlob } from "../src/repo/blobs.js";
+import { openFsStore } from "../src/store/fs.js";
+import { openMemoryStore } from "../src/store/memory.js";
+import { openS3Store } from "../src/store/s3.js";
+import type { Store } from "../src/store/store.js";
+import { s3rverStoreOptions, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
+
+const keys = await generateIdentity();
+const recipient = parseRecipient(keys.recipient);
+const identity = parseIdentity(keys.identity);
+const stranger = parseIdentity((await generateIdentity()).identity);
+
+function textLike(size: number, seed: number): Buffer {
+  const words = ["backup", "zero", "trust", "chunk", "blob", "age", "restore", "snapshot", "\n"];
+  const parts: string[] = [];
+  let n = 0;
+  let s = seed;
+  while (n < size) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    const w = words[s % words.length]!;
+    parts.push(w, " ");
+    n += w.length + 1;
+  }
+  return Buffer.from(parts.join("")).subarray(0, size);
+}
+
+/** Chunks of assorted sizes and kinds: empty-ish, incompressible, compressible, segment-sized. */
+function sampleChunks(): Buffer[] {
+  return [
+    Buffer.from("x"),
+    randomBytes(65_536),
+    textLike(300_000, 1),
+    randomBytes(200_001),
+    textLike(65_537, 2),
+    randomBytes(3),
+    textLike(1_000_000, 3),
+  ];
+}
+
+async function packAll(chunks: Buffer[], blobSizeLimit: number): Promise<SealedBlob[]> {
+  const writer = new PackWriter({ recipients: [recipient], blobSizeLimit });
+  const sealed: SealedBlob[] = [];
+  for (const c of chunks) sealed.push(...(await writer.add(c)));
+  sealed.push(...(await writer.flush()));
+  return sealed;
+}
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+const ciphertextOf = async (blob: SealedBlob): Promise<Buffer> =>
+  blob.body instanceof Uint8Array ? Buffer.from(blob.body) : Buffer.concat(await collect<Buffer>(blob.body.open()));
+
+describe("pack writer", () => {
+  it("names each blob by the SHA-256 of its ciphertext and reports every chunk's location", async () => {
+    const chunks = sampleChunks();
+    const blobs = await packAll(chunks, 256 * 1024);
+    expect(blobs.length).toBeGreaterThan(1); // the limit forced several blobs
+    const locs = blobs.flatMap((b) => b.chunks);
+    expect(locs.map((l) => l.id)).toEqual(chunks.map(chunkId));
+    for (const b of blobs) {
+      const bytes = await ciphertextOf(b);
+      expect(bytes.length).toBe(b.size);
+      expect(bytes.length).toBeLessThanOrEqual(256 * 1024);
+      expect(createHash("sha256").update(bytes).digest("hex")).toBe(b.name);
+      // Frames are back to back from offset 0 of the plaintext.
+      let offset = 0;
+      for (const l of b.chunks) {
+        expect(l.offset).toBe(offset);
+        offset += l.length;
+      }
+      await b.dispose();
+    }
+  });
+
+  it("writes blobs that `age -d | zstd -d` turn back into the chunks, back to back", async () => {
+    const chunks = sampleChunks();
+    const [blob] = await packAll(chunks, 64 << 20);
+    const dir = await mkdtemp(join(tmpdir(), "vaultik-pack-"));
+    try {
+      await writeFile(join(dir, "key.txt"), `${keys.identity}\n`);
+      await writeFile(join(dir, "blob"), await ciphertextOf(blob!));
+      const plain = execFileSync("sh", ["-c", "age -d -i key.txt blob | zstd -d -c"], { cwd: dir, maxBuffer: 1 << 28 });
+      expect(plain.equals(Buffer.concat(chunks))).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+      await blob!.dispose();
+    }
+  });
+
+  it("spools large blobs to a temp file holding only ciphertext, and removes it on dispose", async () => {
+    const spoolDir = await mkdtemp(join(tmpdir(), "vaultik-spool-"));
+    const marker = Buffer.from("PLAINTEXT-MARKER-0123456789");
+    const chunk = Buffer.concat(Array.from({ length: 40_000 }, () => marker));
+    const writer = new PackWriter({ recipients: [recipient], blobSizeLimit: 64 << 20, spool: { memoryLimit: 64 * 1024, dir: spoolDir } });
+    await writer.add(chunk);
+    await writer.add(randomBytes(300_000));
+    const [blob] = await writer.flush();
+    if (!blob || blob.body instanceof Uint8Array) throw new Error("expected a spooled stream body");
+    const files = await collect(await opendir(spoolDir));
+    expect(files).toHaveLength(1);
+    const onDisk = await readFile(join(spoolDir, files[0]!.name));
+    expect(onDisk.includes(marker)).toBe(false);
+    expect(createHash("sha256").update(onDisk).digest("hex")).toBe(blob.name);
+    await blob.dispose();
+    expect(await collect(await opendir(spoolDir))).toHaveLength(0);
+    await rm(spoolDir, { recursive: true, force: true });
+  });
+});
+
+/** Stores chunks through `store` and reads each back, by range and by whole-blob streaming. */
+async function roundTrip(store: Store): Promise<void> {
+  const chunks = sampleChunks();
+  const blobs = await packAll(chunks, 768 * 1024);
+  const locs: ChunkLocation[] = blobs.flatMap((b) => b.chunks);
+  for (const b of blobs) expect(await storeBlob(store, b)).toBe(true);
+  // Storing the same blob again is a no-op that reports "already there".
+  const again = await packAll([chunks[0]!], 1 << 20);
+  const replay = { ...again[0]!, name: blobs[0]!.name };
+  expect(await storeBlob(store, { ...replay, body: await ciphertextOf(blobs[0]!) })).toBe(false);
+
+  const reader = new BlobReader(store, [identity]);
+  for (const [i, loc] of locs.entries()) {
+    const got = await reader.readChunk(loc);
+    expect(got.equals(chunks[i]!), `chunk ${i}`).toBe(true);
+  }
+  for (const b of blobs) {
+    const seen: Buffer[] = [];
+    for await (const { loc, data } of reader.readBlob(b.name, [...b.chunks].reverse())) {
+      expect(loc.blob).toBe(b.name);
+      seen.push(data);
+    }
+    const expected = b.chunks.map((l) => chunks[locs.indexOf(l)]!);
+    expect(Buffer.concat(seen).equals(Buffer.concat(expected))).toBe(true);
+  }
+  const listed: string[] = [];
+  for await (const o of store.list("blobs/")) listed.push(blobNameOfKey(o.key) ?? o.key);
+  expect(listed.sort()).toEqual(blobs.map((b) => b.name).sort());
+}
+
+describe("blob round trip through the stores", () => {
+  let server: S3rverHandle;
+  let dir: string;
+  beforeAll(async () => {
+    server = await startS3rver();
+    dir = await mkdtemp(join(tmpdir(), "vaultik-packstore-"));
+  });
+  afterAll(async () => {
+    await server?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("local directory store", async () => roundTrip(openFsStore(dir)));
+  it("S3 store on s3rver", async () => roundTrip(openS3Store(s3rverStoreOptions(server, "packs"))));
+});
+
+describe("blob reader refuses bad data with errors naming the object", () => {
+  async function stored(): Promise<{ store: ReturnType<typeof openMemoryStore>; blob: SealedBlob; key: string }> {
+    const store = openMemoryStore();
+    const [blob] = await packAll([textLike(150_000, 9), randomBytes(100_000)], 64 << 20);
+    await storeBlob(store, blob!);
+    return { store, blob: blob!, key: blobKey(blob!.name) };
+  }
+
+  it("a wrong identity: no identity matches, naming the blob", async () => {
+    const { store, blob, key } = await stored();
+    const reader = new BlobReader(store, [stranger]);
+    const err = await reader.readChunk(blob.chunks[0]!).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NoIdentityError);
+    expect((err as Error).message).toContain(key);
+    expect((err as Error).message).toMatch(/no identity matches/);
+  });
+
+  it("one flipped bit anywhere in the payload: an authentication error naming the blob", async () => {
+    const { store, blob, key } = await stored();
+    const original = store.objects.get(key)!.bytes;
+    for (const pos of [blob.headerLength + 20, original.length - 1, Math.floor(original.length / 2), original.length - 17]) {
+      const bad = Buffer.from(original);
+      bad[pos]! ^= 0x04;
+      store.objects.set(key, { bytes: bad, mtime: new Date() });
+      const reader = new BlobReader(store, [identity]);
+      const whole = await (async () => {
+        for await (const _ of reader.readBlob(blob.name, blob.chunks)) void _;
+      })().catch((e: unknown) => e);
+      expect(whole, `byte ${pos}`).toBeInstanceOf(IntegrityError);
+      expect((whole as Error).message).toContain(key);
+      expect((whole as Error).message).toMatch(/authentication failed|does not match|truncated/);
+    }
+    // A flipped bit in the header breaks the header MAC (or the stanza), also named.
+    const bad = Buffer.from(original);
+    bad[40]! ^= 0x01;
+    store.objects.set(key, { bytes: bad, mtime: new Date() });
+    const err = await new BlobReader(store, [identity]).readChunk(blob.chunks[1]!).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IntegrityError);
+    expect((err as Error).message).toContain(key);
+  });
+
+  it("a truncated blob: streaming and ranged reads both fail naming the blob", async () => {
+    const { store, blob, key } = await stored();
+    const original = store.objects.get(key)!.bytes;
+    store.objects.set(key, { bytes: original.subarray(0, original.length - 100), mtime: new Date() });
+    const reader = new BlobReader(store, [identity]);
+    const streamed = await (async () => {
+      for await (const _ of reader.readBlob(blob.name, blob.chunks)) void _;
+    })().catch((e: unknown) => e);
+    expect(streamed).toBeInstanceOf(IntegrityError);
+    expect((streamed as Error).message).toContain(key);
+    const last = blob.chunks[blob.chunks.length - 1]!;
+    const ranged = await reader.readChunk(last).catch((e: unknown) => e);
+    expect(ranged).toBeInstanceOf(IntegrityError);
+    expect((ranged as Error).message).toContain(key);
+  });
+
+  it("a truncated blob in a directory store is caught the same way", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "vaultik-trunc-"));
+    try {
+      const store = openFsStore(dir);
+      const [blob] = await packAll([randomBytes(200_000)], 64 << 20);
+      await storeBlob(store, blob!);
+      await truncate(join(dir, ...blobKey(blob!.name).split("/")), 1000);
+      const err = await new BlobReader(store, [identity]).readChunk(blob!.chunks[0]!).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(IntegrityError);
+      expect((err as Error).message).toContain(blobKey(blob!.name));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a missing blob: not found, naming the store and key", async () => {
+    const { blob, key } = await stored();
+    const empty = openMemoryStore("empty");
+    const err = await new BlobReader(empty, [identity]).readChunk(blob.chunks[0]!).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NotFoundError);
+    expect((err as Error).message).toContain(`memory:empty ${key}`);
+  });
+
+  it("a chunk whose metadata names the wrong id is refused", async () => {
+    const { store, blob } = await stored();
+    const loc = { ...blob.chunks[0]!, id: "0".repeat(64) };
+    await expect(new BlobReader(store, [identity]).readChunk(loc)).rejects.toThrow(/does not match its id/);
+  });
+});
