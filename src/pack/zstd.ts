@@ -2,8 +2,8 @@ import { compress, decompress } from "@mongodb-js/zstd";
 import { IntegrityError } from "../errors.js";
 
 // Each chunk is its own zstd frame, compressed on the libuv thread pool by the native addon,
-// so several chunks compress in parallel with the JavaScript thread. The one-shot API writes
-// the content size into the frame header, which `zstd -d` and our reader both use.
+// so several chunks compress in parallel with the JavaScript thread. The addon's frames do not
+// record their content size, so the chunk's length comes from the metadata and is checked.
 
 export const COMPRESSION = "zstd";
 export const DEFAULT_LEVEL = 3;

@@ -1,0 +1,389 @@
+import { decompress } from "@mongodb-js/zstd";
+import { IntegrityError } from "../errors.js";
+import { compressFrame, DEFAULT_LEVEL } from "./zstd.js";
+
+// Streaming zstd on top of an addon that only has one-shot calls. The writer cuts the input
+// into frames of at most `frameSize` raw bytes; concatenated frames are one valid zstd stream
+// (RFC 8878 §3.1), so `zstd -d` reads our output. The reader parses just enough of the frame
+// format to find where each frame ends, then decompresses frames one at a time. Memory stays
+// bounded by a few frames either way, whatever the size of the whole object.
+//
+// Frame layout (RFC 8878 §3.1.1): magic 0xFD2FB528 (LE), Frame_Header_Descriptor, then
+// optional Window_Descriptor, Dictionary_ID and Frame_Content_Size, then blocks, each with a
+// 3-byte LE header (Last_Block, Block_Type, Block_Size), then an optional 4-byte checksum.
+// Skippable frames (§3.1.2) are magic 0x184D2A5? and a 4-byte LE size, then that many bytes.
+
+export const DEFAULT_FRAME_SIZE = 1024 * 1024;
+/** Keeps every frame we write under the reader's default limit even for incompressible data. */
+export const MAX_FRAME_SIZE = 32 * 1024 * 1024;
+export const DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024;
+
+const ZSTD_MAGIC = 0xfd2fb528;
+const SKIPPABLE_MAGIC = 0x184d2a50; // the low 4 bits are free for the user
+/** Block_Maximum_Size is at most 128 KiB for every block type (RFC 8878 §3.1.1.2). */
+const MAX_BLOCK_SIZE = 128 * 1024;
+const MIN_LEVEL = -(1 << 17);
+const MAX_LEVEL = 22;
+/** The addon runs on the libuv pool; two frames at once overlap work without hoarding threads. */
+const CONCURRENCY = 2;
+
+export interface CompressStreamOptions {
+  /** zstd level, from -131072 (fastest) to 22; default 3. */
+  level?: number;
+  /** Raw bytes per frame, 1 B to 32 MiB; default 1 MiB. */
+  frameSize?: number;
+  signal?: AbortSignal;
+}
+
+export interface DecompressStreamOptions {
+  /** Largest compressed frame accepted; default 64 MiB. Skippable frames are never buffered. */
+  maxFrameSize?: number;
+  signal?: AbortSignal;
+  /** Called with the compressed bytes the splitter holds whenever that grows (for tests). */
+  onBuffered?: (bytes: number) => void;
+}
+
+/** Compresses `source` into a zstd stream of independent frames, yielded one per frame. */
+export async function* compressStream(
+  source: AsyncIterable<Uint8Array>,
+  options: CompressStreamOptions = {},
+): AsyncGenerator<Buffer> {
+  const { level = DEFAULT_LEVEL, frameSize = DEFAULT_FRAME_SIZE, signal } = options;
+  if (!Number.isInteger(level) || level < MIN_LEVEL || level > MAX_LEVEL) {
+    throw new RangeError(`level must be an integer from ${MIN_LEVEL} to ${MAX_LEVEL}, got ${level}`);
+  }
+  if (!Number.isInteger(frameSize) || frameSize < 1 || frameSize > MAX_FRAME_SIZE) {
+    throw new RangeError(`frameSize must be an integer from 1 to ${MAX_FRAME_SIZE} bytes, got ${frameSize}`);
+  }
+  signal?.throwIfAborted();
+  const queue = new OrderedQueue();
+  // A fresh buffer per frame: the addon reads it on another thread while we fill the next one,
+  // and copying also frees us from whether the source reuses its chunks.
+  let pending: Buffer | undefined;
+  let fill = 0;
+  let frames = 0;
+
+  for await (const chunk of source) {
+    signal?.throwIfAborted();
+    let off = 0;
+    while (off < chunk.length) {
+      pending ??= Buffer.allocUnsafe(frameSize);
+      const n = Math.min(frameSize - fill, chunk.length - off);
+      pending.set(chunk.subarray(off, off + n), fill);
+      fill += n;
+      off += n;
+      if (fill === frameSize) {
+        if (queue.length === CONCURRENCY) yield await queue.shift();
+        signal?.throwIfAborted();
+        queue.push(compressFrame(pending, level));
+        frames++;
+        pending = undefined;
+        fill = 0;
+      }
+    }
+  }
+  // An empty input still gets one (empty) frame: a zero-byte file is not a valid zstd stream.
+  if (fill > 0 || frames === 0) {
+    if (queue.length === CONCURRENCY) yield await queue.shift();
+    queue.push(compressFrame((pending ?? Buffer.alloc(0)).subarray(0, fill), level));
+  }
+  while (queue.length > 0) {
+    signal?.throwIfAborted();
+    yield await queue.shift();
+  }
+}
+
+/**
+ * Decompresses a zstd stream of any number of frames (ours or the `zstd` CLI's), reading
+ * `source` incrementally. Throws IntegrityError naming `object` on truncated, malformed or
+ * oversized input. Each frame's output is held whole, so a frame's raw size bounds memory.
+ */
+export async function* decompressStream(
+  source: AsyncIterable<Uint8Array>,
+  object: string,
+  options: DecompressStreamOptions = {},
+): AsyncGenerator<Buffer> {
+  const { maxFrameSize = DEFAULT_MAX_FRAME_SIZE, signal, onBuffered } = options;
+  if (!Number.isInteger(maxFrameSize) || maxFrameSize < 1) {
+    throw new RangeError(`maxFrameSize must be a positive integer, got ${maxFrameSize}`);
+  }
+  signal?.throwIfAborted();
+  const splitter = new FrameSplitter(object, maxFrameSize, onBuffered);
+  const queue = new OrderedQueue();
+
+  // On malformed input we first hand out what the frames before it decoded to, so the error a
+  // caller sees is always the earliest problem in the stream.
+  async function* fail(err: unknown): AsyncGenerator<Buffer, never> {
+    while (queue.length > 0) {
+      const out = await queue.shift();
+      if (out.length > 0) yield out;
+    }
+    throw err;
+  }
+
+  for await (const chunk of source) {
+    signal?.throwIfAborted();
+    let frames: Frame[];
+    try {
+      frames = splitter.push(chunk);
+    } catch (err) {
+      return yield* fail(err);
+    }
+    for (const frame of frames) {
+      if (queue.length === CONCURRENCY) {
+        const out = await queue.shift();
+        if (out.length > 0) yield out;
+        signal?.throwIfAborted();
+      }
+      queue.push(decompressOne(frame, object));
+    }
+  }
+  try {
+    splitter.finish();
+  } catch (err) {
+    return yield* fail(err);
+  }
+  while (queue.length > 0) {
+    signal?.throwIfAborted();
+    const out = await queue.shift();
+    if (out.length > 0) yield out;
+  }
+}
+
+/**
+ * Total length of the (zstd or skippable) frame starting at `offset`, or undefined while `buf`
+ * does not yet hold all of it. Throws IntegrityError naming `object` on malformed data.
+ */
+export function frameLength(buf: Uint8Array, offset: number, object = "zstd stream"): number | undefined {
+  const scan = newScan();
+  const view = buf.subarray(offset);
+  const n = advance(scan, view, { object, origin: offset, index: undefined });
+  return scan.phase === "done" && n <= view.length ? n : undefined;
+}
+
+interface Frame {
+  bytes: Buffer;
+  index: number;
+  origin: number;
+}
+
+async function decompressOne(frame: Frame, object: string): Promise<Buffer> {
+  try {
+    return await decompress(frame.bytes);
+  } catch (cause) {
+    throw new IntegrityError(object, `${label(frame.index, frame.origin)} does not decompress`, { cause });
+  }
+}
+
+// Where a frame sits, for error messages.
+interface Where {
+  object: string;
+  origin: number;
+  index: number | undefined;
+}
+
+function label(index: number | undefined, origin: number): string {
+  return index === undefined ? `zstd frame at byte ${origin}` : `zstd frame ${index} (at byte ${origin})`;
+}
+
+/** How far the parse of one frame got; it resumes from here when more bytes arrive. */
+interface Scan {
+  phase: "magic" | "blocks" | "done";
+  /** Frame-relative offset of the next block header, in phase "blocks". */
+  pos: number;
+  checksum: boolean;
+  skippable: boolean;
+  length: number;
+}
+
+function newScan(): Scan {
+  return { phase: "magic", pos: 0, checksum: false, skippable: false, length: 0 };
+}
+
+/**
+ * Parses as much of the frame at the start of `view` as it holds. Returns the frame's length
+ * once the last block header is read (phase "done"), else how many bytes from the frame start
+ * the next step needs, which always exceeds `view.length`. Block contents are never read.
+ */
+function advance(scan: Scan, view: Uint8Array, where: Where): number {
+  for (;;) {
+    switch (scan.phase) {
+      case "done":
+        return scan.length;
+      case "magic": {
+        if (view.length < 4) return 4;
+        const magic = readU32(view, 0);
+        if ((magic & 0xfffffff0) >>> 0 === SKIPPABLE_MAGIC) {
+          if (view.length < 8) return 8;
+          scan.skippable = true;
+          scan.length = 8 + readU32(view, 4);
+          scan.phase = "done";
+          continue;
+        }
+        if (magic !== ZSTD_MAGIC) throw new IntegrityError(where.object, `not a zstd frame at byte ${where.origin}`);
+        if (view.length < 5) return 5;
+        const fhd = view[4] ?? 0;
+        if (fhd & 0x08) {
+          throw new IntegrityError(where.object, `${label(where.index, where.origin)} sets the reserved header bit`);
+        }
+        const singleSegment = (fhd & 0x20) !== 0;
+        const fcsFlag = fhd >> 6;
+        const fcsSize = fcsFlag === 0 ? (singleSegment ? 1 : 0) : 1 << fcsFlag;
+        const didSize = [0, 1, 2, 4][fhd & 0x03] ?? 0;
+        scan.checksum = (fhd & 0x04) !== 0;
+        scan.pos = 5 + (singleSegment ? 0 : 1) + didSize + fcsSize;
+        scan.phase = "blocks";
+        continue;
+      }
+      case "blocks": {
+        const p = scan.pos;
+        if (view.length < p + 3) return p + 3;
+        const header = (view[p] ?? 0) | ((view[p + 1] ?? 0) << 8) | ((view[p + 2] ?? 0) << 16);
+        const last = (header & 1) !== 0;
+        const type = (header >> 1) & 3;
+        const size = header >>> 3;
+        const at = where.origin + p;
+        if (type === 3) {
+          throw new IntegrityError(where.object, `${label(where.index, where.origin)} has a reserved block type at byte ${at}`);
+        }
+        if (size > MAX_BLOCK_SIZE) {
+          throw new IntegrityError(
+            where.object,
+            `${label(where.index, where.origin)} has a ${size}-byte block at byte ${at} (limit ${MAX_BLOCK_SIZE})`,
+          );
+        }
+        // An RLE block stores one byte that is repeated Block_Size times.
+        scan.pos = p + 3 + (type === 1 ? 1 : size);
+        if (last) {
+          scan.length = scan.pos + (scan.checksum ? 4 : 0);
+          scan.phase = "done";
+        }
+        continue;
+      }
+    }
+  }
+}
+
+function readU32(view: Uint8Array, at: number): number {
+  return ((view[at] ?? 0) | ((view[at + 1] ?? 0) << 8) | ((view[at + 2] ?? 0) << 16) | ((view[at + 3] ?? 0) << 24)) >>> 0;
+}
+
+/**
+ * Cuts a byte stream into frames. Holds at most the one frame being assembled: it copies only
+ * as many bytes as the parse needs next, so a byte is copied once and each frame comes out as
+ * an exact buffer of its own. Skippable frames are counted through, never buffered.
+ */
+class FrameSplitter {
+  private buf = Buffer.alloc(0);
+  private held = 0;
+  private scan = newScan();
+  /** Stream offset of the frame being assembled. */
+  private origin = 0;
+  private index = 0;
+  /** Bytes of a skippable frame still to pass over. */
+  private skip = 0;
+  /** Frames of one stream tend to be alike in size, so the next buffer starts at the last size. */
+  private sizeHint = 64 * 1024;
+
+  constructor(
+    private readonly object: string,
+    private readonly maxFrameSize: number,
+    private readonly onBuffered: ((bytes: number) => void) | undefined,
+  ) {}
+
+  push(data: Uint8Array): Frame[] {
+    const frames: Frame[] = [];
+    let off = 0;
+    // Settles the parse before looking at `off`, so a frame whose last byte ends `data` is
+    // emitted now rather than mistaken for a truncated one at the end of input.
+    for (;;) {
+      if (this.skip > 0) {
+        if (off === data.length) break;
+        const n = Math.min(this.skip, data.length - off);
+        this.skip -= n;
+        off += n;
+        if (this.skip === 0) this.next(this.origin + this.scan.length);
+        continue;
+      }
+      const need = advance(this.scan, this.buf.subarray(0, this.held), this.where());
+      if (this.scan.phase === "done" && this.scan.skippable) {
+        this.skip = this.scan.length - this.held;
+        this.held = 0;
+        if (this.skip === 0) this.next(this.origin + this.scan.length);
+        continue;
+      }
+      if (need > this.maxFrameSize) {
+        throw new IntegrityError(
+          this.object,
+          `${label(this.index, this.origin)} is larger than the ${this.maxFrameSize}-byte frame limit`,
+        );
+      }
+      if (this.scan.phase === "done" && this.held === need) {
+        frames.push({ bytes: this.buf.subarray(0, need), index: this.index, origin: this.origin });
+        this.sizeHint = need;
+        this.buf = Buffer.alloc(0);
+        this.next(this.origin + need);
+        continue;
+      }
+      if (off === data.length) break;
+      const n = Math.min(need - this.held, data.length - off);
+      this.reserve(need);
+      this.buf.set(data.subarray(off, off + n), this.held);
+      this.held += n;
+      off += n;
+      this.onBuffered?.(this.held);
+    }
+    return frames;
+  }
+
+  /** Throws unless the input ended on a frame boundary after at least one frame. */
+  finish(): void {
+    if (this.held > 0 || this.skip > 0) {
+      throw new IntegrityError(this.object, `zstd stream truncated inside frame ${this.index} (at byte ${this.origin})`);
+    }
+    // `zstd -d` rejects an empty file too; for us it most likely means a lost object body.
+    if (this.index === 0) throw new IntegrityError(this.object, "zstd stream is empty");
+  }
+
+  private where(): Where {
+    return { object: this.object, origin: this.origin, index: this.index };
+  }
+
+  private next(origin: number): void {
+    this.origin = origin;
+    this.index++;
+    this.held = 0;
+    this.scan = newScan();
+  }
+
+  /** Grows the buffer to hold `need` bytes, at least doubling so regrowth stays linear. */
+  private reserve(need: number): void {
+    if (need <= this.buf.length) return;
+    const size = Math.min(this.maxFrameSize, Math.max(need, this.sizeHint, this.buf.length * 2));
+    const grown = Buffer.allocUnsafe(size);
+    this.buf.copy(grown, 0, 0, this.held);
+    this.buf = grown;
+  }
+}
+
+/** Promises kept in start order; failures are marked handled until their turn to be awaited. */
+class OrderedQueue {
+  private readonly items: Promise<Buffer>[] = [];
+
+  get length(): number {
+    return this.items.length;
+  }
+
+  push(p: Promise<Buffer>): void {
+    // Without this, a later frame failing while we await an earlier one (or after the consumer
+    // stopped early) would be reported as an unhandled rejection.
+    p.catch(() => {});
+    this.items.push(p);
+  }
+
+  shift(): Promise<Buffer> {
+    const p = this.items.shift();
+    if (p === undefined) throw new Error("OrderedQueue: shift on empty queue");
+    return p;
+  }
+}
