@@ -8,7 +8,8 @@ export type ErrorCode =
   | "NO_IDENTITY"
   | "STORE"
   | "NOT_FOUND"
-  | "ALREADY_EXISTS";
+  | "ALREADY_EXISTS"
+  | "LOCKED";
 
 export abstract class VaultikError extends Error {
   abstract readonly code: ErrorCode;
@@ -84,4 +85,15 @@ export class NotFoundError extends VaultikError {
 
 export function isNotFound(err: unknown): err is NotFoundError {
   return err instanceof NotFoundError;
+}
+
+/** Another process holds the lock (a backup of the same config, a prune of the repository). */
+export class LockedError extends VaultikError {
+  readonly code = "LOCKED";
+  constructor(
+    readonly lock: string,
+    message: string,
+  ) {
+    super(`${lock}: ${message}`);
+  }
 }

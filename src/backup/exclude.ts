@@ -1,0 +1,40 @@
+import { isAbsolute, relative, sep } from "node:path";
+import ignore, { type Ignore } from "ignore";
+
+// Exclude patterns follow .gitignore rules (the `ignore` package implements them), applied
+// relative to each source directory: `*.log` matches at any depth, `node_modules/` only
+// directories, `/build` only at the top of a source directory, `!keep.log` re-includes. An
+// absolute pattern that lies inside a source directory is anchored there, because that is
+// what people write in restic's exclude files.
+
+export type Excluder = (absPath: string, isDir: boolean) => boolean;
+
+export function makeExcluder(patterns: readonly string[], sourceDirs: readonly string[], alwaysExclude: readonly string[] = []): Excluder {
+  const perRoot = sourceDirs.map((root) => ({ root, matcher: matcherFor(root, patterns) }));
+  const fixed = new Set(alwaysExclude);
+  return (absPath, isDir) => {
+    if (fixed.has(absPath)) return true;
+    for (const { root, matcher } of perRoot) {
+      if (absPath !== root && !absPath.startsWith(root.endsWith(sep) ? root : root + sep)) continue;
+      const rel = relative(root, absPath).split(sep).join("/");
+      if (rel === "") return false;
+      return matcher.ignores(isDir ? `${rel}/` : rel);
+    }
+    return false;
+  };
+}
+
+function matcherFor(root: string, patterns: readonly string[]): Ignore {
+  const m = ignore();
+  for (const raw of patterns) {
+    const negated = raw.startsWith("!");
+    const body = negated ? raw.slice(1) : raw;
+    if (isAbsolute(body) && body.length > 1) {
+      const rel = relative(root, body);
+      // Absolute patterns outside this root do not concern it.
+      if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) continue;
+      m.add(`${negated ? "!" : ""}/${rel.split(sep).join("/")}${body.endsWith("/") ? "/" : ""}`);
+    } else m.add(raw);
+  }
+  return m;
+}

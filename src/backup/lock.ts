@@ -1,0 +1,72 @@
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { hostname } from "node:os";
+import { LockedError } from "../errors.js";
+
+// One backup per local index at a time: two would race on the same catalog and both upload
+// the same new chunks. The lock is a file created with O_EXCL next to the index. A lock left by
+// a process that died (kill -9, power loss) is taken over when its pid is gone on this host.
+
+export interface LockInfo {
+  pid: number;
+  host: string;
+  started: string;
+}
+
+export interface LocalLock {
+  readonly path: string;
+  release(): void;
+}
+
+export function acquireLocalLock(path: string, now = new Date()): LocalLock {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = openSync(path, "wx", 0o600);
+      const info: LockInfo = { pid: process.pid, host: hostname(), started: now.toISOString() };
+      writeSync(fd, JSON.stringify(info));
+      closeSync(fd);
+      let released = false;
+      return {
+        path,
+        release() {
+          if (released) return;
+          released = true;
+          rmSync(path, { force: true });
+        },
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const holder = readLock(path);
+      if (holder && isAlive(holder)) {
+        throw new LockedError(
+          path,
+          `another vaultik backup is running (pid ${holder.pid} on ${holder.host}, since ${holder.started}); this run did nothing`,
+        );
+      }
+      // Stale (its process is gone) or unreadable (cut while being written): take it over.
+      rmSync(path, { force: true });
+    }
+  }
+  throw new LockedError(path, "could not take the lock; another process keeps creating it");
+}
+
+function readLock(path: string): LockInfo | undefined {
+  try {
+    const info = JSON.parse(readFileSync(path, "utf8")) as Partial<LockInfo>;
+    if (typeof info.pid === "number" && typeof info.host === "string" && typeof info.started === "string") return info as LockInfo;
+  } catch {
+    // Unreadable or half-written: treated as stale.
+  }
+  return undefined;
+}
+
+function isAlive(holder: LockInfo): boolean {
+  // Another host sharing this index (a network mount) cannot be checked: assume it is alive.
+  if (holder.host !== hostname()) return true;
+  if (holder.pid === process.pid) return true;
+  try {
+    process.kill(holder.pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

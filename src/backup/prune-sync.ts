@@ -1,0 +1,71 @@
+import type { Catalog } from "../catalog/db.js";
+import { IntegrityError } from "../errors.js";
+import { blobNameOfKey } from "../pack/names.js";
+import { beat, DONE_PREFIX, listNotices, PENDING_PREFIX } from "../repo/coordination.js";
+import type { CallOptions, Store } from "../store/store.js";
+
+// How a backup stays out of a prune's way (docs/FORMAT.md §6). Before deduplicating it
+// announces itself with a heartbeat, then drops from its index every blob a prune has
+// announced or already deleted, and every blob the store no longer lists (an index days old
+// knows nothing of prunes since). Before committing its snapshot it checks again.
+
+export const HEARTBEAT_MS = 5 * 60_000;
+
+export interface Heartbeat {
+  /** Store time of the first heartbeat. */
+  readonly started: number;
+  stop(): void;
+}
+
+/** Writes a heartbeat now and every HEARTBEAT_MS until stopped. */
+export async function startHeartbeat(store: Store, snapshotId: string, options: CallOptions & { intervalMs?: number; onError?: (err: unknown) => void } = {}): Promise<Heartbeat> {
+  await beat(store, snapshotId, Date.now(), options);
+  // Ask the store when that was: prunes compare heartbeats with notices in store time.
+  let started = Date.now();
+  for await (const info of store.list(`runs/${snapshotId}/`, options)) started = Math.min(started, info.mtime.getTime());
+  const timer = setInterval(() => {
+    beat(store, snapshotId, Date.now(), options).catch((err: unknown) => options.onError?.(err));
+  }, options.intervalMs ?? HEARTBEAT_MS);
+  timer.unref();
+  return { started, stop: () => clearInterval(timer) };
+}
+
+/** Blobs announced for deletion or deleted by prunes, as notices record them. */
+export async function doomedBlobs(store: Store, options: CallOptions & { since?: number } = {}): Promise<Set<string>> {
+  const doomed = new Set<string>();
+  for (const prefix of [PENDING_PREFIX, DONE_PREFIX]) {
+    for (const n of await listNotices(store, prefix, options)) for (const b of n.blobs) doomed.add(b);
+  }
+  return doomed;
+}
+
+/**
+ * Makes the catalog agree with the repository before a backup deduplicates against it.
+ * Returns how many blobs it forgot.
+ */
+export async function syncCatalog(catalog: Catalog, store: Store, options: CallOptions = {}): Promise<number> {
+  const doomed = await doomedBlobs(store, options);
+  const listed = new Set<string>();
+  for await (const info of store.list("blobs/", options)) {
+    const name = blobNameOfKey(info.key);
+    if (name) listed.add(name);
+  }
+  const stale = catalog.blobNames().filter((b) => doomed.has(b) || !listed.has(b));
+  return stale.length > 0 ? catalog.forgetBlobs(stale) : 0;
+}
+
+/**
+ * Refuses to commit a snapshot that references a blob a prune announced after this backup
+ * started (the prune could not know of this run if its heartbeats went stale). The catalog
+ * forgets those blobs, so the next run uploads their chunks again.
+ */
+export async function assertNotDoomed(catalog: Catalog, store: Store, blobs: readonly string[], since: number, options: CallOptions = {}): Promise<void> {
+  const doomed = await doomedBlobs(store, { ...options, since: since - 60_000 });
+  const hit = blobs.filter((b) => doomed.has(b));
+  if (hit.length === 0) return;
+  catalog.forgetBlobs(hit);
+  throw new IntegrityError(
+    `${store.location} blobs/`,
+    `a prune announced deletion of ${hit.length} blob(s) this snapshot needs while the backup ran; nothing was committed, run the backup again`,
+  );
+}

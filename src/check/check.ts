@@ -1,0 +1,142 @@
+import { randomInt } from "node:crypto";
+import type { X25519Identity } from "../crypto/keys.js";
+import type { ChunkLocation } from "../pack/writer.js";
+import { COMPRESSION } from "../pack/zstd.js";
+import { listBlobs } from "../prune/prune.js";
+import type { Repository, SnapshotObject } from "../repo/repository.js";
+import { withSnapshot } from "../snapshot/open.js";
+import type { SnapshotReader } from "../snapshot/read.js";
+
+// Verifies that snapshots can be restored. Without reading data: every blob a snapshot needs
+// is listed, with the size the snapshot expects. With --read-data (or a subset): each needed
+// blob is downloaded once, its SHA-256 checked against its name, and every chunk any snapshot
+// takes from it decrypted, decompressed and checked against its id.
+
+export interface CheckOptions {
+  repo: Repository;
+  identities: readonly X25519Identity[];
+  /** Fraction of referenced blobs to download and verify, 0..1. 0 = listing only. */
+  readData: number;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+export interface Damage {
+  snapshot: string;
+  blob: string;
+  problem: string;
+  /** Files of the snapshot that use the blob (up to 20). */
+  files: string[];
+  moreFiles: number;
+}
+
+export interface CheckReport {
+  snapshots: number;
+  blobsReferenced: number;
+  blobsRead: number;
+  bytesRead: number;
+  damage: Damage[];
+  /** Snapshot databases that could not be read at all. */
+  unreadable: { snapshot: string; problem: string }[];
+}
+
+interface Need {
+  size: number;
+  /** Snapshots that use the blob. */
+  users: Set<string>;
+  /** Chunks needed from it, by offset (only collected when data will be read). */
+  chunks: Map<number, ChunkLocation>;
+}
+
+const FILES_SHOWN = 20;
+
+export async function check(o: CheckOptions): Promise<CheckReport> {
+  const { repo, signal } = o;
+  const log = o.log ?? (() => {});
+  const snapshots = await repo.listSnapshots({ signal });
+  const stored = new Map((await listBlobs(repo, signal)).map((b) => [b.name, b.size]));
+  const needs = new Map<string, Need>();
+  const report: CheckReport = { snapshots: snapshots.length, blobsReferenced: 0, blobsRead: 0, bytesRead: 0, damage: [], unreadable: [] };
+  const problems = new Map<string, string>(); // blob → problem
+
+  for (const s of snapshots) {
+    try {
+      await withSnapshot(repo, s, o.identities, async (r) => collect(r, s, needs, o.readData > 0), signal);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      report.unreadable.push({ snapshot: s.id, problem: (err as Error).message });
+    }
+  }
+  report.blobsReferenced = needs.size;
+  for (const [name, need] of needs) {
+    const size = stored.get(name);
+    if (size === undefined) problems.set(name, "blob is missing");
+    else if (size !== need.size) problems.set(name, `blob has ${size} bytes, snapshots expect ${need.size}`);
+  }
+
+  const candidates = [...needs.keys()].filter((n) => !problems.has(n));
+  for (const name of sample(candidates, o.readData)) {
+    signal?.throwIfAborted();
+    const need = needs.get(name)!;
+    try {
+      for await (const _ of repo.blobReader(o.identities).readBlob(name, [...need.chunks.values()], { signal })) void _;
+      report.blobsRead++;
+      report.bytesRead += need.size;
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      problems.set(name, (err as Error).message);
+    }
+  }
+
+  // Name the damaged snapshots and files: a second pass, only over snapshots that use a bad blob.
+  for (const s of snapshots) {
+    const bad = [...problems].filter(([blob]) => needs.get(blob)?.users.has(s.id));
+    if (bad.length === 0) continue;
+    await withSnapshot(repo, s, o.identities, async (r) => {
+      for (const [blob, problem] of bad) {
+        const files = filesUsing(r, blob);
+        report.damage.push({ snapshot: s.id, blob, problem, files: files.slice(0, FILES_SHOWN), moreFiles: Math.max(0, files.length - FILES_SHOWN) });
+        log(`snapshot ${s.id}: blob ${blob}: ${problem}`);
+      }
+    }, signal);
+  }
+  return report;
+}
+
+async function collect(r: SnapshotReader, s: SnapshotObject, needs: Map<string, Need>, withChunks: boolean): Promise<void> {
+  for (const b of r.blobs()) {
+    const need = needs.get(b.name) ?? { size: b.size, users: new Set<string>(), chunks: new Map<number, ChunkLocation>() };
+    need.users.add(s.id);
+    needs.set(b.name, need);
+  }
+  if (!withChunks) return;
+  const rows = r.db
+    .prepare("SELECT b.name AS blob, hex(c.hash) AS id, c.offset, c.length, c.raw_length AS rawLength FROM chunks c JOIN blobs b ON b.id = c.blob_id")
+    .iterate() as Iterable<{ blob: string; id: string; offset: number; length: number; rawLength: number }>;
+  for (const row of rows) {
+    needs.get(row.blob)!.chunks.set(row.offset, { ...row, id: row.id.toLowerCase(), compression: COMPRESSION });
+  }
+}
+
+function filesUsing(r: SnapshotReader, blob: string): string[] {
+  return r.db
+    .prepare(
+      `SELECT DISTINCT f.path FROM files f JOIN file_chunks fc ON fc.file_id = f.id JOIN chunks c ON c.hash = fc.chunk
+       JOIN blobs b ON b.id = c.blob_id WHERE b.name = ? ORDER BY f.path`,
+    )
+    .pluck()
+    .all(blob) as string[];
+}
+
+/** A random subset of about `fraction` of the items (all of them at 1, none at 0). */
+function sample<T>(items: readonly T[], fraction: number): T[] {
+  if (fraction >= 1) return [...items];
+  if (fraction <= 0) return [];
+  const want = Math.max(1, Math.round(items.length * fraction));
+  const pool = [...items];
+  for (let i = pool.length - 1; i > 0; i--) {
+    const j = randomInt(i + 1);
+    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+  }
+  return pool.slice(0, want);
+}

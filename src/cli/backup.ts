@@ -1,0 +1,86 @@
+import type { Command } from "commander";
+import type { BackupSummary } from "../backup/archiver.js";
+import type { Archiver } from "../backup/archiver.js";
+import { backupScope, runBackup } from "../backup/run.js";
+import { scanTotals } from "../backup/walker.js";
+import { loadConfig } from "../config.js";
+import { formatBytes, formatDuration } from "../util/units.js";
+import { storeFromConfig } from "./context.js";
+import { EXIT } from "./exit.js";
+import type { Io } from "./io.js";
+import { startProgress } from "./progress.js";
+
+export interface BackupFlags {
+  cron?: boolean;
+  json?: boolean;
+  daemon?: boolean;
+}
+
+export function registerBackup(program: Command, io: Io, daemon: (config: string, flags: BackupFlags) => Promise<number>): void {
+  program
+    .command("backup")
+    .description("back up the source_dirs of CONFIG to its repository")
+    .argument("<config>", "YAML config file")
+    .option("--cron", "print nothing on success; a short error on stderr and exit 1 on failure")
+    .option("--json", "print a JSON summary on stdout")
+    .option("--daemon", "stay running: watch source_dirs and back up on the configured schedule")
+    .action(async (configPath: string, flags: BackupFlags) => {
+      io.exitCode = flags.daemon ? await daemon(configPath, flags) : await backupOnce(configPath, flags, io);
+    });
+}
+
+export async function backupOnce(configPath: string, flags: BackupFlags, io: Io): Promise<number> {
+  const config = await loadConfig(configPath);
+  const abort = new AbortController();
+  const stopSignals = io.onInterrupt(() => abort.abort());
+  let archiver: Archiver | undefined;
+  let totals: { files: number; bytes: number } | undefined;
+  const quiet = flags.cron || flags.json;
+  const { roots, exclude } = backupScope(config);
+  if (!quiet && io.stderr.isTTY) {
+    void scanTotals(roots, exclude, abort.signal).then((t) => (totals = t), () => {});
+  }
+  const stopProgress = quiet
+    ? () => {}
+    : startProgress("backup", {
+        files: () => archiver?.progress.filesDone ?? 0,
+        bytes: () => archiver?.progress.bytesDone ?? 0,
+        totals: () => totals,
+      }, io.stderr);
+  let summary: BackupSummary;
+  try {
+    summary = await runBackup(config, {
+      store: storeFromConfig(config),
+      signal: abort.signal,
+      onStart: (a) => (archiver = a),
+    });
+  } finally {
+    stopProgress();
+    stopSignals();
+  }
+  const partial = summary.errors.length > 0;
+  if (flags.json) io.out(JSON.stringify(summary, null, 2));
+  else if (!flags.cron) io.err(describe(summary));
+  if (partial) {
+    const shown = summary.errors.slice(0, 20).map((e) => `  ${e.path}: ${e.message}`);
+    if (summary.errors.length > 20) shown.push(`  … and ${summary.errors.length - 20} more`);
+    io.err(`vaultik: snapshot ${summary.snapshotId} was written, but ${summary.errors.length} path(s) could not be read:\n${shown.join("\n")}`);
+    return EXIT.PARTIAL;
+  }
+  return EXIT.OK;
+}
+
+function describe(s: BackupSummary): string {
+  const files = `${s.filesNew} new, ${s.filesChanged} changed, ${s.filesUnchanged} unchanged`;
+  const lines = [
+    `snapshot ${s.snapshotId} saved`,
+    `  files:    ${files}; ${s.dirs} directories, ${s.symlinks} symlinks`,
+    `  read:     ${formatBytes(s.bytesRead)}, new data ${formatBytes(s.bytesNew)}`,
+    `  uploaded: ${formatBytes(s.bytesUploaded)} in ${s.blobsUploaded} blob(s) + snapshot ${formatBytes(s.snapshotSize)}`,
+    `  took:     ${formatDuration(s.durationMs)}`,
+  ];
+  if (s.changedDuringBackup.length > 0) {
+    lines.push(`  changed while read (stored as read, re-read next time): ${s.changedDuringBackup.slice(0, 10).join(", ")}`);
+  }
+  return lines.join("\n");
+}

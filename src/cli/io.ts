@@ -1,0 +1,36 @@
+// The CLI's contact with the outside: output streams, the exit code, signals. Commands receive
+// it instead of touching `process` so tests and the daemon can run them in-process.
+
+export interface Io {
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+  exitCode: number;
+  out(text: string): void;
+  err(text: string): void;
+  /** Calls `handler` on SIGINT/SIGTERM; returns a function that removes it. */
+  onInterrupt(handler: () => void): () => void;
+}
+
+export function processIo(): Io {
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    exitCode: 0,
+    out: (text) => process.stdout.write(`${text}\n`),
+    err: (text) => process.stderr.write(`${text}\n`),
+    onInterrupt(handler) {
+      let count = 0;
+      const on = (signal: NodeJS.Signals) => {
+        // A second Ctrl-C means "now": the first one lets the run clean up.
+        if (++count > 1) process.exit(128 + (signal === "SIGINT" ? 2 : 15));
+        handler();
+      };
+      process.on("SIGINT", on);
+      process.on("SIGTERM", on);
+      return () => {
+        process.off("SIGINT", on);
+        process.off("SIGTERM", on);
+      };
+    },
+  };
+}

@@ -1,0 +1,189 @@
+import type { Command } from "commander";
+import { check } from "../check/check.js";
+import { ConfigError } from "../errors.js";
+import type { RetentionPolicy } from "../prune/policy.js";
+import { prune, type PruneReport } from "../prune/prune.js";
+import { describePolicy, isEmptyPolicy } from "../prune/retention.js";
+import { formatBytes, parseDuration } from "../util/units.js";
+import { loadIdentities, repoFromArgs } from "./context.js";
+import { EXIT } from "./exit.js";
+import type { Io } from "./io.js";
+
+interface RepoFlags {
+  config?: string;
+  identity?: string;
+  indexPrefix?: string;
+  json?: boolean;
+}
+
+interface PruneFlags extends RepoFlags {
+  keepLast?: string;
+  keepHourly?: string;
+  keepDaily?: string;
+  keepWeekly?: string;
+  keepMonthly?: string;
+  keepYearly?: string;
+  keepWithin?: string;
+  dryRun?: boolean;
+  grace: string;
+  safetyWindow: string;
+}
+
+function repoOptions(cmd: Command): Command {
+  return cmd
+    .option("-c, --config <file>", "take the repository (and retention) from this config instead of BUCKET PREFIX")
+    .option("--identity <file>", "age identity file (default: VAULTIK_PRIVATE_KEY or VAULTIK_PRIVATE_KEY_FILE)")
+    .option("--index-prefix <prefix>", "where snapshots live in the repository")
+    .option("--json", "print JSON");
+}
+
+export function registerPrune(program: Command, io: Io): void {
+  repoOptions(
+    program
+      .command("prune")
+      .description("apply retention, forget what it drops, and delete blobs no kept snapshot references (needs the private key)")
+      .argument("[bucket_prefix...]", "BUCKET PREFIX, unless --config is given")
+      .option("--keep-last <n>", "keep the n newest snapshots (per host)")
+      .option("--keep-hourly <n>", "keep the newest snapshot of each of the last n hours that have one")
+      .option("--keep-daily <n>", "… of each of the last n days (UTC)")
+      .option("--keep-weekly <n>", "… of each of the last n ISO weeks")
+      .option("--keep-monthly <n>", "… of each of the last n months")
+      .option("--keep-yearly <n>", "… of each of the last n years")
+      .option("--keep-within <duration>", "keep every snapshot younger than this (e.g. 30d), measured from now")
+      .option("--dry-run", "print what would be forgotten and deleted; change nothing")
+      .option("--grace <duration>", "never delete blobs younger than this", "24h")
+      .option("--safety-window <duration>", "time between announcing blobs and deleting them", "1h"),
+  ).action(async (args: string[], flags: PruneFlags) => {
+    const { repo, config } = await repoFromArgs(args, 0, flags);
+    const cli = policyFromFlags(flags);
+    const policy = isEmptyPolicy(cli) && config ? config.retention : cli;
+    const identities = loadIdentities(flags.identity);
+    const lines: string[] = [];
+    const report = await prune({
+      repo,
+      identities,
+      policy,
+      dryRun: flags.dryRun,
+      graceMs: parseDuration(flags.grace, "--grace"),
+      windowMs: parseDuration(flags.safetyWindow, "--safety-window"),
+      log: (l) => (flags.json ? lines.push(l) : io.err(l)),
+    });
+    if (flags.json) io.out(JSON.stringify(toJson(report, policy), null, 2));
+    else io.out(describe(report, policy));
+  });
+
+  repoOptions(
+    program
+      .command("forget")
+      .description("remove snapshots by id (their blobs go at the next prune)")
+      .argument("<args...>", "[BUCKET PREFIX] SNAPSHOT_ID…"),
+  ).action(async (args: string[], flags: RepoFlags) => {
+    // Everything after BUCKET PREFIX (or everything, with --config) is a snapshot id.
+    const ids = flags.config ? args : args.slice(2);
+    if (ids.length === 0) throw new ConfigError("SNAPSHOT_ID", "name at least one snapshot to forget");
+    const { repo } = await repoFromArgs(args, ids.length, flags);
+    const forgotten: string[] = [];
+    for (const ref of ids) {
+      const s = await repo.findSnapshot(ref);
+      await repo.deleteSnapshot(s);
+      forgotten.push(s.id);
+      if (!flags.json) io.out(`forgot snapshot ${s.id}`);
+    }
+    if (flags.json) io.out(JSON.stringify({ forgotten }, null, 2));
+  });
+
+  repoOptions(
+    program
+      .command("check")
+      .description("verify that every blob the snapshots need exists (and, with --read-data, is intact)")
+      .argument("[bucket_prefix...]", "BUCKET PREFIX, unless --config is given")
+      .option("--read-data", "download and verify every referenced blob and chunk")
+      .option("--read-data-subset <percent>", "download and verify a random part of them, e.g. 10%"),
+  ).action(async (args: string[], flags: RepoFlags & { readData?: boolean; readDataSubset?: string }) => {
+    const { repo } = await repoFromArgs(args, 0, flags);
+    const identities = loadIdentities(flags.identity);
+    const fraction = flags.readData ? 1 : flags.readDataSubset !== undefined ? parsePercent(flags.readDataSubset) : 0;
+    const report = await check({ repo, identities, readData: fraction });
+    const bad = report.damage.length > 0 || report.unreadable.length > 0;
+    if (flags.json) io.out(JSON.stringify(report, null, 2));
+    else {
+      io.out(
+        `checked ${report.snapshots} snapshot(s), ${report.blobsReferenced} referenced blob(s)` +
+          (fraction > 0 ? `, read and verified ${report.blobsRead} (${formatBytes(report.bytesRead)})` : " (listing only)"),
+      );
+      for (const u of report.unreadable) io.out(`snapshot ${u.snapshot}: cannot read its database: ${u.problem}`);
+      for (const d of report.damage) {
+        io.out(`snapshot ${d.snapshot} is damaged: blob ${d.blob}: ${d.problem}`);
+        for (const f of d.files) io.out(`  affects ${f}`);
+        if (d.moreFiles > 0) io.out(`  … and ${d.moreFiles} more file(s)`);
+      }
+      io.out(bad ? "repository has errors" : "no errors found");
+    }
+    io.exitCode = bad ? EXIT.FAILURE : EXIT.OK;
+  });
+}
+
+function count(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new ConfigError(flag, `must be a non-negative integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function policyFromFlags(f: PruneFlags): RetentionPolicy {
+  const p: RetentionPolicy = {
+    keepLast: count(f.keepLast, "--keep-last"),
+    keepHourly: count(f.keepHourly, "--keep-hourly"),
+    keepDaily: count(f.keepDaily, "--keep-daily"),
+    keepWeekly: count(f.keepWeekly, "--keep-weekly"),
+    keepMonthly: count(f.keepMonthly, "--keep-monthly"),
+    keepYearly: count(f.keepYearly, "--keep-yearly"),
+    keepWithin: f.keepWithin === undefined ? undefined : parseDuration(f.keepWithin, "--keep-within"),
+  };
+  for (const k of Object.keys(p) as (keyof RetentionPolicy)[]) if (p[k] === undefined) delete p[k];
+  return p;
+}
+
+function parsePercent(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)%?$/.exec(text.trim());
+  const n = m ? Number(m[1]) : NaN;
+  if (!(n > 0 && n <= 100)) throw new ConfigError("--read-data-subset", `must be a percentage from 0 to 100, e.g. 10%, got ${JSON.stringify(text)}`);
+  return n / 100;
+}
+
+function describe(r: PruneReport, policy: RetentionPolicy): string {
+  const lines = [`policy: ${describePolicy(policy)}${r.dryRun ? "  (dry run: nothing changed)" : ""}`];
+  for (const [host, rules] of r.retention.byRule) {
+    for (const [rule, ids] of rules) lines.push(`  ${host}: keep-${rule} keeps ${ids.length}: ${ids.join(", ") || "-"}`);
+  }
+  const verb = r.dryRun ? "would forget" : "forgot";
+  lines.push(`${verb} ${r.snapshotsRemoved.length} snapshot(s)${r.snapshotsRemoved.length ? `: ${r.snapshotsRemoved.join(", ")}` : ""}`);
+  lines.push(`kept ${r.retention.keep.length} snapshot(s)`);
+  if (r.dryRun) {
+    lines.push(`would delete ${r.blobsDeleted + r.blobsAnnounced} unreferenced blob(s) (${formatBytes(r.bytesAnnounced)} announced now, older notices included)`);
+  } else {
+    lines.push(`deleted ${r.blobsDeleted} blob(s), freed ${formatBytes(r.bytesDeleted)}`);
+    if (r.blobsAnnounced > 0) lines.push(`announced ${r.blobsAnnounced} blob(s) (${formatBytes(r.bytesAnnounced)}) for deletion`);
+  }
+  if (r.blobsYoung > 0) lines.push(`${r.blobsYoung} unreferenced blob(s) are within the grace period and stay`);
+  for (const d of r.deferred) lines.push(`waiting: ${d.blobs} blob(s) in ${d.notice}: ${d.reason}`);
+  return lines.join("\n");
+}
+
+function toJson(r: PruneReport, policy: RetentionPolicy): Record<string, unknown> {
+  const byRule: Record<string, Record<string, string[]>> = {};
+  for (const [host, rules] of r.retention.byRule) byRule[host] = Object.fromEntries(rules);
+  return {
+    policy: describePolicy(policy),
+    dryRun: r.dryRun,
+    kept: r.retention.keep.map((s) => ({ id: s.id, reasons: r.retention.reasons.get(s.id) ?? [] })),
+    byRule,
+    snapshotsRemoved: r.snapshotsRemoved,
+    blobsDeleted: r.blobsDeleted,
+    bytesDeleted: r.bytesDeleted,
+    blobsAnnounced: r.blobsAnnounced,
+    bytesAnnounced: r.bytesAnnounced,
+    blobsYoung: r.blobsYoung,
+    deferred: r.deferred,
+  };
+}

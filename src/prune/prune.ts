@@ -1,0 +1,173 @@
+import type { X25519Identity } from "../crypto/keys.js";
+import { blobKey, blobNameOfKey } from "../pack/names.js";
+import {
+  acquirePruneLock,
+  DONE_PREFIX,
+  listNotices,
+  listRuns,
+  PENDING_PREFIX,
+  publishNotice,
+  retireNotice,
+  type Notice,
+} from "../repo/coordination.js";
+import type { Repository, SnapshotObject } from "../repo/repository.js";
+import { referencedBlobs } from "../snapshot/blobs.js";
+import type { RetentionPolicy } from "./policy.js";
+import { planPrune, runIsActive, type NoticeDecision } from "./plan.js";
+import { applyRetention, type RetentionResult } from "./retention.js";
+
+// One prune: apply retention, forget what it drops, then delete unreferenced blobs in two
+// steps (announce, then delete at a later step once it is safe; see plan.ts). With a zero
+// safety window and no backup running, both steps happen in one run.
+
+export interface PruneOptions {
+  repo: Repository;
+  identities: readonly X25519Identity[];
+  policy: RetentionPolicy;
+  dryRun?: boolean;
+  /** Blobs younger than this are never touched. Default 24 h. */
+  graceMs?: number;
+  /** Time between announcing blobs and deleting them. Default 1 h. */
+  windowMs?: number;
+  staleRunMs?: number;
+  now?: () => number;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+export interface PruneReport {
+  retention: RetentionResult;
+  snapshotsRemoved: string[];
+  blobsDeleted: number;
+  bytesDeleted: number;
+  blobsAnnounced: number;
+  bytesAnnounced: number;
+  blobsYoung: number;
+  deferred: { notice: string; reason: string; blobs: number }[];
+  spared: number;
+  dryRun: boolean;
+}
+
+export const DAY = 24 * 3600_000;
+const SKEW = 60_000;
+const DONE_KEEP = 30 * DAY;
+const DEAD_RUN_KEEP = DAY;
+
+export async function prune(o: PruneOptions): Promise<PruneReport> {
+  const now = o.now ?? Date.now;
+  const { repo, signal } = o;
+  const store = repo.store;
+  const log = o.log ?? (() => {});
+  const graceMs = o.graceMs ?? DAY;
+  const windowMs = o.windowMs ?? 3600_000;
+  const staleRunMs = o.staleRunMs ?? 3600_000;
+  const dryRun = o.dryRun ?? false;
+  const lock = dryRun ? undefined : await acquirePruneLock(store, now(), 6 * 3600_000, { signal });
+  try {
+    // Runs first, then snapshots: a backup finishing in between then shows as a run whose
+    // snapshot we did not read, which blocks deletion, instead of slipping through.
+    let runs = await listRuns(store, { signal });
+    const all = await repo.listSnapshots({ signal });
+    const retention = applyRetention(all, o.policy, new Date(now()));
+    const removed = new Set(retention.remove.map((s) => s.id));
+    const kept = all.filter((s) => !removed.has(s.id));
+    if (!dryRun) {
+      for (const s of all.filter((x) => removed.has(x.id))) {
+        await repo.deleteSnapshot(s, { signal });
+        log(`forgot snapshot ${s.id}`);
+      }
+    }
+    const { live, liveFrom } = await liveBlobs(repo, kept, o.identities, signal);
+    const blobs = await listBlobs(repo, signal);
+    let existing = new Set(kept.map((s) => s.id));
+    const notices = await listNotices(store, PENDING_PREFIX, { signal, onBad: (k, e) => log(`ignoring unreadable notice ${k}: ${(e as Error).message}`) });
+    const input = { now: now(), graceMs, skewMs: SKEW, staleRunMs, blobs, live, liveFrom, existing, notices, runs };
+    const plan = planPrune(input);
+    const report: PruneReport = {
+      retention, snapshotsRemoved: [...removed], blobsDeleted: 0, bytesDeleted: 0,
+      blobsAnnounced: plan.announce.length, bytesAnnounced: plan.announceBytes, blobsYoung: plan.young,
+      deferred: [], spared: 0, dryRun,
+    };
+    const sizes = new Map(blobs.map((b) => [b.name, b.size]));
+    if (dryRun) {
+      // What a run now would delete: every unreferenced blob past the grace period, at the latest
+      // after the safety window.
+      for (const d of plan.notices) report.blobsDeleted += d.remove.length;
+      return report;
+    }
+    await execute(plan.notices);
+    if (plan.announce.length > 0) {
+      const notice = await publishNotice(store, plan.announce, now(), now() + windowMs, { signal });
+      log(`announced ${plan.announce.length} unreferenced blob(s) for deletion in ${notice.key}`);
+      if (windowMs === 0) {
+        // Deleting right away is only safe against runs seen *after* the notice is visible.
+        runs = await listRuns(store, { signal });
+        existing = new Set((await repo.listSnapshots({ signal })).map((s) => s.id));
+        const again = planPrune({ ...input, now: now(), notices: [notice], runs, existing, blobs: [] });
+        await execute(again.notices);
+      } else {
+        report.deferred.push({ notice: notice.key, reason: `safety window until ${new Date(notice.notBefore).toISOString()}`, blobs: notice.blobs.length });
+      }
+    }
+    await tidy(repo, runs, existing, now(), signal);
+    return report;
+
+    async function execute(decisions: readonly NoticeDecision[]): Promise<void> {
+      for (const d of decisions) {
+        report.spared += d.spared.length;
+        if (d.deferred) {
+          report.deferred.push({ notice: d.notice.key, reason: d.deferred, blobs: d.notice.blobs.length });
+          log(`waiting with ${d.notice.key}: ${d.deferred}`);
+          continue;
+        }
+        for (const name of d.remove) {
+          await store.delete(blobKey(name), { signal });
+          report.blobsDeleted++;
+          report.bytesDeleted += sizes.get(name) ?? 0;
+        }
+        await retireNotice(store, d.notice, now(), { signal });
+      }
+    }
+  } finally {
+    await lock?.release();
+  }
+}
+
+/** Blobs referenced by `snapshots`, read from their databases. */
+export async function liveBlobs(
+  repo: Repository,
+  snapshots: readonly SnapshotObject[],
+  identities: readonly X25519Identity[],
+  signal?: AbortSignal,
+): Promise<{ live: Set<string>; liveFrom: Set<string> }> {
+  const live = new Set<string>();
+  const liveFrom = new Set<string>();
+  for (const s of snapshots) {
+    for (const name of await referencedBlobs(repo, s, identities, signal)) live.add(name);
+    liveFrom.add(s.id);
+  }
+  return { live, liveFrom };
+}
+
+export async function listBlobs(repo: Repository, signal?: AbortSignal): Promise<{ name: string; size: number; mtime: number }[]> {
+  const out = [];
+  for await (const info of repo.store.list("blobs/", { signal })) {
+    const name = blobNameOfKey(info.key);
+    if (name) out.push({ name, size: info.size, mtime: info.mtime.getTime() });
+  }
+  return out;
+}
+
+/** Removes heartbeats of finished or long-dead runs and old done-notices. */
+async function tidy(repo: Repository, runs: Awaited<ReturnType<typeof listRuns>>, existing: ReadonlySet<string>, now: number, signal?: AbortSignal): Promise<void> {
+  for (const r of runs) {
+    const finished = existing.has(r.snapshotId);
+    const dead = !runIsActive(r, { now, staleRunMs: DEAD_RUN_KEEP, existing });
+    if (finished || dead) for (const k of r.keys) await repo.store.delete(k, { signal });
+  }
+  for (const n of await listNotices(repo.store, DONE_PREFIX, { signal })) {
+    if (n.published < now - DONE_KEEP) await repo.store.delete(n.key, { signal });
+  }
+}
+
+export type { Notice };

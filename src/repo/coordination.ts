@@ -1,0 +1,171 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { IntegrityError, LockedError, isNotFound } from "../errors.js";
+import { getBytes } from "../store/bytes.js";
+import type { CallOptions, Store } from "../store/store.js";
+
+// The small plaintext objects through which backups and prunes coordinate (docs/FORMAT.md §6).
+// None holds a secret or a path: blob names are already public, run markers name a snapshot id
+// that will be public anyway, and the lock names a host.
+//
+//   runs/<snapshot-id>/<ms>.json      backup heartbeats: "a backup with this id is running"
+//   prune/pending/<ms>-<rand>.json    blobs a prune has announced it will delete
+//   prune/done/<ms>-<rand>.json       the same notice after its blobs were deleted (kept 30 days)
+//   locks/prune.json                  one prune at a time
+
+export const RUNS_PREFIX = "runs/";
+export const PENDING_PREFIX = "prune/pending/";
+export const DONE_PREFIX = "prune/done/";
+export const PRUNE_LOCK = "locks/prune.json";
+
+export interface Notice {
+  key: string;
+  /** When the notice became visible in the store (its mtime, ms since epoch). */
+  published: number;
+  /** Blobs may be deleted from this time on, if nothing references them then. */
+  notBefore: number;
+  blobs: string[];
+  host: string;
+}
+
+export interface RunMarker {
+  snapshotId: string;
+  /** Newest heartbeat (store time, ms since epoch). */
+  lastBeat: number;
+  /** First heartbeat: when the run started. */
+  started: number;
+  keys: string[];
+}
+
+const NAME = /^[0-9a-f]{64}$/;
+
+function json(data: unknown): Buffer {
+  return Buffer.from(`${JSON.stringify(data, null, 1)}\n`);
+}
+
+async function readJson(store: Store, key: string, options: CallOptions): Promise<Record<string, unknown>> {
+  const bytes = await getBytes(store, key, options);
+  try {
+    const v = JSON.parse(bytes.toString("utf8")) as unknown;
+    if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new IntegrityError(`${store.location} ${key}`, "is not a valid JSON object");
+}
+
+// ---- backup heartbeats ---------------------------------------------------------------------
+
+/** Writes a heartbeat for a running backup. Put-only: a backup may not delete anything. */
+export async function beat(store: Store, snapshotId: string, now: number, options: CallOptions = {}): Promise<void> {
+  await store.put(`${RUNS_PREFIX}${snapshotId}/${now}.json`, json({ snapshot: snapshotId, host: hostname(), time: new Date(now).toISOString() }), options);
+}
+
+/**
+ * Backup runs seen through their heartbeats. Times are the store's own (object mtimes), so the
+ * clocks of the backed-up hosts do not matter.
+ */
+export async function listRuns(store: Store, options: CallOptions = {}): Promise<RunMarker[]> {
+  const runs = new Map<string, RunMarker>();
+  for await (const info of store.list(RUNS_PREFIX, options)) {
+    const m = /^runs\/([^/]+)\/\d+\.json$/.exec(info.key);
+    if (!m) continue;
+    const id = m[1]!;
+    const t = info.mtime.getTime();
+    const run = runs.get(id) ?? { snapshotId: id, lastBeat: t, started: t, keys: [] };
+    run.lastBeat = Math.max(run.lastBeat, t);
+    run.started = Math.min(run.started, t);
+    run.keys.push(info.key);
+    runs.set(id, run);
+  }
+  return [...runs.values()];
+}
+
+// ---- prune notices -------------------------------------------------------------------------
+
+export async function publishNotice(store: Store, blobs: readonly string[], now: number, notBefore: number, options: CallOptions = {}): Promise<Notice> {
+  const key = `${PENDING_PREFIX}${now}-${randomBytes(4).toString("hex")}.json`;
+  const host = hostname();
+  await store.put(key, json({ published: now, not_before: notBefore, host, blobs }), options);
+  // Runs are compared with the notice in store time; ask the store what time that was.
+  const { mtime } = await store.stat(key, options);
+  return { key, published: mtime.getTime(), notBefore, blobs: [...blobs], host };
+}
+
+/**
+ * Reads notices under `prefix`. A notice that does not parse is reported through `onBad`, not
+ * thrown: anyone with put access can write here, and junk must not stop backups.
+ */
+export async function listNotices(
+  store: Store,
+  prefix: string,
+  options: CallOptions & { since?: number; onBad?: (key: string, err: unknown) => void } = {},
+): Promise<Notice[]> {
+  const out: Notice[] = [];
+  for await (const info of store.list(prefix, options)) {
+    const m = /(\d+)-[0-9a-f]+\.json$/.exec(info.key);
+    // The store's mtime, not the writer's clock, says when a notice became visible.
+    const published = info.mtime.getTime();
+    if (!m || (options.since !== undefined && published < options.since)) continue;
+    try {
+      const v = await readJson(store, info.key, options);
+      const blobs = Array.isArray(v["blobs"]) ? (v["blobs"] as unknown[]).filter((b): b is string => typeof b === "string" && NAME.test(b)) : [];
+      out.push({
+        key: info.key,
+        published,
+        notBefore: Number(v["not_before"] ?? 0),
+        blobs,
+        host: String(v["host"] ?? "?"),
+      });
+    } catch (err) {
+      if (isNotFound(err)) continue; // deleted between list and get: a prune finished with it
+      options.onBad?.(info.key, err);
+    }
+  }
+  return out.sort((a, b) => a.published - b.published);
+}
+
+/** Moves a notice from pending to done: the record stays for backups with old indexes. */
+export async function retireNotice(store: Store, notice: Notice, now: number, options: CallOptions = {}): Promise<void> {
+  const name = notice.key.slice(notice.key.lastIndexOf("/") + 1);
+  await store.put(`${DONE_PREFIX}${name}`, json({ published: notice.published, not_before: notice.notBefore, deleted: now, host: notice.host, blobs: notice.blobs }), options);
+  await store.delete(notice.key, options);
+}
+
+// ---- prune lock ----------------------------------------------------------------------------
+
+export interface PruneLock {
+  release(): Promise<void>;
+}
+
+/**
+ * Takes the repository's prune lock: an object written only if absent, with an expiry so a
+ * prune that died does not block forever. After writing, the lock is read back and must be
+ * ours, which settles the race of two prunes both removing an expired lock.
+ */
+export async function acquirePruneLock(store: Store, now: number, ttlMs: number, options: CallOptions = {}): Promise<PruneLock> {
+  const nonce = randomBytes(8).toString("hex");
+  const body = { host: hostname(), pid: process.pid, nonce, created: new Date(now).toISOString(), expires: now + ttlMs };
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (await store.put(PRUNE_LOCK, json(body), options)) {
+      const back = await readJson(store, PRUNE_LOCK, options);
+      if (back["nonce"] === nonce) {
+        return { release: () => store.delete(PRUNE_LOCK, options) };
+      }
+    }
+    const holder = await readJson(store, PRUNE_LOCK, options).catch((err: unknown) => {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    });
+    if (holder === undefined) continue;
+    if (typeof holder["expires"] === "number" && holder["expires"] > now) {
+      throw new LockedError(
+        `${store.location} ${PRUNE_LOCK}`,
+        `another prune is running (host ${String(holder["host"])}, pid ${String(holder["pid"])}, since ${String(holder["created"])}); ` +
+          `it expires at ${new Date(holder["expires"]).toISOString()}`,
+      );
+    }
+    await store.delete(PRUNE_LOCK, options); // expired: its prune died
+  }
+  throw new LockedError(`${store.location} ${PRUNE_LOCK}`, "could not take the prune lock; another prune keeps taking it");
+}

@@ -1,0 +1,61 @@
+import { lstat, mkdir } from "node:fs/promises";
+import { join, sep } from "node:path";
+import { IntegrityError } from "../errors.js";
+
+// Snapshot metadata comes from the bucket, which a compromised source could have written. A path
+// in it must never make a restore write outside the target: no absolute paths, no `..`, and no
+// walking through a symlink, whether the target already held it or the restore made it.
+
+/** Checks a snapshot path and returns its segments. */
+export function pathSegments(path: string, object: string): string[] {
+  if (path === "") return [];
+  const segs = path.split("/");
+  if (path.startsWith("/") || path.includes("\0") || segs.some((s) => s === "" || s === "." || s === "..")) {
+    throw new IntegrityError(object, `refusing path ${JSON.stringify(path)}: it would escape the restore target`);
+  }
+  return segs;
+}
+
+/**
+ * Joins paths below `root`, making sure every directory on the way exists and is a real
+ * directory, not a symlink. Directories already checked are remembered.
+ */
+export class SafeTree {
+  private readonly checked = new Set<string>();
+
+  constructor(
+    readonly root: string,
+    private readonly object: string,
+  ) {}
+
+  /** Absolute destination of `rel` (already checked with pathSegments), parents made safe. */
+  async prepare(rel: string): Promise<string> {
+    const segs = pathSegments(rel, this.object);
+    let dir = this.root;
+    for (const seg of segs.slice(0, -1)) {
+      dir = join(dir, seg);
+      await this.ensureDir(dir);
+    }
+    return segs.length === 0 ? this.root : join(this.root, ...segs);
+  }
+
+  /** Creates `dir` if needed and refuses it if it is (or became) anything but a directory. */
+  async ensureDir(dir: string): Promise<void> {
+    if (this.checked.has(dir)) return;
+    try {
+      await mkdir(dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    const st = await lstat(dir);
+    if (!st.isDirectory()) {
+      const what = st.isSymbolicLink() ? "a symlink" : "not a directory";
+      throw new IntegrityError(this.object, `refusing to restore through ${dir}: it is ${what}`);
+    }
+    this.checked.add(dir);
+  }
+
+  isInside(abs: string): boolean {
+    return abs === this.root || abs.startsWith(this.root.endsWith(sep) ? this.root : this.root + sep);
+  }
+}

@@ -1,0 +1,167 @@
+import Database from "better-sqlite3";
+import { IntegrityError } from "../errors.js";
+import type { ChunkLocation } from "../pack/writer.js";
+import { COMPRESSION } from "../pack/zstd.js";
+import { SNAPSHOT_FORMAT, type EntryType, type SnapshotEntry, type SnapshotMeta, type SnapshotStats } from "./schema.js";
+
+// Read access to a decrypted snapshot database on the recovery machine.
+
+export interface EntryRow extends Omit<SnapshotEntry, "linkTarget" | "status"> {
+  id: number;
+  linkTarget: string | null;
+  status: string | null;
+}
+
+/** One chunk to place: in blob `loc.blob`, destined for `fileId` at byte `fileOffset`. */
+export interface Placement {
+  loc: ChunkLocation;
+  fileId: number;
+  /** Snapshot path of the file. */
+  path: string;
+  fileOffset: number;
+  /** Ciphertext size of the chunk's blob. */
+  blobSize: number;
+}
+
+export class SnapshotReader {
+  readonly db: Database.Database;
+  readonly meta: SnapshotMeta;
+
+  constructor(
+    readonly path: string,
+    readonly object: string,
+  ) {
+    try {
+      this.db = new Database(path, { readonly: true, fileMustExist: true });
+      this.meta = readMeta(this.db, object);
+    } catch (err) {
+      if (err instanceof IntegrityError) throw err;
+      throw new IntegrityError(object, `not a readable snapshot database: ${(err as Error).message}`, { cause: err });
+    }
+    if (this.meta.format > SNAPSHOT_FORMAT) {
+      throw new IntegrityError(object, `snapshot format ${this.meta.format} is newer than this vaultik reads (${SNAPSHOT_FORMAT}); upgrade vaultik`);
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  get stats(): SnapshotStats | undefined {
+    return this.meta.stats;
+  }
+
+  /** Entries in path order, all of them or those at or below `prefix` (a snapshot path). */
+  *entries(prefix?: string): Generator<EntryRow> {
+    const cols = "id, path, type, mode, uid, gid, size, mtime_ns AS mtimeNs, link_target AS linkTarget, status";
+    const stmt =
+      prefix === undefined || prefix === ""
+        ? this.db.prepare(`SELECT ${cols} FROM files ORDER BY path`)
+        : this.db.prepare(`SELECT ${cols} FROM files WHERE path = ? OR (path > ? AND path < ?) ORDER BY path`);
+    const args = prefix === undefined || prefix === "" ? [] : [prefix, `${prefix}/`, `${prefix}0`];
+    for (const row of stmt.safeIntegers(true).iterate(...args) as Iterable<Record<string, unknown>>) {
+      yield toEntry(row);
+    }
+  }
+
+  entry(path: string): EntryRow | undefined {
+    for (const e of this.entries(path)) if (e.path === path) return e;
+    return undefined;
+  }
+
+  errors(): { path: string; message: string }[] {
+    return this.db.prepare("SELECT path, message FROM errors ORDER BY path").all() as { path: string; message: string }[];
+  }
+
+  /** Every blob the snapshot references, with its size. */
+  blobs(): { name: string; size: number }[] {
+    return this.db.prepare("SELECT name, size FROM blobs ORDER BY name").all() as { name: string; size: number }[];
+  }
+
+  /**
+   * Every chunk placement for the files at or below `prefix`, grouped by blob and in offset order
+   * within a blob, so a restore can read each blob once, front to back.
+   */
+  *placements(prefix?: string): Generator<Placement> {
+    const filter = prefix === undefined || prefix === "" ? "" : "WHERE f.path = ? OR (f.path > ? AND f.path < ?)";
+    const args = filter === "" ? [] : [prefix, `${prefix}/`, `${prefix}0`];
+    const stmt = this.db.prepare(`
+      WITH placed AS (
+        SELECT fc.file_id, fc.chunk,
+               SUM(c.raw_length) OVER (PARTITION BY fc.file_id ORDER BY fc.seq) - c.raw_length AS file_offset
+        FROM file_chunks fc JOIN chunks c ON c.hash = fc.chunk
+        JOIN files f ON f.id = fc.file_id ${filter}
+      )
+      SELECT p.file_id AS fileId, f.path, p.file_offset AS fileOffset, hex(c.hash) AS id, b.name AS blob,
+             b.size AS blobSize, c.offset, c.length, c.raw_length AS rawLength, c.compression
+      FROM placed p JOIN chunks c ON c.hash = p.chunk JOIN blobs b ON b.id = c.blob_id JOIN files f ON f.id = p.file_id
+      ORDER BY b.name, c.offset, p.file_id, p.file_offset`);
+    for (const row of stmt.iterate(...args) as Iterable<Record<string, unknown>>) {
+      if (row["compression"] !== COMPRESSION) {
+        throw new IntegrityError(this.object, `chunk ${String(row["id"])} uses unknown compression ${String(row["compression"])}`);
+      }
+      yield {
+        fileId: row["fileId"] as number,
+        path: row["path"] as string,
+        blobSize: row["blobSize"] as number,
+        fileOffset: row["fileOffset"] as number,
+        loc: {
+          id: (row["id"] as string).toLowerCase(),
+          blob: row["blob"] as string,
+          offset: row["offset"] as number,
+          length: row["length"] as number,
+          rawLength: row["rawLength"] as number,
+          compression: COMPRESSION,
+        },
+      };
+    }
+  }
+
+  /** Chunks per file whose hash has no location: a damaged snapshot database. */
+  unplacedChunks(): number {
+    return this.db
+      .prepare("SELECT count(*) FROM file_chunks fc LEFT JOIN chunks c ON c.hash = fc.chunk WHERE c.hash IS NULL")
+      .pluck()
+      .get() as number;
+  }
+}
+
+function toEntry(row: Record<string, unknown>): EntryRow {
+  return {
+    id: Number(row["id"]),
+    path: row["path"] as string,
+    type: row["type"] as EntryType,
+    mode: Number(row["mode"]),
+    uid: Number(row["uid"]),
+    gid: Number(row["gid"]),
+    size: Number(row["size"]),
+    mtimeNs: BigInt(row["mtimeNs"] as bigint),
+    linkTarget: (row["linkTarget"] as string | null) ?? null,
+    status: (row["status"] as string | null) ?? null,
+  };
+}
+
+function readMeta(db: Database.Database, object: string): SnapshotMeta {
+  const rows = db.prepare("SELECT key, value FROM meta").all() as { key: string; value: string }[];
+  const raw = new Map(rows.map((r) => [r.key, r.value]));
+  const text = (key: string): string => {
+    const v = raw.get(key);
+    if (v === undefined) throw new IntegrityError(object, `snapshot database has no meta.${key}`);
+    return v;
+  };
+  const json = <T>(key: string): T => JSON.parse(text(key)) as T;
+  return {
+    format: json<number>("format"),
+    id: text("id"),
+    host: text("host"),
+    time: text("time"),
+    sourceDirs: json<string[]>("sourceDirs"),
+    vaultikVersion: text("vaultikVersion"),
+    chunker: text("chunker"),
+    chunkSize: json<number>("chunkSize"),
+    chunkHash: text("chunkHash"),
+    blobHash: text("blobHash"),
+    compression: text("compression"),
+    stats: raw.has("stats") ? json<SnapshotStats>("stats") : undefined,
+  };
+}
