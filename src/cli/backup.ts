@@ -76,7 +76,7 @@ function describe(s: BackupSummary): string {
     `snapshot ${s.snapshotId} saved`,
     `  files:    ${files}; ${s.dirs} directories, ${s.symlinks} symlinks`,
     `  read:     ${formatBytes(s.bytesRead)}, new data ${formatBytes(s.bytesNew)}`,
-    `  uploaded: ${formatBytes(s.bytesUploaded)} in ${s.blobsUploaded} blob(s) + snapshot ${formatBytes(s.snapshotSize)}`,
+    `  uploaded: ${formatBytes(s.bytesUploaded - s.snapshotSize)} in ${s.blobsUploaded} blob(s) + snapshot ${formatBytes(s.snapshotSize)}`,
     `  took:     ${formatDuration(s.durationMs)}`,
   ];
   if (s.changedDuringBackup.length > 0) {
