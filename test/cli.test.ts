@@ -1,11 +1,11 @@
 import { readFile, readdir, rm, mkdtemp, writeFile, stat, chmod, chown, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openS3Store } from "../src/store/s3.js";
 import type { Store } from "../src/store/store.js";
 import { openFsStore } from "../src/store/fs.js";
-import { vaultik } from "./helpers/cli.js";
+import { BIN, vaultik } from "./helpers/cli.js";
 import { s3rverStoreOptions, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
 import { describeTree, LONG_NAME, makeTree, MARKER, pseudoRandom, UNICODE_NAME } from "./helpers/tree.js";
 
@@ -312,7 +312,15 @@ describe("clear errors and exit codes", () => {
       await mkdir(join(u.dir, "repo"), { recursive: true });
       for (const p of [join(u.dir, "state"), join(u.dir, "repo")]) await chown(p, 65534, 65534);
     }
-    const r = await vaultik(["backup", u.config, "--json"], asRoot ? { uid: 65534, gid: 65534, env: { HOME: "/tmp" } } : {});
+    // nobody must be able to reach node and the built binary; a checkout under a 0700 temp
+    // directory (mktemp -d) is not, so open the ancestors for traversal while the run lasts.
+    const opened = asRoot ? await allowTraversal([dirname(BIN), dirname(process.execPath), u.dir]) : [];
+    let r;
+    try {
+      r = await vaultik(["backup", u.config, "--json"], asRoot ? { uid: 65534, gid: 65534, env: { HOME: "/tmp" } } : {});
+    } finally {
+      for (const [p, mode] of opened) await chmod(p, mode);
+    }
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toContain("locked.txt");
     expect(r.stderr).toMatch(/EACCES|permission denied/i);
@@ -324,3 +332,19 @@ describe("clear errors and exit codes", () => {
     expect(await readFile(join(target, u.source.slice(1), "fine.txt"), "utf8")).toBe("fine");
   });
 });
+
+/** Adds o+x to every ancestor of `paths` that lacks it; returns what to restore. */
+async function allowTraversal(paths: readonly string[]): Promise<[string, number][]> {
+  const changed: [string, number][] = [];
+  for (const start of paths) {
+    for (let d = start; ; d = dirname(d)) {
+      const mode = (await stat(d)).mode & 0o7777;
+      if ((mode & 0o001) === 0 && !changed.some(([p]) => p === d)) {
+        changed.push([d, mode]);
+        await chmod(d, mode | 0o001);
+      }
+      if (d === dirname(d)) break;
+    }
+  }
+  return changed;
+}

@@ -1,6 +1,7 @@
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { LockedError } from "../errors.js";
+import { holderAlive } from "../util/process.js";
 
 // One backup per local index at a time: two would race on the same catalog and both upload
 // the same new chunks. The lock is a file created with O_EXCL next to the index. A lock left by
@@ -36,7 +37,7 @@ export function acquireLocalLock(path: string, now = new Date()): LocalLock {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       const holder = readLock(path);
-      if (holder && isAlive(holder)) {
+      if (holder && holderAlive(holder.host, holder.pid)) {
         throw new LockedError(
           path,
           `another vaultik backup is running (pid ${holder.pid} on ${holder.host}, since ${holder.started}); this run did nothing`,
@@ -59,14 +60,3 @@ function readLock(path: string): LockInfo | undefined {
   return undefined;
 }
 
-function isAlive(holder: LockInfo): boolean {
-  // Another host sharing this index (a network mount) cannot be checked: assume it is alive.
-  if (holder.host !== hostname()) return true;
-  if (holder.pid === process.pid) return true;
-  try {
-    process.kill(holder.pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}

@@ -1,7 +1,7 @@
 import type { Catalog } from "../catalog/db.js";
 import { IntegrityError } from "../errors.js";
 import { blobNameOfKey } from "../pack/names.js";
-import { beat, DONE_PREFIX, listNotices, PENDING_PREFIX } from "../repo/coordination.js";
+import { beat, DONE_PREFIX, endRun, listNotices, PENDING_PREFIX } from "../repo/coordination.js";
 import type { CallOptions, Store } from "../store/store.js";
 
 // How a backup stays out of a prune's way (docs/FORMAT.md §6). Before deduplicating it
@@ -14,7 +14,8 @@ export const HEARTBEAT_MS = 5 * 60_000;
 export interface Heartbeat {
   /** Store time of the first heartbeat. */
   readonly started: number;
-  stop(): void;
+  /** Stops beating and writes the run's end marker (best effort: a dead run goes stale). */
+  stop(): Promise<void>;
 }
 
 /** Writes a heartbeat now and every HEARTBEAT_MS until stopped. */
@@ -27,7 +28,13 @@ export async function startHeartbeat(store: Store, snapshotId: string, options: 
     beat(store, snapshotId, Date.now(), options).catch((err: unknown) => options.onError?.(err));
   }, options.intervalMs ?? HEARTBEAT_MS);
   timer.unref();
-  return { started, stop: () => clearInterval(timer) };
+  return {
+    started,
+    async stop() {
+      clearInterval(timer);
+      await endRun(store, snapshotId).catch((err: unknown) => options.onError?.(err));
+    },
+  };
 }
 
 /** Blobs announced for deletion or deleted by prunes, as notices record them. */

@@ -54,7 +54,7 @@ export async function runBackup(config: Config, options: RunBackupOptions): Prom
     options.onStart?.(archiver);
     return await archiver.run();
   } finally {
-    heartbeat?.stop();
+    await heartbeat?.stop();
     catalog?.close();
     lock.release();
   }

@@ -54,8 +54,9 @@ export interface PrunePlan {
   blocking: RunMarker[];
 }
 
+/** Still running: not ended, no snapshot yet, and a recent heartbeat. */
 export function runIsActive(run: RunMarker, input: Pick<PlanInput, "now" | "staleRunMs" | "existing">): boolean {
-  return !input.existing.has(run.snapshotId) && run.lastBeat > input.now - input.staleRunMs;
+  return !run.finished && !input.existing.has(run.snapshotId) && run.lastBeat > input.now - input.staleRunMs;
 }
 
 export function planPrune(input: PlanInput): PrunePlan {

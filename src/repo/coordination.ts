@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { IntegrityError, LockedError, isNotFound } from "../errors.js";
 import { getBytes } from "../store/bytes.js";
+import { holderAlive } from "../util/process.js";
 import type { CallOptions, Store } from "../store/store.js";
 
 // The small plaintext objects through which backups and prunes coordinate (docs/FORMAT.md §6).
@@ -34,6 +35,8 @@ export interface RunMarker {
   lastBeat: number;
   /** First heartbeat: when the run started. */
   started: number;
+  /** The run wrote its end marker (it succeeded or failed; it will reference nothing more). */
+  finished: boolean;
   keys: string[];
 }
 
@@ -65,16 +68,24 @@ export async function beat(store: Store, snapshotId: string, now: number, option
  * Backup runs seen through their heartbeats. Times are the store's own (object mtimes), so the
  * clocks of the backed-up hosts do not matter.
  */
+/** Marks a run as ended, whatever its outcome; written after its snapshot, if any. */
+export async function endRun(store: Store, snapshotId: string, options: CallOptions = {}): Promise<void> {
+  await store.put(`${RUNS_PREFIX}${snapshotId}/done.json`, json({ snapshot: snapshotId, host: hostname(), time: new Date().toISOString() }), options);
+}
+
 export async function listRuns(store: Store, options: CallOptions = {}): Promise<RunMarker[]> {
   const runs = new Map<string, RunMarker>();
   for await (const info of store.list(RUNS_PREFIX, options)) {
-    const m = /^runs\/([^/]+)\/\d+\.json$/.exec(info.key);
+    const m = /^runs\/([^/]+)\/(\d+|done)\.json$/.exec(info.key);
     if (!m) continue;
     const id = m[1]!;
     const t = info.mtime.getTime();
-    const run = runs.get(id) ?? { snapshotId: id, lastBeat: t, started: t, keys: [] };
-    run.lastBeat = Math.max(run.lastBeat, t);
-    run.started = Math.min(run.started, t);
+    const run = runs.get(id) ?? { snapshotId: id, lastBeat: t, started: t, finished: false, keys: [] };
+    if (m[2] === "done") run.finished = true;
+    else {
+      run.lastBeat = Math.max(run.lastBeat, t);
+      run.started = Math.min(run.started, t);
+    }
     run.keys.push(info.key);
     runs.set(id, run);
   }
@@ -158,14 +169,15 @@ export async function acquirePruneLock(store: Store, now: number, ttlMs: number,
       throw err;
     });
     if (holder === undefined) continue;
-    if (typeof holder["expires"] === "number" && holder["expires"] > now) {
+    if (typeof holder["expires"] === "number" && holder["expires"] > now && holderAlive(holder["host"], holder["pid"])) {
       throw new LockedError(
         `${store.location} ${PRUNE_LOCK}`,
         `another prune is running (host ${String(holder["host"])}, pid ${String(holder["pid"])}, since ${String(holder["created"])}); ` +
           `it expires at ${new Date(holder["expires"]).toISOString()}`,
       );
     }
-    await store.delete(PRUNE_LOCK, options); // expired: its prune died
+    await store.delete(PRUNE_LOCK, options); // expired, or its prune died on this host
   }
   throw new LockedError(`${store.location} ${PRUNE_LOCK}`, "could not take the prune lock; another prune keeps taking it");
 }
+

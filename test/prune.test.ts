@@ -1,0 +1,261 @@
+import { execFileSync } from "node:child_process";
+import { cp, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { blobKey } from "../src/pack/names.js";
+import { collect, spawnCli, vaultik } from "./helpers/cli.js";
+import { backupId, blobsOf, cliKeys, copyTree, expectRestores, localRepo, storedBlobs } from "./helpers/setup.js";
+import { pseudoRandom } from "./helpers/tree.js";
+
+// Prune is where backup tools lose data. These tests run the real binary against a directory
+// repository: forget + prune frees exactly what it should, a stale index or a concurrent
+// backup never ends up referencing a deleted blob, kill -9 leaves a repository that restores,
+// and check names what is damaged.
+
+const MiB = 1024 * 1024;
+let dir: string;
+let keys: { identity: string; recipient: string };
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "vaultik-prune-"));
+  keys = await cliKeys();
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const FAST = ["--grace", "0s", "--safety-window", "0s"];
+
+function withKey(identity: string) {
+  return { env: { VAULTIK_PRIVATE_KEY: identity } };
+}
+
+describe("forget and prune", () => {
+  it("backup A, B, C; forget B; prune: A and C restore, blobs only B used are gone", async () => {
+    const r = await localRepo(join(dir, "abc"), keys);
+    await writeFile(join(r.source, "common.bin"), pseudoRandom(3 * MiB, 1));
+    const a = await backupId(r);
+    const copyA = copyTree(r.source, join(r.dir, "copy-a"));
+    await writeFile(join(r.source, "only-b.bin"), pseudoRandom(2 * MiB, 2));
+    const b = await backupId(r);
+    await unlink(join(r.source, "only-b.bin"));
+    await writeFile(join(r.source, "c.bin"), pseudoRandom(2 * MiB, 3));
+    const c = await backupId(r);
+    const copyC = copyTree(r.source, join(r.dir, "copy-c"));
+
+    const [blobsA, blobsB, blobsC] = [await blobsOf(r, a), await blobsOf(r, b), await blobsOf(r, c)];
+    const onlyB = blobsB.filter((x) => !blobsA.includes(x) && !blobsC.includes(x));
+    expect(onlyB.length).toBeGreaterThan(0);
+
+    const f = await vaultik(["forget", r.repo, "", b]);
+    expect(f.code, f.stderr).toBe(0);
+    // Inside the default 24 h grace period nothing is deleted.
+    const cautious = await vaultik(["prune", r.repo, "", "--json"], withKey(r.identity));
+    expect(cautious.code, cautious.stderr).toBe(0);
+    expect(JSON.parse(cautious.stdout)).toMatchObject({ blobsDeleted: 0, blobsYoung: onlyB.length });
+    for (const x of onlyB) expect(await storedBlobs(r)).toContain(x);
+
+    const p = await vaultik(["prune", r.repo, "", ...FAST, "--json"], withKey(r.identity));
+    expect(p.code, p.stderr).toBe(0);
+    expect(JSON.parse(p.stdout)).toMatchObject({ blobsDeleted: onlyB.length });
+    const left = await storedBlobs(r);
+    for (const x of onlyB) expect(left).not.toContain(x);
+    for (const x of [...blobsA, ...blobsC]) expect(left).toContain(x);
+    await expectRestores(r, a, copyA);
+    await expectRestores(r, c, copyC);
+  });
+
+  it("--dry-run prints what would go and changes nothing; the policy says what each rule keeps", async () => {
+    const r = await localRepo(join(dir, "dry"), keys);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      await writeFile(join(r.source, `f${i}.bin`), pseudoRandom(MiB, 10 + i));
+      ids.push(await backupId(r));
+      // Snapshot ids have one-second resolution; keep-last must see a clear order.
+      await new Promise((res) => setTimeout(res, 1100));
+    }
+    const before = await storedBlobs(r);
+    const d = await vaultik(["prune", r.repo, "", "--keep-last", "1", ...FAST, "--dry-run"], withKey(r.identity));
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toContain("dry run");
+    expect(d.stdout).toMatch(new RegExp(`keep-last keeps 1: ${ids[2]}`));
+    expect(d.stdout).toContain(`would forget 2 snapshot(s): ${ids[1]}, ${ids[0]}`);
+    expect(await storedBlobs(r)).toEqual(before);
+    const list = await vaultik(["snapshots", r.repo, "", "--json"]);
+    expect((JSON.parse(list.stdout) as unknown[]).length).toBe(3);
+  });
+
+  it("retention comes from the config's retention: section when no flag is given", async () => {
+    const r = await localRepo(join(dir, "cfg-retention"), keys, "retention:\n  keep_last: 1\n");
+    await writeFile(join(r.source, "x.bin"), pseudoRandom(MiB, 40));
+    await backupId(r);
+    await new Promise((res) => setTimeout(res, 1100));
+    await writeFile(join(r.source, "y.bin"), pseudoRandom(MiB, 41));
+    const newest = await backupId(r);
+    const p = await vaultik(["prune", "--config", r.config, ...FAST, "--json"], withKey(r.identity));
+    expect(p.code, p.stderr).toBe(0);
+    const report = JSON.parse(p.stdout) as { policy: string; kept: { id: string; reasons: string[] }[] };
+    expect(report.policy).toBe("keep-last 1");
+    expect(report.kept).toEqual([{ id: newest, reasons: ["last 1/1"] }]);
+  });
+});
+
+describe("prune and backups that do not know about it", () => {
+  it("a source with an old index backs up after prune deleted blobs it had indexed", async () => {
+    const r = await localRepo(join(dir, "stale-index"), keys);
+    await writeFile(join(r.source, "keep.bin"), pseudoRandom(3 * MiB, 20));
+    const first = await backupId(r);
+    const oldIndex = join(r.dir, "old-index.sqlite");
+    await cp(join(r.dir, "state", "index.sqlite"), oldIndex);
+    const forgotten = await blobsOf(r, first);
+
+    // Another machine forgets the only snapshot and prunes: every blob of it goes.
+    expect((await vaultik(["forget", r.repo, "", first])).code).toBe(0);
+    const p = await vaultik(["prune", r.repo, "", ...FAST], withKey(r.identity));
+    expect(p.code, p.stderr).toBe(0);
+    for (const x of forgotten) expect(await storedBlobs(r)).not.toContain(x);
+
+    // The source comes back with its days-old index, which still lists those blobs.
+    await rm(join(r.dir, "state"), { recursive: true });
+    await cp(oldIndex, join(r.dir, "state", "index.sqlite"), { recursive: true });
+    const second = await backupId(r);
+    await expectRestores(r, second, r.source);
+  });
+
+  it("a backup that reads a prune notice re-uploads the announced chunks instead of referencing them", async () => {
+    const r = await localRepo(join(dir, "notice"), keys);
+    await writeFile(join(r.source, "data.bin"), pseudoRandom(3 * MiB, 30));
+    const first = await backupId(r);
+    const doomed = await blobsOf(r, first);
+    expect((await vaultik(["forget", r.repo, "", first])).code).toBe(0);
+    // A long safety window: the prune only announces.
+    const announce = await vaultik(["prune", r.repo, "", "--grace", "0s", "--safety-window", "1h", "--json"], withKey(r.identity));
+    expect(JSON.parse(announce.stdout)).toMatchObject({ blobsDeleted: 0, blobsAnnounced: doomed.length });
+    const second = await backupId(r);
+    const used = await blobsOf(r, second);
+    expect(used.filter((x) => doomed.includes(x))).toEqual([]);
+    // When the announced blobs finally go, the new snapshot does not notice.
+    const notice = execFileSync("find", [join(r.repo, "prune", "pending"), "-type", "f"]).toString().trim();
+    const body = JSON.parse(await readFile(notice, "utf8")) as { not_before: number };
+    body.not_before = 0;
+    await writeFile(notice, JSON.stringify(body));
+    const del = await vaultik(["prune", r.repo, "", ...FAST, "--json"], withKey(r.identity));
+    expect(JSON.parse(del.stdout)).toMatchObject({ blobsDeleted: doomed.length });
+    await expectRestores(r, second, r.source);
+  });
+
+  it("backups and prunes running at the same time: every snapshot restores afterwards", async () => {
+    const r = await localRepo(join(dir, "concurrent"), keys);
+    const env = withKey(r.identity);
+    const kept: { id: string; copy: string }[] = [];
+    for (const [round, delay] of [0, 40, 150, 400, 900].entries()) {
+      await writeFile(join(r.source, `round-${round}.bin`), pseudoRandom(4 * MiB, 100 + round));
+      // Forget everything so far: every existing blob is a deletion candidate the running
+      // backup's index still points at.
+      const list = JSON.parse((await vaultik(["snapshots", r.repo, "", "--json"])).stdout) as { id: string }[];
+      if (list.length > 0) expect((await vaultik(["forget", r.repo, "", ...list.map((s) => s.id)])).code).toBe(0);
+      const backup = collect(spawnCli(["backup", r.config, "--json"]));
+      await new Promise((res) => setTimeout(res, delay));
+      const prune = await vaultik(["prune", r.repo, "", ...FAST], env);
+      const b = await backup;
+      expect(prune.code === 0 || prune.code === 11, prune.stderr).toBe(true);
+      if (b.code !== 0) {
+        // The only acceptable failure: the backup saw its blobs announced and refused to commit.
+        expect(b.stderr).toMatch(/a prune announced deletion/);
+        continue;
+      }
+      const id = (JSON.parse(b.stdout) as { snapshotId: string }).snapshotId;
+      kept.push({ id, copy: copyTree(r.source, join(r.dir, `copy-${round}`)) });
+      // Later rounds forget it; keep a restore check for now, while it exists.
+      await expectRestores(r, id, join(r.dir, `copy-${round}`));
+    }
+    expect(kept.length).toBeGreaterThanOrEqual(3);
+    // One more backup and prune with nothing forgotten: the final snapshot restores.
+    const last = await backupId(r);
+    expect((await vaultik(["prune", r.repo, "", ...FAST], env)).code).toBe(0);
+    await expectRestores(r, last, r.source);
+    const check = await vaultik(["check", r.repo, "", "--read-data"], env);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+  });
+
+  it("kill -9 during prune: every kept snapshot restores, and a re-run finishes the job", async () => {
+    const r = await localRepo(join(dir, "killed"), keys);
+    const env = withKey(r.identity);
+    const ids: { id: string; copy: string }[] = [];
+    for (let i = 0; i < 4; i++) {
+      await writeFile(join(r.source, `g${i}.bin`), pseudoRandom(3 * MiB, 200 + i));
+      const id = await backupId(r);
+      ids.push({ id, copy: copyTree(r.source, join(r.dir, `copy-${i}`)) });
+    }
+    for (const [n, delay] of [20, 80, 200, 400].entries()) {
+      // Forget the oldest remaining (but never the last two) so each prune has work.
+      if (n < 2) expect((await vaultik(["forget", r.repo, "", ids[n]!.id])).code).toBe(0);
+      const child = spawnCli(["prune", r.repo, "", ...FAST], env);
+      const done = collect(child);
+      await new Promise((res) => setTimeout(res, delay));
+      child.kill("SIGKILL");
+      await done;
+      for (const s of ids.slice(2)) await expectRestores(r, s.id, s.copy);
+    }
+    const finish = await vaultik(["prune", r.repo, "", ...FAST, "--json"], env);
+    expect(finish.code, finish.stderr).toBe(0);
+    const live = new Set([...(await blobsOf(r, ids[2]!.id)), ...(await blobsOf(r, ids[3]!.id))]);
+    expect(await storedBlobs(r)).toEqual([...live].sort());
+    for (const s of ids.slice(2)) await expectRestores(r, s.id, s.copy);
+  });
+
+  it("two prunes at once: one waits out the lock or both finish; nothing is corrupted", async () => {
+    const r = await localRepo(join(dir, "two-prunes"), keys);
+    const env = withKey(r.identity);
+    await writeFile(join(r.source, "a.bin"), pseudoRandom(2 * MiB, 300));
+    const a = await backupId(r);
+    await writeFile(join(r.source, "b.bin"), pseudoRandom(2 * MiB, 301));
+    const b = await backupId(r);
+    expect((await vaultik(["forget", r.repo, "", a])).code).toBe(0);
+    const [p1, p2] = await Promise.all([vaultik(["prune", r.repo, "", ...FAST], env), vaultik(["prune", r.repo, "", ...FAST], env)]);
+    for (const p of [p1, p2]) expect([0, 11], p.stderr).toContain(p.code);
+    if (p1.code === 11 || p2.code === 11) expect(p1.stderr + p2.stderr).toMatch(/another prune is running/);
+    await expectRestores(r, b, r.source);
+  });
+});
+
+describe("check", () => {
+  it("finds a deleted blob and a blob with one flipped byte, naming snapshot and file; exit codes", async () => {
+    const r = await localRepo(join(dir, "check"), keys);
+    const env = withKey(r.identity);
+    await writeFile(join(r.source, "first.bin"), pseudoRandom(2 * MiB, 400));
+    const s1 = await backupId(r);
+    await writeFile(join(r.source, "second.bin"), pseudoRandom(2 * MiB, 401));
+    const s2 = await backupId(r);
+    const ok = await vaultik(["check", r.repo, "", "--read-data"], env);
+    expect(ok.code, ok.stdout).toBe(0);
+    expect(ok.stdout).toContain("no errors found");
+
+    const firstBlobs = await blobsOf(r, s1);
+    const secondOnly = (await blobsOf(r, s2)).filter((x) => !firstBlobs.includes(x));
+    // Flip one byte in a blob only the second snapshot uses.
+    const flipped = join(r.repo, ...blobKey(secondOnly[0]!).split("/"));
+    const bytes = await readFile(flipped);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x20;
+    await writeFile(flipped, bytes);
+    // Listing alone cannot see a flipped byte (same size)…
+    expect((await vaultik(["check", r.repo, ""], env)).code).toBe(0);
+    // …reading the data does, and names the snapshot and the file.
+    const read = await vaultik(["check", r.repo, "", "--read-data"], env);
+    expect(read.code).toBe(1);
+    expect(read.stdout).toContain(`snapshot ${s2} is damaged: blob ${secondOnly[0]}`);
+    expect(read.stdout).toContain(`affects ${r.source.slice(1)}/second.bin`);
+    expect(read.stdout).not.toContain(`snapshot ${s1} is damaged`);
+
+    // Delete a blob both snapshots use: listing finds it, for both.
+    await unlink(join(r.repo, ...blobKey(firstBlobs[0]!).split("/")));
+    const listed = await vaultik(["check", r.repo, "", "--json"], env);
+    expect(listed.code).toBe(1);
+    const report = JSON.parse(listed.stdout) as { damage: { snapshot: string; blob: string; problem: string; files: string[] }[] };
+    const missing = report.damage.filter((d) => d.blob === firstBlobs[0]);
+    expect(missing.map((d) => d.snapshot).sort()).toEqual([s1, s2].sort());
+    expect(missing[0]!.problem).toBe("blob is missing");
+    expect(missing[0]!.files).toContain(`${r.source.slice(1)}/first.bin`);
+  });
+});
