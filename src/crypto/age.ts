@@ -85,14 +85,17 @@ export class AgeDecryptor {
 
   push(data: Uint8Array): Buffer[] {
     if (this.opener) return this.opener.push(data);
-    this.head = Buffer.concat([this.head as Buffer, data]);
-    const opened = openHeader(this.head, this.identities, this.object);
-    if (!opened) return [];
+    // Parse straight from `data` when nothing is held back, so a one-shot call copies nothing.
+    const head = this.head!.length === 0 ? data : Buffer.concat([this.head!, data]);
+    const opened = openHeader(head, this.identities, this.object);
+    if (!opened) {
+      this.head = Buffer.from(head);
+      return [];
+    }
     this.opened = opened;
     this.opener = new StreamOpener(opened.payloadKey, this.object);
-    const rest = this.head.subarray(opened.payloadOffset);
     this.head = undefined;
-    return this.opener.push(rest);
+    return this.opener.push(head.subarray(opened.payloadOffset));
   }
 
   finish(): Buffer[] {

@@ -134,14 +134,16 @@ export class StreamOpener {
   ) {}
 
   push(data: Uint8Array): Buffer[] {
-    this.buf = this.buf.length === 0 ? Buffer.from(data) : Buffer.concat([this.buf, data]);
+    // Work on the caller's bytes directly when nothing is held back; only the unfinished tail
+    // (less than two segments) is copied, because the caller may reuse its buffer.
+    const input = this.buf.length === 0 ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.concat([this.buf, data]);
     const out: Buffer[] = [];
     let off = 0;
-    while (this.buf.length - off > SEALED_SEGMENT_SIZE) {
-      out.push(openSegment(this.key, this.counter++, false, this.buf.subarray(off, off + SEALED_SEGMENT_SIZE), this.object));
+    while (input.length - off > SEALED_SEGMENT_SIZE) {
+      out.push(openSegment(this.key, this.counter++, false, input.subarray(off, off + SEALED_SEGMENT_SIZE), this.object));
       off += SEALED_SEGMENT_SIZE;
     }
-    this.buf = this.buf.subarray(off);
+    this.buf = Buffer.from(input.subarray(off));
     return out;
   }
 
