@@ -1,21 +1,20 @@
 import { createHash } from "node:crypto";
 import type { BigIntStats } from "node:fs";
 import { constants } from "node:fs";
-import { open, readlink } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { hostname } from "node:os";
-import type { Catalog, FileStamp } from "../catalog/db.js";
+import type { Catalog, CatalogEntry, FileStamp } from "../catalog/db.js";
 import { chunkerParams, chunkStream, type ChunkerParams } from "../chunk/fastcdc.js";
 import type { X25519Recipient } from "../crypto/keys.js";
 import { PackWriter, type SealedBlob } from "../pack/writer.js";
 import type { Repository } from "../repo/repository.js";
 import { SnapshotBuilder } from "../snapshot/build.js";
 import { newSnapshotId } from "../snapshot/id.js";
-import type { EntryType } from "../snapshot/schema.js";
 import { TaskPool } from "../util/pool.js";
 import { VERSION } from "../version.js";
 import type { Excluder } from "./exclude.js";
 import { Uploader } from "./uploader.js";
-import { walk, type WalkEntry } from "./walker.js";
+import { walk, type DirtySet, type WalkEntry } from "./walker.js";
 
 // One backup run: walk, skip what the catalog says is unchanged, chunk and deduplicate the
 // rest, pack and upload new chunks, then upload the snapshot database. Files are processed a
@@ -36,6 +35,8 @@ export interface BackupOptions {
   signal?: AbortSignal;
   fileConcurrency?: number;
   uploadConcurrency?: number;
+  /** Paths changed since the last run (daemon): walk incrementally, trusting the catalog elsewhere. */
+  dirty?: DirtySet;
   /** Called with every blob the snapshot references, just before it is committed; may throw. */
   beforeCommit?: (blobs: readonly string[]) => Promise<void>;
   /** Byte streams stored as files in the snapshot (database dumps); see backup/commands.ts. */
@@ -96,7 +97,8 @@ export class Archiver {
   /** Chunks packed in this run whose blob is not yet stored, and the files waiting on them. */
   private readonly pending = new Map<string, Waiter[]>();
   private readyFiles: Waiter[] = [];
-  private touched: string[] = [];
+  private seen: CatalogEntry[] = [];
+  private rereads: string[] = [];
   private readonly summary: Omit<BackupSummary, "snapshotId" | "durationMs" | "snapshotSize" | "bytesUploaded" | "blobsUploaded">;
   private readonly builder: SnapshotBuilder;
   private readonly snapshotId: string;
@@ -145,13 +147,14 @@ export class Archiver {
     const { signal } = this.o;
     try {
       const files = new TaskPool(this.o.fileConcurrency ?? 4);
-      for await (const ev of walk(this.o.sourceDirs, this.o.exclude, signal)) {
+      const walkOptions = { signal, dirty: this.o.dirty, catalog: this.o.catalog };
+      for await (const ev of walk(this.o.sourceDirs, this.o.exclude, walkOptions)) {
         signal?.throwIfAborted();
         if (ev.kind === "error") this.error(ev.path, ev.error);
         else if (ev.kind === "entry") {
           const { entry } = ev;
-          if (entry.stats.isFile()) await files.run(() => this.file(entry));
-          else await this.other(entry);
+          if (entry.type === "file") await files.run(() => this.file(entry));
+          else this.other(entry);
         }
       }
       for (const s of this.o.streams ?? []) await files.run(() => this.stream(s));
@@ -162,7 +165,8 @@ export class Archiver {
       const { blobs } = this.builder.finish(this.o.catalog);
       await this.o.beforeCommit?.(blobs);
       const snapshotSize = await this.o.repo.putSnapshot(this.snapshotId, this.builder.path, this.o.recipients, { signal });
-      this.o.catalog.dropFilesNotSeenSince(this.started.getTime());
+      // Only a full walk saw everything; an incremental one leaves unvisited rows as they are.
+      if (!this.o.dirty) this.o.catalog.dropEntriesNotSeenSince(this.started.getTime());
       this.o.catalog.setState("last_snapshot", this.snapshotId);
       return {
         snapshotId: this.snapshotId,
@@ -188,54 +192,54 @@ export class Archiver {
     this.builder.addError(path, message);
   }
 
-  private async other(entry: WalkEntry): Promise<void> {
-    const s = entry.stats;
-    let linkTarget: string | undefined;
-    if (s.isSymbolicLink()) {
-      try {
-        linkTarget = await readlink(entry.abs);
-      } catch (err) {
-        this.error(entry.path, err);
-        return;
-      }
-      this.summary.symlinks++;
-    } else this.summary.dirs++;
-    this.builder.add({ ...baseEntry(entry, s.isSymbolicLink() ? "symlink" : "dir"), linkTarget });
+  private other(entry: WalkEntry): void {
+    if (entry.type === "symlink") this.summary.symlinks++;
+    else this.summary.dirs++;
+    this.builder.add({ ...baseEntry(entry), linkTarget: entry.linkTarget });
+    this.remember(entry);
+  }
+
+  /** Queues the entry's catalog row (written in batches). */
+  private remember(entry: WalkEntry): void {
+    const { abs, type, mode, uid, gid, stamp, linkTarget } = entry;
+    this.seen.push({ path: abs, type, mode, uid, gid, stamp, linkTarget });
+    if (this.seen.length >= FILE_BATCH) this.flushFiles();
   }
 
   private async file(entry: WalkEntry): Promise<void> {
-    const stamp = stampOf(entry.stats);
-    const known = this.o.catalog.lookupFile(entry.abs, stamp);
+    const known = this.o.catalog.lookupFile(entry.abs, entry.stamp);
+    this.remember(entry);
     this.progress.currentPath = entry.abs;
     if (known.status === "unchanged") {
       this.summary.filesUnchanged++;
-      this.builder.add(baseEntry(entry, "file"), known.chunks);
-      this.touched.push(entry.abs);
-      if (this.touched.length >= FILE_BATCH) this.flushFiles();
-      this.fileDone(Number(entry.stats.size));
+      this.builder.add(baseEntry(entry), known.chunks);
+      this.fileDone(Number(entry.stamp.size));
       return;
     }
-    let result: { chunks: Buffer[]; size: number; stats: BigIntStats } | undefined;
+    let result: { chunks: Buffer[]; size: number; stamp: FileStamp } | undefined;
     let changed = false;
     for (let attempt = 1; attempt <= MAX_READ_ATTEMPTS; attempt++) {
       try {
         result = await this.readFile(entry);
       } catch (err) {
         this.error(entry.path, err);
+        this.rereads.push(entry.abs);
         return;
       }
-      changed = !sameContentStamp(entry.stats, result.stats) || BigInt(result.size) !== result.stats.size;
+      changed = !sameContent(entry.stamp, result.stamp) || BigInt(result.size) !== result.stamp.size;
       if (!changed) break;
       // Read it again against its new stat; a file still changing after that is recorded as is.
-      entry = { ...entry, stats: result.stats };
+      entry = { ...entry, stamp: result.stamp };
     }
     if (!result) return;
     if (known.status === "changed") this.summary.filesChanged++;
     else this.summary.filesNew++;
-    this.builder.add({ ...baseEntry(entry, "file"), size: result.size, status: changed ? "changed" : undefined }, result.chunks);
-    if (changed) this.summary.changedDuringBackup.push(entry.path);
-    // A file that changed while read must be read again next time, so it gets no catalog row.
-    else this.wait({ path: entry.abs, stamp: stampOf(result.stats), chunks: result.chunks, remaining: 0 });
+    this.builder.add({ ...baseEntry(entry), size: result.size, status: changed ? "changed" : undefined }, result.chunks);
+    if (changed) {
+      this.summary.changedDuringBackup.push(entry.path);
+      // It must be read again next time, so its row keeps no chunk list.
+      this.rereads.push(entry.abs);
+    } else this.wait({ path: entry.abs, stamp: result.stamp, chunks: result.chunks, remaining: 0 });
     this.fileDone(0);
   }
 
@@ -244,24 +248,26 @@ export class Archiver {
     this.progress.bytesDone += bytes;
   }
 
-  private async readFile(entry: WalkEntry): Promise<{ chunks: Buffer[]; size: number; stats: BigIntStats }> {
+  private async readFile(entry: WalkEntry): Promise<{ chunks: Buffer[]; size: number; stamp: FileStamp }> {
     // O_NOFOLLOW: if the path became a symlink since the walk, do not read what it points at.
     const fh = await open(entry.abs, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       const { signal } = this.o;
-      const buf = Buffer.allocUnsafe(READ_SIZE);
+      // Sized to the file (plus one byte to see the end in one read) up to READ_SIZE: small
+      // files are the common case and a megabyte each would only feed the garbage collector.
+      const buf = Buffer.allocUnsafe(Math.min(READ_SIZE, Number(entry.stamp.size) + 1));
       const self = this;
       async function* reads(): AsyncGenerator<Uint8Array> {
         for (;;) {
           signal?.throwIfAborted();
-          const { bytesRead } = await fh.read(buf, 0, READ_SIZE, null);
+          const { bytesRead } = await fh.read(buf, 0, buf.length, null);
           if (bytesRead === 0) return;
           self.progress.bytesDone += bytesRead;
           yield buf.subarray(0, bytesRead);
         }
       }
       const { chunks, size } = await this.store(reads());
-      return { chunks, size, stats: await fh.stat({ bigint: true }) };
+      return { chunks, size, stamp: stampOf(await fh.stat({ bigint: true })) };
     } finally {
       await fh.close();
     }
@@ -332,11 +338,13 @@ export class Archiver {
   }
 
   private flushFiles(): void {
-    const now = this.started.getTime();
-    this.o.catalog.recordFiles(this.readyFiles, now);
-    this.o.catalog.touchFiles(this.touched, now);
+    // Entries first: a chunk list is only stored on a row whose stamp it matches.
+    this.o.catalog.recordEntries(this.seen, this.started.getTime());
+    this.o.catalog.recordChunks(this.readyFiles);
+    this.o.catalog.forgetChunks(this.rereads);
+    this.seen = [];
     this.readyFiles = [];
-    this.touched = [];
+    this.rereads = [];
   }
 }
 
@@ -344,19 +352,18 @@ function stampOf(s: BigIntStats): FileStamp {
   return { size: s.size, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs, inode: s.ino, dev: s.dev };
 }
 
-function sameContentStamp(a: BigIntStats, b: BigIntStats): boolean {
-  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ino === b.ino;
+function sameContent(a: FileStamp, b: FileStamp): boolean {
+  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.inode === b.inode;
 }
 
-function baseEntry(entry: WalkEntry, type: EntryType) {
-  const s = entry.stats;
+function baseEntry(entry: WalkEntry) {
   return {
     path: entry.path,
-    type,
-    mode: Number(s.mode & 0o7777n),
-    uid: Number(s.uid),
-    gid: Number(s.gid),
-    size: type === "file" ? Number(s.size) : 0,
-    mtimeNs: s.mtimeNs,
+    type: entry.type,
+    mode: entry.mode,
+    uid: entry.uid,
+    gid: entry.gid,
+    size: entry.type === "file" ? Number(entry.stamp.size) : 0,
+    mtimeNs: entry.stamp.mtimeNs,
   };
 }

@@ -8,7 +8,7 @@ import { Archiver, type BackupSummary, type StreamSource } from "./archiver.js";
 import { makeExcluder, type Excluder } from "./exclude.js";
 import { acquireLocalLock } from "./lock.js";
 import { assertNotDoomed, startHeartbeat, syncCatalog, type Heartbeat } from "./prune-sync.js";
-import { normalizeRoots } from "./walker.js";
+import { normalizeRoots, type DirtySet } from "./walker.js";
 
 // Everything one backup of a config needs around the archiver: the lock, the catalog, the work
 // directory, automatic excludes. Shared by the CLI and the daemon.
@@ -18,6 +18,8 @@ export interface RunBackupOptions {
   signal?: AbortSignal;
   host?: string;
   streams?: readonly StreamSource[];
+  /** Paths changed since the last run (daemon): walk only those, trust the catalog elsewhere. */
+  dirty?: DirtySet;
   /** Lets the caller watch progress (the archiver exists only during the run). */
   onStart?: (archiver: Archiver) => void;
 }
@@ -46,6 +48,7 @@ export async function runBackup(config: Config, options: RunBackupOptions): Prom
       host: options.host,
       signal: options.signal,
       streams: options.streams,
+      dirty: options.dirty,
       beforeCommit: (blobs) => assertNotDoomed(open, options.store, blobs, heartbeat?.started ?? Date.now(), { signal: options.signal }),
     });
     // Heartbeat first, then read prune notices: a prune that publishes in between sees us.

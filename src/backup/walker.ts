@@ -1,18 +1,32 @@
 import type { BigIntStats } from "node:fs";
-import { lstat, readdir } from "node:fs/promises";
+import { lstat, readdir, readlink } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
+import type { CatalogEntry, FileStamp } from "../catalog/db.js";
 import type { Excluder } from "./exclude.js";
 
 // Walks the source directories depth-first in name order, directories before their contents,
 // never following symlinks. Unreadable entries are reported and skipped: one bad directory must
 // not stop the backup of everything else.
+//
+// A daemon run after watch events walks incrementally: only directories on the way to a changed
+// path are listed and stat'ed; every other subtree comes from the catalog as the last walk saw
+// it. Full scans (and every CLI run) list everything, which also catches what a watcher missed.
+
+export type EntryKind = "file" | "dir" | "symlink";
 
 export interface WalkEntry {
   /** Absolute path on this host. */
   abs: string;
   /** Path in the snapshot: the absolute path without its leading "/". */
   path: string;
-  stats: BigIntStats;
+  type: EntryKind;
+  mode: number;
+  uid: number;
+  gid: number;
+  stamp: FileStamp;
+  linkTarget?: string;
+  /** Taken from the catalog instead of the filesystem (incremental walks). */
+  fromCatalog?: boolean;
 }
 
 export type WalkEvent =
@@ -20,6 +34,19 @@ export type WalkEvent =
   | { kind: "error"; path: string; error: Error }
   /** A socket, FIFO or device: not backed up, like most file-level backup tools. */
   | { kind: "special"; path: string };
+
+/** What changed since the last walk, for an incremental walk. */
+export interface DirtySet {
+  /** Absolute paths that had events (created, changed, removed). */
+  paths: ReadonlySet<string>;
+}
+
+export interface WalkOptions {
+  signal?: AbortSignal;
+  /** With both, walk incrementally: trust the catalog outside dirty paths. */
+  dirty?: DirtySet;
+  catalog?: { subtree(dir: string): Iterable<CatalogEntry>; entry(path: string): CatalogEntry | undefined };
+}
 
 const STAT_BATCH = 64;
 
@@ -33,9 +60,10 @@ export function normalizeRoots(sourceDirs: readonly string[]): string[] {
   return sorted.filter((d, i) => !sorted.slice(0, i).some((p) => p === sep || d.startsWith(p + sep)));
 }
 
-export async function* walk(sourceDirs: readonly string[], exclude: Excluder, signal?: AbortSignal): AsyncGenerator<WalkEvent> {
+export async function* walk(sourceDirs: readonly string[], exclude: Excluder, options: WalkOptions = {}): AsyncGenerator<WalkEvent> {
   const roots = normalizeRoots(sourceDirs);
   const emitted = new Set<string>();
+  const plan = options.dirty && options.catalog ? incrementalPlan(options.dirty) : undefined;
   for (const root of roots) {
     // The directories above a source dir are recorded too, so a restore recreates their modes.
     const parents: string[] = [];
@@ -46,28 +74,62 @@ export async function* walk(sourceDirs: readonly string[], exclude: Excluder, si
       const ev = await statEvent(p);
       if (ev.kind !== "special") yield ev;
     }
-    yield* walkFrom(root, exclude, signal);
+    const top = await statEvent(root);
+    yield top;
+    if (top.kind !== "entry" || top.entry.type !== "dir") continue;
+    yield* walkDir(root, exclude, options, plan);
   }
+}
+
+interface Plan {
+  /** Directories to list from the filesystem: every ancestor of a dirty path. */
+  listed: Set<string>;
+  dirty: ReadonlySet<string>;
+}
+
+function incrementalPlan(dirty: DirtySet): Plan {
+  const listed = new Set<string>();
+  for (const p of dirty.paths) {
+    // The parent's listing changed (a name came or went); so did every directory above.
+    for (let d = dirname(p); !listed.has(d); d = dirname(d)) {
+      listed.add(d);
+      if (d === dirname(d)) break;
+    }
+    listed.add(p); // if p is a directory, list it too: what is inside it is new to us
+  }
+  return { listed, dirty: dirty.paths };
 }
 
 async function statEvent(abs: string): Promise<WalkEvent> {
   try {
-    const stats = await lstat(abs, { bigint: true });
-    if (!stats.isFile() && !stats.isDirectory() && !stats.isSymbolicLink()) return { kind: "special", path: snapshotPath(abs) };
-    return { kind: "entry", entry: { abs, path: snapshotPath(abs), stats } };
+    const st = await lstat(abs, { bigint: true });
+    const type: EntryKind | undefined = st.isFile() ? "file" : st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : undefined;
+    if (!type) return { kind: "special", path: snapshotPath(abs) };
+    const linkTarget = type === "symlink" ? await readlink(abs) : undefined;
+    return { kind: "entry", entry: { abs, path: snapshotPath(abs), type, linkTarget, ...fromStats(st) } };
   } catch (error) {
     return { kind: "error", path: snapshotPath(abs), error: error as Error };
   }
 }
 
-async function* walkFrom(root: string, exclude: Excluder, signal?: AbortSignal): AsyncGenerator<WalkEvent> {
-  const top = await statEvent(root);
-  yield top;
-  if (top.kind !== "entry" || !top.entry.stats.isDirectory()) return;
+function fromStats(st: BigIntStats): Pick<WalkEntry, "mode" | "uid" | "gid" | "stamp"> {
+  return {
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    stamp: { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, inode: st.ino, dev: st.dev },
+  };
+}
+
+function fromCatalog(e: CatalogEntry): WalkEntry {
+  return { abs: e.path, path: snapshotPath(e.path), type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, stamp: e.stamp, linkTarget: e.linkTarget, fromCatalog: true };
+}
+
+async function* walkDir(root: string, exclude: Excluder, options: WalkOptions, plan: Plan | undefined): AsyncGenerator<WalkEvent> {
   // An explicit stack of directories still to list keeps memory at one listing per level.
   const stack: string[] = [root];
   while (stack.length > 0) {
-    signal?.throwIfAborted();
+    options.signal?.throwIfAborted();
     const dir = stack.pop()!;
     let names: string[];
     try {
@@ -78,14 +140,17 @@ async function* walkFrom(root: string, exclude: Excluder, signal?: AbortSignal):
     }
     const subdirs: string[] = [];
     for (let i = 0; i < names.length; i += STAT_BATCH) {
-      // lstat runs on the libuv pool; a batch in parallel hides disk latency on a cold cache.
       const paths = names.slice(i, i + STAT_BATCH).map((n) => join(dir, n));
-      const batch = await Promise.all(paths.map(statEvent));
+      // lstat runs on the libuv pool; a batch in parallel hides disk latency on a cold cache.
+      // Incrementally, a clean entry is taken from the catalog instead (when it has one).
+      const batch = await Promise.all(paths.map((p) => (plan && !plan.dirty.has(p) ? known(p, options) : undefined) ?? statEvent(p)));
       for (const [j, ev] of batch.entries()) {
-        const isDir = ev.kind === "entry" && ev.entry.stats.isDirectory();
+        const isDir = ev.kind === "entry" && ev.entry.type === "dir";
         if (exclude(paths[j]!, isDir)) continue;
         yield ev;
-        if (isDir) subdirs.push(paths[j]!);
+        if (!isDir) continue;
+        if (!plan || plan.listed.has(paths[j]!)) subdirs.push(paths[j]!);
+        else yield* catalogSubtree(paths[j]!, exclude, options);
       }
     }
     // Reversed onto the stack so they come off in name order.
@@ -93,14 +158,32 @@ async function* walkFrom(root: string, exclude: Excluder, signal?: AbortSignal):
   }
 }
 
+function known(abs: string, options: WalkOptions): WalkEvent | undefined {
+  const e = options.catalog!.entry(abs);
+  return e && { kind: "entry", entry: fromCatalog(e) };
+}
+
+/** A clean subtree as the catalog recorded it (excludes re-applied: the config may have changed). */
+function* catalogSubtree(dir: string, exclude: Excluder, options: WalkOptions): Generator<WalkEvent> {
+  const skipped: string[] = [];
+  for (const e of options.catalog!.subtree(dir)) {
+    if (skipped.some((s) => e.path.startsWith(s))) continue;
+    if (exclude(e.path, e.type === "dir")) {
+      if (e.type === "dir") skipped.push(`${e.path}/`);
+      continue;
+    }
+    yield { kind: "entry", entry: fromCatalog(e) };
+  }
+}
+
 /** Counts files and bytes a walk would see: the denominator of a progress display. */
 export async function scanTotals(sourceDirs: readonly string[], exclude: Excluder, signal?: AbortSignal): Promise<{ files: number; bytes: number }> {
   let files = 0;
   let bytes = 0;
-  for await (const ev of walk(sourceDirs, exclude, signal)) {
-    if (ev.kind === "entry" && ev.entry.stats.isFile()) {
+  for await (const ev of walk(sourceDirs, exclude, { signal })) {
+    if (ev.kind === "entry" && ev.entry.type === "file") {
       files++;
-      bytes += Number(ev.entry.stats.size);
+      bytes += Number(ev.entry.stamp.size);
     }
   }
   return { files, bytes };

@@ -4,12 +4,13 @@ import Database from "better-sqlite3";
 import type { ChunkLocation } from "../pack/writer.js";
 import { COMPRESSION } from "../pack/zstd.js";
 
-// The source host's local index: which chunks already sit in which stored blob, and which files
-// were already cut into which chunks. It only ever holds what was proven uploaded (rows are
+// The source host's local index: which chunks already sit in which stored blob, every entry the
+// last walks saw (with its stat, so a daemon run can trust unchanged subtrees without walking
+// them), and which files were already cut into which chunks. It only ever holds what was proven uploaded (rows are
 // written after the blob's put succeeded), so a crash can lose work but never make a later
 // backup reference a blob that does not exist. Losing the whole file costs a full re-read.
 
-export const CATALOG_VERSION = 1;
+export const CATALOG_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS blobs (
@@ -27,14 +28,19 @@ CREATE TABLE IF NOT EXISTS chunks (
   raw_length INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunks_by_blob ON chunks(blob_id);
-CREATE TABLE IF NOT EXISTS files (
+CREATE TABLE IF NOT EXISTS entries (
   path TEXT PRIMARY KEY,
+  type TEXT NOT NULL,
+  mode INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  gid INTEGER NOT NULL,
   size INTEGER NOT NULL,
   mtime_ns INTEGER NOT NULL,
   ctime_ns INTEGER NOT NULL,
   inode INTEGER NOT NULL,
   dev INTEGER NOT NULL,
-  chunks BLOB NOT NULL,
+  link_target TEXT,
+  chunks BLOB,
   seen_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,6 +55,35 @@ export interface FileStamp {
   ctimeNs: bigint;
   inode: bigint;
   dev: bigint;
+}
+
+/** One walked entry as the catalog keeps it. */
+export interface CatalogEntry {
+  path: string;
+  type: "file" | "dir" | "symlink";
+  mode: number;
+  uid: number;
+  gid: number;
+  stamp: FileStamp;
+  linkTarget?: string;
+}
+
+function toCatalogEntry(r: Record<string, bigint | string | null>): CatalogEntry {
+  return {
+    path: r["path"] as string,
+    type: r["type"] as CatalogEntry["type"],
+    mode: Number(r["mode"]),
+    uid: Number(r["uid"]),
+    gid: Number(r["gid"]),
+    stamp: {
+      size: r["size"] as bigint,
+      mtimeNs: r["mtime_ns"] as bigint,
+      ctimeNs: r["ctime_ns"] as bigint,
+      inode: r["inode"] as bigint,
+      dev: r["dev"] as bigint,
+    },
+    linkTarget: (r["link_target"] as string | null) ?? undefined,
+  };
 }
 
 export type FileLookup = { status: "unchanged"; chunks: Buffer[] } | { status: "changed" } | { status: "new" };
@@ -83,12 +118,23 @@ export class Catalog {
       insertChunk: this.db.prepare(
         "INSERT OR IGNORE INTO chunks(hash, blob_id, offset, length, raw_length) VALUES (?, ?, ?, ?, ?)",
       ),
-      file: this.db.prepare("SELECT size, mtime_ns, ctime_ns, inode, dev, chunks FROM files WHERE path = ?").safeIntegers(),
-      upsertFile: this.db.prepare(
-        "INSERT INTO files(path, size, mtime_ns, ctime_ns, inode, dev, chunks, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) " +
-          "ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns, " +
-          "inode = excluded.inode, dev = excluded.dev, chunks = excluded.chunks, seen_at = excluded.seen_at",
+      file: this.db
+        .prepare("SELECT size, mtime_ns, ctime_ns, inode, dev, chunks FROM entries WHERE path = ? AND type = 'file'")
+        .safeIntegers(),
+      // A row whose stamp changed loses its chunk list: the content must be read again.
+      upsertEntry: this.db.prepare(
+        "INSERT INTO entries(path, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, dev, link_target, chunks, seen_at) " +
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?) ON CONFLICT(path) DO UPDATE SET " +
+          "chunks = CASE WHEN type = excluded.type AND size = excluded.size AND mtime_ns = excluded.mtime_ns AND " +
+          "ctime_ns = excluded.ctime_ns AND inode = excluded.inode AND dev = excluded.dev THEN chunks ELSE NULL END, " +
+          "type = excluded.type, mode = excluded.mode, uid = excluded.uid, gid = excluded.gid, size = excluded.size, " +
+          "mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns, inode = excluded.inode, dev = excluded.dev, " +
+          "link_target = excluded.link_target, seen_at = excluded.seen_at",
       ),
+      setChunks: this.db.prepare(
+        "UPDATE entries SET chunks = ? WHERE path = ? AND size = ? AND mtime_ns = ? AND ctime_ns = ? AND inode = ? AND dev = ?",
+      ),
+      forgetChunks: this.db.prepare("UPDATE entries SET chunks = NULL WHERE path = ?"),
       deleteBlob: this.db.prepare("DELETE FROM blobs WHERE name = ?"),
       getState: this.db.prepare("SELECT value FROM state WHERE key = ?").pluck(),
       setState: this.db.prepare("INSERT INTO state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
@@ -128,9 +174,10 @@ export class Catalog {
    */
   lookupFile(path: string, stamp: FileStamp): FileLookup {
     const row = this.stmts.file.get(path) as
-      | { size: bigint; mtime_ns: bigint; ctime_ns: bigint; inode: bigint; dev: bigint; chunks: Buffer }
+      | { size: bigint; mtime_ns: bigint; ctime_ns: bigint; inode: bigint; dev: bigint; chunks: Buffer | null }
       | undefined;
     if (!row) return { status: "new" };
+    if (row.chunks === null) return { status: "changed" };
     const same =
       row.size === stamp.size && row.mtime_ns === stamp.mtimeNs && row.ctime_ns === stamp.ctimeNs &&
       row.inode === stamp.inode && row.dev === stamp.dev;
@@ -139,15 +186,69 @@ export class Catalog {
     return chunks.every((h) => this.hasChunk(h)) ? { status: "unchanged", chunks } : { status: "changed" };
   }
 
-  /** Many file rows in one transaction (per-row commits would dominate a large first backup). */
-  recordFiles(files: readonly { path: string; stamp: FileStamp; chunks: readonly Uint8Array[] }[], now = Date.now()): void {
+  /** Records what a walk saw, in one transaction (per-row commits would dominate a large run). */
+  recordEntries(entries: readonly CatalogEntry[], now = Date.now()): void {
+    if (entries.length === 0) return;
+    this.db.transaction(() => {
+      for (const e of entries) {
+        this.stmts.upsertEntry.run(
+          e.path, e.type, e.mode, e.uid, e.gid, e.stamp.size, e.stamp.mtimeNs, e.stamp.ctimeNs, e.stamp.inode, e.stamp.dev,
+          e.linkTarget ?? null, now,
+        );
+      }
+    })();
+  }
+
+  /**
+   * Stores the chunk lists of files whose chunks are all stored now. A file whose row no longer
+   * has the same stamp (it changed meanwhile) keeps no chunk list.
+   */
+  recordChunks(files: readonly { path: string; stamp: FileStamp; chunks: readonly Uint8Array[] }[]): void {
     if (files.length === 0) return;
     this.db.transaction(() => {
       for (const f of files) {
         const { size, mtimeNs, ctimeNs, inode, dev } = f.stamp;
-        this.stmts.upsertFile.run(f.path, size, mtimeNs, ctimeNs, inode, dev, Buffer.concat(f.chunks), now);
+        this.stmts.setChunks.run(Buffer.concat(f.chunks), f.path, size, mtimeNs, ctimeNs, inode, dev);
       }
     })();
+  }
+
+  /** Makes the next run read these files again (they changed while read, or failed). */
+  forgetChunks(paths: readonly string[]): void {
+    this.db.transaction(() => {
+      for (const p of paths) this.stmts.forgetChunks.run(p);
+    })();
+  }
+
+  /**
+   * Entries recorded strictly below directory `dir` (absolute), in path order, a page at a time
+   * (no open cursor: the backup writes to this database while it reads).
+   */
+  *subtree(dir: string, pageSize = 1000): Generator<CatalogEntry> {
+    const prefix = dir.endsWith("/") ? dir : `${dir}/`;
+    const end = `${prefix.slice(0, -1)}0`; // "/" + 1 = "0": every path under the prefix sorts before it
+    const page = this.db
+      .prepare(
+        "SELECT path, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, dev, link_target FROM entries " +
+          "WHERE path > ? AND path < ? ORDER BY path LIMIT ?",
+      )
+      .safeIntegers();
+    let after = prefix;
+    for (;;) {
+      const rows = page.all(after, end, pageSize) as Record<string, bigint | string | null>[];
+      for (const r of rows) yield toCatalogEntry(r);
+      if (rows.length < pageSize) return;
+      after = rows[rows.length - 1]!["path"] as string;
+    }
+  }
+
+  /** The recorded entry at `path`, if any. */
+  entry(path: string): CatalogEntry | undefined {
+    const row = this.db
+      .prepare("SELECT path, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, dev, link_target FROM entries WHERE path = ?")
+      .safeIntegers()
+      .get(path) as Record<string, bigint | string | null> | undefined;
+    return row && toCatalogEntry(row);
   }
 
   /**
@@ -167,18 +268,9 @@ export class Catalog {
     return this.db.prepare("SELECT name FROM blobs").pluck().all() as string[];
   }
 
-  /** Drops file rows not seen since `before` (files deleted from the source). */
-  dropFilesNotSeenSince(before: number): number {
-    return this.db.prepare("DELETE FROM files WHERE seen_at < ?").run(before).changes;
-  }
-
-  /** Marks rows seen without rewriting them (unchanged files). */
-  touchFiles(paths: readonly string[], now = Date.now()): void {
-    if (paths.length === 0) return;
-    const stmt = this.db.prepare("UPDATE files SET seen_at = ? WHERE path = ?");
-    this.db.transaction(() => {
-      for (const p of paths) stmt.run(now, p);
-    })();
+  /** Drops rows not seen since `before` (entries deleted from the source). Full walks only. */
+  dropEntriesNotSeenSince(before: number): number {
+    return this.db.prepare("DELETE FROM entries WHERE seen_at < ?").run(before).changes;
   }
 
   getState(key: string): string | undefined {
@@ -191,7 +283,11 @@ export class Catalog {
 
   counts(): { blobs: number; chunks: number; files: number } {
     const one = (sql: string) => this.db.prepare(sql).pluck().get() as number;
-    return { blobs: one("SELECT count(*) FROM blobs"), chunks: one("SELECT count(*) FROM chunks"), files: one("SELECT count(*) FROM files") };
+    return {
+      blobs: one("SELECT count(*) FROM blobs"),
+      chunks: one("SELECT count(*) FROM chunks"),
+      files: one("SELECT count(*) FROM entries WHERE type = 'file'"),
+    };
   }
 }
 

@@ -38,6 +38,7 @@ export const CHUNK_SIZE_MIN = AVG_MIN;
 export const CHUNK_SIZE_MAX = MAX_MAX / 4;
 
 const DEFAULT_WINDOW = 8 * 1024 * 1024;
+const INITIAL_BUFFER = 64 * 1024;
 const WINDOW_LIMIT = 1024 * 1024 * 1024;
 
 /**
@@ -130,8 +131,11 @@ export async function* chunkStream(
 
   // The carried chunk is at most `max` bytes (FastCDC cuts there), so after moving it to the
   // front there is always room for a full window of new bytes. The buffer is reused across
-  // windows, which is why chunks leave it as copies.
-  const work = Buffer.allocUnsafeSlow(params.max + windowSize);
+  // windows, which is why chunks leave it as copies. It starts small and doubles up to its full
+  // size as input keeps coming: most files are small, and allocating a full window for each
+  // one would keep the garbage collector busy with megabytes per file.
+  const capacity = params.max + windowSize;
+  let work = Buffer.allocUnsafeSlow(Math.min(capacity, INITIAL_BUFFER));
   let filled = 0;
 
   // Emits the final chunks of work[0, filled) and moves the rest to the front, or, at the end
@@ -148,11 +152,16 @@ export async function* chunkStream(
   for await (const piece of source) {
     let offset = 0;
     while (offset < piece.length) {
+      if (filled === work.length && work.length < capacity) {
+        const grown = Buffer.allocUnsafeSlow(Math.min(capacity, Math.max(work.length * 2, filled + piece.length - offset)));
+        work.copy(grown, 0, 0, filled);
+        work = grown;
+      }
       const n = Math.min(piece.length - offset, work.length - filled);
       work.set(piece.subarray(offset, offset + n), filled);
       filled += n;
       offset += n;
-      if (filled === work.length) yield* cut(false);
+      if (filled === capacity) yield* cut(false);
     }
   }
   yield* cut(true);

@@ -1,7 +1,8 @@
 import type { Command } from "commander";
 import type { BackupSummary } from "../backup/archiver.js";
 import type { Archiver } from "../backup/archiver.js";
-import { backupScope, runBackup } from "../backup/run.js";
+import { backupScope } from "../backup/run.js";
+import { runJob } from "../daemon/job.js";
 import { scanTotals } from "../backup/walker.js";
 import { loadConfig } from "../config.js";
 import { formatBytes, formatDuration } from "../util/units.js";
@@ -36,6 +37,7 @@ export async function backupOnce(configPath: string, flags: BackupFlags, io: Io)
   let archiver: Archiver | undefined;
   let totals: { files: number; bytes: number } | undefined;
   const quiet = flags.cron || flags.json;
+  const logged: string[] = [];
   const { roots, exclude } = backupScope(config);
   if (!quiet && io.stderr.isTTY) {
     void scanTotals(roots, exclude, abort.signal).then((t) => (totals = t), () => {});
@@ -49,11 +51,19 @@ export async function backupOnce(configPath: string, flags: BackupFlags, io: Io)
       }, io.stderr);
   let summary: BackupSummary;
   try {
-    summary = await runBackup(config, {
+    const result = await runJob(config, {
       store: storeFromConfig(config),
       signal: abort.signal,
       onStart: (a) => (archiver = a),
+      // Hook and command output is part of what --cron keeps quiet only when all went well.
+      log: (line) => (quiet ? logged.push(line) : io.err(line)),
+      configPath,
     });
+    if (!result.ok) {
+      if (flags.cron) for (const l of logged) io.err(l);
+      throw result.error;
+    }
+    summary = result.summary;
   } finally {
     stopProgress();
     stopSignals();

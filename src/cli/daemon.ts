@@ -1,7 +1,24 @@
-import { ConfigError } from "../errors.js";
+import { Daemon } from "../daemon/daemon.js";
 import type { BackupFlags } from "./backup.js";
+import { storeFromConfig } from "./context.js";
+import { EXIT } from "./exit.js";
 import type { Io } from "./io.js";
 
-export async function runDaemon(_config: string, _flags: BackupFlags, _io: Io): Promise<number> {
-  throw new ConfigError("--daemon", "daemon mode is not built yet");
+/** `vaultik backup CONFIG --daemon`: runs until SIGTERM/SIGINT (exit 0); SIGHUP reloads. */
+export async function runDaemon(configPath: string, _flags: BackupFlags, io: Io): Promise<number> {
+  const daemon = new Daemon({ configPath, log: (line) => io.err(line), openStore: storeFromConfig });
+  await daemon.start(); // a bad config fails here, before anything runs
+  const stop = () => daemon.stop();
+  const reload = () => void daemon.reload();
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  process.on("SIGHUP", reload);
+  try {
+    await daemon.run();
+  } finally {
+    process.off("SIGTERM", stop);
+    process.off("SIGINT", stop);
+    process.off("SIGHUP", reload);
+  }
+  return EXIT.OK;
 }

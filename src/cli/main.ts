@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.js";
 import { registerBackup } from "./backup.js";
 import { runDaemon } from "./daemon.js";
+import { registerHealth } from "./health.js";
 import { registerPrune } from "./prune.js";
 import { exitCodeFor, messageFor, EXIT } from "./exit.js";
 import { processIo, type Io } from "./io.js";
@@ -23,6 +24,7 @@ export function buildProgram(io: Io): Command {
   registerSnapshots(program, io);
   registerRestore(program, io);
   registerPrune(program, io);
+  registerHealth(program, io);
   return program;
 }
 

@@ -1,0 +1,84 @@
+import type { Archiver, BackupSummary } from "../backup/archiver.js";
+import { commandSource } from "../backup/commands.js";
+import { runBackup } from "../backup/run.js";
+import type { DirtySet } from "../backup/walker.js";
+import type { Config } from "../config.js";
+import { limitUploads } from "../store/limit.js";
+import type { Store } from "../store/store.js";
+import { runHook } from "./hooks.js";
+
+// One backup as the config describes it, for the CLI and the daemon alike: pre_backup hook
+// (its failure aborts the run, no snapshot), command sources streamed into the snapshot, the
+// upload bandwidth limit, then post_backup, which always runs, learns the outcome from its
+// environment, and whose exit code is logged but never changes the run's status.
+
+export interface JobOptions {
+  store: Store;
+  signal?: AbortSignal;
+  dirty?: DirtySet;
+  log: (line: string) => void;
+  onStart?: (archiver: Archiver) => void;
+  /** Extra environment for hooks (VAULTIK_RUN, …). */
+  hookEnv?: Record<string, string>;
+  configPath: string;
+}
+
+export type JobResult = { ok: true; summary: BackupSummary } | { ok: false; error: unknown };
+
+export async function runJob(config: Config, o: JobOptions): Promise<JobResult> {
+  let result: JobResult;
+  try {
+    await preHook(config, o);
+    const store = config.limitUpload ? limitUploads(o.store, config.limitUpload) : o.store;
+    const summary = await runBackup(config, {
+      store,
+      signal: o.signal,
+      dirty: o.dirty,
+      streams: config.commands.map((c) => commandSource(c, { log: o.log })),
+      onStart: o.onStart,
+    });
+    result = { ok: true, summary };
+  } catch (error) {
+    result = { ok: false, error };
+  }
+  // A shutdown abandons the run; hooks are for runs that ended on their own.
+  if (!o.signal?.aborted) await postHook(config, o, result);
+  return result;
+}
+
+async function preHook(config: Config, o: JobOptions): Promise<void> {
+  const cmd = config.hooks?.preBackup;
+  if (!cmd) return;
+  const timeout = config.hooks!.timeout;
+  const r = await runHook("pre_backup", cmd, {
+    timeoutMs: timeout,
+    env: { VAULTIK_CONFIG: o.configPath, ...o.hookEnv },
+    log: o.log,
+    signal: o.signal,
+  });
+  if (r.timedOut) throw new Error(`pre_backup hook timed out after ${timeout} ms; no backup was made`);
+  if (r.code !== 0) {
+    throw new Error(`pre_backup hook failed (${r.code === null ? `signal ${r.signal}` : `exit code ${r.code}`}); no backup was made`);
+  }
+}
+
+async function postHook(config: Config, o: JobOptions, result: JobResult): Promise<void> {
+  const cmd = config.hooks?.postBackup;
+  if (!cmd) return;
+  try {
+    const r = await runHook("post_backup", cmd, {
+      timeoutMs: config.hooks!.timeout,
+      env: {
+        VAULTIK_CONFIG: o.configPath,
+        VAULTIK_STATUS: result.ok ? "success" : "failure",
+        VAULTIK_SNAPSHOT_ID: result.ok ? result.summary.snapshotId : "",
+        VAULTIK_ERROR: result.ok ? "" : ((result.error as Error)?.message ?? String(result.error)).split("\n")[0]!,
+        ...o.hookEnv,
+      },
+      log: o.log,
+    });
+    o.log(`post_backup hook ${r.timedOut ? "timed out" : r.code === null ? `ended by signal ${r.signal}` : `exited with code ${r.code}`}`);
+  } catch (err) {
+    o.log(`post_backup hook could not run: ${(err as Error).message}`);
+  }
+}

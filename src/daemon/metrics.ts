@@ -1,0 +1,117 @@
+// Prometheus metrics for the daemon. They live on a private Registry, not prom-client's global
+// one, so that a library user embedding vaultik keeps their own registry clean and tests can
+// create as many independent instances as they like.
+
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import type { RunRecord } from "./state.js";
+
+export class DaemonMetrics {
+  readonly registry: Registry;
+  readonly contentType: string;
+
+  readonly #up: Gauge;
+  readonly #running: Gauge;
+  readonly #dirtyPaths: Gauge;
+  readonly #lastSuccess: Gauge;
+  readonly #lastStatus: Gauge;
+  readonly #lastDuration: Gauge;
+  readonly #runs: Counter<"status">;
+  readonly #bytesRead: Counter;
+  readonly #bytesUploaded: Counter;
+  readonly #files: Counter<"kind">;
+  readonly #blobs: Counter;
+  readonly #errors: Counter;
+
+  constructor() {
+    const register = new Registry();
+    this.registry = register;
+    this.contentType = register.contentType;
+    collectDefaultMetrics({ register });
+
+    const registers = [register];
+    const gauge = (name: string, help: string): Gauge => new Gauge({ name, help, registers });
+    const counter = (name: string, help: string): Counter => new Counter({ name, help, registers });
+
+    this.#up = gauge("vaultik_up", "1 while the vaultik daemon is running.");
+    this.#running = gauge("vaultik_running", "1 while a backup run is in progress.");
+    this.#dirtyPaths = gauge("vaultik_dirty_paths", "Paths changed since the last run, waiting for the next one.");
+    this.#lastSuccess = gauge(
+      "vaultik_last_success_timestamp_seconds",
+      "Unix time at which the last successful backup run finished; 0 if none yet.",
+    );
+    this.#lastStatus = gauge("vaultik_last_run_status", "Outcome of the last finished run: 1 success, 0 failure.");
+    this.#lastDuration = gauge("vaultik_last_run_duration_seconds", "Wall-clock duration of the last finished run.");
+    this.#runs = new Counter({
+      name: "vaultik_runs_total",
+      help: "Finished backup runs by outcome.",
+      labelNames: ["status"] as const,
+      registers,
+    });
+    this.#bytesRead = counter("vaultik_bytes_read_total", "Bytes read from source files.");
+    this.#bytesUploaded = counter("vaultik_bytes_uploaded_total", "Bytes uploaded to the store, after compression and encryption.");
+    this.#files = new Counter({
+      name: "vaultik_files_total",
+      help: "Files seen by backup runs, by whether they were new, changed or unchanged.",
+      labelNames: ["kind"] as const,
+      registers,
+    });
+    this.#blobs = counter("vaultik_blobs_uploaded_total", "Blobs (packs) uploaded to the store.");
+    this.#errors = counter("vaultik_errors_total", "Paths that could not be read during backup runs.");
+
+    // Create every labelled series at 0 up front: `rate()` and alerts such as
+    // `increase(vaultik_runs_total{status="failure"}[1h]) > 0` misbehave on series that only
+    // appear after their first increment.
+    for (const status of ["success", "failure"] as const) this.#runs.inc({ status }, 0);
+    for (const kind of ["new", "changed", "unchanged"] as const) this.#files.inc({ kind }, 0);
+    // Before the first success the gauge reads 0, so "time since last success" is huge and a
+    // staleness alert fires, which is the truth.
+    this.#lastSuccess.set(0);
+    this.#up.set(1);
+  }
+
+  runStarted(_run: RunRecord): void {
+    this.#running.set(1);
+  }
+
+  runFinished(run: RunRecord): void {
+    this.#running.set(0);
+    const ok = run.status === "success";
+    this.#runs.inc({ status: ok ? "success" : "failure" });
+    this.#lastStatus.set(ok ? 1 : 0);
+    const duration = run.durationMs ?? elapsedMs(run);
+    if (duration !== undefined) this.#lastDuration.set(duration / 1000);
+    if (ok) {
+      const finished = Date.parse(run.finished ?? run.started);
+      if (Number.isFinite(finished)) this.#lastSuccess.set(finished / 1000);
+    }
+    // A failed run still read and uploaded what it did (and those blobs are reused by the next
+    // run), so the work counters count every run, not only successful ones.
+    this.#bytesRead.inc(nonNegative(run.bytesRead));
+    this.#bytesUploaded.inc(nonNegative(run.bytesUploaded));
+    this.#blobs.inc(nonNegative(run.blobsUploaded));
+    this.#errors.inc(nonNegative(run.errors));
+    this.#files.inc({ kind: "new" }, nonNegative(run.filesNew));
+    this.#files.inc({ kind: "changed" }, nonNegative(run.filesChanged));
+    this.#files.inc({ kind: "unchanged" }, nonNegative(run.filesUnchanged));
+  }
+
+  setDirtyPaths(n: number): void {
+    this.#dirtyPaths.set(n);
+  }
+
+  /** The exposition text for a scrape, in the format named by `contentType`. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+function elapsedMs(run: RunRecord): number | undefined {
+  if (run.finished === undefined) return undefined;
+  const ms = Date.parse(run.finished) - Date.parse(run.started);
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+/** prom-client throws on a negative increment; a bogus record must not take the daemon down. */
+function nonNegative(n: number): number {
+  return Number.isFinite(n) && n > 0 ? n : 0;
+}

@@ -1,0 +1,59 @@
+// What the daemon knows about itself; the status server, metrics, alerts and health-check read
+// it. Kept as plain data so it can be served as JSON and written to the state file as is.
+
+export type RunTrigger = "startup" | "watch" | "full-scan" | "schedule" | "retry";
+export type RunStatus = "running" | "success" | "failure";
+
+export interface RunRecord {
+  /** Sequence number within this daemon's life. */
+  seq: number;
+  trigger: RunTrigger;
+  status: RunStatus;
+  started: string;
+  finished?: string;
+  durationMs?: number;
+  snapshotId?: string;
+  /** One line, secret-free. */
+  error?: string;
+  filesNew: number;
+  filesChanged: number;
+  filesUnchanged: number;
+  bytesRead: number;
+  bytesUploaded: number;
+  blobsUploaded: number;
+  /** Paths that could not be read (the run still wrote a snapshot). */
+  errors: number;
+}
+
+export interface RunProgress {
+  filesDone: number;
+  bytesDone: number;
+  currentPath: string;
+}
+
+export interface DaemonState {
+  state: "idle" | "running" | "stopping";
+  pid: number;
+  version: string;
+  startedAt: string;
+  current?: { run: RunRecord; progress: RunProgress };
+  lastRun?: RunRecord;
+  lastSuccess?: RunRecord;
+  /** ISO time of the next planned run, if any. */
+  nextRun?: string;
+  dirtyPaths: number;
+  consecutiveFailures: number;
+  /** Newest first, at most HISTORY_SIZE. */
+  history: RunRecord[];
+}
+
+export const HISTORY_SIZE = 50;
+
+/** Healthy: the last run succeeded and the last success is younger than `staleAfterMs`. */
+export function isHealthy(s: Pick<DaemonState, "lastRun" | "lastSuccess">, now: number, staleAfterMs: number): { healthy: boolean; reason: string } {
+  if (!s.lastSuccess) return { healthy: false, reason: "no backup has succeeded yet" };
+  if (s.lastRun && s.lastRun.status === "failure") return { healthy: false, reason: `last run failed: ${s.lastRun.error ?? "unknown error"}` };
+  const age = now - Date.parse(s.lastSuccess.finished ?? s.lastSuccess.started);
+  if (age > staleAfterMs) return { healthy: false, reason: `last success was ${Math.round(age / 60000)} minutes ago` };
+  return { healthy: true, reason: `last success ${s.lastSuccess.snapshotId ?? ""} at ${s.lastSuccess.finished ?? s.lastSuccess.started}` };
+}

@@ -1,0 +1,164 @@
+// The daemon's HTTP face: a health probe for Docker/Kubernetes, status and history as JSON for
+// `vaultik status` and dashboards, and Prometheus metrics. Read-only by design: nothing here can
+// start, stop or change a backup, so the only thing a token protects is information.
+
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { DaemonMetrics } from "./metrics.js";
+import { isHealthy, type DaemonState } from "./state.js";
+
+export interface StatusServerOptions {
+  host: string;
+  /** 0 lets the system choose; the chosen port is in the result. */
+  port: number;
+  /** When set, every endpoint but /health requires `Authorization: Bearer <token>`. */
+  token?: string;
+  getState: () => DaemonState;
+  metrics: DaemonMetrics;
+  /** /health turns unhealthy when the last success is older than this. */
+  staleAfterMs: number;
+  /** Clock for /health, in ms since the epoch. Default Date.now. */
+  now?: () => number;
+  /** Receives one line per request that failed on the server side; never per request. */
+  log?: (line: string) => void;
+}
+
+export interface StatusServer {
+  /** Base URL, e.g. http://127.0.0.1:9812 */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+type Handler = (o: StatusServerOptions, res: ServerResponse) => void | Promise<void>;
+
+const ROUTES = new Map<string, { handler: Handler; public: boolean }>([
+  // Public so that container probes work without being handed a secret; it reveals only a
+  // one-line reason, which the logs carry anyway.
+  ["/health", { handler: health, public: true }],
+  ["/status", { handler: status, public: false }],
+  ["/history", { handler: history, public: false }],
+  ["/metrics", { handler: metrics, public: false }],
+]);
+
+export async function startStatusServer(options: StatusServerOptions): Promise<StatusServer> {
+  if (options.token === "") {
+    // An empty token would either disable auth or lock everyone out; both are surprises.
+    throw new Error("status server token must not be empty");
+  }
+  const tokenDigest = options.token === undefined ? undefined : sha256(options.token);
+  const log = options.log ?? (() => {});
+
+  const server = createServer((req, res) => {
+    handle(options, tokenDigest, req, res).catch((err: unknown) => {
+      // Only the path and the error: never headers, which hold the token.
+      log(`status server: ${req.method ?? "?"} ${pathOf(req)} failed: ${errorText(err)}`);
+      if (!res.headersSent) sendJson(res, 500, { error: "internal error" });
+      else res.destroy();
+    });
+  });
+  // Every answer is small and immediate, so a client that trickles its request is either broken
+  // or hostile; don't let it hold a socket for Node's default five minutes.
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 10_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+
+  const port = (server.address() as AddressInfo).port;
+  const host = options.host.includes(":") ? `[${options.host}]` : options.host;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive connections (curl, Prometheus) would otherwise hold close() open until they
+        // time out on their own.
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+async function handle(o: StatusServerOptions, tokenDigest: Buffer | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const route = ROUTES.get(pathOf(req));
+  if (route === undefined) return sendJson(res, 404, { error: "not found" });
+  if (req.method !== "GET") {
+    res.setHeader("Allow", "GET");
+    return sendJson(res, 405, { error: "method not allowed" });
+  }
+  if (!route.public && tokenDigest !== undefined && !authorized(req, tokenDigest)) {
+    res.setHeader("WWW-Authenticate", "Bearer");
+    return sendJson(res, 401, { error: "unauthorized" });
+  }
+  await route.handler(o, res);
+}
+
+function health(o: StatusServerOptions, res: ServerResponse): void {
+  const { healthy, reason } = isHealthy(o.getState(), (o.now ?? Date.now)(), o.staleAfterMs);
+  sendJson(res, healthy ? 200 : 503, { status: healthy ? "ok" : "unhealthy", reason });
+}
+
+function status(o: StatusServerOptions, res: ServerResponse): void {
+  // Listed field by field rather than spreading the state, so /status keeps its documented shape
+  // (and stays small) when DaemonState grows; the history has its own endpoint.
+  const s = o.getState();
+  sendJson(res, 200, {
+    state: s.state,
+    pid: s.pid,
+    version: s.version,
+    startedAt: s.startedAt,
+    current: s.current,
+    lastRun: s.lastRun,
+    lastSuccess: s.lastSuccess,
+    nextRun: s.nextRun,
+    dirtyPaths: s.dirtyPaths,
+    consecutiveFailures: s.consecutiveFailures,
+  });
+}
+
+function history(o: StatusServerOptions, res: ServerResponse): void {
+  sendJson(res, 200, o.getState().history);
+}
+
+async function metrics(o: StatusServerOptions, res: ServerResponse): Promise<void> {
+  const body = await o.metrics.text();
+  res.writeHead(200, { "Content-Type": o.metrics.contentType, "Cache-Control": "no-store" });
+  res.end(body);
+}
+
+function authorized(req: IncomingMessage, tokenDigest: Buffer): boolean {
+  const m = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? "");
+  if (!m?.[1]) return false;
+  // Comparing fixed-size digests keeps both the content and the length of the token out of the
+  // response timing.
+  return timingSafeEqual(sha256(m[1]), tokenDigest);
+}
+
+function sendJson(res: ServerResponse, code: number, body: unknown): void {
+  res.writeHead(code, { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" });
+  res.end(`${JSON.stringify(body)}\n`);
+}
+
+/** The request path without its query; anything unusual simply matches no route. */
+function pathOf(req: IncomingMessage): string {
+  return (req.url ?? "/").split("?", 1)[0] ?? "/";
+}
+
+function sha256(text: string): Buffer {
+  return createHash("sha256").update(text, "utf8").digest();
+}
+
+function errorText(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.split("\n", 1)[0] ?? "";
+}

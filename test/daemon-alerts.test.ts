@@ -1,0 +1,190 @@
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { Alerter, type Alert } from "../src/daemon/alerts.js";
+import type { RunRecord } from "../src/daemon/state.js";
+
+// A real local HTTP server stands in for the webhook receiver and for ntfy. Its path decides how
+// it answers: /fail → 500, /hang → never, anything else → 200. Every request is recorded.
+
+interface Received {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+let server: Server;
+let base: string;
+let port: number;
+const received: Received[] = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      received.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
+      const path = (req.url ?? "").split("?")[0];
+      if (path === "/hang") return; // never answers; the client's timeout must end it
+      res.writeHead(path === "/fail" ? 500 : 200, { "content-type": "text/plain" });
+      res.end(path === "/fail" ? "internal error" : "ok");
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  port = (server.address() as AddressInfo).port;
+  base = `http://127.0.0.1:${port}`;
+});
+
+afterAll(async () => {
+  const closed = new Promise((resolve) => server.close(resolve));
+  server.closeAllConnections();
+  await closed;
+});
+
+beforeEach(() => {
+  received.length = 0;
+});
+
+const RUN: RunRecord = {
+  seq: 3,
+  trigger: "schedule",
+  status: "failure",
+  started: "2025-06-01T11:00:00.000Z",
+  finished: "2025-06-01T11:00:05.000Z",
+  durationMs: 5000,
+  error: "store unreachable",
+  filesNew: 0,
+  filesChanged: 0,
+  filesUnchanged: 0,
+  bytesRead: 0,
+  bytesUploaded: 0,
+  blobsUploaded: 0,
+  errors: 0,
+};
+
+function alert(over: Partial<Alert> = {}): Alert {
+  return { kind: "failure", message: "backup failed: store unreachable", host: "nas", run: RUN, time: "2025-06-01T11:00:05.000Z", ...over };
+}
+
+/** A port on which nothing listens: bind one, then let it go. */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
+  const p = (s.address() as AddressInfo).port;
+  await new Promise((resolve) => s.close(resolve));
+  return p;
+}
+
+describe("Alerter", () => {
+  it("POSTs the alert as JSON to the webhook", async () => {
+    const lines: string[] = [];
+    await new Alerter({ webhook: `${base}/hook`, log: (l) => lines.push(l) }).send(alert());
+    expect(lines).toEqual([]);
+    expect(received).toHaveLength(1);
+    const r = received[0]!;
+    expect(r.method).toBe("POST");
+    expect(r.url).toBe("/hook");
+    expect(r.headers["content-type"]).toBe("application/json");
+    expect(JSON.parse(r.body)).toEqual({
+      source: "vaultik",
+      kind: "failure",
+      message: "backup failed: store unreachable",
+      host: "nas",
+      time: "2025-06-01T11:00:05.000Z",
+      run: RUN,
+    });
+  });
+
+  it("POSTs the message as text to ntfy with title, priority and tags", async () => {
+    const lines: string[] = [];
+    const a = new Alerter({ ntfy: `${base}/vaultik-topic`, log: (l) => lines.push(l) });
+    await a.send(alert({ kind: "stale", message: "no backup for 26 hours", run: undefined }));
+    await a.send(alert({ kind: "recovered", message: "backup succeeded again: snap-9" }));
+    expect(lines).toEqual([]);
+    expect(received.map((r) => [r.method, r.url, r.body])).toEqual([
+      ["POST", "/vaultik-topic", "no backup for 26 hours"],
+      ["POST", "/vaultik-topic", "backup succeeded again: snap-9"],
+    ]);
+    const [stale, recovered] = received as [Received, Received];
+    expect(stale.headers["content-type"]).toMatch(/^text\/plain/);
+    expect([stale.headers.title, stale.headers.priority, stale.headers.tags]).toEqual(["vaultik stale on nas", "high", "warning"]);
+    expect([recovered.headers.title, recovered.headers.priority, recovered.headers.tags]).toEqual(["vaultik recovered on nas", "default", "white_check_mark"]);
+  });
+
+  it("sends to both destinations, and one failing does not stop the other", async () => {
+    const lines: string[] = [];
+    await new Alerter({ webhook: `${base}/fail`, ntfy: `${base}/topic`, log: (l) => lines.push(l) }).send(alert());
+    expect(received.map((r) => r.url).sort()).toEqual(["/fail", "/topic"]);
+    expect(lines).toEqual([`alert (failure) to webhook ${base}/fail failed: HTTP 500 Internal Server Error`]);
+  });
+
+  it("logs a 500 without the credentials or query of the URL, and still delivered basic auth", async () => {
+    const lines: string[] = [];
+    const url = `http://user:s3cretpw@127.0.0.1:${port}/fail?token=abcdef123`;
+    await expect(new Alerter({ webhook: url, ntfy: url, log: (l) => lines.push(l) }).send(alert())).resolves.toBeUndefined();
+    expect(lines).toHaveLength(2);
+    expect(lines.sort()).toEqual([
+      `alert (failure) to ntfy http://127.0.0.1:${port}/fail failed: HTTP 500 Internal Server Error`,
+      `alert (failure) to webhook http://127.0.0.1:${port}/fail failed: HTTP 500 Internal Server Error`,
+    ]);
+    for (const line of lines) {
+      for (const leak of ["s3cretpw", "abcdef123", "user", "token", "?"]) expect(line).not.toContain(leak);
+    }
+    // The userinfo became an Authorization header (fetch refuses it inside the URL), and the
+    // query went out as written: the receiver needs both.
+    expect(received).toHaveLength(2);
+    for (const r of received) {
+      expect(r.url).toBe("/fail?token=abcdef123");
+      expect(r.headers.authorization).toBe(`Basic ${Buffer.from("user:s3cretpw").toString("base64")}`);
+    }
+  });
+
+  it("logs a refused connection and resolves", async () => {
+    const lines: string[] = [];
+    const p = await closedPort();
+    const url = `http://user:s3cretpw@127.0.0.1:${p}/hook?token=abcdef123`;
+    await expect(new Alerter({ webhook: url, log: (l) => lines.push(l) }).send(alert())).resolves.toBeUndefined();
+    expect(lines).toHaveLength(1);
+    const line = lines[0]!;
+    expect(line).toContain(`webhook http://127.0.0.1:${p}/hook failed:`);
+    expect(line).toMatch(/ECONNREFUSED/);
+    for (const leak of ["s3cretpw", "abcdef123", "user:", "token="]) expect(line).not.toContain(leak);
+  });
+
+  it("gives up on a server that never answers after timeoutMs", async () => {
+    const lines: string[] = [];
+    const t0 = Date.now();
+    await new Alerter({ ntfy: `${base}/hang?auth=tk_secret123`, log: (l) => lines.push(l), timeoutMs: 200 }).send(alert());
+    const elapsed = Date.now() - t0;
+    expect(elapsed).toBeGreaterThanOrEqual(150);
+    expect(elapsed).toBeLessThan(3000);
+    expect(received.map((r) => r.url)).toEqual(["/hang?auth=tk_secret123"]);
+    expect(lines).toEqual([`alert (failure) to ntfy ${base}/hang failed: timed out after 200 ms`]);
+  });
+
+  it("logs an invalid URL without echoing it", async () => {
+    const lines: string[] = [];
+    await new Alerter({ webhook: "tk_notaurl_secret", log: (l) => lines.push(l) }).send(alert());
+    expect(lines).toEqual(["alert (failure) to webhook <invalid URL> failed: invalid URL"]);
+  });
+
+  it("uses an injected fetch, and a fetch that throws is logged, not rethrown", async () => {
+    const lines: string[] = [];
+    const calls: string[] = [];
+    const fake: typeof fetch = (input) => {
+      calls.push(String(input));
+      return Promise.reject(new Error("boom"));
+    };
+    await new Alerter({ webhook: "https://hooks.example.com/x", log: (l) => lines.push(l), fetch: fake }).send(alert());
+    expect(calls).toEqual(["https://hooks.example.com/x"]);
+    expect(lines).toEqual(["alert (failure) to webhook https://hooks.example.com/x failed: boom"]);
+  });
+
+  it("does nothing when no destination is configured", async () => {
+    const lines: string[] = [];
+    await new Alerter({ log: (l) => lines.push(l) }).send(alert());
+    expect(lines).toEqual([]);
+    expect(received).toEqual([]);
+  });
+});
