@@ -1,5 +1,9 @@
 #!/usr/bin/env node
 // Thin launcher: the CLI lives in dist/ (built by `npm run build`).
-import { main } from "../dist/cli/main.js";
 
+// File reads, stats, zstd and SQLite-free I/O all share libuv's pool, whose default of 4 threads
+// leaves the disk idle while JavaScript works. Must be set before the pool's first use.
+process.env.UV_THREADPOOL_SIZE ??= "8";
+
+const { main } = await import("../dist/cli/main.js");
 process.exitCode = await main(process.argv);

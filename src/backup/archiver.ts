@@ -1,18 +1,17 @@
-import { createHash } from "node:crypto";
-import type { BigIntStats } from "node:fs";
-import { constants } from "node:fs";
-import { open } from "node:fs/promises";
 import { hostname } from "node:os";
 import type { Catalog, CatalogEntry, FileStamp } from "../catalog/db.js";
-import { chunkerParams, chunkStream, type ChunkerParams } from "../chunk/fastcdc.js";
+import { chunkerParams, type ChunkerParams } from "../chunk/fastcdc.js";
 import type { X25519Recipient } from "../crypto/keys.js";
 import { PackWriter, type SealedBlob } from "../pack/writer.js";
 import type { Repository } from "../repo/repository.js";
 import { SnapshotBuilder } from "../snapshot/build.js";
 import { newSnapshotId } from "../snapshot/id.js";
+import { Budget } from "../util/budget.js";
 import { TaskPool } from "../util/pool.js";
 import { VERSION } from "../version.js";
 import type { Excluder } from "./exclude.js";
+import { ChunkPool } from "./chunk-pool.js";
+import { chunkSource, type ChunkItem } from "./chunker.js";
 import { Uploader } from "./uploader.js";
 import { walk, type DirtySet, type WalkEntry } from "./walker.js";
 
@@ -34,6 +33,8 @@ export interface BackupOptions {
   now?: () => Date;
   signal?: AbortSignal;
   fileConcurrency?: number;
+  /** Chunking worker threads; default: one per core. */
+  workers?: number;
   uploadConcurrency?: number;
   /** Paths changed since the last run (daemon): walk incrementally, trusting the catalog elsewhere. */
   dirty?: DirtySet;
@@ -78,9 +79,13 @@ export interface BackupSummary {
 }
 
 const MAX_READ_ATTEMPTS = 2;
-const READ_SIZE = 1 << 20;
-const ADDS_IN_FLIGHT = 4;
 const FILE_BATCH = 500;
+/** Bytes of file content being chunked at once, across all files (see file()). */
+const BYTES_IN_FLIGHT = 64 << 20;
+/** What one large file costs at most: its chunking window plus a batch of frames. */
+const FILE_COST_MAX = 16 << 20;
+/** What any file costs at least (buffers, messages, a file descriptor). */
+const FILE_COST_MIN = 64 << 10;
 
 interface Waiter {
   path: string;
@@ -94,6 +99,9 @@ export class Archiver {
   private readonly params: ChunkerParams;
   private readonly writer: PackWriter;
   private readonly uploader: Uploader;
+  /** Created by run(), so an archiver that never runs starts no threads. */
+  private pool!: ChunkPool;
+  private readonly budget = new Budget(BYTES_IN_FLIGHT);
   /** Chunks packed in this run whose blob is not yet stored, and the files waiting on them. */
   private readonly pending = new Map<string, Waiter[]>();
   private readyFiles: Waiter[] = [];
@@ -145,15 +153,26 @@ export class Archiver {
 
   async run(): Promise<BackupSummary> {
     const { signal } = this.o;
+    this.pool = new ChunkPool({
+      catalogPath: this.o.catalog.path,
+      params: this.params,
+      isStored: (hash) => this.o.catalog.hasChunk(hash),
+      workers: this.o.workers,
+    });
     try {
-      const files = new TaskPool(this.o.fileConcurrency ?? 4);
+      const files = new TaskPool(this.o.fileConcurrency ?? 32);
       const walkOptions = { signal, dirty: this.o.dirty, catalog: this.o.catalog };
       for await (const ev of walk(this.o.sourceDirs, this.o.exclude, walkOptions)) {
         signal?.throwIfAborted();
         if (ev.kind === "error") this.error(ev.path, ev.error);
         else if (ev.kind === "entry") {
           const { entry } = ev;
-          if (entry.type === "file") await files.run(() => this.file(entry));
+          if (entry.type === "file") {
+            // Large files hold a chunking window and batches of frames; bound their sum.
+            const cost = Math.min(Number(entry.stamp.size), FILE_COST_MAX) + FILE_COST_MIN;
+            await this.budget.acquire(cost);
+            await files.run(() => this.file(entry).finally(() => this.budget.release(cost)));
+          }
           else this.other(entry);
         }
       }
@@ -182,6 +201,7 @@ export class Archiver {
       await this.uploader.drain().catch(() => {});
       throw err;
     } finally {
+      await this.pool.close();
       this.builder.discard();
     }
   }
@@ -249,67 +269,46 @@ export class Archiver {
   }
 
   private async readFile(entry: WalkEntry): Promise<{ chunks: Buffer[]; size: number; stamp: FileStamp }> {
-    // O_NOFOLLOW: if the path became a symlink since the walk, do not read what it points at.
-    const fh = await open(entry.abs, constants.O_RDONLY | constants.O_NOFOLLOW);
-    try {
-      const { signal } = this.o;
-      // Sized to the file (plus one byte to see the end in one read) up to READ_SIZE: small
-      // files are the common case and a megabyte each would only feed the garbage collector.
-      const buf = Buffer.allocUnsafe(Math.min(READ_SIZE, Number(entry.stamp.size) + 1));
-      const self = this;
-      async function* reads(): AsyncGenerator<Uint8Array> {
-        for (;;) {
-          signal?.throwIfAborted();
-          const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-          if (bytesRead === 0) return;
-          self.progress.bytesDone += bytesRead;
-          yield buf.subarray(0, bytesRead);
-        }
-      }
-      const { chunks, size } = await this.store(reads());
-      return { chunks, size, stamp: stampOf(await fh.stat({ bigint: true })) };
-    } finally {
-      await fh.close();
-    }
+    const chunks: Buffer[] = [];
+    const result = await this.pool.chunkFile(entry.abs, Number(entry.stamp.size), (items) => this.take(items, chunks, true));
+    return { chunks, size: result.size, stamp: result.stamp };
   }
 
   private async stream(source: StreamSource): Promise<void> {
-    const { chunks, size } = await this.store(source.open(this.o.signal));
+    const chunks: Buffer[] = [];
+    const size = await chunkSource(source.open(this.o.signal), this.params, {
+      isStored: (hash) => this.o.catalog.hasChunk(hash),
+      emit: (items) => this.take(items, chunks, false),
+      signal: this.o.signal,
+    });
     await source.finished();
     const now = BigInt(this.started.getTime()) * 1_000_000n;
     this.builder.add({ path: source.path, type: "file", mode: 0o600, uid: 0, gid: 0, size, mtimeNs: now }, chunks);
     this.summary.filesNew++;
   }
 
-  /** Chunks a byte stream, packs the chunks the repository lacks, and returns all chunk hashes. */
-  private async store(source: AsyncIterable<Uint8Array>): Promise<{ chunks: Buffer[]; size: number }> {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const adds = new Set<Promise<void>>();
-    let failure: unknown;
-    for await (const data of chunkStream(source, this.params)) {
-      const hash = createHash("sha256").update(data).digest();
+  /**
+   * Takes a batch of chunks of one source, in order: records their ids and packs the ones the
+   * repository lacks (a chunk another file packed moments ago is pending, not new). Resolves
+   * once the packer has room again, which paces the chunkers.
+   */
+  private async take(items: ChunkItem[], chunks: Buffer[], countProgress: boolean): Promise<void> {
+    this.o.signal?.throwIfAborted();
+    await this.uploader.whenRoom();
+    const sealed: SealedBlob[] = [];
+    for (const item of items) {
+      const hash = Buffer.from(item.hash.buffer, item.hash.byteOffset, item.hash.byteLength);
       chunks.push(hash);
-      size += data.length;
+      this.summary.bytesRead += item.rawLength;
+      if (countProgress) this.progress.bytesDone += item.rawLength;
+      if (!item.frame) continue;
       const hex = hash.toString("hex");
       if (this.pending.has(hex) || this.o.catalog.hasChunk(hash)) continue;
       this.pending.set(hex, []);
-      this.summary.bytesNew += data.length;
-      const p: Promise<void> = this.writer
-        .add(data, hex)
-        .then((sealed) => this.uploader.enqueue(sealed))
-        .catch((err: unknown) => {
-          failure ??= err;
-        })
-        .finally(() => adds.delete(p));
-      adds.add(p);
-      while (adds.size >= ADDS_IN_FLIGHT) await Promise.race(adds);
-      if (failure !== undefined) throw failure;
+      this.summary.bytesNew += item.rawLength;
+      sealed.push(...(await this.writer.addFrame(hex, item.frame, item.rawLength)));
     }
-    await Promise.all(adds);
-    if (failure !== undefined) throw failure;
-    this.summary.bytesRead += size;
-    return { chunks, size };
+    await this.uploader.enqueue(sealed);
   }
 
   /** Queues a file's catalog row until every chunk it references is stored. */
@@ -346,10 +345,6 @@ export class Archiver {
     this.readyFiles = [];
     this.rereads = [];
   }
-}
-
-function stampOf(s: BigIntStats): FileStamp {
-  return { size: s.size, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs, inode: s.ino, dev: s.dev };
 }
 
 function sameContent(a: FileStamp, b: FileStamp): boolean {

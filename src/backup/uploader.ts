@@ -41,6 +41,14 @@ export class Uploader {
     }
   }
 
+  /**
+   * Resolves when an upload slot is free. The packer waits for this before appending more, so
+   * sealed blobs (each up to blob_size_limit, in memory) never pile up behind a slow store.
+   */
+  whenRoom(): Promise<void> {
+    return this.pool.whenFree();
+  }
+
   /** Waits for every upload; rethrows the first failure. */
   drain(): Promise<void> {
     return this.pool.drain();

@@ -18,7 +18,7 @@ export interface ChunkerParams {
 
 export interface ChunkStreamOptions {
   /**
-   * New bytes gathered before each FastCDC call. Default `max(8 MiB, 4 * max)`. Smaller values
+   * New bytes gathered before each FastCDC call. Default `max(4 MiB, 2 * max)`. Smaller values
    * are correct but slower (each call re-reads the carried chunk); tests use them to exercise
    * the carry-over on small inputs.
    */
@@ -37,7 +37,7 @@ const MAX_MAX = 64 * 1024 * 1024;
 export const CHUNK_SIZE_MIN = AVG_MIN;
 export const CHUNK_SIZE_MAX = MAX_MAX / 4;
 
-const DEFAULT_WINDOW = 8 * 1024 * 1024;
+const DEFAULT_WINDOW = 4 * 1024 * 1024;
 const INITIAL_BUFFER = 64 * 1024;
 const WINDOW_LIMIT = 1024 * 1024 * 1024;
 
@@ -124,7 +124,7 @@ export async function* chunkStream(
   options: ChunkStreamOptions = {},
 ): AsyncGenerator<Buffer> {
   checkParams(params);
-  const windowSize = options.windowSize ?? Math.max(DEFAULT_WINDOW, 4 * params.max);
+  const windowSize = options.windowSize ?? Math.max(DEFAULT_WINDOW, 2 * params.max);
   if (!Number.isSafeInteger(windowSize) || windowSize < 1 || windowSize > WINDOW_LIMIT) {
     throw new RangeError(`windowSize must be an integer from 1 to ${WINDOW_LIMIT}, got ${windowSize}`);
   }

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { Readable } from "node:stream";
 import { mkdir, open, rm, type FileHandle } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -65,9 +66,23 @@ export class Spool {
     const size = this.size;
     const { file, path } = this;
     if (!file || !path) {
-      const bytes = Buffer.concat(this.parts);
+      // The parts as they are: concatenating would allocate the whole blob a second time.
+      let parts: Buffer[] | undefined = this.parts;
       this.parts = [];
-      return { body: bytes, size, sha256, dispose: async () => {} };
+      return {
+        body: {
+          size,
+          open: () => {
+            if (!parts) throw new Error("spooled body was disposed");
+            return Readable.from(parts, { objectMode: false });
+          },
+        },
+        size,
+        sha256,
+        dispose: async () => {
+          parts = undefined;
+        },
+      };
     }
     await file.close();
     return {

@@ -83,6 +83,11 @@ export class PackWriter {
     return this.serial(() => this.append(id, frame, data.length));
   }
 
+  /** Appends a chunk already compressed as one zstd frame (by a chunk worker). */
+  async addFrame(id: string, frame: Uint8Array, rawLength: number): Promise<SealedBlob[]> {
+    return this.serial(() => this.append(id, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength), rawLength));
+  }
+
   /** Closes the open blob, if any. */
   async flush(): Promise<SealedBlob[]> {
     return this.serial(async () => (this.current ? [await this.seal()] : []));

@@ -46,6 +46,11 @@ export interface RestoreSummary {
   errors: { path: string; message: string }[];
 }
 
+/** Metadata syscalls in flight at once (they run on libuv's pool and wait on the disk). */
+const ENTRY_CONCURRENCY = 16;
+/** Chunk writes in flight per blob. */
+const WRITE_CONCURRENCY = 4;
+
 /** Below this share of a blob, chunks are fetched by ranged GETs instead of streaming it whole. */
 const RANGED_BELOW = 0.25;
 
@@ -80,24 +85,31 @@ export class Restorer {
 
   /** Pass 1: directories exist and every regular file exists with its final size. */
   private async createEntries(): Promise<void> {
+    // Entries are independent (each prepares its own parents), so the syscalls run in parallel.
+    const pool = new TaskPool(ENTRY_CONCURRENCY);
     for (const e of this.o.snapshot.entries(this.o.prefix)) {
       this.o.signal?.throwIfAborted();
-      const abs = await this.destOf(e);
-      if (e.type === "dir") {
-        await this.tree.ensureDir(abs);
-        this.summary.dirs++;
-      } else if (e.type === "file") {
+      if (e.type === "symlink") continue;
+      if (e.type === "file") {
+        this.progress.bytesTotal += e.size;
+        this.summary.files++;
+      } else this.summary.dirs++;
+      await pool.run(async () => {
+        const abs = await this.destOf(e);
+        if (e.type === "dir") {
+          await this.tree.ensureDir(abs);
+          return;
+        }
         // O_NOFOLLOW: a symlink already at this name in the target is not followed.
         const fh = await open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
         try {
-          await fh.truncate(e.size);
+          if (e.size > 0) await fh.truncate(e.size);
         } finally {
           await fh.close();
         }
-        this.progress.bytesTotal += e.size;
-        this.summary.files++;
-      }
+      });
     }
+    await pool.drain();
   }
 
   /** Pass 2: each blob read once (whole or by ranges), its chunks written where they belong. */
@@ -131,17 +143,23 @@ export class Restorer {
     const reader = this.o.repo.blobReader(this.o.identities);
     const options = { signal: this.o.signal };
     this.summary.blobs++;
+    const writes = new TaskPool(WRITE_CONCURRENCY);
     try {
       if (neededBytes < RANGED_BELOW * rows[0]!.blobSize) {
         this.summary.blobsRanged++;
-        for (const c of needed) await this.place(c.targets, await reader.readChunk(c.loc, options));
+        for (const c of needed) {
+          const data = await reader.readChunk(c.loc, options);
+          await writes.run(() => this.place(c.targets, data));
+        }
       } else {
         this.summary.blobsStreamed++;
         for await (const { loc, data } of reader.readBlob(blob, needed.map((c) => c.loc), options)) {
-          await this.place(byChunk.get(loc.id)!.targets, data);
+          await writes.run(() => this.place(byChunk.get(loc.id)!.targets, data));
         }
       }
+      await writes.drain();
     } catch (err) {
+      await writes.drain().catch(() => {});
       if (this.o.signal?.aborted) throw err;
       const files = [...new Set(rows.map((r) => r.path))];
       const shown = files.slice(0, 5).join(", ") + (files.length > 5 ? ` and ${files.length - 5} more` : "");
@@ -167,21 +185,30 @@ export class Restorer {
   private async finishEntries(): Promise<void> {
     const owners = this.o.owners ?? process.getuid?.() === 0;
     const dirs: EntryRow[] = [];
+    const pool = new TaskPool(ENTRY_CONCURRENCY);
     for (const e of this.o.snapshot.entries(this.o.prefix)) {
-      const abs = await this.destOf(e);
-      const time = utimeSeconds(e.mtimeNs);
-      if (e.type === "file") {
-        if (owners) await chown(abs, e.uid, e.gid);
-        await chmod(abs, e.mode);
-        await utimes(abs, time, time);
-        this.progress.files++;
-      } else if (e.type === "symlink") {
-        await replaceWithSymlink(abs, e.linkTarget ?? "");
-        if (owners) await lchown(abs, e.uid, e.gid);
-        await lutimes(abs, time, time);
-        this.summary.symlinks++;
-      } else dirs.push(e);
+      if (e.type === "dir") {
+        dirs.push(e);
+        continue;
+      }
+      await pool.run(async () => {
+        const abs = await this.destOf(e);
+        const time = utimeSeconds(e.mtimeNs);
+        if (e.type === "file") {
+          if (owners) await chown(abs, e.uid, e.gid);
+          await chmod(abs, e.mode);
+          await utimes(abs, time, time);
+          this.progress.files++;
+        } else {
+          await replaceWithSymlink(abs, e.linkTarget ?? "");
+          if (owners) await lchown(abs, e.uid, e.gid);
+          await lutimes(abs, time, time);
+          this.summary.symlinks++;
+        }
+      });
     }
+    await pool.drain();
+    // Deepest first: a directory made read-only must not stop changes below it.
     for (const e of dirs.reverse()) {
       const abs = await this.destOf(e);
       const time = utimeSeconds(e.mtimeNs);

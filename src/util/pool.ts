@@ -25,6 +25,12 @@ export class TaskPool {
     this.running.add(p);
   }
 
+  /** Resolves when a slot is free (without taking it): lets producers pause before making work. */
+  async whenFree(): Promise<void> {
+    while (this.running.size >= this.size) await Promise.race(this.running);
+    this.rethrow();
+  }
+
   async drain(): Promise<void> {
     while (this.running.size > 0) await Promise.race(this.running);
     this.rethrow();

@@ -1,0 +1,137 @@
+import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import type { FileStamp } from "../catalog/db.js";
+import type { ChunkerParams } from "../chunk/fastcdc.js";
+import { chunkFile, type ChunkItem, type FileChunked } from "./chunker.js";
+import type { FromWorker, ToWorker, WorkerInit } from "./chunk-worker.js";
+
+// Spreads file chunking over worker threads, so hashing, FastCDC and zstd calls use every core
+// while the main thread walks, deduplicates, encrypts and uploads. Each worker takes several
+// files at once. Results stream back per file in batches, each acknowledged before the next is
+// produced (backpressure from the packer reaches the disk reads).
+//
+// Where the compiled worker is not available (tests running the TypeScript sources), files are
+// chunked on the main thread by the same code.
+
+export type OnItems = (items: ChunkItem[]) => Promise<void>;
+
+export interface ChunkPoolOptions {
+  catalogPath: string;
+  params: ChunkerParams;
+  /** For the main-thread fallback. */
+  isStored(hash: Uint8Array): boolean;
+  workers?: number;
+  filesPerWorker?: number;
+}
+
+interface Task {
+  resolve(r: FileChunked): void;
+  reject(err: Error): void;
+  onItems: OnItems;
+  worker: Slot;
+}
+
+interface Slot {
+  worker: Worker;
+  busy: number;
+}
+
+export class ChunkPool {
+  private readonly slots: Slot[] = [];
+  private readonly tasks = new Map<number, Task>();
+  private readonly waiting: (() => void)[] = [];
+  private nextId = 1;
+  private readonly perWorker: number;
+  private failure: Error | undefined;
+
+  constructor(private readonly o: ChunkPoolOptions) {
+    this.perWorker = o.filesPerWorker ?? 16;
+    const script = workerScript();
+    if (!script) return;
+    // One core stays with the main thread, which deduplicates, encrypts, hashes blobs and
+    // writes SQLite; every worker also brings its own heap, so more is not free.
+    const count = o.workers ?? Number(process.env["VAULTIK_WORKERS"] ?? Math.max(1, availableParallelism() - 1));
+    if (count === 0) return;
+    for (let i = 0; i < count; i++) {
+      const worker = new Worker(script, { workerData: { catalogPath: o.catalogPath, params: o.params } satisfies WorkerInit });
+      const slot: Slot = { worker, busy: 0 };
+      worker.on("message", (m: FromWorker) => this.onMessage(slot, m));
+      worker.on("error", (err) => this.fail(err));
+      worker.on("exit", (code) => {
+        if (code !== 0) this.fail(new Error(`chunk worker exited with code ${code}`));
+      });
+      this.slots.push(slot);
+    }
+  }
+
+  get threaded(): boolean {
+    return this.slots.length > 0;
+  }
+
+  /** Chunks one file; `onItems` receives its chunks in order. */
+  async chunkFile(abs: string, size: number, onItems: OnItems): Promise<FileChunked> {
+    if (!this.threaded) return chunkFile(abs, size, this.o.params, { isStored: this.o.isStored, emit: onItems });
+    const slot = await this.slot();
+    if (this.failure) throw this.failure;
+    const id = this.nextId++;
+    slot.busy++;
+    return new Promise<FileChunked>((resolve, reject) => {
+      this.tasks.set(id, { resolve, reject, onItems, worker: slot });
+      slot.worker.postMessage({ kind: "file", id, abs, size } satisfies ToWorker);
+    }).finally(() => {
+      slot.busy--;
+      this.waiting.shift()?.();
+    });
+  }
+
+  async close(): Promise<void> {
+    const slots = this.slots.splice(0);
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  private async slot(): Promise<Slot> {
+    for (;;) {
+      const free = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
+      if (free.busy < this.perWorker || this.failure) return free;
+      await new Promise<void>((r) => this.waiting.push(r));
+    }
+  }
+
+  private onMessage(slot: Slot, m: FromWorker): void {
+    const task = this.tasks.get(m.id);
+    if (!task) return;
+    if (m.kind === "items") {
+      task.onItems(m.items).then(
+        () => slot.worker.postMessage({ kind: "ack", id: m.id } satisfies ToWorker),
+        (err: unknown) => {
+          this.tasks.delete(m.id);
+          task.reject(err as Error);
+          // The worker waits for an ack that will not come; the run is failing anyway.
+        },
+      );
+    } else if (m.kind === "done") {
+      this.tasks.delete(m.id);
+      task.resolve({ size: m.size, stamp: m.stamp as FileStamp });
+    } else {
+      this.tasks.delete(m.id);
+      task.reject(Object.assign(new Error(m.message), { code: m.code }));
+    }
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const [id, task] of this.tasks) {
+      this.tasks.delete(id);
+      task.reject(err);
+    }
+    for (const w of this.waiting.splice(0)) w();
+  }
+}
+
+/** The compiled worker next to this module, or undefined when running from TypeScript sources. */
+function workerScript(): URL | undefined {
+  const url = new URL("./chunk-worker.js", import.meta.url);
+  return import.meta.url.endsWith(".js") && existsSync(fileURLToPath(url)) ? url : undefined;
+}

@@ -1,0 +1,70 @@
+import { parentPort, workerData } from "node:worker_threads";
+import Database from "better-sqlite3";
+import type { ChunkerParams } from "../chunk/fastcdc.js";
+import { chunkFile, type ChunkItem } from "./chunker.js";
+
+// A worker thread of the chunk pool: reads, chunks, hashes and compresses the files the main
+// thread hands it, several at once so its disk waits overlap. It asks its own read-only
+// connection to the catalog which chunks are stored, so stored chunks are never compressed or
+// sent. Messages: see chunk-pool.ts.
+
+export interface WorkerInit {
+  catalogPath: string;
+  params: ChunkerParams;
+}
+
+export type ToWorker = { kind: "file"; id: number; abs: string; size: number } | { kind: "ack"; id: number };
+
+export type FromWorker =
+  | { kind: "items"; id: number; items: ChunkItem[] }
+  | { kind: "done"; id: number; size: number; stamp: { size: bigint; mtimeNs: bigint; ctimeNs: bigint; inode: bigint; dev: bigint } }
+  | { kind: "error"; id: number; message: string; code?: string };
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+// WAL lets this reader see what the main thread commits while it writes.
+const db = new Database(init.catalogPath, { readonly: true, fileMustExist: true });
+const has = db.prepare("SELECT 1 FROM chunks WHERE hash = ?").pluck();
+const acks = new Map<number, () => void>();
+
+port.on("message", (msg: ToWorker) => {
+  if (msg.kind === "ack") {
+    acks.get(msg.id)?.();
+    return;
+  }
+  void run(msg);
+});
+
+async function run(task: Extract<ToWorker, { kind: "file" }>): Promise<void> {
+  try {
+    const result = await chunkFile(task.abs, task.size, init.params, {
+      isStored: (hash) => has.get(hash) !== undefined,
+      emit: (items) =>
+        new Promise<void>((resolve) => {
+          acks.set(task.id, resolve);
+          port.postMessage({ kind: "items", id: task.id, items } satisfies FromWorker, transferable(items));
+        }),
+    }, true);
+    acks.delete(task.id);
+    port.postMessage({ kind: "done", id: task.id, size: result.size, stamp: result.stamp } satisfies FromWorker);
+  } catch (err) {
+    acks.delete(task.id);
+    const e = err as NodeJS.ErrnoException;
+    port.postMessage({ kind: "error", id: task.id, message: e.message ?? String(err), code: e.code } satisfies FromWorker);
+  }
+}
+
+/**
+ * Frames that own their whole ArrayBuffer move to the main thread without a copy. Others may
+ * share theirs with unrelated buffers (Node pools small allocations): those are copied, since
+ * transferring would detach the neighbours too.
+ */
+function transferable(items: readonly ChunkItem[]): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  for (const { frame } of items) {
+    if (frame && frame.byteOffset === 0 && frame.buffer.byteLength === frame.byteLength && frame.buffer instanceof ArrayBuffer) {
+      out.add(frame.buffer);
+    }
+  }
+  return [...out];
+}

@@ -1,0 +1,132 @@
+import { createHash } from "node:crypto";
+import { closeSync, constants, fstatSync, openSync, readSync, type BigIntStats } from "node:fs";
+import { open } from "node:fs/promises";
+import type { FileStamp } from "../catalog/db.js";
+import { chunkStream, type ChunkerParams } from "../chunk/fastcdc.js";
+import { compressFrame } from "../pack/zstd.js";
+
+// The CPU-heavy half of a backup, for one byte source: cut it into chunks, hash each, and
+// compress those the repository does not have yet. It runs in worker threads for files (see
+// chunk-pool.ts) and on the main thread for command output. Results leave in batches, and the
+// next batch waits until the consumer took the last one, so memory stays bounded.
+
+export interface ChunkItem {
+  /** SHA-256 of the chunk: its id. */
+  hash: Uint8Array;
+  rawLength: number;
+  /** The chunk as a zstd frame; absent when the repository already has the chunk. */
+  frame?: Uint8Array;
+}
+
+export interface ChunkSink {
+  /** Whether the repository is known to have this chunk (then it is not compressed or sent). */
+  isStored(hash: Uint8Array): boolean;
+  /** Takes a batch; the next batch is not produced before this resolves. */
+  emit(items: ChunkItem[]): Promise<void>;
+  signal?: AbortSignal;
+}
+
+export interface FileChunked {
+  size: number;
+  /** The file's stat after reading, to detect a change during the read. */
+  stamp: FileStamp;
+}
+
+const READ_SIZE = 1 << 20;
+/** A batch leaves once its frames reach this size or it holds this many chunks. */
+const BATCH_BYTES = 4 << 20;
+const BATCH_ITEMS = 256;
+/** Frames compressing at once on the libuv pool, per source. */
+const COMPRESSING = 4;
+
+/** Chunks, hashes and compresses a byte stream; returns its length. */
+export async function chunkSource(source: AsyncIterable<Uint8Array>, params: ChunkerParams, sink: ChunkSink): Promise<number> {
+  let size = 0;
+  let batch: Promise<ChunkItem>[] = [];
+  let batchBytes = 0;
+  const flush = async () => {
+    const items = await Promise.all(batch);
+    batch = [];
+    batchBytes = 0;
+    if (items.length > 0) await sink.emit(items);
+  };
+  let compressing = 0;
+  for await (const data of chunkStream(source, params)) {
+    sink.signal?.throwIfAborted();
+    size += data.length;
+    const hash = createHash("sha256").update(data).digest();
+    if (sink.isStored(hash)) {
+      batch.push(Promise.resolve({ hash, rawLength: data.length }));
+    } else {
+      compressing++;
+      batchBytes += data.length;
+      batch.push(compressFrame(data).then((frame) => ({ hash, rawLength: data.length, frame })));
+    }
+    if (compressing >= COMPRESSING || batchBytes >= BATCH_BYTES || batch.length >= BATCH_ITEMS) {
+      await flush();
+      compressing = 0;
+    }
+  }
+  await flush();
+  return size;
+}
+
+/**
+ * Reads a regular file (never through a symlink that replaced it) and chunks it.
+ *
+ * `sync` reads with blocking system calls: right in a worker thread, whose only job this is,
+ * because promise-based file I/O costs about 15 µs of the calling thread per call, which for
+ * tens of thousands of small files is most of the work. The main thread must not block.
+ */
+export async function chunkFile(abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink, sync = false): Promise<FileChunked> {
+  return sync ? chunkFileSync(abs, expectedSize, params, sink) : chunkFileAsync(abs, expectedSize, params, sink);
+}
+
+async function chunkFileAsync(abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink): Promise<FileChunked> {
+  const fh = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const buf = readBuffer(expectedSize);
+    async function* reads(): AsyncGenerator<Uint8Array> {
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) return;
+        yield buf.subarray(0, bytesRead);
+      }
+    }
+    const size = await chunkSource(reads(), params, sink);
+    return { size, stamp: stampOf(await fh.stat({ bigint: true })) };
+  } finally {
+    await fh.close();
+  }
+}
+
+async function chunkFileSync(abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink): Promise<FileChunked> {
+  const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const buf = readBuffer(expectedSize);
+    function* reads(): Generator<Uint8Array> {
+      for (;;) {
+        const n = readSync(fd, buf, 0, buf.length, null);
+        if (n === 0) return;
+        yield buf.subarray(0, n);
+      }
+    }
+    const size = await chunkSource(toAsync(reads()), params, sink);
+    return { size, stamp: stampOf(fstatSync(fd, { bigint: true })) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Sized to the file (plus one byte, to see the end in one read) up to READ_SIZE. */
+function readBuffer(expectedSize: number): Buffer {
+  return Buffer.allocUnsafe(Math.min(READ_SIZE, expectedSize + 1));
+}
+
+async function* toAsync<T>(items: Iterable<T>): AsyncGenerator<T> {
+  yield* items;
+}
+
+function stampOf(st: BigIntStats): FileStamp {
+  return { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, inode: st.ino, dev: st.dev };
+}
