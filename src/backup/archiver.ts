@@ -295,20 +295,21 @@ export class Archiver {
   private async take(items: ChunkItem[], chunks: Buffer[], countProgress: boolean): Promise<void> {
     this.o.signal?.throwIfAborted();
     await this.uploader.whenRoom();
-    const sealed: SealedBlob[] = [];
+    const adds: Promise<SealedBlob[]>[] = [];
     for (const item of items) {
       const hash = Buffer.from(item.hash.buffer, item.hash.byteOffset, item.hash.byteLength);
       chunks.push(hash);
       this.summary.bytesRead += item.rawLength;
       if (countProgress) this.progress.bytesDone += item.rawLength;
-      if (!item.frame) continue;
+      if (!item.data) continue;
       const hex = hash.toString("hex");
       if (this.pending.has(hex) || this.o.catalog.hasChunk(hash)) continue;
       this.pending.set(hex, []);
       this.summary.bytesNew += item.rawLength;
-      sealed.push(...(await this.writer.addFrame(hex, item.frame, item.rawLength)));
+      // Not awaited one by one: the batch's chunks compress in parallel on the thread pool.
+      adds.push(this.writer.add(item.data, hex));
     }
-    await this.uploader.enqueue(sealed);
+    for (const sealed of await Promise.all(adds)) await this.uploader.enqueue(sealed);
   }
 
   /** Queues a file's catalog row until every chunk it references is stored. */

@@ -7,8 +7,9 @@ import type { ChunkerParams } from "../chunk/fastcdc.js";
 import { chunkFile, type ChunkItem, type FileChunked } from "./chunker.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./chunk-worker.js";
 
-// Spreads file chunking over worker threads, so hashing, FastCDC and zstd calls use every core
-// while the main thread walks, deduplicates, encrypts and uploads. Each worker takes several
+// Spreads file reading, chunking and hashing over worker threads, so they use a core of their
+// own while the main thread walks, deduplicates, compresses (on libuv's pool), encrypts and
+// uploads. Each worker takes several
 // files at once. Results stream back per file in batches, each acknowledged before the next is
 // produced (backpressure from the packer reaches the disk reads).
 //

@@ -3,10 +3,9 @@ import Database from "better-sqlite3";
 import type { ChunkerParams } from "../chunk/fastcdc.js";
 import { chunkFile, type ChunkItem } from "./chunker.js";
 
-// A worker thread of the chunk pool: reads, chunks, hashes and compresses the files the main
-// thread hands it, several at once so its disk waits overlap. It asks its own read-only
-// connection to the catalog which chunks are stored, so stored chunks are never compressed or
-// sent. Messages: see chunk-pool.ts.
+// A worker thread of the chunk pool: reads, chunks and hashes the files the main thread hands
+// it. It asks its own read-only connection to the catalog which chunks are stored, so the bytes
+// of stored chunks never cross to the main thread. Messages: see chunk-pool.ts.
 
 export interface WorkerInit {
   catalogPath: string;
@@ -55,15 +54,15 @@ async function run(task: Extract<ToWorker, { kind: "file" }>): Promise<void> {
 }
 
 /**
- * Frames that own their whole ArrayBuffer move to the main thread without a copy. Others may
+ * Chunks that own their whole ArrayBuffer move to the main thread without a copy. Others may
  * share theirs with unrelated buffers (Node pools small allocations): those are copied, since
  * transferring would detach the neighbours too.
  */
 function transferable(items: readonly ChunkItem[]): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
-  for (const { frame } of items) {
-    if (frame && frame.byteOffset === 0 && frame.buffer.byteLength === frame.byteLength && frame.buffer instanceof ArrayBuffer) {
-      out.add(frame.buffer);
+  for (const { data } of items) {
+    if (data && data.byteOffset === 0 && data.buffer.byteLength === data.byteLength && data.buffer instanceof ArrayBuffer) {
+      out.add(data.buffer);
     }
   }
   return [...out];

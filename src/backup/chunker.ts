@@ -3,23 +3,23 @@ import { closeSync, constants, fstatSync, openSync, readSync, type BigIntStats }
 import { open } from "node:fs/promises";
 import type { FileStamp } from "../catalog/db.js";
 import { chunkStream, type ChunkerParams } from "../chunk/fastcdc.js";
-import { compressFrame } from "../pack/zstd.js";
 
-// The CPU-heavy half of a backup, for one byte source: cut it into chunks, hash each, and
-// compress those the repository does not have yet. It runs in worker threads for files (see
-// chunk-pool.ts) and on the main thread for command output. Results leave in batches, and the
-// next batch waits until the consumer took the last one, so memory stays bounded.
+// The CPU-heavy front of a backup, for one byte source: cut it into chunks and hash each; the
+// bytes of chunks the repository does not have yet go along to the packer (which compresses
+// them, small ones together). It runs in worker threads for files (see chunk-pool.ts) and on
+// the main thread for command output. Results leave in batches, and the next batch waits until
+// the consumer took the last one, so memory stays bounded.
 
 export interface ChunkItem {
   /** SHA-256 of the chunk: its id. */
   hash: Uint8Array;
   rawLength: number;
-  /** The chunk as a zstd frame; absent when the repository already has the chunk. */
-  frame?: Uint8Array;
+  /** The chunk's bytes; absent when the repository already has the chunk. */
+  data?: Uint8Array;
 }
 
 export interface ChunkSink {
-  /** Whether the repository is known to have this chunk (then it is not compressed or sent). */
+  /** Whether the repository is known to have this chunk (then its bytes are not sent). */
   isStored(hash: Uint8Array): boolean;
   /** Takes a batch; the next batch is not produced before this resolves. */
   emit(items: ChunkItem[]): Promise<void>;
@@ -33,41 +33,31 @@ export interface FileChunked {
 }
 
 const READ_SIZE = 1 << 20;
-/** A batch leaves once its frames reach this size or it holds this many chunks. */
+/** A batch leaves once its new bytes reach this size or it holds this many chunks. */
 const BATCH_BYTES = 4 << 20;
 const BATCH_ITEMS = 256;
-/** Frames compressing at once on the libuv pool, per source. */
-const COMPRESSING = 4;
 
-/** Chunks, hashes and compresses a byte stream; returns its length. */
+/** Chunks and hashes a byte stream, passing on the bytes of new chunks; returns its length. */
 export async function chunkSource(source: AsyncIterable<Uint8Array>, params: ChunkerParams, sink: ChunkSink): Promise<number> {
   let size = 0;
-  let batch: Promise<ChunkItem>[] = [];
+  let batch: ChunkItem[] = [];
   let batchBytes = 0;
-  const flush = async () => {
-    const items = await Promise.all(batch);
-    batch = [];
-    batchBytes = 0;
-    if (items.length > 0) await sink.emit(items);
-  };
-  let compressing = 0;
   for await (const data of chunkStream(source, params)) {
     sink.signal?.throwIfAborted();
     size += data.length;
     const hash = createHash("sha256").update(data).digest();
-    if (sink.isStored(hash)) {
-      batch.push(Promise.resolve({ hash, rawLength: data.length }));
-    } else {
-      compressing++;
+    if (sink.isStored(hash)) batch.push({ hash, rawLength: data.length });
+    else {
+      batch.push({ hash, rawLength: data.length, data });
       batchBytes += data.length;
-      batch.push(compressFrame(data).then((frame) => ({ hash, rawLength: data.length, frame })));
     }
-    if (compressing >= COMPRESSING || batchBytes >= BATCH_BYTES || batch.length >= BATCH_ITEMS) {
-      await flush();
-      compressing = 0;
+    if (batchBytes >= BATCH_BYTES || batch.length >= BATCH_ITEMS) {
+      await sink.emit(batch);
+      batch = [];
+      batchBytes = 0;
     }
   }
-  await flush();
+  if (batch.length > 0) await sink.emit(batch);
   return size;
 }
 

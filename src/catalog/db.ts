@@ -10,7 +10,7 @@ import { COMPRESSION } from "../pack/zstd.js";
 // written after the blob's put succeeded), so a crash can lose work but never make a later
 // backup reference a blob that does not exist. Losing the whole file costs a full re-read.
 
-export const CATALOG_VERSION = 2;
+export const CATALOG_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS blobs (
@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS chunks (
   blob_id INTEGER NOT NULL REFERENCES blobs(id) ON DELETE CASCADE,
   offset INTEGER NOT NULL,
   length INTEGER NOT NULL,
+  raw_offset INTEGER NOT NULL,
   raw_length INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunks_by_blob ON chunks(blob_id);
@@ -109,14 +110,15 @@ export class Catalog {
     this.db.exec(SCHEMA);
     this.stmts = {
       chunk: this.db.prepare(
-        "SELECT b.name AS blob, c.offset, c.length, c.raw_length AS rawLength FROM chunks c JOIN blobs b ON b.id = c.blob_id WHERE c.hash = ?",
+        "SELECT b.name AS blob, c.offset, c.length, c.raw_offset AS rawOffset, c.raw_length AS rawLength " +
+          "FROM chunks c JOIN blobs b ON b.id = c.blob_id WHERE c.hash = ?",
       ),
       hasChunk: this.db.prepare("SELECT 1 FROM chunks WHERE hash = ?").pluck(),
       insertBlob: this.db.prepare(
         "INSERT INTO blobs(name, size, header_length, stored_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET stored_at = excluded.stored_at RETURNING id",
       ).pluck(),
       insertChunk: this.db.prepare(
-        "INSERT OR IGNORE INTO chunks(hash, blob_id, offset, length, raw_length) VALUES (?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO chunks(hash, blob_id, offset, length, raw_offset, raw_length) VALUES (?, ?, ?, ?, ?, ?)",
       ),
       file: this.db
         .prepare("SELECT size, mtime_ns, ctime_ns, inode, dev, chunks FROM entries WHERE path = ? AND type = 'file'")
@@ -155,7 +157,7 @@ export class Catalog {
   }
 
   chunk(hash: Uint8Array): Omit<ChunkLocation, "id"> | undefined {
-    const row = this.stmts.chunk.get(hash) as { blob: string; offset: number; length: number; rawLength: number } | undefined;
+    const row = this.stmts.chunk.get(hash) as { blob: string; offset: number; length: number; rawOffset: number; rawLength: number } | undefined;
     return row && { ...row, compression: COMPRESSION };
   }
 
@@ -163,7 +165,7 @@ export class Catalog {
   recordBlob(blob: BlobRecord, chunks: readonly ChunkLocation[], now = Date.now()): void {
     this.db.transaction(() => {
       const id = this.stmts.insertBlob.get(blob.name, blob.size, blob.headerLength, now) as number;
-      for (const c of chunks) this.stmts.insertChunk.run(Buffer.from(c.id, "hex"), id, c.offset, c.length, c.rawLength);
+      for (const c of chunks) this.stmts.insertChunk.run(Buffer.from(c.id, "hex"), id, c.offset, c.length, c.rawOffset, c.rawLength);
     })();
   }
 

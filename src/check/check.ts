@@ -44,8 +44,8 @@ interface Need {
   size: number;
   /** Snapshots that use the blob. */
   users: Set<string>;
-  /** Chunks needed from it, by offset (only collected when data will be read). */
-  chunks: Map<number, ChunkLocation>;
+  /** Chunks needed from it, by frame offset and offset inside the frame (only when data will be read). */
+  chunks: Map<string, ChunkLocation>;
 }
 
 const FILES_SHOWN = 20;
@@ -105,16 +105,19 @@ export async function check(o: CheckOptions): Promise<CheckReport> {
 
 async function collect(r: SnapshotReader, s: SnapshotObject, needs: Map<string, Need>, withChunks: boolean): Promise<void> {
   for (const b of r.blobs()) {
-    const need = needs.get(b.name) ?? { size: b.size, users: new Set<string>(), chunks: new Map<number, ChunkLocation>() };
+    const need = needs.get(b.name) ?? { size: b.size, users: new Set<string>(), chunks: new Map<string, ChunkLocation>() };
     need.users.add(s.id);
     needs.set(b.name, need);
   }
   if (!withChunks) return;
   const rows = r.db
-    .prepare("SELECT b.name AS blob, hex(c.hash) AS id, c.offset, c.length, c.raw_length AS rawLength FROM chunks c JOIN blobs b ON b.id = c.blob_id")
-    .iterate() as Iterable<{ blob: string; id: string; offset: number; length: number; rawLength: number }>;
+    .prepare(
+      "SELECT b.name AS blob, hex(c.hash) AS id, c.offset, c.length, c.raw_offset AS rawOffset, c.raw_length AS rawLength " +
+        "FROM chunks c JOIN blobs b ON b.id = c.blob_id",
+    )
+    .iterate() as Iterable<{ blob: string; id: string; offset: number; length: number; rawOffset: number; rawLength: number }>;
   for (const row of rows) {
-    needs.get(row.blob)!.chunks.set(row.offset, { ...row, id: row.id.toLowerCase(), compression: COMPRESSION });
+    needs.get(row.blob)!.chunks.set(`${row.offset}:${row.rawOffset}`, { ...row, id: row.id.toLowerCase(), compression: COMPRESSION });
   }
 }
 

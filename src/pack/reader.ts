@@ -20,6 +20,8 @@ const HEADER_CACHE = 256;
 
 export class BlobReader {
   private readonly headers = new Map<string, Promise<OpenedHeader>>();
+  /** Ciphertext bytes fetched from the store so far (headers, ranges and whole blobs). */
+  bytesFetched = 0;
 
   constructor(
     private readonly store: BlobSource,
@@ -32,7 +34,8 @@ export class BlobReader {
     const opened = await this.header(loc.blob, options);
     const plan = planRange(opened, loc.offset, loc.length, key);
     const sealed = await getBytes(this.store, key, { ...options, range: { offset: plan.offset, length: plan.length } });
-    return verifyChunk(await decompressFrame(plan.open(sealed), loc.rawLength, key), loc, key);
+    this.bytesFetched += sealed.length;
+    return chunkOf(await decompressFrame(plan.open(sealed), loc.rawOffset + loc.rawLength, key), loc, key);
   }
 
   private header(blob: string, options: CallOptions): Promise<OpenedHeader> {
@@ -51,6 +54,7 @@ export class BlobReader {
     // One recipient needs ~200 bytes; read more only for headers with many recipients.
     for (let probe = HEADER_PROBE; ; probe *= 4) {
       const prefix = await getBytes(this.store, key, { ...options, range: { offset: 0, length: probe } });
+      this.bytesFetched += prefix.length;
       const opened = openHeader(prefix, this.identities, key);
       if (opened) return opened;
       if (prefix.length < probe) throw new IntegrityError(key, "age file truncated inside its header");
@@ -68,7 +72,9 @@ export class BlobReader {
     options: CallOptions = {},
   ): AsyncGenerator<{ loc: ChunkLocation; data: Buffer }> {
     const key = blobKey(blob);
-    const wanted = [...chunks].sort((a, b) => a.offset - b.offset);
+    const wanted = [...chunks].sort((a, b) => a.offset - b.offset || a.rawOffset - b.rawOffset);
+    // Small chunks share frames: keep the last frame decompressed for its neighbours.
+    let lastFrame: { offset: number; raw: Buffer } | undefined;
     const dec = new AgeDecryptor(this.identities, key);
     const hash = createHash("sha256");
     let plainPos = 0; // plaintext offset of pending[0]
@@ -91,9 +97,11 @@ export class BlobReader {
         }
         if (plainPos + pendingLen < loc.offset + loc.length) break;
         const all = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
-        const frame = all.subarray(loc.offset - plainPos, loc.offset - plainPos + loc.length);
-        const data = await decompressFrame(frame, loc.rawLength, key);
-        yield { loc, data: verifyChunk(data, loc, key) };
+        if (lastFrame?.offset !== loc.offset) {
+          const frame = all.subarray(loc.offset - plainPos, loc.offset - plainPos + loc.length);
+          lastFrame = { offset: loc.offset, raw: await decompressFrame(frame, loc.rawOffset + loc.rawLength, key) };
+        }
+        yield { loc, data: chunkOf(lastFrame.raw, loc, key) };
         next++;
         const keepFrom = Math.min(loc.offset + loc.length, (wanted[next] ?? loc).offset) - plainPos;
         pending = [all.subarray(Math.max(0, keepFrom))];
@@ -108,6 +116,7 @@ export class BlobReader {
     };
 
     for await (const part of await this.store.get(key, options)) {
+      this.bytesFetched += (part as Buffer).length;
       hash.update(part as Buffer);
       yield* take(dec.push(part as Buffer));
     }
@@ -121,7 +130,12 @@ export class BlobReader {
   }
 }
 
-function verifyChunk(data: Buffer, loc: ChunkLocation, object: string): Buffer {
+/** The chunk's bytes inside its decompressed frame, checked against its id. */
+function chunkOf(frameRaw: Buffer, loc: ChunkLocation, object: string): Buffer {
+  if (frameRaw.length < loc.rawOffset + loc.rawLength) {
+    throw new IntegrityError(object, `zstd frame at offset ${loc.offset} is shorter than chunk ${loc.id.slice(0, 16)}… needs`);
+  }
+  const data = frameRaw.subarray(loc.rawOffset, loc.rawOffset + loc.rawLength);
   if (chunkId(data) !== loc.id) {
     throw new IntegrityError(object, `chunk ${loc.id.slice(0, 16)}… at offset ${loc.offset} does not match its id`);
   }

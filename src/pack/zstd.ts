@@ -12,16 +12,16 @@ export async function compressFrame(data: Uint8Array, level = DEFAULT_LEVEL): Pr
   return compress(Buffer.from(data.buffer, data.byteOffset, data.byteLength), level);
 }
 
-/** Decompresses one frame and checks it has the length the metadata promised. */
-export async function decompressFrame(frame: Uint8Array, rawLength: number, object: string): Promise<Buffer> {
+/** Decompresses one frame and checks it holds at least `minLength` bytes (the metadata's promise). */
+export async function decompressFrame(frame: Uint8Array, minLength: number, object: string): Promise<Buffer> {
   let out: Buffer;
   try {
     out = await decompress(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
   } catch (cause) {
     throw new IntegrityError(object, "zstd frame does not decompress", { cause });
   }
-  if (out.length !== rawLength) {
-    throw new IntegrityError(object, `zstd frame holds ${out.length} bytes, expected ${rawLength}`);
+  if (out.length < minLength) {
+    throw new IntegrityError(object, `zstd frame holds ${out.length} bytes, expected at least ${minLength}`);
   }
   return out;
 }

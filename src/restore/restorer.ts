@@ -43,6 +43,8 @@ export interface RestoreSummary {
   /** Blobs read in full vs. read by ranged requests. */
   blobsStreamed: number;
   blobsRanged: number;
+  /** Ciphertext bytes read from the repository. */
+  bytesFetched: number;
   errors: { path: string; message: string }[];
 }
 
@@ -58,10 +60,12 @@ export class Restorer {
   readonly progress: RestoreProgress = { bytesWritten: 0, bytesTotal: 0, files: 0 };
   private readonly tree: SafeTree;
   private readonly dest: (path: string) => string;
-  private readonly summary: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0, blobs: 0, blobsStreamed: 0, blobsRanged: 0, errors: [] };
+  private readonly summary: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0, blobs: 0, blobsStreamed: 0, blobsRanged: 0, bytesFetched: 0, errors: [] };
+  private readonly reader;
 
   constructor(private readonly o: RestoreOptions) {
     this.tree = new SafeTree(o.target, o.snapshot.object);
+    this.reader = o.repo.blobReader(o.identities);
     this.dest = o.destination ?? ((p) => p);
   }
 
@@ -74,6 +78,7 @@ export class Restorer {
     await this.writeChunks();
     signal?.throwIfAborted();
     await this.finishEntries();
+    this.summary.bytesFetched = this.reader.bytesFetched;
     return this.summary;
   }
 
@@ -140,7 +145,7 @@ export class Restorer {
     }
     const needed = [...byChunk.values()];
     const neededBytes = needed.reduce((n, c) => n + c.loc.length, 0);
-    const reader = this.o.repo.blobReader(this.o.identities);
+    const reader = this.reader;
     const options = { signal: this.o.signal };
     this.summary.blobs++;
     const writes = new TaskPool(WRITE_CONCURRENCY);

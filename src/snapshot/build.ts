@@ -74,8 +74,8 @@ export class SnapshotBuilder {
       INSERT INTO blobs(name, size, header_length)
         SELECT DISTINCT b.name, b.size, b.header_length FROM temp.wanted w
         JOIN cat.chunks c ON c.hash = w.chunk JOIN cat.blobs b ON b.id = c.blob_id;
-      INSERT INTO chunks(hash, blob_id, offset, length, raw_length, compression)
-        SELECT c.hash, nb.id, c.offset, c.length, c.raw_length, '${COMPRESSION}' FROM temp.wanted w
+      INSERT INTO chunks(hash, blob_id, offset, length, raw_offset, raw_length, compression)
+        SELECT c.hash, nb.id, c.offset, c.length, c.raw_offset, c.raw_length, '${COMPRESSION}' FROM temp.wanted w
         JOIN cat.chunks c ON c.hash = w.chunk JOIN cat.blobs b ON b.id = c.blob_id JOIN main.blobs nb ON nb.name = b.name;
     `);
     const missing = this.db

@@ -93,9 +93,9 @@ export class SnapshotReader {
         JOIN files f ON f.id = fc.file_id ${filter}
       )
       SELECT p.file_id AS fileId, f.path, p.file_offset AS fileOffset, hex(c.hash) AS id, b.name AS blob,
-             b.size AS blobSize, c.offset, c.length, c.raw_length AS rawLength, c.compression
+             b.size AS blobSize, c.offset, c.length, c.raw_offset AS rawOffset, c.raw_length AS rawLength, c.compression
       FROM placed p JOIN chunks c ON c.hash = p.chunk JOIN blobs b ON b.id = c.blob_id JOIN files f ON f.id = p.file_id
-      ORDER BY b.name, c.offset, p.file_id, p.file_offset`);
+      ORDER BY b.name, c.offset, c.raw_offset, p.file_id, p.file_offset`);
     for (const row of stmt.iterate(...args) as Iterable<Record<string, unknown>>) {
       if (row["compression"] !== COMPRESSION) {
         throw new IntegrityError(this.object, `chunk ${String(row["id"])} uses unknown compression ${String(row["compression"])}`);
@@ -110,6 +110,7 @@ export class SnapshotReader {
           blob: row["blob"] as string,
           offset: row["offset"] as number,
           length: row["length"] as number,
+          rawOffset: row["rawOffset"] as number,
           rawLength: row["rawLength"] as number,
           compression: COMPRESSION,
         },

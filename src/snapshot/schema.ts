@@ -38,6 +38,7 @@ CREATE TABLE chunks (
   blob_id INTEGER NOT NULL REFERENCES blobs(id),
   offset INTEGER NOT NULL,
   length INTEGER NOT NULL,
+  raw_offset INTEGER NOT NULL,
   raw_length INTEGER NOT NULL,
   compression TEXT NOT NULL
 ) WITHOUT ROWID;
