@@ -81,7 +81,7 @@ export interface BackupSummary {
 const MAX_READ_ATTEMPTS = 2;
 const FILE_BATCH = 500;
 /** Bytes of file content being chunked at once, across all files (see file()). */
-const BYTES_IN_FLIGHT = 64 << 20;
+const BYTES_IN_FLIGHT = 32 << 20;
 /** What one large file costs at most: its chunking window plus a batch of frames. */
 const FILE_COST_MAX = 16 << 20;
 /** What any file costs at least (buffers, messages, a file descriptor). */
@@ -125,7 +125,7 @@ export class Archiver {
     this.uploader = new Uploader({
       repo: o.repo,
       catalog: o.catalog,
-      concurrency: o.uploadConcurrency ?? 3,
+      concurrency: o.uploadConcurrency ?? 2,
       signal: o.signal,
       onCommitted: (blob) => this.committed(blob),
     });
@@ -185,7 +185,7 @@ export class Archiver {
       await this.o.beforeCommit?.(blobs);
       const snapshotSize = await this.o.repo.putSnapshot(this.snapshotId, this.builder.path, this.o.recipients, { signal });
       // Only a full walk saw everything; an incremental one leaves unvisited rows as they are.
-      if (!this.o.dirty) this.o.catalog.dropEntriesNotSeenSince(this.started.getTime());
+      if (!this.o.dirty) this.o.catalog.dropEntriesMissingFrom(this.builder.path);
       this.o.catalog.setState("last_snapshot", this.snapshotId);
       return {
         snapshotId: this.snapshotId,
@@ -228,8 +228,9 @@ export class Archiver {
 
   private async file(entry: WalkEntry): Promise<void> {
     const known = this.o.catalog.lookupFile(entry.abs, entry.stamp);
-    this.remember(entry);
     this.progress.currentPath = entry.abs;
+    // An unchanged file's row is already right (a chmod or chown would have changed its ctime).
+    if (known.status !== "unchanged") this.remember(entry);
     if (known.status === "unchanged") {
       this.summary.filesUnchanged++;
       this.builder.add(baseEntry(entry), known.chunks);
@@ -339,7 +340,7 @@ export class Archiver {
 
   private flushFiles(): void {
     // Entries first: a chunk list is only stored on a row whose stamp it matches.
-    this.o.catalog.recordEntries(this.seen, this.started.getTime());
+    this.o.catalog.recordEntries(this.seen);
     this.o.catalog.recordChunks(this.readyFiles);
     this.o.catalog.forgetChunks(this.rereads);
     this.seen = [];

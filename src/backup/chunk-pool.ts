@@ -46,9 +46,17 @@ export class ChunkPool {
   private nextId = 1;
   private readonly perWorker: number;
   private failure: Error | undefined;
+  private started = false;
 
   constructor(private readonly o: ChunkPoolOptions) {
     this.perWorker = o.filesPerWorker ?? 16;
+  }
+
+  /** Starts the workers on first use: a run where nothing changed needs none. */
+  private start(): void {
+    if (this.started) return;
+    this.started = true;
+    const o = this.o;
     const script = workerScript();
     if (!script) return;
     // One core stays with the main thread, which deduplicates, encrypts, hashes blobs and
@@ -73,6 +81,7 @@ export class ChunkPool {
 
   /** Chunks one file; `onItems` receives its chunks in order. */
   async chunkFile(abs: string, size: number, onItems: OnItems): Promise<FileChunked> {
+    this.start();
     if (!this.threaded) return chunkFile(abs, size, this.o.params, { isStored: this.o.isStored, emit: onItems });
     const slot = await this.slot();
     if (this.failure) throw this.failure;

@@ -10,7 +10,7 @@ import { COMPRESSION } from "../pack/zstd.js";
 // written after the blob's put succeeded), so a crash can lose work but never make a later
 // backup reference a blob that does not exist. Losing the whole file costs a full re-read.
 
-export const CATALOG_VERSION = 3;
+export const CATALOG_VERSION = 4;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS blobs (
@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS entries (
   dev INTEGER NOT NULL,
   link_target TEXT,
   chunks BLOB,
-  seen_at INTEGER NOT NULL
+  verified_epoch INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
@@ -121,21 +121,22 @@ export class Catalog {
         "INSERT OR IGNORE INTO chunks(hash, blob_id, offset, length, raw_offset, raw_length) VALUES (?, ?, ?, ?, ?, ?)",
       ),
       file: this.db
-        .prepare("SELECT size, mtime_ns, ctime_ns, inode, dev, chunks FROM entries WHERE path = ? AND type = 'file'")
+        .prepare("SELECT size, mtime_ns, ctime_ns, inode, dev, chunks, verified_epoch FROM entries WHERE path = ? AND type = 'file'")
         .safeIntegers(),
       // A row whose stamp changed loses its chunk list: the content must be read again.
       upsertEntry: this.db.prepare(
-        "INSERT INTO entries(path, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, dev, link_target, chunks, seen_at) " +
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?) ON CONFLICT(path) DO UPDATE SET " +
+        "INSERT INTO entries(path, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, dev, link_target, chunks) " +
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT(path) DO UPDATE SET " +
           "chunks = CASE WHEN type = excluded.type AND size = excluded.size AND mtime_ns = excluded.mtime_ns AND " +
           "ctime_ns = excluded.ctime_ns AND inode = excluded.inode AND dev = excluded.dev THEN chunks ELSE NULL END, " +
           "type = excluded.type, mode = excluded.mode, uid = excluded.uid, gid = excluded.gid, size = excluded.size, " +
           "mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns, inode = excluded.inode, dev = excluded.dev, " +
-          "link_target = excluded.link_target, seen_at = excluded.seen_at",
+          "link_target = excluded.link_target",
       ),
       setChunks: this.db.prepare(
-        "UPDATE entries SET chunks = ? WHERE path = ? AND size = ? AND mtime_ns = ? AND ctime_ns = ? AND inode = ? AND dev = ?",
+        "UPDATE entries SET chunks = ?, verified_epoch = ? WHERE path = ? AND size = ? AND mtime_ns = ? AND ctime_ns = ? AND inode = ? AND dev = ?",
       ),
+      setVerified: this.db.prepare("UPDATE entries SET verified_epoch = ? WHERE path = ?"),
       forgetChunks: this.db.prepare("UPDATE entries SET chunks = NULL WHERE path = ?"),
       deleteBlob: this.db.prepare("DELETE FROM blobs WHERE name = ?"),
       getState: this.db.prepare("SELECT value FROM state WHERE key = ?").pluck(),
@@ -176,7 +177,7 @@ export class Catalog {
    */
   lookupFile(path: string, stamp: FileStamp): FileLookup {
     const row = this.stmts.file.get(path) as
-      | { size: bigint; mtime_ns: bigint; ctime_ns: bigint; inode: bigint; dev: bigint; chunks: Buffer | null }
+      | { size: bigint; mtime_ns: bigint; ctime_ns: bigint; inode: bigint; dev: bigint; chunks: Buffer | null; verified_epoch: bigint }
       | undefined;
     if (!row) return { status: "new" };
     if (row.chunks === null) return { status: "changed" };
@@ -185,17 +186,30 @@ export class Catalog {
       row.inode === stamp.inode && row.dev === stamp.dev;
     if (!same) return { status: "changed" };
     const chunks = splitHashes(row.chunks);
-    return chunks.every((h) => this.hasChunk(h)) ? { status: "unchanged", chunks } : { status: "changed" };
+    // Chunks disappear from the index only when blobs are forgotten, which bumps the epoch: a
+    // row verified in this epoch needs no lookup per chunk.
+    const epoch = this.epoch();
+    if (Number(row.verified_epoch) === epoch) return { status: "unchanged", chunks };
+    if (!chunks.every((h) => this.hasChunk(h))) return { status: "changed" };
+    this.stmts.setVerified.run(epoch, path);
+    return { status: "unchanged", chunks };
+  }
+
+  private epochCache: number | undefined;
+
+  /** Bumped whenever blobs are forgotten; see lookupFile. */
+  epoch(): number {
+    return (this.epochCache ??= Number(this.getState("chunk_epoch") ?? 0));
   }
 
   /** Records what a walk saw, in one transaction (per-row commits would dominate a large run). */
-  recordEntries(entries: readonly CatalogEntry[], now = Date.now()): void {
+  recordEntries(entries: readonly CatalogEntry[]): void {
     if (entries.length === 0) return;
     this.db.transaction(() => {
       for (const e of entries) {
         this.stmts.upsertEntry.run(
           e.path, e.type, e.mode, e.uid, e.gid, e.stamp.size, e.stamp.mtimeNs, e.stamp.ctimeNs, e.stamp.inode, e.stamp.dev,
-          e.linkTarget ?? null, now,
+          e.linkTarget ?? null,
         );
       }
     })();
@@ -210,7 +224,7 @@ export class Catalog {
     this.db.transaction(() => {
       for (const f of files) {
         const { size, mtimeNs, ctimeNs, inode, dev } = f.stamp;
-        this.stmts.setChunks.run(Buffer.concat(f.chunks), f.path, size, mtimeNs, ctimeNs, inode, dev);
+        this.stmts.setChunks.run(Buffer.concat(f.chunks), this.epoch(), f.path, size, mtimeNs, ctimeNs, inode, dev);
       }
     })();
   }
@@ -261,6 +275,10 @@ export class Catalog {
     let n = 0;
     this.db.transaction(() => {
       for (const name of names) n += this.stmts.deleteBlob.run(name).changes;
+      if (n > 0) {
+        this.epochCache = this.epoch() + 1;
+        this.setState("chunk_epoch", String(this.epochCache));
+      }
     })();
     return n;
   }
@@ -270,9 +288,19 @@ export class Catalog {
     return this.db.prepare("SELECT name FROM blobs").pluck().all() as string[];
   }
 
-  /** Drops rows not seen since `before` (entries deleted from the source). Full walks only. */
-  dropEntriesNotSeenSince(before: number): number {
-    return this.db.prepare("DELETE FROM entries WHERE seen_at < ?").run(before).changes;
+  /**
+   * Drops rows of entries a full walk no longer saw (deleted from the source): everything not in
+   * the snapshot database at `snapshotPath`, which lists every entry of that walk.
+   */
+  dropEntriesMissingFrom(snapshotPath: string): number {
+    this.db.prepare("ATTACH DATABASE ? AS snap").run(snapshotPath);
+    try {
+      return this.db
+        .prepare("DELETE FROM entries WHERE NOT EXISTS (SELECT 1 FROM snap.files f WHERE f.path = substr(entries.path, 2))")
+        .run().changes;
+    } finally {
+      this.db.exec("DETACH DATABASE snap");
+    }
   }
 
   getState(key: string): string | undefined {

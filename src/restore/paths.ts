@@ -1,4 +1,4 @@
-import { lstat, mkdir } from "node:fs/promises";
+import { lstatSync, mkdirSync } from "node:fs";
 import { join, sep } from "node:path";
 import { IntegrityError } from "../errors.js";
 
@@ -29,25 +29,25 @@ export class SafeTree {
   ) {}
 
   /** Absolute destination of `rel` (already checked with pathSegments), parents made safe. */
-  async prepare(rel: string): Promise<string> {
+  prepare(rel: string): string {
     const segs = pathSegments(rel, this.object);
     let dir = this.root;
     for (const seg of segs.slice(0, -1)) {
       dir = join(dir, seg);
-      await this.ensureDir(dir);
+      this.ensureDir(dir);
     }
     return segs.length === 0 ? this.root : join(this.root, ...segs);
   }
 
   /** Creates `dir` if needed and refuses it if it is (or became) anything but a directory. */
-  async ensureDir(dir: string): Promise<void> {
+  ensureDir(dir: string): void {
     if (this.checked.has(dir)) return;
     try {
-      await mkdir(dir, { mode: 0o700 });
+      mkdirSync(dir, { mode: 0o700 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
-    const st = await lstat(dir);
+    const st = lstatSync(dir);
     if (!st.isDirectory()) {
       const what = st.isSymbolicLink() ? "a symlink" : "not a directory";
       throw new IntegrityError(this.object, `refusing to restore through ${dir}: it is ${what}`);
