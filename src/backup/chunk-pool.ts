@@ -49,7 +49,9 @@ export class ChunkPool {
   private started = false;
 
   constructor(private readonly o: ChunkPoolOptions) {
-    this.perWorker = o.filesPerWorker ?? 16;
+    // Reads are blocking in the worker, so more files at once only overlap the wait for the
+    // main thread's acknowledgements; each one costs a scratch set (~13 MiB).
+    this.perWorker = o.filesPerWorker ?? 6;
   }
 
   /** Starts the workers on first use: a run where nothing changed needs none. */

@@ -1,7 +1,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
 import type { ChunkerParams } from "../chunk/fastcdc.js";
-import { chunkFile, type ChunkItem } from "./chunker.js";
+import { chunkFile, newScratch, type ChunkItem, type Scratch } from "./chunker.js";
 
 // A worker thread of the chunk pool: reads, chunks and hashes the files the main thread hands
 // it. It asks its own read-only connection to the catalog which chunks are stored, so the bytes
@@ -25,6 +25,8 @@ const port = parentPort!;
 const db = new Database(init.catalogPath, { readonly: true, fileMustExist: true });
 const has = db.prepare("SELECT 1 FROM chunks WHERE hash = ?").pluck();
 const acks = new Map<number, () => void>();
+// One scratch set per file being chunked, kept for the next file (see chunkStream's scratch).
+const scratches: Scratch[] = [];
 
 port.on("message", (msg: ToWorker) => {
   if (msg.kind === "ack") {
@@ -35,6 +37,7 @@ port.on("message", (msg: ToWorker) => {
 });
 
 async function run(task: Extract<ToWorker, { kind: "file" }>): Promise<void> {
+  const scratch = scratches.pop() ?? newScratch(init.params);
   try {
     const result = await chunkFile(task.abs, task.size, init.params, {
       isStored: (hash) => has.get(hash) !== undefined,
@@ -43,13 +46,15 @@ async function run(task: Extract<ToWorker, { kind: "file" }>): Promise<void> {
           acks.set(task.id, resolve);
           port.postMessage({ kind: "items", id: task.id, items } satisfies FromWorker, transferable(items));
         }),
-    }, true);
+    }, true, scratch);
     acks.delete(task.id);
     port.postMessage({ kind: "done", id: task.id, size: result.size, stamp: result.stamp } satisfies FromWorker);
   } catch (err) {
     acks.delete(task.id);
     const e = err as NodeJS.ErrnoException;
     port.postMessage({ kind: "error", id: task.id, message: e.message ?? String(err), code: e.code } satisfies FromWorker);
+  } finally {
+    scratches.push(scratch);
   }
 }
 

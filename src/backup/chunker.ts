@@ -18,6 +18,17 @@ export interface ChunkItem {
   data?: Uint8Array;
 }
 
+/** Buffers a caller reuses from file to file (see chunkStream's `scratch`). */
+export interface Scratch {
+  work: Buffer;
+  read: Buffer;
+}
+
+/** Scratch space for chunking with `params`. */
+export function newScratch(params: ChunkerParams): Scratch {
+  return { work: Buffer.allocUnsafeSlow(params.max + Math.max(4 << 20, 2 * params.max)), read: Buffer.allocUnsafeSlow(READ_SIZE) };
+}
+
 export interface ChunkSink {
   /** Whether the repository is known to have this chunk (then its bytes are not sent). */
   isStored(hash: Uint8Array): boolean;
@@ -38,11 +49,11 @@ const BATCH_BYTES = 4 << 20;
 const BATCH_ITEMS = 256;
 
 /** Chunks and hashes a byte stream, passing on the bytes of new chunks; returns its length. */
-export async function chunkSource(source: AsyncIterable<Uint8Array>, params: ChunkerParams, sink: ChunkSink): Promise<number> {
+export async function chunkSource(source: AsyncIterable<Uint8Array>, params: ChunkerParams, sink: ChunkSink, scratch?: Buffer): Promise<number> {
   let size = 0;
   let batch: ChunkItem[] = [];
   let batchBytes = 0;
-  for await (const data of chunkStream(source, params)) {
+  for await (const data of chunkStream(source, params, { scratch })) {
     sink.signal?.throwIfAborted();
     size += data.length;
     const hash = createHash("sha256").update(data).digest();
@@ -68,8 +79,15 @@ export async function chunkSource(source: AsyncIterable<Uint8Array>, params: Chu
  * because promise-based file I/O costs about 15 µs of the calling thread per call, which for
  * tens of thousands of small files is most of the work. The main thread must not block.
  */
-export async function chunkFile(abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink, sync = false): Promise<FileChunked> {
-  return sync ? chunkFileSync(abs, expectedSize, params, sink) : chunkFileAsync(abs, expectedSize, params, sink);
+export async function chunkFile(
+  abs: string,
+  expectedSize: number,
+  params: ChunkerParams,
+  sink: ChunkSink,
+  sync = false,
+  scratch?: Scratch,
+): Promise<FileChunked> {
+  return sync ? chunkFileSync(abs, expectedSize, params, sink, scratch) : chunkFileAsync(abs, expectedSize, params, sink);
 }
 
 async function chunkFileAsync(abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink): Promise<FileChunked> {
@@ -90,10 +108,10 @@ async function chunkFileAsync(abs: string, expectedSize: number, params: Chunker
   }
 }
 
-async function chunkFileSync(abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink): Promise<FileChunked> {
+async function chunkFileSync(abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink, scratch?: Scratch): Promise<FileChunked> {
   const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
-    const buf = readBuffer(expectedSize);
+    const buf = scratch?.read ?? readBuffer(expectedSize);
     function* reads(): Generator<Uint8Array> {
       for (;;) {
         const n = readSync(fd, buf, 0, buf.length, null);
@@ -101,7 +119,7 @@ async function chunkFileSync(abs: string, expectedSize: number, params: ChunkerP
         yield buf.subarray(0, n);
       }
     }
-    const size = await chunkSource(toAsync(reads()), params, sink);
+    const size = await chunkSource(toAsync(reads()), params, sink, scratch?.work);
     return { size, stamp: stampOf(fstatSync(fd, { bigint: true })) };
   } finally {
     closeSync(fd);

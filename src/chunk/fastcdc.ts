@@ -23,6 +23,12 @@ export interface ChunkStreamOptions {
    * the carry-over on small inputs.
    */
   windowSize?: number;
+  /**
+   * Scratch space to work in, at least `max + windowSize` bytes, reused across calls by a caller
+   * that chunks one stream after another: allocating and dropping megabytes per file fragments
+   * the allocator until the process holds hundreds of MiB it does not use.
+   */
+  scratch?: Buffer;
 }
 
 // Limits of the fastcdc crate; outside them the wasm traps with a bare "unreachable".
@@ -135,7 +141,8 @@ export async function* chunkStream(
   // size as input keeps coming: most files are small, and allocating a full window for each
   // one would keep the garbage collector busy with megabytes per file.
   const capacity = params.max + windowSize;
-  let work = Buffer.allocUnsafeSlow(Math.min(capacity, INITIAL_BUFFER));
+  const scratch = options.scratch && options.scratch.length >= capacity ? options.scratch.subarray(0, capacity) : undefined;
+  let work = scratch ?? Buffer.allocUnsafeSlow(Math.min(capacity, INITIAL_BUFFER));
   let filled = 0;
 
   // Emits the final chunks of work[0, filled) and moves the rest to the front, or, at the end
@@ -143,7 +150,7 @@ export async function* chunkStream(
   function* cut(end: boolean): Generator<Buffer> {
     const b = boundaries(work.subarray(0, filled), params);
     const emit = end ? b.length - 1 : b.length - 2;
-    for (let i = 0; i < emit; i++) yield Buffer.from(work.subarray(b[i]!, b[i + 1]!));
+    for (let i = 0; i < emit; i++) yield ownCopy(work.subarray(b[i]!, b[i + 1]!));
     const carry = end ? filled : b[emit]!;
     work.copyWithin(0, carry, filled);
     filled -= carry;
@@ -165,4 +172,15 @@ export async function* chunkStream(
     }
   }
   yield* cut(true);
+}
+
+/**
+ * A copy in an ArrayBuffer of its own. Buffer.from would put small copies in Node's shared
+ * 8 KiB pool, and a pooled chunk sent to another thread drags the whole slab along (structured
+ * clone copies a view's entire buffer), and cannot be transferred.
+ */
+function ownCopy(bytes: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafeSlow(bytes.length);
+  out.set(bytes);
+  return out;
 }
