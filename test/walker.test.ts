@@ -8,13 +8,13 @@ import { walk, type WalkEvent } from "../src/backup/walker.js";
 
 // Counts lstat calls, to show that an incremental walk leaves clean subtrees alone.
 const counter = vi.hoisted(() => ({ lstat: 0 }));
-vi.mock("node:fs/promises", async (importOriginal) => {
-  const real = await importOriginal<typeof import("node:fs/promises")>();
-  const lstat = ((...args: Parameters<typeof real.lstat>) => {
+vi.mock("node:fs", async (importOriginal) => {
+  const real = await importOriginal<typeof import("node:fs")>();
+  const lstatSync = ((...args: Parameters<typeof real.lstatSync>) => {
     counter.lstat++;
-    return real.lstat(...args);
-  }) as typeof real.lstat;
-  return { ...real, default: { ...real, lstat }, lstat };
+    return real.lstatSync(...args);
+  }) as typeof real.lstatSync;
+  return { ...real, default: { ...real, lstatSync }, lstatSync };
 });
 
 let dir: string;
