@@ -276,7 +276,8 @@ async function main(): Promise<void> {
   console.log(`\n${report}`);
   const outDir = join(ROOT, "bench", "results");
   await mkdir(outDir, { recursive: true });
-  const name = `${new Date().toISOString().slice(0, 10)}-${args.map((a) => a.replace(/^--/, "")).join("-") || "full"}.md`;
+  const stamp = new Date().toISOString().slice(0, 16).replace(/[-:]/g, "").replace("T", "-");
+  const name = `${stamp}-${args.map((a) => a.replace(/^--/, "")).join("-") || "full"}.md`;
   await writeFile(join(outDir, name), report);
   console.log(`written to bench/results/${name}`);
 }
