@@ -1,6 +1,6 @@
 import {
   chmodSync, chownSync, closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, lchownSync, lstatSync, lutimesSync,
-  mkdirSync, openSync, symlinkSync, unlinkSync, utimesSync, writeSync,
+  close, mkdirSync, open, openSync, symlinkSync, unlinkSync, utimesSync, writeSync,
 } from "node:fs";
 import type { X25519Identity } from "../crypto/keys.js";
 import { IntegrityError } from "../errors.js";
@@ -54,6 +54,8 @@ export interface RestoreSummary {
   errors: { path: string; message: string }[];
 }
 
+/** File creations in flight in pass 1. */
+const CREATE_CONCURRENCY = 16;
 /** Chunk writes in flight per blob. */
 const WRITE_CONCURRENCY = 4;
 
@@ -93,24 +95,27 @@ export class Restorer {
   }
 
   /**
-   * Pass 1: directories exist, and so do empty files (the others are created by their first
-   * chunk write, which saves an open and a close per file).
+   * Pass 1: directories exist, and every file exists, empty (pass 3 sets its final size).
+   * Creating a file costs this file system 60-200 µs of kernel time, so creations run 16 at a
+   * time on libuv's pool, through the callback API (the promise API costs the main thread more).
    */
   private async createEntries(): Promise<void> {
+    const creating = new TaskPool(CREATE_CONCURRENCY);
     for (const e of this.o.snapshot.entries(this.o.prefix)) {
       this.o.signal?.throwIfAborted();
       if (e.type === "symlink") continue;
       if (e.type === "dir") {
         this.summary.dirs++;
-        this.tree.ensureDir(await this.destOf(e));
+        this.tree.ensureDir(this.destOf(e));
         continue;
       }
       this.progress.bytesTotal += e.size;
       this.summary.files++;
-      if (e.size > 0) continue;
       // O_NOFOLLOW: a symlink already at this name in the target is not followed.
-      closeSync(openSync(await this.destOf(e), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600));
+      const abs = this.destOf(e);
+      await creating.run(() => createEmpty(abs));
     }
+    await creating.drain();
   }
 
   /** Pass 2: each blob read once (whole or by ranges), its chunks written where they belong. */
@@ -170,8 +175,8 @@ export class Restorer {
 
   private async place(targets: readonly { path: string; offset: number }[], data: Buffer): Promise<void> {
     for (const t of targets) {
-      const abs = await this.destOf(t);
-      const fd = openSync(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+      const abs = this.destOf(t);
+      const fd = openSync(abs, constants.O_WRONLY | constants.O_NOFOLLOW);
       try {
         for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, t.offset + done);
       } finally {
@@ -195,7 +200,7 @@ export class Restorer {
         dirs.push(e);
         continue;
       }
-      const abs = await this.destOf(e);
+      const abs = this.destOf(e);
       const time = utimeSeconds(e.mtimeNs);
       if (e.type === "file") {
         const fd = openSync(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
@@ -217,13 +222,23 @@ export class Restorer {
     }
     // Deepest first: a directory made read-only must not stop changes below it.
     for (const e of dirs.reverse()) {
-      const abs = await this.destOf(e);
+      const abs = this.destOf(e);
       const time = utimeSeconds(e.mtimeNs);
       if (owners) chownSync(abs, e.uid, e.gid);
       chmodSync(abs, e.mode);
       utimesSync(abs, time, time);
     }
   }
+}
+
+/** Creates (or empties) a regular file, never through a symlink. */
+function createEmpty(abs: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600, (err, fd) => {
+      if (err) reject(err);
+      else close(fd, (closeErr) => (closeErr ? reject(closeErr) : resolve()));
+    });
+  });
 }
 
 function replaceWithSymlink(abs: string, target: string): void {
