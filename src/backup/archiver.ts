@@ -80,6 +80,8 @@ export interface BackupSummary {
 
 const MAX_READ_ATTEMPTS = 2;
 const FILE_BATCH = 500;
+/** Bytes of new chunks waiting to be compressed before chunkers are held back. */
+const PACKING_BYTES = 16 << 20;
 /** Bytes of file content being chunked at once, across all files (see file()). */
 const BYTES_IN_FLIGHT = 32 << 20;
 /** What one large file costs at most: its chunking window plus a batch of frames. */
@@ -102,6 +104,10 @@ export class Archiver {
   /** Created by run(), so an archiver that never runs starts no threads. */
   private pool!: ChunkPool;
   private readonly budget = new Budget(BYTES_IN_FLIGHT);
+  /** Chunks being compressed and appended, and their bytes (see take()). */
+  private readonly packing = new Set<Promise<void>>();
+  private packingBytes = 0;
+  private packFailure: { error: unknown } | undefined;
   /** Chunks packed in this run whose blob is not yet stored, and the files waiting on them. */
   private readonly pending = new Map<string, Waiter[]>();
   private readyFiles: Waiter[] = [];
@@ -178,6 +184,7 @@ export class Archiver {
       }
       for (const s of this.o.streams ?? []) await files.run(() => this.stream(s));
       await files.drain();
+      await this.packed();
       await this.uploader.enqueue(await this.writer.flush());
       await this.uploader.drain();
       this.flushFiles();
@@ -196,6 +203,7 @@ export class Archiver {
         durationMs: Date.now() - this.started.getTime(),
       };
     } catch (err) {
+      await Promise.allSettled([...this.packing]);
       await this.writer.abort();
       // Uploads still running would record blobs into a catalog we are about to close.
       await this.uploader.drain().catch(() => {});
@@ -296,7 +304,6 @@ export class Archiver {
   private async take(items: ChunkItem[], chunks: Buffer[], countProgress: boolean): Promise<void> {
     this.o.signal?.throwIfAborted();
     await this.uploader.whenRoom();
-    const adds: Promise<SealedBlob[]>[] = [];
     for (const item of items) {
       const hash = Buffer.from(item.hash.buffer, item.hash.byteOffset, item.hash.byteLength);
       chunks.push(hash);
@@ -307,10 +314,35 @@ export class Archiver {
       if (this.pending.has(hex) || this.o.catalog.hasChunk(hash)) continue;
       this.pending.set(hex, []);
       this.summary.bytesNew += item.rawLength;
-      // Not awaited one by one: the batch's chunks compress in parallel on the thread pool.
-      adds.push(this.writer.add(item.data, hex));
+      this.pack(item.data, hex);
     }
-    for (const sealed of await Promise.all(adds)) await this.uploader.enqueue(sealed);
+    // Acknowledge (return) as soon as the bytes waiting for compression are few enough: the
+    // chunker goes on reading while these compress, instead of both taking turns.
+    while (this.packingBytes > PACKING_BYTES && this.packing.size > 0) await Promise.race(this.packing);
+    if (this.packFailure) throw this.packFailure.error;
+  }
+
+  /** Compresses and appends a chunk in the background; its sealed blobs go to the uploader. */
+  private pack(data: Uint8Array, hex: string): void {
+    const size = data.length;
+    this.packingBytes += size;
+    const p: Promise<void> = this.writer
+      .add(data, hex)
+      .then((sealed) => this.uploader.enqueue(sealed))
+      .catch((error: unknown) => {
+        this.packFailure ??= { error };
+      })
+      .finally(() => {
+        this.packingBytes -= size;
+        this.packing.delete(p);
+      });
+    this.packing.add(p);
+  }
+
+  /** Waits for every chunk handed to pack(); rethrows the first failure. */
+  private async packed(): Promise<void> {
+    while (this.packing.size > 0) await Promise.all(this.packing);
+    if (this.packFailure) throw this.packFailure.error;
   }
 
   /** Queues a file's catalog row until every chunk it references is stored. */
