@@ -307,6 +307,20 @@ describe("clear errors and exit codes", () => {
     expect((await allObjects(s.store)).map((o) => o.key)).toEqual(before.map((o) => o.key));
   });
 
+  it("a store that fails mid-run ends the run with its error (files are not skipped one by one)", async () => {
+    const f = await setup("fs", "store-fails");
+    for (let i = 0; i < 60; i++) await writeFile(join(f.source, `f${i}.bin`), pseudoRandom(200 * 1024, 900 + i));
+    // blobs/ is a file: every blob upload fails, while heartbeats under runs/ still work.
+    await mkdir(join(f.dir, "repo"), { recursive: true });
+    await writeFile(join(f.dir, "repo", "blobs"), "not a directory");
+    const r = await vaultik(["backup", f.config, "--json"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/repo.*blobs.*(ENOTDIR|not a directory|EEXIST)/);
+    expect(r.stderr).not.toMatch(/could not be read/);
+    await expect(readdir(join(f.dir, "repo", "index"))).rejects.toThrow(/ENOENT/);
+  });
+
   it("an unreadable file is reported by path and skipped; the snapshot is written; exit 3", async () => {
     const u = await setup("fs", "unreadable");
     await writeFile(join(u.source, "fine.txt"), "fine");

@@ -110,9 +110,14 @@ describe("prune and backups that do not know about it", () => {
     await cp(join(r.dir, "state", "index.sqlite"), oldIndex);
     const forgotten = await blobsOf(r, first);
 
-    // Another machine forgets the only snapshot and prunes: every blob of it goes.
+    // Another machine forgets the only snapshot and prunes: every blob of it goes. With no
+    // snapshot left, prune refuses until told that this is really meant.
     expect((await vaultik(["forget", r.repo, "", first])).code).toBe(0);
-    const p = await vaultik(["prune", r.repo, "", ...FAST], withKey(r.identity));
+    const refused = await vaultik(["prune", r.repo, "", ...FAST], withKey(r.identity));
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/no snapshots under .* but \d+ blobs exist.*--force/);
+    for (const x of forgotten) expect(await storedBlobs(r)).toContain(x);
+    const p = await vaultik(["prune", r.repo, "", ...FAST, "--force"], withKey(r.identity));
     expect(p.code, p.stderr).toBe(0);
     for (const x of forgotten) expect(await storedBlobs(r)).not.toContain(x);
 
@@ -130,7 +135,7 @@ describe("prune and backups that do not know about it", () => {
     const doomed = await blobsOf(r, first);
     expect((await vaultik(["forget", r.repo, "", first])).code).toBe(0);
     // A long safety window: the prune only announces.
-    const announce = await vaultik(["prune", r.repo, "", "--grace", "0s", "--safety-window", "1h", "--json"], withKey(r.identity));
+    const announce = await vaultik(["prune", r.repo, "", "--grace", "0s", "--safety-window", "1h", "--force", "--json"], withKey(r.identity));
     expect(JSON.parse(announce.stdout)).toMatchObject({ blobsDeleted: 0, blobsAnnounced: doomed.length });
     const second = await backupId(r);
     const used = await blobsOf(r, second);
@@ -157,7 +162,7 @@ describe("prune and backups that do not know about it", () => {
       if (list.length > 0) expect((await vaultik(["forget", r.repo, "", ...list.map((s) => s.id)])).code).toBe(0);
       const backup = collect(spawnCli(["backup", r.config, "--json"]));
       await new Promise((res) => setTimeout(res, delay));
-      const prune = await vaultik(["prune", r.repo, "", ...FAST], env);
+      const prune = await vaultik(["prune", r.repo, "", ...FAST, "--force"], env);
       const b = await backup;
       expect(prune.code === 0 || prune.code === 11, prune.stderr).toBe(true);
       if (b.code !== 0) {

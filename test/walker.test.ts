@@ -85,6 +85,20 @@ describe("walker", () => {
       // The 50 files of b/ and the untouched entries are not stat'ed again.
       expect(fullStats).toBeGreaterThan(55);
       expect(incrementalStats).toBeLessThan(15);
+
+      // What the archiver does with that walk: record what it saw, forget what is gone. A later
+      // incremental walk in which a/deep is clean must not bring the deleted z.txt back.
+      for await (const ev of walk([root], exclude(), { dirty, catalog })) {
+        if (ev.kind === "gone") catalog.dropSubtree(ev.abs);
+        if (ev.kind === "entry") {
+          const e = ev.entry;
+          catalog.recordEntries([{ path: e.abs, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, stamp: e.stamp, linkTarget: e.linkTarget }]);
+        }
+      }
+      await writeFile(join(root, "c", "later.txt"), "later");
+      const later = await entries(walk([root], exclude(), { dirty: { paths: new Set([join(root, "c", "later.txt")]) }, catalog }));
+      expect(later).toEqual(await entries(walk([root], exclude())));
+      expect(later.some((e) => e.includes("z.txt"))).toBe(false);
     } finally {
       catalog.close();
     }

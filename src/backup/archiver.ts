@@ -170,7 +170,9 @@ export class Archiver {
       const walkOptions = { signal, dirty: this.o.dirty, catalog: this.o.catalog };
       for await (const ev of walk(this.o.sourceDirs, this.o.exclude, walkOptions)) {
         signal?.throwIfAborted();
+        if (this.packFailure) throw this.packFailure.error;
         if (ev.kind === "error") this.error(ev.path, ev.error);
+        else if (ev.kind === "gone") this.o.catalog.dropSubtree(ev.abs);
         else if (ev.kind === "entry") {
           const { entry } = ev;
           if (entry.type === "file") {
@@ -251,6 +253,9 @@ export class Archiver {
       try {
         result = await this.readFile(entry);
       } catch (err) {
+        // A file that cannot be read is skipped and reported; anything else (the store, the
+        // packer, a chunk worker failing) ends the run instead of quietly skipping every file.
+        if (!isFileError(err) || this.packFailure) throw this.packFailure?.error ?? err;
         this.error(entry.path, err);
         this.rereads.push(entry.abs);
         return;
@@ -381,8 +386,15 @@ export class Archiver {
   }
 }
 
+/** A failure of the file itself (errno from the kernel), as opposed to one of the run. */
+function isFileError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^E[A-Z0-9]+$/.test(code);
+}
+
+/** ctime too: `cp -p` and `rsync -t` rewrite content and then restore the mtime. */
 function sameContent(a: FileStamp, b: FileStamp): boolean {
-  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.inode === b.inode;
+  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.inode === b.inode;
 }
 
 function baseEntry(entry: WalkEntry) {

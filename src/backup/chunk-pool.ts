@@ -120,7 +120,8 @@ export class ChunkPool {
         (err: unknown) => {
           this.tasks.delete(m.id);
           task.reject(err as Error);
-          // The worker waits for an ack that will not come; the run is failing anyway.
+          // Free the worker's side (its scratch buffers) instead of leaving it waiting.
+          slot.worker.postMessage({ kind: "cancel", id: m.id } satisfies ToWorker);
         },
       );
     } else if (m.kind === "done") {

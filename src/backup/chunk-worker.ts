@@ -12,7 +12,11 @@ export interface WorkerInit {
   params: ChunkerParams;
 }
 
-export type ToWorker = { kind: "file"; id: number; abs: string; size: number } | { kind: "ack"; id: number };
+export type ToWorker =
+  | { kind: "file"; id: number; abs: string; size: number }
+  | { kind: "ack"; id: number }
+  /** The main thread gave up on this file: stop it. */
+  | { kind: "cancel"; id: number };
 
 export type FromWorker =
   | { kind: "items"; id: number; items: ChunkItem[] }
@@ -24,13 +28,16 @@ const port = parentPort!;
 // WAL lets this reader see what the main thread commits while it writes.
 const db = new Database(init.catalogPath, { readonly: true, fileMustExist: true });
 const has = db.prepare("SELECT 1 FROM chunks WHERE hash = ?").pluck();
-const acks = new Map<number, () => void>();
+const acks = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
 // One scratch set per file being chunked, kept for the next file (see chunkStream's scratch).
 const scratches: Scratch[] = [];
 
 port.on("message", (msg: ToWorker) => {
-  if (msg.kind === "ack") {
-    acks.get(msg.id)?.();
+  if (msg.kind === "ack" || msg.kind === "cancel") {
+    const waiting = acks.get(msg.id);
+    acks.delete(msg.id);
+    if (msg.kind === "ack") waiting?.resolve();
+    else waiting?.reject(new Error("cancelled"));
     return;
   }
   void run(msg);
@@ -42,8 +49,8 @@ async function run(task: Extract<ToWorker, { kind: "file" }>): Promise<void> {
     const result = await chunkFile(task.abs, task.size, init.params, {
       isStored: (hash) => has.get(hash) !== undefined,
       emit: (items) =>
-        new Promise<void>((resolve) => {
-          acks.set(task.id, resolve);
+        new Promise<void>((resolve, reject) => {
+          acks.set(task.id, { resolve, reject });
           port.postMessage({ kind: "items", id: task.id, items } satisfies FromWorker, transferable(items));
         }),
     }, true, scratch);

@@ -91,8 +91,10 @@ export async function chunkFile(
 }
 
 async function chunkFileAsync(abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink): Promise<FileChunked> {
-  const fh = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+  // O_NONBLOCK: a FIFO swapped in since the walk must not block the open (see notRegular).
+  const fh = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
+    notRegular(abs, await fh.stat());
     const buf = readBuffer(expectedSize);
     async function* reads(): AsyncGenerator<Uint8Array> {
       for (;;) {
@@ -109,8 +111,9 @@ async function chunkFileAsync(abs: string, expectedSize: number, params: Chunker
 }
 
 async function chunkFileSync(abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink, scratch?: Scratch): Promise<FileChunked> {
-  const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
+    notRegular(abs, fstatSync(fd));
     const buf = scratch?.read ?? readBuffer(expectedSize);
     function* reads(): Generator<Uint8Array> {
       for (;;) {
@@ -124,6 +127,14 @@ async function chunkFileSync(abs: string, expectedSize: number, params: ChunkerP
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Refuses what is no longer a regular file: a FIFO or device put in place of the file between
+ * the walk and the read would block or never end.
+ */
+function notRegular(abs: string, st: { isFile(): boolean }): void {
+  if (!st.isFile()) throw Object.assign(new Error(`${abs} is no longer a regular file`), { code: "ENOTREG" });
 }
 
 /** Sized to the file (plus one byte, to see the end in one read) up to READ_SIZE. */

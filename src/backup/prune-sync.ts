@@ -14,6 +14,8 @@ export const HEARTBEAT_MS = 5 * 60_000;
 export interface Heartbeat {
   /** Store time of the first heartbeat. */
   readonly started: number;
+  /** Local time of the last heartbeat the store accepted. */
+  readonly lastOk: number;
   /** Stops beating and writes the run's end marker (best effort: a dead run goes stale). */
   stop(): Promise<void>;
 }
@@ -24,12 +26,19 @@ export async function startHeartbeat(store: Store, snapshotId: string, options: 
   // Ask the store when that was: prunes compare heartbeats with notices in store time.
   let started = Date.now();
   for await (const info of store.list(`runs/${snapshotId}/`, options)) started = Math.min(started, info.mtime.getTime());
+  let lastOk = Date.now();
   const timer = setInterval(() => {
-    beat(store, snapshotId, Date.now(), options).catch((err: unknown) => options.onError?.(err));
+    beat(store, snapshotId, Date.now(), options).then(
+      () => (lastOk = Date.now()),
+      (err: unknown) => options.onError?.(err),
+    );
   }, options.intervalMs ?? HEARTBEAT_MS);
   timer.unref();
   return {
     started,
+    get lastOk() {
+      return lastOk;
+    },
     async stop() {
       clearInterval(timer);
       await endRun(store, snapshotId).catch((err: unknown) => options.onError?.(err));
@@ -74,5 +83,17 @@ export async function assertNotDoomed(catalog: Catalog, store: Store, blobs: rea
   throw new IntegrityError(
     `${store.location} blobs/`,
     `a prune announced deletion of ${hit.length} blob(s) this snapshot needs while the backup ran; nothing was committed, run the backup again`,
+  );
+}
+
+/** Longest a backup may go without an accepted heartbeat and still commit (prunes see it as dead at 1 h). */
+export const HEARTBEAT_STALE_MS = 30 * 60_000;
+
+/** Refuses to commit when the heartbeats stopped reaching the store: prunes may think this run dead. */
+export function assertHeartbeatFresh(hb: Heartbeat, store: Store, now = Date.now()): void {
+  if (now - hb.lastOk <= HEARTBEAT_STALE_MS) return;
+  throw new IntegrityError(
+    `${store.location} runs/`,
+    `no heartbeat reached the store for ${Math.round((now - hb.lastOk) / 60_000)} minutes; a prune may have taken this backup for dead, so nothing was committed`,
   );
 }

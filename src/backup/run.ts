@@ -7,7 +7,7 @@ import type { Store } from "../store/store.js";
 import { Archiver, type BackupSummary, type StreamSource } from "./archiver.js";
 import { makeExcluder, type Excluder } from "./exclude.js";
 import { acquireLocalLock } from "./lock.js";
-import { assertNotDoomed, startHeartbeat, syncCatalog, type Heartbeat } from "./prune-sync.js";
+import { assertHeartbeatFresh, assertNotDoomed, startHeartbeat, syncCatalog, type Heartbeat } from "./prune-sync.js";
 import { normalizeRoots, type DirtySet } from "./walker.js";
 
 // Everything one backup of a config needs around the archiver: the lock, the catalog, the work
@@ -49,7 +49,10 @@ export async function runBackup(config: Config, options: RunBackupOptions): Prom
       signal: options.signal,
       streams: options.streams,
       dirty: options.dirty,
-      beforeCommit: (blobs) => assertNotDoomed(open, options.store, blobs, heartbeat?.started ?? Date.now(), { signal: options.signal }),
+      beforeCommit: async (blobs) => {
+        if (heartbeat) assertHeartbeatFresh(heartbeat, options.store);
+        await assertNotDoomed(open, options.store, blobs, heartbeat?.started ?? Date.now(), { signal: options.signal });
+      },
     });
     // Heartbeat first, then read prune notices: a prune that publishes in between sees us.
     heartbeat = await startHeartbeat(options.store, archiver.id, { signal: options.signal });

@@ -35,7 +35,9 @@ export type WalkEvent =
   | { kind: "entry"; entry: WalkEntry }
   | { kind: "error"; path: string; error: Error }
   /** A socket, FIFO or device: not backed up, like most file-level backup tools. */
-  | { kind: "special"; path: string };
+  | { kind: "special"; path: string }
+  /** Incremental walks: an entry the catalog knows that is no longer there. */
+  | { kind: "gone"; abs: string };
 
 /** What changed since the last walk, for an incremental walk. */
 export interface DirtySet {
@@ -47,7 +49,11 @@ export interface WalkOptions {
   signal?: AbortSignal;
   /** With both, walk incrementally: trust the catalog outside dirty paths. */
   dirty?: DirtySet;
-  catalog?: { subtree(dir: string): Iterable<CatalogEntry>; entry(path: string): CatalogEntry | undefined };
+  catalog?: {
+    subtree(dir: string): Iterable<CatalogEntry>;
+    entry(path: string): CatalogEntry | undefined;
+    children(dir: string): string[];
+  };
 }
 
 const STAT_BATCH = 64;
@@ -139,6 +145,15 @@ async function* walkDir(root: string, exclude: Excluder, options: WalkOptions, p
     } catch (error) {
       yield { kind: "error", path: snapshotPath(dir), error: error as Error };
       continue;
+    }
+    if (plan) {
+      // Listed from disk because something below changed: whatever the catalog still holds
+      // here that the directory no longer has was deleted or renamed, and must not come back
+      // from the catalog in a later run.
+      const present = new Set(names);
+      for (const known of options.catalog!.children(dir)) {
+        if (!present.has(known.slice(known.lastIndexOf("/") + 1))) yield { kind: "gone", abs: known };
+      }
     }
     const subdirs: string[] = [];
     for (let i = 0; i < names.length; i += STAT_BATCH) {

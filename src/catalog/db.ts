@@ -258,6 +258,20 @@ export class Catalog {
     }
   }
 
+  /** Absolute paths of the recorded entries directly inside directory `dir`. */
+  children(dir: string): string[] {
+    const prefix = dir.endsWith("/") ? dir : `${dir}/`;
+    return this.db
+      .prepare("SELECT path FROM entries WHERE path > ? AND path < ? AND instr(substr(path, ?), '/') = 0")
+      .pluck()
+      .all(prefix, `${prefix.slice(0, -1)}0`, prefix.length + 1) as string[];
+  }
+
+  /** Forgets an entry and everything recorded below it (it is gone from the source). */
+  dropSubtree(path: string): void {
+    this.db.prepare("DELETE FROM entries WHERE path = ? OR (path > ? AND path < ?)").run(path, `${path}/`, `${path}0`);
+  }
+
   /** The recorded entry at `path`, if any. */
   entry(path: string): CatalogEntry | undefined {
     const row = this.db

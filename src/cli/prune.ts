@@ -27,6 +27,7 @@ interface PruneFlags extends RepoFlags {
   dryRun?: boolean;
   grace: string;
   safetyWindow: string;
+  force?: boolean;
 }
 
 function repoOptions(cmd: Command): Command {
@@ -52,7 +53,8 @@ export function registerPrune(program: Command, io: Io): void {
       .option("--keep-within <duration>", "keep every snapshot younger than this (e.g. 30d), measured from now")
       .option("--dry-run", "print what would be forgotten and deleted; change nothing")
       .option("--grace <duration>", "never delete blobs younger than this", "24h")
-      .option("--safety-window <duration>", "time between announcing blobs and deleting them", "1h"),
+      .option("--safety-window <duration>", "time between announcing blobs and deleting them", "1h")
+      .option("--force", "go on even though no snapshot was found (deletes every blob)"),
   ).action(async (args: string[], flags: PruneFlags) => {
     const { repo, config } = await repoFromArgs(args, 0, flags);
     const cli = policyFromFlags(flags);
@@ -66,6 +68,7 @@ export function registerPrune(program: Command, io: Io): void {
       dryRun: flags.dryRun,
       graceMs: parseDuration(flags.grace, "--grace"),
       windowMs: parseDuration(flags.safetyWindow, "--safety-window"),
+      force: flags.force,
       log: (l) => (flags.json ? lines.push(l) : io.err(l)),
     });
     if (flags.json) io.out(JSON.stringify(toJson(report, policy), null, 2));

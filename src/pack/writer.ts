@@ -67,6 +67,13 @@ interface OpenBlob {
   chunks: Omit<ChunkLocation, "blob">[];
 }
 
+/**
+ * A blob is also closed at this many chunks. Until a blob is stored, each of its chunks costs
+ * bookkeeping in memory (its location, and the files waiting for it); a million tiny files
+ * would otherwise all wait in one blob, and memory would grow with the number of files.
+ */
+export const MAX_CHUNKS_PER_BLOB = 16384;
+
 /** Chunks smaller than this share frames. */
 export const SMALL_CHUNK = 16 * 1024;
 /** A shared frame is compressed once it holds this many raw bytes… */
@@ -148,7 +155,8 @@ export class PackWriter {
     const sealed: SealedBlob[] = [];
     if (this.current && this.current.chunks.length > 0) {
       const grown = ageFileSize(this.current.enc.headerLength, this.current.plainLength + frame.length);
-      if (grown > this.options.blobSizeLimit) sealed.push(await this.seal());
+      const full = this.current.chunks.length + members.length > MAX_CHUNKS_PER_BLOB;
+      if (grown > this.options.blobSizeLimit || full) sealed.push(await this.seal());
     }
     const blob = this.current ?? (await this.open());
     for (const m of members) {

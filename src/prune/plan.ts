@@ -83,9 +83,12 @@ export function planPrune(input: PlanInput): PrunePlan {
   let announceBytes = 0;
   let young = 0;
   let youngBytes = 0;
+  // A backup still running may have uploaded blobs its snapshot will reference; announcing them
+  // would only make it refuse to commit. Everything it may have written is spared for now.
+  const runningSince = Math.min(...unsafe.map((r) => r.started - input.skewMs));
   for (const b of input.blobs) {
     if (live.has(b.name) || noticed.has(b.name)) continue;
-    if (b.mtime > now - input.graceMs) {
+    if (b.mtime > now - input.graceMs || b.mtime >= runningSince) {
       young++;
       youngBytes += b.size;
     } else {

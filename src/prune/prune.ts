@@ -1,4 +1,5 @@
 import type { X25519Identity } from "../crypto/keys.js";
+import { ConfigError } from "../errors.js";
 import { blobKey, blobNameOfKey } from "../pack/names.js";
 import {
   acquirePruneLock,
@@ -33,6 +34,8 @@ export interface PruneOptions {
   now?: () => number;
   signal?: AbortSignal;
   log?: (line: string) => void;
+  /** Allow deleting blobs when no snapshot at all is found (see prune()). */
+  force?: boolean;
 }
 
 export interface PruneReport {
@@ -68,6 +71,7 @@ export async function prune(o: PruneOptions): Promise<PruneReport> {
     // snapshot we did not read, which blocks deletion, instead of slipping through.
     let runs = await listRuns(store, { signal });
     const all = await repo.listSnapshots({ signal });
+    if (all.length === 0 && !o.force) await refuseEmpty(repo, signal);
     const retention = applyRetention(all, o.policy, new Date(now()));
     const removed = new Set(retention.remove.map((s) => s.id));
     const kept = all.filter((s) => !removed.has(s.id));
@@ -131,6 +135,20 @@ export async function prune(o: PruneOptions): Promise<PruneReport> {
   } finally {
     await lock?.release();
   }
+}
+
+/**
+ * No snapshot but blobs: most likely the wrong index prefix, and going on would delete the whole
+ * repository. Deleting everything is allowed only with `force`.
+ */
+async function refuseEmpty(repo: Repository, signal?: AbortSignal): Promise<void> {
+  const blobs = await listBlobs(repo, signal);
+  if (blobs.length === 0) return;
+  throw new ConfigError(
+    "--index-prefix",
+    `no snapshots under ${repo.location}/${repo.indexPrefix} but ${blobs.length} blobs exist; if the index prefix is right ` +
+      "and every blob should go, run prune again with --force",
+  );
 }
 
 /** Blobs referenced by `snapshots`, read from their databases. */

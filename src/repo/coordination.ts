@@ -105,7 +105,8 @@ export async function publishNotice(store: Store, blobs: readonly string[], now:
 
 /**
  * Reads notices under `prefix`. A notice that does not parse is reported through `onBad`, not
- * thrown: anyone with put access can write here, and junk must not stop backups.
+ * thrown: anyone with put access can write here, and junk must not stop backups. A notice that
+ * cannot be read (the store failed) is an error.
  */
 export async function listNotices(
   store: Store,
@@ -130,7 +131,11 @@ export async function listNotices(
       });
     } catch (err) {
       if (isNotFound(err)) continue; // deleted between list and get: a prune finished with it
-      options.onBad?.(info.key, err);
+      // Junk (anyone with put access can write here) is reported and skipped; a notice that
+      // could not be *read* is not skipped: a backup that missed one could reference blobs a
+      // prune is about to delete.
+      if (err instanceof IntegrityError) options.onBad?.(info.key, err);
+      else throw err;
     }
   }
   return out.sort((a, b) => a.published - b.published);

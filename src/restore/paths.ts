@@ -6,9 +6,9 @@ import { IntegrityError } from "../errors.js";
 // in it must never make a restore write outside the target: no absolute paths, no `..`, and no
 // walking through a symlink, whether the target already held it or the restore made it.
 
-/** Checks a snapshot path and returns its segments. */
-export function pathSegments(path: string, object: string): string[] {
-  if (path === "") return [];
+/** Checks a snapshot path and returns its segments; "" (the target itself) only when allowed. */
+export function pathSegments(path: string, object: string, allowEmpty = false): string[] {
+  if (path === "" && allowEmpty) return [];
   const segs = path.split("/");
   if (path.startsWith("/") || path.includes("\0") || segs.some((s) => s === "" || s === "." || s === "..")) {
     throw new IntegrityError(object, `refusing path ${JSON.stringify(path)}: it would escape the restore target`);
@@ -30,7 +30,7 @@ export class SafeTree {
 
   /** Absolute destination of `rel` (already checked with pathSegments), parents made safe. */
   prepare(rel: string): string {
-    const segs = pathSegments(rel, this.object);
+    const segs = pathSegments(rel, this.object, true);
     let dir = this.root;
     for (const seg of segs.slice(0, -1)) {
       dir = join(dir, seg);

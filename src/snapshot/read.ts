@@ -83,8 +83,10 @@ export class SnapshotReader {
    * within a blob, so a restore can read each blob once, front to back.
    */
   *placements(prefix?: string): Generator<Placement> {
-    const filter = prefix === undefined || prefix === "" ? "" : "WHERE f.path = ? OR (f.path > ? AND f.path < ?)";
-    const args = filter === "" ? [] : [prefix, `${prefix}/`, `${prefix}0`];
+    // Only regular files take chunks; a crafted database could attach chunks to anything.
+    const whole = prefix === undefined || prefix === "";
+    const filter = whole ? "WHERE f.type = 'file'" : "WHERE f.type = 'file' AND (f.path = ? OR (f.path > ? AND f.path < ?))";
+    const args = whole ? [] : [prefix, `${prefix}/`, `${prefix}0`];
     const stmt = this.db.prepare(`
       WITH placed AS (
         SELECT fc.file_id, fc.chunk,
