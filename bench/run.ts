@@ -151,7 +151,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function sideBySide(tools: Tool[], work: string): Promise<Map<string, Record<string, number[]>>> {
   const corpus = join(work, "corpus");
-  await mkdir(corpus);
+  await mkdir(corpus, { recursive: true });
   console.log(`building corpus in ${corpus} …`);
   await makeCorpus(corpus);
   const corpusBytes = await du(corpus);
