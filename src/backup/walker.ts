@@ -7,8 +7,9 @@ import type { Excluder } from "./exclude.js";
 // Walks the source directories depth-first in name order, directories before their contents,
 // never following symlinks. Metadata calls are synchronous: an lstat of a cached inode takes a
 // couple of microseconds, while its promise-based form costs the main thread about 15 µs of
-// bookkeeping, which made the walk the larger part of a backup where nothing changed. Unreadable entries are reported and skipped: one bad directory must
-// not stop the backup of everything else.
+// bookkeeping, which made the walk the larger part of a backup where nothing changed.
+// Unreadable entries are reported and skipped: one bad directory must not stop the backup of
+// everything else.
 //
 // A daemon run after watch events walks incrementally: only directories on the way to a changed
 // path are listed and stat'ed; every other subtree comes from the catalog as the last walk saw

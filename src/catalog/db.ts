@@ -3,6 +3,7 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { ChunkLocation } from "../pack/writer.js";
 import { COMPRESSION } from "../pack/zstd.js";
+import { belowBounds } from "../util/paths.js";
 
 // The source host's local index: which chunks already sit in which stored blob, every entry the
 // last walks saw (with its stat, so a daemon run can trust unchanged subtrees without walking
@@ -138,6 +139,8 @@ export class Catalog {
       ),
       setVerified: this.db.prepare("UPDATE entries SET verified_epoch = ? WHERE path = ?"),
       forgetChunks: this.db.prepare("UPDATE entries SET chunks = NULL WHERE path = ?"),
+      children: this.db.prepare("SELECT path FROM entries WHERE path > ? AND path < ? AND instr(substr(path, ?), '/') = 0").pluck(),
+      dropSubtree: this.db.prepare("DELETE FROM entries WHERE path = ? OR (path > ? AND path < ?)"),
       deleteBlob: this.db.prepare("DELETE FROM blobs WHERE name = ?"),
       getState: this.db.prepare("SELECT value FROM state WHERE key = ?").pluck(),
       setState: this.db.prepare("INSERT INTO state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
@@ -241,8 +244,7 @@ export class Catalog {
    * (no open cursor: the backup writes to this database while it reads).
    */
   *subtree(dir: string, pageSize = 1000): Generator<CatalogEntry> {
-    const prefix = dir.endsWith("/") ? dir : `${dir}/`;
-    const end = `${prefix.slice(0, -1)}0`; // "/" + 1 = "0": every path under the prefix sorts before it
+    const [prefix, end] = belowBounds(dir);
     const page = this.db
       .prepare(
         "SELECT path, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, dev, link_target FROM entries " +
@@ -260,16 +262,14 @@ export class Catalog {
 
   /** Absolute paths of the recorded entries directly inside directory `dir`. */
   children(dir: string): string[] {
-    const prefix = dir.endsWith("/") ? dir : `${dir}/`;
-    return this.db
-      .prepare("SELECT path FROM entries WHERE path > ? AND path < ? AND instr(substr(path, ?), '/') = 0")
-      .pluck()
-      .all(prefix, `${prefix.slice(0, -1)}0`, prefix.length + 1) as string[];
+    // Called for every directory an incremental walk lists: a prepared statement, not a new one.
+    const [low, high] = belowBounds(dir);
+    return this.stmts.children.all(low, high, low.length + 1) as string[];
   }
 
   /** Forgets an entry and everything recorded below it (it is gone from the source). */
   dropSubtree(path: string): void {
-    this.db.prepare("DELETE FROM entries WHERE path = ? OR (path > ? AND path < ?)").run(path, `${path}/`, `${path}0`);
+    this.stmts.dropSubtree.run(path, ...belowBounds(path));
   }
 
   /** The recorded entry at `path`, if any. */

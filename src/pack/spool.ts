@@ -56,6 +56,7 @@ export class Spool {
   }
 
   async write(parts: readonly Buffer[]): Promise<void> {
+    const held = this.size;
     for (const p of parts) {
       this.hash.update(p);
       this.size += p.length;
@@ -66,21 +67,20 @@ export class Spool {
     }
     const limit = this.options.memoryLimit ?? DEFAULT_SPOOL_MEMORY;
     if (this.size > limit) {
-      await this.spill(parts);
+      await this.spill(held, parts);
       return;
     }
     this.buf ??= takeBuffer(limit);
-    let at = this.size - parts.reduce((n, p) => n + p.length, 0);
+    let at = held;
     for (const p of parts) at += p.copy(this.buf, at);
   }
 
-  /** Moves what is in memory, then `more`, to a temp file. */
-  private async spill(more: readonly Buffer[]): Promise<void> {
+  /** Moves the `held` bytes in memory, then `more`, to a temp file. */
+  private async spill(held: number, more: readonly Buffer[]): Promise<void> {
     const dir = this.options.dir ?? join(tmpdir(), "vaultik-spool");
     await mkdir(dir, { recursive: true, mode: 0o700 });
     this.path = join(dir, `blob-${process.pid}-${randomBytes(8).toString("hex")}`);
     this.file = await open(this.path, "wx", 0o600);
-    const held = this.size - more.reduce((n, p) => n + p.length, 0);
     await writeAll(this.file, [...(this.buf && held > 0 ? [this.buf.subarray(0, held)] : []), ...more]);
     if (this.buf) giveBack(this.buf);
     this.buf = undefined;

@@ -3,6 +3,7 @@ import { IntegrityError } from "../errors.js";
 import type { ChunkLocation } from "../pack/writer.js";
 import { COMPRESSION } from "../pack/zstd.js";
 import { SNAPSHOT_FORMAT, type EntryType, type SnapshotEntry, type SnapshotMeta, type SnapshotStats } from "./schema.js";
+import { belowBounds } from "../util/paths.js";
 
 // Read access to a decrypted snapshot database on the recovery machine.
 
@@ -58,7 +59,7 @@ export class SnapshotReader {
       prefix === undefined || prefix === ""
         ? this.db.prepare(`SELECT ${cols} FROM files ORDER BY path`)
         : this.db.prepare(`SELECT ${cols} FROM files WHERE path = ? OR (path > ? AND path < ?) ORDER BY path`);
-    const args = prefix === undefined || prefix === "" ? [] : [prefix, `${prefix}/`, `${prefix}0`];
+    const args = prefix === undefined || prefix === "" ? [] : [prefix, ...belowBounds(prefix)];
     for (const row of stmt.safeIntegers(true).iterate(...args) as Iterable<Record<string, unknown>>) {
       yield toEntry(row);
     }
@@ -86,7 +87,7 @@ export class SnapshotReader {
     // Only regular files take chunks; a crafted database could attach chunks to anything.
     const whole = prefix === undefined || prefix === "";
     const filter = whole ? "WHERE f.type = 'file'" : "WHERE f.type = 'file' AND (f.path = ? OR (f.path > ? AND f.path < ?))";
-    const args = whole ? [] : [prefix, `${prefix}/`, `${prefix}0`];
+    const args = whole ? [] : [prefix, ...belowBounds(prefix)];
     const stmt = this.db.prepare(`
       WITH placed AS (
         SELECT fc.file_id, fc.chunk,
