@@ -1,8 +1,7 @@
-import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { FileStamp } from "../catalog/db.js";
+import { compiledWorker } from "../util/worker.js";
 import type { ChunkerParams } from "../chunk/fastcdc.js";
 import { chunkFile, type ChunkItem, type FileChunked } from "./chunker.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./chunk-worker.js";
@@ -59,7 +58,7 @@ export class ChunkPool {
     if (this.started) return;
     this.started = true;
     const o = this.o;
-    const script = workerScript();
+    const script = compiledWorker(import.meta.url, "./chunk-worker.js");
     if (!script) return;
     // One core stays with the main thread, which deduplicates, encrypts, hashes blobs and
     // writes SQLite; every worker also brings its own heap, so more is not free.
@@ -141,10 +140,4 @@ export class ChunkPool {
     }
     for (const w of this.waiting.splice(0)) w();
   }
-}
-
-/** The compiled worker next to this module, or undefined when running from TypeScript sources. */
-function workerScript(): URL | undefined {
-  const url = new URL("./chunk-worker.js", import.meta.url);
-  return import.meta.url.endsWith(".js") && existsSync(fileURLToPath(url)) ? url : undefined;
 }

@@ -4,9 +4,9 @@ import type { X25519Identity } from "../crypto/keys.js";
 import { IntegrityError } from "../errors.js";
 import { getBytes, type ReadableStore } from "../store/bytes.js";
 import type { CallOptions } from "../store/store.js";
-import { blobKey, chunkId } from "./names.js";
+import { frameChunks } from "./frame.js";
+import { blobKey } from "./names.js";
 import type { ChunkLocation } from "./writer.js";
-import { decompressFrame } from "./zstd.js";
 
 // Reads chunks back out of blobs. Two ways: one chunk by ranged GETs (header, then only the
 // STREAM segments that hold its frame), or a whole blob streamed once, yielding its chunks in
@@ -30,12 +30,18 @@ export class BlobReader {
 
   /** Reads one chunk with ranged GETs. */
   async readChunk(loc: ChunkLocation, options: CallOptions = {}): Promise<Buffer> {
+    const object = blobKey(loc.blob);
+    return (await frameChunks(await this.readFrame(loc, options), [loc], object))[0] as Buffer;
+  }
+
+  /** The (still compressed) zstd frame holding `loc`, by ranged GETs: header, then its segments. */
+  async readFrame(loc: ChunkLocation, options: CallOptions = {}): Promise<Buffer> {
     const key = blobKey(loc.blob);
     const opened = await this.header(loc.blob, options);
     const plan = planRange(opened, loc.offset, loc.length, key);
     const sealed = await getBytes(this.store, key, { ...options, range: { offset: plan.offset, length: plan.length } });
     this.bytesFetched += sealed.length;
-    return chunkOf(await decompressFrame(plan.open(sealed), loc.rawOffset + loc.rawLength, key), loc, key);
+    return plan.open(sealed);
   }
 
   private header(blob: string, options: CallOptions): Promise<OpenedHeader> {
@@ -71,10 +77,21 @@ export class BlobReader {
     chunks: readonly ChunkLocation[],
     options: CallOptions = {},
   ): AsyncGenerator<{ loc: ChunkLocation; data: Buffer }> {
+    const object = blobKey(blob);
+    for await (const f of this.readFrames(blob, chunks, options)) {
+      const data = await frameChunks(f.frame, f.chunks, object);
+      for (let i = 0; i < f.chunks.length; i++) yield { loc: f.chunks[i] as ChunkLocation, data: data[i] as Buffer };
+    }
+  }
+
+  /**
+   * Streams a whole blob and yields the zstd frames that hold the listed chunks, still
+   * compressed, each with its chunks (for a caller that decompresses and checks them elsewhere,
+   * with frameChunks). Same provisional rule as readBlob: the blob's name is checked at the end.
+   */
+  async *readFrames(blob: string, chunks: readonly ChunkLocation[], options: CallOptions = {}): AsyncGenerator<WantedFrame> {
     const key = blobKey(blob);
-    const wanted = [...chunks].sort((a, b) => a.offset - b.offset || a.rawOffset - b.rawOffset);
-    // Small chunks share frames: keep the last frame decompressed for its neighbours.
-    let lastFrame: { offset: number; raw: Buffer } | undefined;
+    const frames = framesOf(chunks);
     const dec = new AgeDecryptor(this.identities, key);
     const hash = createHash("sha256");
     let plainPos = 0; // plaintext offset of pending[0]
@@ -83,32 +100,28 @@ export class BlobReader {
     let next = 0;
 
     // Drops plaintext before the next wanted frame so memory stays at about one frame.
-    const take = async function* (plain: Buffer[]): AsyncGenerator<{ loc: ChunkLocation; data: Buffer }> {
+    const take = function* (plain: Buffer[]): Generator<WantedFrame> {
       for (const p of plain) {
         pending.push(p);
         pendingLen += p.length;
       }
-      while (next < wanted.length) {
-        const loc = wanted[next] as ChunkLocation;
-        while (pending.length > 0 && plainPos + (pending[0] as Buffer).length <= loc.offset) {
+      while (next < frames.length) {
+        const f = frames[next] as { offset: number; length: number; chunks: ChunkLocation[] };
+        while (pending.length > 0 && plainPos + (pending[0] as Buffer).length <= f.offset) {
           const dropped = pending.shift() as Buffer;
           plainPos += dropped.length;
           pendingLen -= dropped.length;
         }
-        if (plainPos + pendingLen < loc.offset + loc.length) break;
+        if (plainPos + pendingLen < f.offset + f.length) break;
         const all = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
-        if (lastFrame?.offset !== loc.offset) {
-          const frame = all.subarray(loc.offset - plainPos, loc.offset - plainPos + loc.length);
-          lastFrame = { offset: loc.offset, raw: await decompressFrame(frame, loc.rawOffset + loc.rawLength, key) };
-        }
-        yield { loc, data: chunkOf(lastFrame.raw, loc, key) };
+        yield { offset: f.offset, frame: all.subarray(f.offset - plainPos, f.offset - plainPos + f.length), chunks: f.chunks };
         next++;
-        const keepFrom = Math.min(loc.offset + loc.length, (wanted[next] ?? loc).offset) - plainPos;
+        const keepFrom = Math.min(f.offset + f.length, (frames[next] ?? f).offset) - plainPos;
         pending = [all.subarray(Math.max(0, keepFrom))];
         pendingLen = pending[0]?.length ?? 0;
         plainPos += Math.max(0, keepFrom);
       }
-      if (next >= wanted.length) {
+      if (next >= frames.length) {
         plainPos += pendingLen;
         pending = [];
         pendingLen = 0;
@@ -124,20 +137,28 @@ export class BlobReader {
     if (hash.digest("hex") !== blob) {
       throw new IntegrityError(key, "blob content does not match its name (SHA-256 mismatch)");
     }
-    if (next < wanted.length) {
-      throw new IntegrityError(key, `blob ends before chunk at offset ${(wanted[next] as ChunkLocation).offset}`);
+    if (next < frames.length) {
+      throw new IntegrityError(key, `blob ends before chunk at offset ${(frames[next] as { offset: number }).offset}`);
     }
   }
 }
 
-/** The chunk's bytes inside its decompressed frame, checked against its id. */
-function chunkOf(frameRaw: Buffer, loc: ChunkLocation, object: string): Buffer {
-  if (frameRaw.length < loc.rawOffset + loc.rawLength) {
-    throw new IntegrityError(object, `zstd frame at offset ${loc.offset} is shorter than chunk ${loc.id.slice(0, 16)}… needs`);
+/** A zstd frame of a blob, compressed, and the wanted chunks it holds. */
+export interface WantedFrame {
+  /** Offset in the blob's plaintext. */
+  offset: number;
+  frame: Buffer;
+  chunks: ChunkLocation[];
+}
+
+/** Groups chunks by the frame that holds them, in offset order. */
+function framesOf(chunks: readonly ChunkLocation[]): { offset: number; length: number; chunks: ChunkLocation[] }[] {
+  const sorted = [...chunks].sort((a, b) => a.offset - b.offset || a.rawOffset - b.rawOffset);
+  const frames: { offset: number; length: number; chunks: ChunkLocation[] }[] = [];
+  for (const loc of sorted) {
+    const last = frames[frames.length - 1];
+    if (last?.offset === loc.offset) last.chunks.push(loc);
+    else frames.push({ offset: loc.offset, length: loc.length, chunks: [loc] });
   }
-  const data = frameRaw.subarray(loc.rawOffset, loc.rawOffset + loc.rawLength);
-  if (chunkId(data) !== loc.id) {
-    throw new IntegrityError(object, `chunk ${loc.id.slice(0, 16)}… at offset ${loc.offset} does not match its id`);
-  }
-  return data;
+  return frames;
 }

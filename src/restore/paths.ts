@@ -1,5 +1,5 @@
 import { lstatSync, mkdirSync } from "node:fs";
-import { join, sep } from "node:path";
+import { join, normalize, sep } from "node:path";
 import { IntegrityError } from "../errors.js";
 
 // Snapshot metadata comes from the bucket, which a compromised source could have written. A path
@@ -22,6 +22,8 @@ export function pathSegments(path: string, object: string, allowEmpty = false): 
  */
 export class SafeTree {
   private readonly checked = new Set<string>();
+  /** Directories this restore created: nothing was in them before. */
+  private readonly fresh = new Set<string>();
 
   constructor(
     readonly root: string,
@@ -44,6 +46,7 @@ export class SafeTree {
     if (this.checked.has(dir)) return;
     try {
       mkdirSync(dir, { mode: 0o700 });
+      this.fresh.add(dir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
@@ -53,6 +56,15 @@ export class SafeTree {
       throw new IntegrityError(this.object, `refusing to restore through ${dir}: it is ${what}`);
     }
     this.checked.add(dir);
+  }
+
+  /** Marks a directory as created by this restore (the target itself, when it was made). */
+  markFresh(dir: string): void {
+    this.fresh.add(normalize(dir).replace(/(.)\/+$/, "$1"));
+  }
+
+  isFresh(dir: string): boolean {
+    return this.fresh.has(dir);
   }
 
   isInside(abs: string): boolean {

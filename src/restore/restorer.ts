@@ -1,23 +1,29 @@
 import {
   chmodSync, chownSync, closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, lchownSync, lstatSync, lutimesSync,
-  close, mkdirSync, open, openSync, symlinkSync, unlinkSync, utimesSync, writeSync,
+  mkdirSync, openSync, symlinkSync, unlinkSync, utimesSync,
 } from "node:fs";
+import { dirname } from "node:path";
 import type { X25519Identity } from "../crypto/keys.js";
 import { IntegrityError } from "../errors.js";
+import { blobKey } from "../pack/names.js";
 import type { ChunkLocation } from "../pack/writer.js";
 import type { Repository } from "../repo/repository.js";
 import type { EntryRow, Placement, SnapshotReader } from "../snapshot/read.js";
 import { TaskPool } from "../util/pool.js";
 import { pathSegments, SafeTree } from "./paths.js";
+import type { FileMeta, WriteOp } from "./sink.js";
+import { Writers } from "./writers.js";
 
 // File system calls are synchronous on purpose: they hit the page cache and take microseconds,
 // while each promise-based call costs the main thread about 15 µs of bookkeeping, which for
 // tens of thousands of files was most of a restore's time.
 //
-// Restores a snapshot (or a subtree of it) in three passes: create directories and size every
-// file, then read each needed blob once and write its chunks where they belong, then set modes,
-// owners and times (directories last, deepest first, so writing children does not disturb
-// them). Memory stays bounded: the plan streams out of SQLite one blob at a time.
+// Restores a snapshot (or a subtree of it) in three passes: create directories (and empty
+// files), then read each needed blob once and hand its chunks to writer threads, which create
+// each file with its first chunk and set its size, owner, mode and times with its last; then
+// symlinks, and directories' metadata last, deepest first, so writing children does not disturb
+// them. Memory stays bounded: the plan streams out of SQLite one blob at a time, and the
+// main thread keeps a counter only for files whose chunks are partly handed over.
 
 export interface RestoreOptions {
   repo: Repository;
@@ -54,11 +60,6 @@ export interface RestoreSummary {
   errors: { path: string; message: string }[];
 }
 
-/** File creations in flight in pass 1. */
-const CREATE_CONCURRENCY = 16;
-/** Chunk writes in flight per blob. */
-const WRITE_CONCURRENCY = 4;
-
 /** Below this share of a blob, chunks are fetched by ranged GETs instead of streaming it whole. */
 const RANGED_BELOW = 0.25;
 
@@ -68,22 +69,47 @@ export class Restorer {
   private readonly dest: (path: string) => string;
   private readonly summary: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0, blobs: 0, blobsStreamed: 0, blobsRanged: 0, bytesFetched: 0, errors: [] };
   private readonly reader;
+  private readonly owners: boolean;
+  /** Files a write failed for (or whose blob could not be read): pass 3 settles them. */
+  private readonly incomplete = new Set<number>();
+  private writers: Writers | undefined;
 
   constructor(private readonly o: RestoreOptions) {
     this.tree = new SafeTree(o.target, o.snapshot.object);
     this.reader = o.repo.blobReader(o.identities);
     this.dest = o.destination ?? ((p) => p);
+    this.owners = o.owners ?? process.getuid?.() === 0;
   }
 
   async run(): Promise<RestoreSummary> {
     const { snapshot, signal } = this.o;
     const unplaced = snapshot.unplacedChunks();
     if (unplaced > 0) throw new IntegrityError(snapshot.object, `${unplaced} chunk references have no blob location`);
-    mkdirSync(this.o.target, { recursive: true });
-    await this.createEntries();
-    await this.writeChunks();
+    if (mkdirSync(this.o.target, { recursive: true }) !== undefined) this.tree.markFresh(this.o.target);
+    const writers = new Writers({
+      owners: this.owners,
+      onApplied: (bytes, files) => {
+        this.progress.bytesWritten += bytes;
+        this.progress.files += files;
+        this.summary.bytes += bytes;
+      },
+      onFailed: (f) => {
+        // One message per file, not one per chunk that could not follow the first failure.
+        if (this.incomplete.has(f.fileId)) return;
+        this.incomplete.add(f.fileId);
+        this.summary.errors.push({ path: f.path, message: f.message });
+      },
+    });
+    this.writers = writers;
+    try {
+      await this.createEntries();
+      await this.writeChunks();
+      await writers.drain();
+    } finally {
+      await writers.close();
+    }
     signal?.throwIfAborted();
-    await this.finishEntries();
+    this.finishEntries();
     this.summary.bytesFetched = this.reader.bytesFetched;
     return this.summary;
   }
@@ -95,13 +121,12 @@ export class Restorer {
   }
 
   /**
-   * Pass 1: directories exist, and every file exists, empty (pass 3 sets its final size).
-   * Creating a file costs this file system 60-200 µs of kernel time, so creations run 16 at a
-   * time on libuv's pool, through the callback API (the promise API costs the main thread more).
+   * Pass 1: directories exist, every path is checked, files that were in the target are emptied
+   * (a write then never meets older bytes), and files without chunks are written (they need
+   * nothing from a blob). Files with chunks are created by their first write.
    */
   private async createEntries(): Promise<void> {
-    const creating = new TaskPool(CREATE_CONCURRENCY);
-    for (const e of this.o.snapshot.entries(this.o.prefix)) {
+    for (const e of this.o.snapshot.entries(this.o.prefix, true)) {
       this.o.signal?.throwIfAborted();
       if (e.type === "symlink") continue;
       if (e.type === "dir") {
@@ -111,11 +136,14 @@ export class Restorer {
       }
       this.progress.bytesTotal += e.size;
       this.summary.files++;
-      // O_NOFOLLOW: a symlink already at this name in the target is not followed.
       const abs = this.destOf(e);
-      await creating.run(() => createEmpty(abs));
+      // In a directory this restore made, nothing can be there yet.
+      if (!this.tree.isFresh(dirname(abs))) emptyIfPresent(abs);
+      if (e.chunks === 0) {
+        const finish: FileMeta = { size: e.size, mode: e.mode, uid: e.uid, gid: e.gid, mtime: utimeSeconds(e.mtimeNs) };
+        await this.writers!.writeRaw({ fileId: e.id, abs, offset: 0, finish }, EMPTY);
+      }
     }
-    await creating.drain();
   }
 
   /** Pass 2: each blob read once (whole or by ranges), its chunks written where they belong. */
@@ -138,10 +166,10 @@ export class Restorer {
 
   private async restoreBlob(rows: Placement[]): Promise<void> {
     const blob = rows[0]!.loc.blob;
-    const byChunk = new Map<string, { loc: ChunkLocation; targets: { path: string; offset: number }[] }>();
+    const byChunk = new Map<string, { loc: ChunkLocation; targets: Placement[] }>();
     for (const r of rows) {
       const entry = byChunk.get(r.loc.id) ?? { loc: r.loc, targets: [] };
-      entry.targets.push({ path: r.path, offset: r.fileOffset });
+      entry.targets.push(r);
       byChunk.set(r.loc.id, entry);
     }
     const needed = [...byChunk.values()];
@@ -149,70 +177,73 @@ export class Restorer {
     const reader = this.reader;
     const options = { signal: this.o.signal };
     this.summary.blobs++;
-    const writes = new TaskPool(WRITE_CONCURRENCY);
     try {
       if (neededBytes < RANGED_BELOW * rows[0]!.blobSize) {
         this.summary.blobsRanged++;
-        for (const c of needed) {
-          const data = await reader.readChunk(c.loc, options);
-          await writes.run(() => this.place(c.targets, data));
-        }
+        for (const c of needed) await this.place(await reader.readFrame(c.loc, options), [c]);
       } else {
         this.summary.blobsStreamed++;
-        for await (const { loc, data } of reader.readBlob(blob, needed.map((c) => c.loc), options)) {
-          await writes.run(() => this.place(byChunk.get(loc.id)!.targets, data));
+        for await (const f of reader.readFrames(blob, needed.map((c) => c.loc), options)) {
+          await this.place(f.frame, f.chunks.map((loc) => byChunk.get(loc.id)!));
         }
       }
-      await writes.drain();
+      this.writers!.flush();
     } catch (err) {
-      await writes.drain().catch(() => {});
       if (this.o.signal?.aborted) throw err;
+      for (const r of rows) this.incomplete.add(r.fileId);
       const files = [...new Set(rows.map((r) => r.path))];
       const shown = files.slice(0, 5).join(", ") + (files.length > 5 ? ` and ${files.length - 5} more` : "");
       this.summary.errors.push({ path: shown, message: (err as Error).message });
     }
   }
 
-  private async place(targets: readonly { path: string; offset: number }[], data: Buffer): Promise<void> {
-    for (const t of targets) {
-      const abs = this.destOf(t);
-      const fd = openSync(abs, constants.O_WRONLY | constants.O_NOFOLLOW);
-      try {
-        for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, t.offset + done);
-      } finally {
-        closeSync(fd);
-      }
-      this.progress.bytesWritten += data.length;
-      this.summary.bytes += data.length;
-    }
+  /** Hands a frame to the writers, with where each of its chunks goes. */
+  private async place(frame: Buffer, chunks: readonly { loc: ChunkLocation; targets: readonly Placement[] }[]): Promise<void> {
+    const object = blobKey(chunks[0]!.loc.blob);
+    const ops = chunks.map((c) => ({
+      loc: c.loc,
+      targets: c.targets.map((t): WriteOp => {
+        const f = t.file;
+        // A file of one chunk is finished with its write; longer ones in pass 3.
+        const finish = t.fileChunks === 1 ? { size: f.size, mode: f.mode, uid: f.uid, gid: f.gid, mtime: utimeFromMicros(f.mtimeUs) } : undefined;
+        return { fileId: t.fileId, abs: this.destOf(t), offset: t.fileOffset, finish };
+      }),
+    }));
+    await this.writers!.writeFrame(frame, object, ops);
   }
 
   /**
-   * Pass 3: exact sizes (a longer file may have been in the target), owners, modes, times, all
-   * through one descriptor per file so nothing follows a symlink; then symlinks (nothing is
-   * written through them after this); directories last, deepest first.
+   * Pass 3: files of several chunks (all written now), and files a write failed for, get their
+   * exact size, owner, mode and times (as far as possible); then symlinks (nothing is written through them after this); directories last,
+   * deepest first.
    */
-  private async finishEntries(): Promise<void> {
-    const owners = this.o.owners ?? process.getuid?.() === 0;
+  private finishEntries(): void {
+    const owners = this.owners;
     const dirs: EntryRow[] = [];
-    for (const e of this.o.snapshot.entries(this.o.prefix)) {
+    for (const e of this.o.snapshot.entries(this.o.prefix, true)) {
       if (e.type === "dir") {
         dirs.push(e);
         continue;
       }
+      const failed = this.incomplete.has(e.id);
+      if (e.type === "file" && e.chunks! <= 1 && !failed) continue;
       const abs = this.destOf(e);
       const time = utimeSeconds(e.mtimeNs);
       if (e.type === "file") {
-        const fd = openSync(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
         try {
-          ftruncateSync(fd, e.size);
-          if (owners) fchownSync(fd, e.uid, e.gid);
-          fchmodSync(fd, e.mode);
-          futimesSync(fd, time, time);
-        } finally {
-          closeSync(fd);
+          const fd = openSync(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+          try {
+            ftruncateSync(fd, e.size);
+            if (owners) fchownSync(fd, e.uid, e.gid);
+            fchmodSync(fd, e.mode);
+            futimesSync(fd, time, time);
+          } finally {
+            closeSync(fd);
+          }
+          if (!failed) this.progress.files++;
+        } catch (err) {
+          if (!failed) this.summary.errors.push({ path: abs, message: (err as Error).message });
         }
-        this.progress.files++;
       } else {
         replaceWithSymlink(abs, e.linkTarget ?? "");
         if (owners) lchownSync(abs, e.uid, e.gid);
@@ -231,14 +262,18 @@ export class Restorer {
   }
 }
 
-/** Creates (or empties) a regular file, never through a symlink. */
-function createEmpty(abs: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600, (err, fd) => {
-      if (err) reject(err);
-      else close(fd, (closeErr) => (closeErr ? reject(closeErr) : resolve()));
-    });
-  });
+const EMPTY = new Uint8Array(0);
+
+/** Empties a file already at `abs` (not following a symlink there); nothing there is fine. */
+function emptyIfPresent(abs: string): void {
+  let fd: number;
+  try {
+    fd = openSync(abs, constants.O_WRONLY | constants.O_TRUNC | constants.O_NOFOLLOW);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  closeSync(fd);
 }
 
 function replaceWithSymlink(abs: string, target: string): void {
@@ -258,5 +293,10 @@ function replaceWithSymlink(abs: string, target: string): void {
  * on the right microsecond, so restored mtimes are exact to the microsecond.
  */
 export function utimeSeconds(mtimeNs: bigint): number {
-  return Number(mtimeNs / 1000n) / 1e6 + 5e-7;
+  return utimeFromMicros(Number(mtimeNs / 1000n));
+}
+
+/** The same from whole microseconds (which SQLite can hand out as a safe JavaScript number). */
+export function utimeFromMicros(us: number): number {
+  return us / 1e6 + 5e-7;
 }

@@ -11,6 +11,8 @@ export interface EntryRow extends Omit<SnapshotEntry, "linkTarget" | "status"> {
   id: number;
   linkTarget: string | null;
   status: string | null;
+  /** Chunks of a file, when asked for. */
+  chunks?: number;
 }
 
 /** One chunk to place: in blob `loc.blob`, destined for `fileId` at byte `fileOffset`. */
@@ -22,6 +24,10 @@ export interface Placement {
   fileOffset: number;
   /** Ciphertext size of the chunk's blob. */
   blobSize: number;
+  /** How many chunks the file has in all (this one is one of them). */
+  fileChunks: number;
+  /** The file's entry, for setting its metadata once its last chunk is written. */
+  file: { size: number; mode: number; uid: number; gid: number; mtimeUs: number };
 }
 
 export class SnapshotReader {
@@ -52,9 +58,14 @@ export class SnapshotReader {
     return this.meta.stats;
   }
 
-  /** Entries in path order, all of them or those at or below `prefix` (a snapshot path). */
-  *entries(prefix?: string): Generator<EntryRow> {
-    const cols = "id, path, type, mode, uid, gid, size, mtime_ns AS mtimeNs, link_target AS linkTarget, status";
+  /**
+   * Entries in path order, all of them or those at or below `prefix` (a snapshot path); with
+   * `withChunks`, each with its number of chunks.
+   */
+  *entries(prefix?: string, withChunks = false): Generator<EntryRow> {
+    const cols =
+      "id, path, type, mode, uid, gid, size, mtime_ns AS mtimeNs, link_target AS linkTarget, status" +
+      (withChunks ? ", (SELECT count(*) FROM file_chunks fc WHERE fc.file_id = files.id) AS chunks" : "");
     const stmt =
       prefix === undefined || prefix === ""
         ? this.db.prepare(`SELECT ${cols} FROM files ORDER BY path`)
@@ -91,12 +102,14 @@ export class SnapshotReader {
     const stmt = this.db.prepare(`
       WITH placed AS (
         SELECT fc.file_id, fc.chunk,
-               SUM(c.raw_length) OVER (PARTITION BY fc.file_id ORDER BY fc.seq) - c.raw_length AS file_offset
+               SUM(c.raw_length) OVER (PARTITION BY fc.file_id ORDER BY fc.seq) - c.raw_length AS file_offset,
+               COUNT(*) OVER (PARTITION BY fc.file_id) AS file_chunks
         FROM file_chunks fc JOIN chunks c ON c.hash = fc.chunk
         JOIN files f ON f.id = fc.file_id ${filter}
       )
       SELECT p.file_id AS fileId, f.path, p.file_offset AS fileOffset, hex(c.hash) AS id, b.name AS blob,
-             b.size AS blobSize, c.offset, c.length, c.raw_offset AS rawOffset, c.raw_length AS rawLength, c.compression
+             b.size AS blobSize, c.offset, c.length, c.raw_offset AS rawOffset, c.raw_length AS rawLength, c.compression,
+             p.file_chunks AS fileChunks, f.size, f.mode, f.uid, f.gid, f.mtime_ns / 1000 AS mtimeUs
       FROM placed p JOIN chunks c ON c.hash = p.chunk JOIN blobs b ON b.id = c.blob_id JOIN files f ON f.id = p.file_id
       ORDER BY b.name, c.offset, c.raw_offset, p.file_id, p.file_offset`);
     for (const row of stmt.iterate(...args) as Iterable<Record<string, unknown>>) {
@@ -108,6 +121,14 @@ export class SnapshotReader {
         path: row["path"] as string,
         blobSize: row["blobSize"] as number,
         fileOffset: row["fileOffset"] as number,
+        fileChunks: row["fileChunks"] as number,
+        file: {
+          size: row["size"] as number,
+          mode: row["mode"] as number,
+          uid: row["uid"] as number,
+          gid: row["gid"] as number,
+          mtimeUs: row["mtimeUs"] as number,
+        },
         loc: {
           id: (row["id"] as string).toLowerCase(),
           blob: row["blob"] as string,
@@ -124,7 +145,9 @@ export class SnapshotReader {
   /** Chunks per file whose hash has no location: a damaged snapshot database. */
   unplacedChunks(): number {
     return this.db
-      .prepare("SELECT count(*) FROM file_chunks fc LEFT JOIN chunks c ON c.hash = fc.chunk WHERE c.hash IS NULL")
+      .prepare(
+        "SELECT count(*) FROM file_chunks fc LEFT JOIN chunks c ON c.hash = fc.chunk LEFT JOIN blobs b ON b.id = c.blob_id WHERE b.id IS NULL",
+      )
       .pluck()
       .get() as number;
   }
@@ -142,6 +165,7 @@ function toEntry(row: Record<string, unknown>): EntryRow {
     mtimeNs: BigInt(row["mtimeNs"] as bigint),
     linkTarget: (row["linkTarget"] as string | null) ?? null,
     status: (row["status"] as string | null) ?? null,
+    ...(row["chunks"] === undefined ? {} : { chunks: Number(row["chunks"]) }),
   };
 }
 

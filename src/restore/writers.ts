@@ -1,0 +1,208 @@
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import type { ChunkLocation } from "../pack/writer.js";
+import { compiledWorker } from "../util/worker.js";
+import { FileSink, type SinkFailure, type SinkItem, type WriteOp } from "./sink.js";
+
+// Hands a restore's frames to writer threads, which decompress them, check each chunk against
+// its id and write it where it belongs: that is most of a restore's CPU time (kernel time for
+// creating and filling files above all), and it overlaps the main thread's reading and
+// decrypting of blobs. Work travels in batches: frame bytes are copied into a batch buffer that
+// is transferred to a thread and comes back with its acknowledgement; at most BATCHES_PER_THREAD
+// buffers per thread exist, which is the backpressure. No two writes overlap, and each file is
+// finished either with its only write or by the restorer after all threads are done, so the
+// order in which threads apply batches does not matter.
+//
+// Where the compiled worker is not available (tests running the TypeScript sources) or no
+// thread is wanted, the same FileSink runs on the main thread.
+
+export interface WriterInit {
+  owners: boolean;
+}
+
+export type ToWriter = { kind: "batch"; id: number; data: Uint8Array; items: SinkItem[] } | { kind: "close" };
+
+export type FromWriter =
+  | { kind: "done"; id: number; bytes: number; files: number; failed: SinkFailure[]; data: Uint8Array }
+  | { kind: "closed" };
+
+export interface WritersOptions {
+  owners: boolean;
+  /** Writer threads; 0 writes on the main thread. Default: VAULTIK_RESTORE_WRITERS, else the number of cores. */
+  threads?: number;
+  /** Progress as threads acknowledge: bytes written and files finished. */
+  onApplied(bytes: number, files: number): void;
+  onFailed(failure: SinkFailure): void;
+}
+
+const BATCH_BYTES = 4 << 20;
+const BATCH_ITEMS = 1024;
+const BATCHES_PER_THREAD = 3;
+
+interface Batch {
+  data: Buffer;
+  used: number;
+  items: SinkItem[];
+}
+
+interface Slot {
+  worker: Worker;
+  inFlight: number;
+  closed?: () => void;
+}
+
+export class Writers {
+  private readonly slots: Slot[] = [];
+  private readonly inline: FileSink | undefined;
+  private batch: Batch | undefined;
+  /** Batch-sized buffers back from the threads, and how many more may be made. */
+  private readonly free: Buffer[] = [];
+  private allowance = 0;
+  private readonly sent = new Map<number, { slot: Slot; pooled: boolean }>();
+  private waiting: (() => void)[] = [];
+  private failure: Error | undefined;
+  private nextId = 1;
+
+  constructor(private readonly o: WritersOptions) {
+    const script = compiledWorker(import.meta.url, "./sink-worker.js");
+    const threads = o.threads ?? Number(process.env["VAULTIK_RESTORE_WRITERS"] ?? availableParallelism());
+    if (!script || threads === 0) {
+      this.inline = new FileSink(o.owners);
+      return;
+    }
+    this.allowance = threads * BATCHES_PER_THREAD;
+    for (let i = 0; i < threads; i++) {
+      const worker = new Worker(script, { workerData: { owners: o.owners } satisfies WriterInit, resourceLimits: process.env["YG"] ? { maxYoungGenerationSizeMb: Number(process.env["YG"]) } : undefined });
+      const slot: Slot = { worker, inFlight: 0 };
+      worker.on("message", (m: FromWriter) => this.onMessage(slot, m));
+      worker.on("error", (err) => this.fail(err));
+      worker.on("exit", (code) => {
+        if (code !== 0) this.fail(new Error(`restore writer thread exited with code ${code}`));
+      });
+      this.slots.push(slot);
+    }
+  }
+
+  /** Queues a compressed frame and where each of its chunks goes. */
+  writeFrame(frame: Uint8Array, object: string, chunks: { loc: ChunkLocation; targets: WriteOp[] }[]): Promise<void> {
+    return this.add({ kind: "frame", start: 0, length: frame.length, object, chunks }, frame);
+  }
+
+  /** Queues bytes to write as they are (an empty file: no bytes, only its metadata). */
+  writeRaw(target: WriteOp, data: Uint8Array): Promise<void> {
+    return this.add({ kind: "raw", start: 0, length: data.length, target }, data);
+  }
+
+  /** Sends what is batched, so threads do not wait for a batch to fill. */
+  flush(): void {
+    if (this.batch && this.batch.items.length > 0) this.send();
+  }
+
+  /** Sends everything and waits until every thread has applied it. */
+  async drain(): Promise<void> {
+    this.flush();
+    while (this.sent.size > 0 && !this.failure) await new Promise<void>((r) => this.waiting.push(r));
+    if (this.failure) throw this.failure;
+  }
+
+  /** Closes the threads' descriptors and stops them. */
+  async close(): Promise<void> {
+    this.inline?.closeAll();
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        if (!this.failure) {
+          await new Promise<void>((resolve) => {
+            slot.closed = resolve;
+            slot.worker.postMessage({ kind: "close" } satisfies ToWriter);
+          });
+        }
+        await slot.worker.terminate();
+      }),
+    );
+    this.slots.length = 0;
+  }
+
+  private async add(item: SinkItem, data: Uint8Array): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.inline) {
+      const [bytes, files] = [this.inline.bytes, this.inline.files];
+      for (const f of await this.inline.applyBatch([item], data)) this.o.onFailed(f);
+      this.o.onApplied(this.inline.bytes - bytes, this.inline.files - files);
+      return;
+    }
+    for (;;) {
+      const b = this.batch;
+      if (b && b.used + data.length <= b.data.length && b.items.length < BATCH_ITEMS) {
+        b.data.set(data, b.used);
+        b.items.push({ ...item, start: b.used });
+        b.used += data.length;
+        return;
+      }
+      if (b) this.send();
+      const buffer = await this.buffer(data.length);
+      // Another write may have started a batch while this one waited.
+      if (this.batch) this.release(buffer);
+      else this.batch = { data: buffer, used: 0, items: [] };
+    }
+  }
+
+  private async buffer(need: number): Promise<Buffer> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      if (need > BATCH_BYTES) {
+        // An oversized frame travels in a buffer of its own, which is not kept.
+        if (this.sent.size < this.slots.length * BATCHES_PER_THREAD) return Buffer.allocUnsafeSlow(need);
+      } else {
+        const reused = this.free.pop();
+        if (reused) return reused;
+        if (this.allowance > 0) {
+          this.allowance--;
+          return Buffer.allocUnsafeSlow(BATCH_BYTES);
+        }
+      }
+      await new Promise<void>((r) => this.waiting.push(r));
+    }
+  }
+
+  /** Keeps a batch-sized buffer for the next batch; an oversized one goes to the collector. */
+  private release(buffer: Buffer): void {
+    if (buffer.length === BATCH_BYTES) this.free.push(buffer);
+  }
+
+  private send(): void {
+    const b = this.batch!;
+    this.batch = undefined;
+    const slot = this.slots.reduce((a, s) => (s.inFlight < a.inFlight ? s : a));
+    const id = this.nextId++;
+    slot.inFlight++;
+    this.sent.set(id, { slot, pooled: b.data.length === BATCH_BYTES });
+    const data = new Uint8Array(b.data.buffer, 0, b.data.length);
+    slot.worker.postMessage({ kind: "batch", id, data, items: b.items } satisfies ToWriter, [data.buffer as ArrayBuffer]);
+  }
+
+  private onMessage(slot: Slot, m: FromWriter): void {
+    if (m.kind === "closed") {
+      slot.closed?.();
+      return;
+    }
+    const sent = this.sent.get(m.id);
+    this.sent.delete(m.id);
+    slot.inFlight--;
+    if (sent?.pooled) this.release(Buffer.from(m.data.buffer, 0, m.data.buffer.byteLength));
+    this.o.onApplied(m.bytes, m.files);
+    for (const f of m.failed) this.o.onFailed(f);
+    this.wake();
+  }
+
+  private wake(): void {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const w of waiting) w();
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    this.wake();
+    for (const slot of this.slots) slot.closed?.();
+  }
+}
