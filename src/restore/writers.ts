@@ -72,7 +72,7 @@ export class Writers {
     }
     this.allowance = threads * BATCHES_PER_THREAD;
     for (let i = 0; i < threads; i++) {
-      const worker = new Worker(script, { workerData: { owners: o.owners } satisfies WriterInit, resourceLimits: process.env["YG"] ? { maxYoungGenerationSizeMb: Number(process.env["YG"]) } : undefined });
+      const worker = new Worker(script, { workerData: { owners: o.owners } satisfies WriterInit });
       const slot: Slot = { worker, inFlight: 0 };
       worker.on("message", (m: FromWriter) => this.onMessage(slot, m));
       worker.on("error", (err) => this.fail(err));
