@@ -129,7 +129,7 @@ describe("FileSink", () => {
 describe("Writers on threads (compiled)", () => {
   it("spreads frames over two threads; every byte lands, a bad chunk is reported with its file", async () => {
     // npm test builds dist/ first; the compiled module finds its worker script.
-    const { Writers } = (await import("../dist/restore/writers.js")) as typeof import("../src/restore/writers.js");
+    const { Writers } = (await import("../dist/restore/writers.js")) as unknown as typeof import("../src/restore/writers.js");
     const out = join(dir, "threads");
     await mkdir(out);
     const failures: SinkFailure[] = [];
@@ -180,6 +180,26 @@ describe("restore through the CLI", () => {
     expect(out.code, out.stderr).toBe(0);
     const got = await describeTree(join(target, r.source.slice(1)));
     expect([...got.entries()]).toEqual([...(await describeTree(want)).entries()]);
+  });
+
+  it("with 0, 1 or 3 writer threads the restored tree is the same; a bad thread count is refused by name", async () => {
+    const keys = await cliKeys();
+    const r = await localRepo(join(dir, "threads-cli"), keys);
+    for (let i = 0; i < 40; i++) {
+      await mkdir(join(r.source, `d${i % 4}`), { recursive: true });
+      await writeFile(join(r.source, `d${i % 4}`, `f${i}`), pseudoRandom(1000 + i * 7919, 300 + i));
+    }
+    const id = await backupId(r);
+    const want = await describeTree(r.source);
+    for (const threads of ["0", "1", "3"]) {
+      const target = join(r.dir, `t${threads}`);
+      const out = await vaultik(["restore", r.repo, "", id, target], { env: { VAULTIK_PRIVATE_KEY: r.identity, VAULTIK_RESTORE_WRITERS: threads } });
+      expect(out.code, out.stderr).toBe(0);
+      expect([...(await describeTree(join(target, r.source.slice(1)))).entries()], `${threads} threads`).toEqual([...want.entries()]);
+    }
+    const bad = await vaultik(["restore", r.repo, "", id, join(r.dir, "tbad")], { env: { VAULTIK_PRIVATE_KEY: r.identity, VAULTIK_RESTORE_WRITERS: "two" } });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('VAULTIK_RESTORE_WRITERS: must be a whole number from 0 to 64, got "two"');
   });
 
   it("a blob with a flipped byte: exit 1, the error names the blob, files from intact blobs are restored", async () => {

@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { FileStamp } from "../catalog/db.js";
-import { compiledWorker } from "../util/worker.js";
+import { compiledWorker, threadsFromEnv } from "../util/worker.js";
 import type { ChunkerParams } from "../chunk/fastcdc.js";
 import { chunkFile, type ChunkItem, type FileChunked } from "./chunker.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./chunk-worker.js";
@@ -62,7 +62,7 @@ export class ChunkPool {
     if (!script) return;
     // One core stays with the main thread, which deduplicates, encrypts, hashes blobs and
     // writes SQLite; every worker also brings its own heap, so more is not free.
-    const count = o.workers ?? Number(process.env["VAULTIK_WORKERS"] ?? Math.max(1, availableParallelism() - 1));
+    const count = o.workers ?? threadsFromEnv("VAULTIK_WORKERS", Math.max(1, availableParallelism() - 1));
     if (count === 0) return;
     for (let i = 0; i < count; i++) {
       const worker = new Worker(script, { workerData: { catalogPath: o.catalogPath, params: o.params } satisfies WorkerInit });

@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { ChunkLocation } from "../pack/writer.js";
-import { compiledWorker } from "../util/worker.js";
+import { compiledWorker, threadsFromEnv } from "../util/worker.js";
 import { FileSink, type SinkFailure, type SinkItem, type WriteOp } from "./sink.js";
 
 // Hands a restore's frames to writer threads, which decompress them, check each chunk against
@@ -28,13 +28,16 @@ export type FromWriter =
 
 export interface WritersOptions {
   owners: boolean;
-  /** Writer threads; 0 writes on the main thread. Default: VAULTIK_RESTORE_WRITERS, else the number of cores. */
+  /** Writer threads; 0 writes on the main thread. Default: VAULTIK_RESTORE_WRITERS, else the cores, at most 2. */
   threads?: number;
   /** Progress as threads acknowledge: bytes written and files finished. */
   onApplied(bytes: number, files: number): void;
   onFailed(failure: SinkFailure): void;
 }
 
+// Two threads keep up with one main thread reading and decrypting; each more costs ~60-80 MB of
+// peak memory (an isolate, buffers, a malloc arena) for little: the file system is the limit.
+const MAX_DEFAULT_THREADS = 2;
 const BATCH_BYTES = 4 << 20;
 const BATCH_ITEMS = 1024;
 const BATCHES_PER_THREAD = 3;
@@ -65,7 +68,7 @@ export class Writers {
 
   constructor(private readonly o: WritersOptions) {
     const script = compiledWorker(import.meta.url, "./sink-worker.js");
-    const threads = o.threads ?? Number(process.env["VAULTIK_RESTORE_WRITERS"] ?? availableParallelism());
+    const threads = o.threads ?? threadsFromEnv("VAULTIK_RESTORE_WRITERS", Math.min(MAX_DEFAULT_THREADS, availableParallelism()));
     if (!script || threads === 0) {
       this.inline = new FileSink(o.owners);
       return;
