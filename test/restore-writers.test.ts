@@ -202,7 +202,7 @@ describe("restore through the CLI", () => {
     expect(bad.stderr).toContain('VAULTIK_RESTORE_WRITERS: must be a whole number from 0 to 64, got "two"');
   });
 
-  it("a blob with a flipped byte: exit 1, the error names the blob, files from intact blobs are restored", async () => {
+  it("a blob with a flipped byte: exit 1, the error names the blob, files from intact blobs are restored, damaged ones are not disguised", async () => {
     const keys = await cliKeys();
     const r = await localRepo(join(dir, "flip"), keys);
     // 1 MiB blobs: 3 MiB of incompressible files fill several.
@@ -223,9 +223,18 @@ describe("restore through the CLI", () => {
     for (let i = 0; i < 6; i++) {
       const original = pseudoRandom(512 * 1024, 200 + i);
       const abs = join(restored, `f${i}.bin`);
-      // Every file exists with its size; the ones whose chunks are all in good blobs are exact.
-      expect(lstatSync(abs).size).toBe(original.length);
-      if (readFileSync(abs).equals(original)) intact++;
+      // Restores are exact to the microsecond.
+      const micros = (path: string) => statSync(path, { bigint: true }).mtimeNs / 1000n;
+      const sourceMtime = micros(join(r.source, `f${i}.bin`));
+      if (existsSync(abs) && readFileSync(abs).equals(original)) {
+        // Files whose chunks are all in good blobs are exact, with their times.
+        expect(micros(abs)).toBe(sourceMtime);
+        intact++;
+      } else if (existsSync(abs)) {
+        // A damaged file is left as it is: never dressed up with the snapshot's time and mode.
+        expect(micros(abs)).not.toBe(sourceMtime);
+        expect(lstatSync(abs).mode & 0o777).toBe(0o600);
+      }
     }
     expect(intact).toBeGreaterThan(0);
     expect(intact).toBeLessThan(6);

@@ -22,8 +22,8 @@ import { Writers } from "./writers.js";
 // files), then read each needed blob once and hand its chunks to writer threads, which create
 // each file with its first chunk and set its size, owner, mode and times with its last; then
 // symlinks, and directories' metadata last, deepest first, so writing children does not disturb
-// them. Memory stays bounded: the plan streams out of SQLite one blob at a time, and the
-// main thread keeps a counter only for files whose chunks are partly handed over.
+// them. Memory stays bounded: the plan streams out of SQLite one blob at a time; only the ids
+// of files that failed are kept.
 
 export interface RestoreOptions {
   repo: Repository;
@@ -86,27 +86,27 @@ export class Restorer {
     const unplaced = snapshot.unplacedChunks();
     if (unplaced > 0) throw new IntegrityError(snapshot.object, `${unplaced} chunk references have no blob location`);
     if (mkdirSync(this.o.target, { recursive: true }) !== undefined) this.tree.markFresh(this.o.target);
-    const writers = new Writers({
-      owners: this.owners,
-      onApplied: (bytes, files) => {
-        this.progress.bytesWritten += bytes;
-        this.progress.files += files;
-        this.summary.bytes += bytes;
-      },
-      onFailed: (f) => {
-        // One message per file, not one per chunk that could not follow the first failure.
-        if (this.incomplete.has(f.fileId)) return;
-        this.incomplete.add(f.fileId);
-        this.summary.errors.push({ path: f.path, message: f.message });
-      },
-    });
-    this.writers = writers;
+    let writers: Writers | undefined;
     try {
+      writers = this.writers = new Writers({
+        owners: this.owners,
+        onApplied: (bytes, files) => {
+          this.progress.bytesWritten += bytes;
+          this.progress.files += files;
+          this.summary.bytes += bytes;
+        },
+        onFailed: (f) => {
+          // One message per file, not one per chunk that could not follow the first failure.
+          if (this.incomplete.has(f.fileId)) return;
+          this.incomplete.add(f.fileId);
+          this.summary.errors.push({ path: f.path, message: f.message });
+        },
+      });
       await this.createEntries();
       await this.writeChunks();
       await writers.drain();
     } finally {
-      await writers.close();
+      await writers?.close();
     }
     signal?.throwIfAborted();
     this.finishEntries();
@@ -126,8 +126,8 @@ export class Restorer {
   }
 
   /**
-   * Pass 1: directories exist, every path is checked, files that were in the target are emptied
-   * (a write then never meets older bytes), and files without chunks are written (they need
+   * Pass 1: directories exist, every path is checked, whatever was in the target at a file's
+   * path is removed (a write then never meets older bytes or follows a link), and files without chunks are written (they need
    * nothing from a blob). Files with chunks are created by their first write.
    */
   private async createEntries(): Promise<void> {
@@ -143,7 +143,7 @@ export class Restorer {
       this.summary.files++;
       const abs = this.destOf(e);
       // In a directory this restore made, nothing can be there yet.
-      if (!this.tree.isFresh(dirname(abs))) emptyIfPresent(abs);
+      if (!this.tree.isFresh(dirname(abs))) removeIfPresent(abs);
       if (e.chunks === 0) {
         const finish: FileMeta = { size: e.size, mode: e.mode, uid: e.uid, gid: e.gid, mtime: utimeSeconds(e.mtimeNs) };
         await this.writers!.writeRaw({ fileId: e.id, abs, offset: 0, finish }, EMPTY);
@@ -192,13 +192,15 @@ export class Restorer {
           await this.place(f.frame, f.chunks.map((loc) => byChunk.get(loc.id)!));
         }
       }
-      this.writers!.flush();
     } catch (err) {
-      if (this.o.signal?.aborted) throw err;
+      // A dead writer thread or an abort ends the restore; a bad blob costs only its files.
+      if (this.o.signal?.aborted || this.writers!.failed) throw err;
       for (const r of rows) this.incomplete.add(r.fileId);
       const files = [...new Set(rows.map((r) => r.path))];
       const shown = files.slice(0, 5).join(", ") + (files.length > 5 ? ` and ${files.length - 5} more` : "");
       this.summary.errors.push({ path: shown, message: (err as Error).message });
+    } finally {
+      this.writers!.flush();
     }
   }
 
@@ -218,8 +220,9 @@ export class Restorer {
   }
 
   /**
-   * Pass 3: files of several chunks (all written now), and files a write failed for, get their
-   * exact size, owner, mode and times (as far as possible); then symlinks (nothing is written through them after this); directories last,
+   * Pass 3: files of several chunks (all written now) get their exact size, owner, mode and
+   * times. Files a write failed for are left as they are (mode 0600, the restore's time, maybe
+   * short), so nothing mistakes them for intact copies; then symlinks (nothing is written through them after this); directories last,
    * deepest first.
    */
   private finishEntries(): void {
@@ -230,8 +233,7 @@ export class Restorer {
         dirs.push(e);
         continue;
       }
-      const failed = this.incomplete.has(e.id);
-      if (e.type === "file" && e.chunks! <= 1 && !failed) continue;
+      if (e.type === "file" && (e.chunks! <= 1 || this.incomplete.has(e.id))) continue;
       const abs = this.destOf(e);
       const time = utimeSeconds(e.mtimeNs);
       if (e.type === "file") {
@@ -245,9 +247,9 @@ export class Restorer {
           } finally {
             closeSync(fd);
           }
-          if (!failed) this.progress.files++;
+          this.progress.files++;
         } catch (err) {
-          if (!failed) this.summary.errors.push({ path: abs, message: (err as Error).message });
+          this.summary.errors.push({ path: abs, message: (err as Error).message });
         }
       } else {
         replaceWithSymlink(abs, e.linkTarget ?? "");
@@ -269,16 +271,20 @@ export class Restorer {
 
 const EMPTY = new Uint8Array(0);
 
-/** Empties a file already at `abs` (not following a symlink there); nothing there is fine. */
-function emptyIfPresent(abs: string): void {
-  let fd: number;
+/**
+ * Removes what is at `abs` (a file of an earlier restore, a symlink, a hard link to a file
+ * elsewhere, a FIFO), so the write creates a new regular file there and never writes into,
+ * through or beside something it did not make. A directory in the way is an error.
+ */
+function removeIfPresent(abs: string): void {
   try {
-    fd = openSync(abs, constants.O_WRONLY | constants.O_TRUNC | constants.O_NOFOLLOW);
+    unlinkSync(abs);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return;
+    if (code === "EISDIR") throw new Error(`cannot restore file ${abs}: a directory is in the way`, { cause: err });
     throw err;
   }
-  closeSync(fd);
 }
 
 function replaceWithSymlink(abs: string, target: string): void {

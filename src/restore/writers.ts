@@ -51,6 +51,7 @@ interface Batch {
 interface Slot {
   worker: Worker;
   inFlight: number;
+  exited: boolean;
   closed?: () => void;
 }
 
@@ -64,6 +65,7 @@ export class Writers {
   private readonly sent = new Map<number, { slot: Slot; pooled: boolean }>();
   private waiting: (() => void)[] = [];
   private failure: Error | undefined;
+  private closing = false;
   private nextId = 1;
 
   constructor(private readonly o: WritersOptions) {
@@ -74,16 +76,28 @@ export class Writers {
       return;
     }
     this.allowance = threads * BATCHES_PER_THREAD;
-    for (let i = 0; i < threads; i++) {
-      const worker = new Worker(script, { workerData: { owners: o.owners } satisfies WriterInit });
-      const slot: Slot = { worker, inFlight: 0 };
-      worker.on("message", (m: FromWriter) => this.onMessage(slot, m));
-      worker.on("error", (err) => this.fail(err));
-      worker.on("exit", (code) => {
-        if (code !== 0) this.fail(new Error(`restore writer thread exited with code ${code}`));
-      });
-      this.slots.push(slot);
+    try {
+      for (let i = 0; i < threads; i++) {
+        const worker = new Worker(script, { workerData: { owners: o.owners } satisfies WriterInit });
+        const slot: Slot = { worker, inFlight: 0, exited: false };
+        worker.on("message", (m: FromWriter) => this.onMessage(slot, m));
+        worker.on("error", (err) => this.fail(err));
+        worker.on("exit", (code) => {
+          slot.exited = true;
+          slot.closed?.();
+          if (!this.closing) this.fail(new Error(`restore writer thread exited with code ${code}`));
+        });
+        this.slots.push(slot);
+      }
+    } catch (err) {
+      for (const slot of this.slots) void slot.worker.terminate();
+      throw err;
     }
+  }
+
+  /** A thread died: nothing more can be written. */
+  get failed(): boolean {
+    return this.failure !== undefined;
   }
 
   /** Queues a compressed frame and where each of its chunks goes. */
@@ -108,12 +122,17 @@ export class Writers {
     if (this.failure) throw this.failure;
   }
 
-  /** Closes the threads' descriptors and stops them. */
+  /**
+   * Closes the threads' descriptors and stops them, also after a failure: descriptors a thread
+   * opened stay open in the process when the thread is only terminated.
+   */
   async close(): Promise<void> {
+    this.closing = true;
     this.inline?.closeAll();
     await Promise.all(
       this.slots.map(async (slot) => {
-        if (!this.failure) {
+        if (!slot.exited) {
+          // A thread still busy with a batch closes after it (its queue is in order).
           await new Promise<void>((resolve) => {
             slot.closed = resolve;
             slot.worker.postMessage({ kind: "close" } satisfies ToWriter);
@@ -169,7 +188,10 @@ export class Writers {
 
   /** Keeps a batch-sized buffer for the next batch; an oversized one goes to the collector. */
   private release(buffer: Buffer): void {
-    if (buffer.length === BATCH_BYTES) this.free.push(buffer);
+    if (buffer.length === BATCH_BYTES) {
+      this.free.push(buffer);
+      this.wake();
+    }
   }
 
   private send(): void {
@@ -194,6 +216,7 @@ export class Writers {
     if (sent?.pooled) this.release(Buffer.from(m.data.buffer, 0, m.data.buffer.byteLength));
     this.o.onApplied(m.bytes, m.files);
     for (const f of m.failed) this.o.onFailed(f);
+    // An ack frees an in-flight slot (oversized frames wait for that) and lets drain() go on.
     this.wake();
   }
 
@@ -206,6 +229,5 @@ export class Writers {
   private fail(err: Error): void {
     this.failure ??= err;
     this.wake();
-    for (const slot of this.slots) slot.closed?.();
   }
 }

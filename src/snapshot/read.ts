@@ -72,7 +72,7 @@ export class SnapshotReader {
         : this.db.prepare(`SELECT ${cols} FROM files WHERE path = ? OR (path > ? AND path < ?) ORDER BY path`);
     const args = prefix === undefined || prefix === "" ? [] : [prefix, ...belowBounds(prefix)];
     for (const row of stmt.safeIntegers(true).iterate(...args) as Iterable<Record<string, unknown>>) {
-      yield toEntry(row);
+      yield toEntry(row, this.object);
     }
   }
 
@@ -103,7 +103,8 @@ export class SnapshotReader {
       WITH placed AS (
         SELECT fc.file_id, fc.chunk,
                SUM(c.raw_length) OVER (PARTITION BY fc.file_id ORDER BY fc.seq) - c.raw_length AS file_offset,
-               COUNT(*) OVER (PARTITION BY fc.file_id) AS file_chunks
+               -- Counted as entries() counts, so both passes agree on which files have one chunk.
+               (SELECT count(*) FROM file_chunks x WHERE x.file_id = fc.file_id) AS file_chunks
         FROM file_chunks fc JOIN chunks c ON c.hash = fc.chunk
         JOIN files f ON f.id = fc.file_id ${filter}
       )
@@ -153,7 +154,13 @@ export class SnapshotReader {
   }
 }
 
-function toEntry(row: Record<string, unknown>): EntryRow {
+const ENTRY_TYPES = new Set(["file", "dir", "symlink"]);
+
+function toEntry(row: Record<string, unknown>, object: string): EntryRow {
+  // The schema's CHECK says so, but a crafted database need not have that schema.
+  if (!ENTRY_TYPES.has(row["type"] as string)) {
+    throw new IntegrityError(object, `entry ${JSON.stringify(row["path"])} has unknown type ${JSON.stringify(row["type"])}`);
+  }
   return {
     id: Number(row["id"]),
     path: row["path"] as string,
