@@ -44,6 +44,16 @@ async function entries(events: AsyncIterable<WalkEvent>): Promise<string[]> {
 describe("walker", () => {
   const exclude = () => makeExcluder(["*.log", "node_modules/"], [root]);
 
+  it("without patterns, walks everything except the paths it must always skip (its own index)", async () => {
+    const own = join(root, "b", "f7.txt");
+    const paths: string[] = [];
+    for await (const ev of walk([root], makeExcluder([], [root], [own]))) if (ev.kind === "entry") paths.push(ev.entry.abs);
+    expect(paths).not.toContain(own);
+    expect(paths).toContain(join(root, "b", "f8.txt"));
+    expect(paths.some((p) => p.endsWith(".log"))).toBe(true);
+    expect(paths.some((p) => p.includes("node_modules"))).toBe(true);
+  });
+
   it("walks in name order, directories before contents, applying gitignore-style excludes", async () => {
     const paths: string[] = [];
     for await (const ev of walk([root], exclude())) if (ev.kind === "entry") paths.push(ev.entry.abs);

@@ -10,8 +10,10 @@ import ignore, { type Ignore } from "ignore";
 export type Excluder = (absPath: string, isDir: boolean) => boolean;
 
 export function makeExcluder(patterns: readonly string[], sourceDirs: readonly string[], alwaysExclude: readonly string[] = []): Excluder {
-  const perRoot = sourceDirs.map((root) => ({ root, matcher: matcherFor(root, patterns) }));
   const fixed = new Set(alwaysExclude);
+  // Asked once per walked entry: without patterns, skip the relative path and the matcher.
+  if (patterns.length === 0) return (absPath) => fixed.has(absPath);
+  const perRoot = sourceDirs.map((root) => ({ root, matcher: matcherFor(root, patterns) }));
   return (absPath, isDir) => {
     if (fixed.has(absPath)) return true;
     for (const { root, matcher } of perRoot) {
