@@ -144,10 +144,11 @@ describe("Writers on threads (compiled)", () => {
         const { frame, locs } = await frameOf([content], i * 70_000);
         const abs = join(out, `f${i}`);
         expected.set(abs, content);
-        await writers.writeFrame(frame, blobKey(BLOB), [{ loc: locs[0]!, targets: [{ fileId: i, abs, offset: 0, finish: meta(content.length) }] }]);
+        // Routed by file here, so both threads get work.
+        await writers.writeFrame(frame, blobKey(BLOB), [{ loc: locs[0]!, targets: [{ fileId: i, abs, offset: 0, finish: meta(content.length) }] }], i);
       }
       const { frame, locs } = await frameOf([pseudoRandom(500, 1)], 99_000_000);
-      await writers.writeFrame(frame, blobKey(BLOB), [{ loc: { ...locs[0]!, id: "11".repeat(32) }, targets: [{ fileId: 1000, abs: join(out, "bad"), offset: 0, finish: meta(500) }] }]);
+      await writers.writeFrame(frame, blobKey(BLOB), [{ loc: { ...locs[0]!, id: "11".repeat(32) }, targets: [{ fileId: 1000, abs: join(out, "bad"), offset: 0, finish: meta(500) }] }], 0);
       await writers.drain();
     } finally {
       await writers.close();
@@ -157,6 +158,16 @@ describe("Writers on threads (compiled)", () => {
     expect(bytes).toBe([...expected.values()].reduce((n, b) => n + b.length, 0));
     expect(failures).toEqual([{ fileId: 1000, path: join(out, "bad"), message: expect.stringMatching(/does not match its id/) }]);
     expect((await readdir(out)).length).toBe(300);
+  });
+});
+
+describe("routeOf", () => {
+  it("sends one directory always to the same thread and spreads sibling directories", async () => {
+    const { routeOf } = await import("../src/restore/writers.js");
+    expect(routeOf("/t/usr/share/doc")).toBe(routeOf("/t/usr/share/doc"));
+    const onFirst = Array.from({ length: 200 }, (_, i) => routeOf(`/t/usr/share/doc/pkg-${i}`) % 2).filter((r) => r === 0).length;
+    expect(onFirst).toBeGreaterThan(70);
+    expect(onFirst).toBeLessThan(130);
   });
 });
 

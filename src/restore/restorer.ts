@@ -12,7 +12,7 @@ import type { EntryRow, Placement, SnapshotReader } from "../snapshot/read.js";
 import { TaskPool } from "../util/pool.js";
 import { pathSegments, SafeTree } from "./paths.js";
 import type { FileMeta, WriteOp } from "./sink.js";
-import { Writers } from "./writers.js";
+import { routeOf, Writers } from "./writers.js";
 
 // File system calls are synchronous on purpose: they hit the page cache and take microseconds,
 // while each promise-based call costs the main thread about 15 µs of bookkeeping, which for
@@ -146,7 +146,7 @@ export class Restorer {
       if (!this.tree.isFresh(dirname(abs))) removeIfPresent(abs);
       if (e.chunks === 0) {
         const finish: FileMeta = { size: e.size, mode: e.mode, uid: e.uid, gid: e.gid, mtime: utimeSeconds(e.mtimeNs) };
-        await this.writers!.writeRaw({ fileId: e.id, abs, offset: 0, finish }, EMPTY);
+        await this.writers!.writeRaw({ fileId: e.id, abs, offset: 0, finish }, EMPTY, routeOf(dirname(abs)));
       }
     }
   }
@@ -216,7 +216,11 @@ export class Restorer {
         return { fileId: t.fileId, abs: this.knownDestOf(t), offset: t.fileOffset, finish };
       }),
     }));
-    await this.writers!.writeFrame(frame, object, ops);
+    // Small files by directory (creating files in one directory from two threads contends for
+    // its lock), a large file's chunks by file (one thread, one descriptor, no contention).
+    const first = chunks[0]!.targets[0]!;
+    const route = first.fileChunks > 1 ? first.fileId : routeOf(dirname(ops[0]!.targets[0]!.abs));
+    await this.writers!.writeFrame(frame, object, ops, route);
   }
 
   /**

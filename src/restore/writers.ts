@@ -11,7 +11,9 @@ import { FileSink, type SinkFailure, type SinkItem, type WriteOp } from "./sink.
 // is transferred to a thread and comes back with its acknowledgement; at most BATCHES_PER_THREAD
 // buffers per thread exist, which is the backpressure. No two writes overlap, and each file is
 // finished either with its only write or by the restorer after all threads are done, so the
-// order in which threads apply batches does not matter.
+// order in which threads apply batches does not matter. The caller routes work by directory:
+// two threads creating files in one directory contend for its lock, which cost 4.7 times the
+// kernel time of one thread doing it (3.5 s against 0.74 s for the bench corpus).
 //
 // Where the compiled worker is not available (tests running the TypeScript sources) or no
 // thread is wanted, the same FileSink runs on the main thread.
@@ -51,6 +53,7 @@ interface Batch {
 interface Slot {
   worker: Worker;
   inFlight: number;
+  batch: Batch | undefined;
   exited: boolean;
   closed?: () => void;
 }
@@ -58,7 +61,6 @@ interface Slot {
 export class Writers {
   private readonly slots: Slot[] = [];
   private readonly inline: FileSink | undefined;
-  private batch: Batch | undefined;
   /** Batch-sized buffers back from the threads, and how many more may be made. */
   private readonly free: Buffer[] = [];
   private allowance = 0;
@@ -79,7 +81,7 @@ export class Writers {
     try {
       for (let i = 0; i < threads; i++) {
         const worker = new Worker(script, { workerData: { owners: o.owners } satisfies WriterInit });
-        const slot: Slot = { worker, inFlight: 0, exited: false };
+        const slot: Slot = { worker, inFlight: 0, batch: undefined, exited: false };
         worker.on("message", (m: FromWriter) => this.onMessage(slot, m));
         worker.on("error", (err) => this.fail(err));
         worker.on("exit", (code) => {
@@ -100,19 +102,22 @@ export class Writers {
     return this.failure !== undefined;
   }
 
-  /** Queues a compressed frame and where each of its chunks goes. */
-  writeFrame(frame: Uint8Array, object: string, chunks: { loc: ChunkLocation; targets: WriteOp[] }[]): Promise<void> {
-    return this.add({ kind: "frame", start: 0, length: frame.length, object, chunks }, frame);
+  /**
+   * Queues a compressed frame and where each of its chunks goes. Work with the same `route`
+   * goes to the same thread (see routeOf).
+   */
+  writeFrame(frame: Uint8Array, object: string, chunks: { loc: ChunkLocation; targets: WriteOp[] }[], route: number): Promise<void> {
+    return this.add({ kind: "frame", start: 0, length: frame.length, object, chunks }, frame, route);
   }
 
   /** Queues bytes to write as they are (an empty file: no bytes, only its metadata). */
-  writeRaw(target: WriteOp, data: Uint8Array): Promise<void> {
-    return this.add({ kind: "raw", start: 0, length: data.length, target }, data);
+  writeRaw(target: WriteOp, data: Uint8Array, route: number): Promise<void> {
+    return this.add({ kind: "raw", start: 0, length: data.length, target }, data, route);
   }
 
   /** Sends what is batched, so threads do not wait for a batch to fill. */
   flush(): void {
-    if (this.batch && this.batch.items.length > 0) this.send();
+    for (const slot of this.slots) if (slot.batch && slot.batch.items.length > 0) this.send(slot);
   }
 
   /** Sends everything and waits until every thread has applied it. */
@@ -144,7 +149,7 @@ export class Writers {
     this.slots.length = 0;
   }
 
-  private async add(item: SinkItem, data: Uint8Array): Promise<void> {
+  private async add(item: SinkItem, data: Uint8Array, route: number): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.inline) {
       const [bytes, files] = [this.inline.bytes, this.inline.files];
@@ -152,19 +157,20 @@ export class Writers {
       this.o.onApplied(this.inline.bytes - bytes, this.inline.files - files);
       return;
     }
+    const slot = this.slots[route % this.slots.length]!;
     for (;;) {
-      const b = this.batch;
+      const b = slot.batch;
       if (b && b.used + data.length <= b.data.length && b.items.length < BATCH_ITEMS) {
         b.data.set(data, b.used);
         b.items.push({ ...item, start: b.used });
         b.used += data.length;
         return;
       }
-      if (b) this.send();
+      if (b) this.send(slot);
       const buffer = await this.buffer(data.length);
       // Another write may have started a batch while this one waited.
-      if (this.batch) this.release(buffer);
-      else this.batch = { data: buffer, used: 0, items: [] };
+      if (slot.batch) this.release(buffer);
+      else slot.batch = { data: buffer, used: 0, items: [] };
     }
   }
 
@@ -194,10 +200,9 @@ export class Writers {
     }
   }
 
-  private send(): void {
-    const b = this.batch!;
-    this.batch = undefined;
-    const slot = this.slots.reduce((a, s) => (s.inFlight < a.inFlight ? s : a));
+  private send(slot: Slot): void {
+    const b = slot.batch!;
+    slot.batch = undefined;
     const id = this.nextId++;
     slot.inFlight++;
     this.sent.set(id, { slot, pooled: b.data.length === BATCH_BYTES });
@@ -230,4 +235,12 @@ export class Writers {
     this.failure ??= err;
     this.wake();
   }
+}
+
+/** A route for work in directory `dir`: the same directory, the same thread. */
+export function routeOf(dir: string): number {
+  // FNV-1a over UTF-16 code units: cheap, and spreads sibling directories.
+  let h = 0x811c9dc5;
+  for (let i = 0; i < dir.length; i++) h = Math.imul(h ^ dir.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
