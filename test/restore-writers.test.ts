@@ -111,6 +111,27 @@ describe("FileSink", () => {
     expect(existsSync(join(out, "x"))).toBe(false);
   });
 
+  it("in a shared frame, only the chunk that fails its check fails: its neighbours are written", async () => {
+    const out = join(dir, "sink-neighbours");
+    await mkdir(out);
+    const a = pseudoRandom(2000, 8);
+    const b = pseudoRandom(3000, 9);
+    const { frame, locs } = await frameOf([a, b]);
+    const { data, items } = batchOf([
+      {
+        frame,
+        chunks: [
+          { loc: locs[0]!, targets: [{ fileId: 1, abs: join(out, "good"), offset: 0, finish: meta(2000) }] },
+          { loc: { ...locs[1]!, id: "22".repeat(32) }, targets: [{ fileId: 2, abs: join(out, "bad"), offset: 0, finish: meta(3000) }] },
+        ],
+      },
+    ]);
+    const failed = await new FileSink(false).applyBatch(items, data);
+    expect(failed.map((f) => f.fileId)).toEqual([2]);
+    expect(readFileSync(join(out, "good")).equals(a)).toBe(true);
+    expect(existsSync(join(out, "bad"))).toBe(false);
+  });
+
   it("does not follow a symlink at a file's name", async () => {
     const out = join(dir, "sink-link");
     await mkdir(out);

@@ -1,5 +1,5 @@
 import { closeSync, constants, fchownSync, fchmodSync, ftruncateSync, futimesSync, openSync, writeSync } from "node:fs";
-import { frameChunks } from "../pack/frame.js";
+import { frameChunksEach } from "../pack/frame.js";
 import type { ChunkLocation } from "../pack/writer.js";
 
 // The file end of a restore: decompresses and checks frames, writes their chunks at their
@@ -54,11 +54,11 @@ export class FileSink {
   /** Applies a batch; what fails is returned per file, the rest is still done. */
   async applyBatch(items: readonly SinkItem[], data: Uint8Array): Promise<SinkFailure[]> {
     const failed: SinkFailure[] = [];
-    const decode = (item: SinkItem): Promise<Buffer[] | Error> =>
+    const decode = (item: SinkItem): Promise<(Buffer | Error)[] | Error> =>
       item.kind === "raw"
         ? Promise.resolve([])
-        : frameChunks(data.subarray(item.start, item.start + item.length), item.chunks.map((c) => c.loc), item.object).catch((e: Error) => e);
-    const decoding: Promise<Buffer[] | Error>[] = [];
+        : frameChunksEach(data.subarray(item.start, item.start + item.length), item.chunks.map((c) => c.loc), item.object).catch((e: Error) => e);
+    const decoding: Promise<(Buffer | Error)[] | Error>[] = [];
     for (let i = 0; i < items.length; i++) {
       while (decoding.length < Math.min(items.length, i + DECODE_AHEAD)) decoding.push(decode(items[decoding.length]!));
       const item = items[i]!;
@@ -69,9 +69,10 @@ export class FileSink {
         continue;
       }
       item.chunks.forEach((c, j) => {
+        const chunk = chunks instanceof Error ? chunks : chunks[j]!;
         for (const t of c.targets) {
-          if (chunks instanceof Error) failed.push({ fileId: t.fileId, path: t.abs, message: chunks.message });
-          else this.tryApply(t, chunks[j]!, failed);
+          if (chunk instanceof Error) failed.push({ fileId: t.fileId, path: t.abs, message: chunk.message });
+          else this.tryApply(t, chunk, failed);
         }
       });
     }
