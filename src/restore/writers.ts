@@ -157,7 +157,13 @@ export class Writers {
       this.o.onApplied(this.inline.bytes - bytes, this.inline.files - files);
       return;
     }
-    const slot = this.slots[route % this.slots.length]!;
+    let slot = this.slots[route % this.slots.length]!;
+    // Locality yields to balance: a thread with all its batches out does not hold up work while
+    // another waits for some.
+    if (!slot.batch && slot.inFlight >= BATCHES_PER_THREAD) {
+      const idle = this.slots.find((s) => s.inFlight === 0 && !s.batch);
+      if (idle) slot = idle;
+    }
     for (;;) {
       const b = slot.batch;
       if (b && b.used + data.length <= b.data.length && b.items.length < BATCH_ITEMS) {
