@@ -42,6 +42,8 @@ async function frameOf(parts: Buffer[], offset = 0): Promise<{ frame: Buffer; lo
 }
 
 const meta = (size: number, mode = 0o640) => ({ size, mode, uid: 0, gid: 0, mtime: MTIME });
+/** A write that is a whole file of `size` bytes, finished with it. */
+const whole = (fileId: number, abs: string, size: number, mode?: number): WriteOp => ({ fileId, abs, offset: 0, finish: meta(size, mode) });
 
 /** One batch holding the given frames back to back, as Writers builds it. */
 function batchOf(frames: { frame: Buffer; chunks: { loc: ChunkLocation; targets: WriteOp[] }[] }[]): { data: Buffer; items: SinkItem[] } {
@@ -65,9 +67,9 @@ describe("FileSink", () => {
       {
         frame,
         chunks: [
-          { loc: locs[0]!, targets: [{ fileId: 1, abs: join(out, "a"), offset: 0, finish: meta(3000, 0o600) }] },
+          { loc: locs[0]!, targets: [whole(1, join(out, "a"), 3000, 0o600)] },
           // The same chunk twice: two files with the same content.
-          { loc: locs[1]!, targets: [{ fileId: 2, abs: join(out, "b"), offset: 0, finish: meta(5000) }, { fileId: 3, abs: join(out, "b2"), offset: 0, finish: meta(5000) }] },
+          { loc: locs[1]!, targets: [whole(2, join(out, "b"), 5000), whole(3, join(out, "b2"), 5000)] },
         ],
       },
     ]);
@@ -105,7 +107,7 @@ describe("FileSink", () => {
     const good = pseudoRandom(4000, 6);
     const { frame, locs } = await frameOf([good]);
     const lying = { ...locs[0]!, id: "00".repeat(32) };
-    const { data, items } = batchOf([{ frame, chunks: [{ loc: lying, targets: [{ fileId: 9, abs: join(out, "x"), offset: 0, finish: meta(4000) }] }] }]);
+    const { data, items } = batchOf([{ frame, chunks: [{ loc: lying, targets: [whole(9, join(out, "x"), 4000)] }] }]);
     const failed = await new FileSink(false).applyBatch(items, data);
     expect(failed).toEqual([{ fileId: 9, path: join(out, "x"), message: expect.stringMatching(/chunk 0000000000000000… at offset 0 does not match its id/) }]);
     expect(existsSync(join(out, "x"))).toBe(false);
@@ -121,8 +123,8 @@ describe("FileSink", () => {
       {
         frame,
         chunks: [
-          { loc: locs[0]!, targets: [{ fileId: 1, abs: join(out, "good"), offset: 0, finish: meta(2000) }] },
-          { loc: { ...locs[1]!, id: "22".repeat(32) }, targets: [{ fileId: 2, abs: join(out, "bad"), offset: 0, finish: meta(3000) }] },
+          { loc: locs[0]!, targets: [whole(1, join(out, "good"), 2000)] },
+          { loc: { ...locs[1]!, id: "22".repeat(32) }, targets: [whole(2, join(out, "bad"), 3000)] },
         ],
       },
     ]);
@@ -139,7 +141,7 @@ describe("FileSink", () => {
     await writeFile(victim, "untouched");
     await symlink(victim, join(out, "f"));
     const { frame, locs } = await frameOf([pseudoRandom(100, 7)]);
-    const { data, items } = batchOf([{ frame, chunks: [{ loc: locs[0]!, targets: [{ fileId: 1, abs: join(out, "f"), offset: 0, finish: meta(100) }] }] }]);
+    const { data, items } = batchOf([{ frame, chunks: [{ loc: locs[0]!, targets: [whole(1, join(out, "f"), 100)] }] }]);
     const failed = await new FileSink(false).applyBatch(items, data);
     expect(failed.map((f) => f.message)).toEqual([expect.stringMatching(/ELOOP/)]);
     expect(await readFile(victim, "utf8")).toBe("untouched");
@@ -166,10 +168,10 @@ describe("Writers on threads (compiled)", () => {
         const abs = join(out, `f${i}`);
         expected.set(abs, content);
         // Routed by file here, so both threads get work.
-        await writers.writeFrame(frame, blobKey(BLOB), [{ loc: locs[0]!, targets: [{ fileId: i, abs, offset: 0, finish: meta(content.length) }] }], i);
+        await writers.writeFrame(frame, blobKey(BLOB), [{ loc: locs[0]!, targets: [whole(i, abs, content.length)] }], i);
       }
       const { frame, locs } = await frameOf([pseudoRandom(500, 1)], 99_000_000);
-      await writers.writeFrame(frame, blobKey(BLOB), [{ loc: { ...locs[0]!, id: "11".repeat(32) }, targets: [{ fileId: 1000, abs: join(out, "bad"), offset: 0, finish: meta(500) }] }], 0);
+      await writers.writeFrame(frame, blobKey(BLOB), [{ loc: { ...locs[0]!, id: "11".repeat(32) }, targets: [whole(1000, join(out, "bad"), 500)] }], 0);
       await writers.drain();
     } finally {
       await writers.close();
