@@ -1,6 +1,5 @@
 import {
-  chmodSync, chownSync, closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, lchownSync, lstatSync, lutimesSync,
-  mkdirSync, openSync, symlinkSync, unlinkSync, utimesSync,
+  chmodSync, chownSync, closeSync, constants, lchownSync, lutimesSync, mkdirSync, openSync, symlinkSync, unlinkSync, utimesSync,
 } from "node:fs";
 import { dirname } from "node:path";
 import type { X25519Identity } from "../crypto/keys.js";
@@ -11,7 +10,7 @@ import type { Repository } from "../repo/repository.js";
 import type { EntryRow, Placement, SnapshotReader } from "../snapshot/read.js";
 import { TaskPool } from "../util/pool.js";
 import { pathSegments, SafeTree } from "./paths.js";
-import type { FileMeta, WriteOp } from "./sink.js";
+import { finishFile, type FileMeta, type WriteOp } from "./sink.js";
 import { routeOf, Writers } from "./writers.js";
 
 // File system calls are synchronous on purpose: they hit the page cache and take microseconds,
@@ -143,10 +142,9 @@ export class Restorer {
       this.summary.files++;
       const abs = this.destOf(e);
       // In a directory this restore made, nothing can be there yet.
-      if (!this.tree.isFresh(dirname(abs))) removeIfPresent(abs);
+      if (!this.tree.isFresh(dirname(abs))) removeIfPresent(abs, "file");
       if (e.chunks === 0) {
-        const finish: FileMeta = { size: e.size, mode: e.mode, uid: e.uid, gid: e.gid, mtime: utimeSeconds(e.mtimeNs) };
-        await this.writers!.writeRaw({ fileId: e.id, abs, offset: 0, finish }, EMPTY, routeOf(dirname(abs)));
+        await this.writers!.writeRaw({ fileId: e.id, abs, offset: 0, finish: fileMeta(e) }, EMPTY, routeOf(dirname(abs)));
       }
     }
   }
@@ -226,8 +224,8 @@ export class Restorer {
   /**
    * Pass 3: files of several chunks (all written now) get their exact size, owner, mode and
    * times. Files a write failed for are left as they are (mode 0600, the restore's time, maybe
-   * short), so nothing mistakes them for intact copies; then symlinks (nothing is written through them after this); directories last,
-   * deepest first.
+   * short), so nothing mistakes them for intact copies. Then symlinks (nothing is written
+   * through them after this); directories last, deepest first.
    */
   private finishEntries(): void {
     const owners = this.owners;
@@ -239,15 +237,11 @@ export class Restorer {
       }
       if (e.type === "file" && (e.chunks! <= 1 || this.incomplete.has(e.id))) continue;
       const abs = this.destOf(e);
-      const time = utimeSeconds(e.mtimeNs);
       if (e.type === "file") {
         try {
           const fd = openSync(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
           try {
-            ftruncateSync(fd, e.size);
-            if (owners) fchownSync(fd, e.uid, e.gid);
-            fchmodSync(fd, e.mode);
-            futimesSync(fd, time, time);
+            finishFile(fd, fileMeta(e), owners);
           } finally {
             closeSync(fd);
           }
@@ -256,7 +250,9 @@ export class Restorer {
           this.summary.errors.push({ path: abs, message: (err as Error).message });
         }
       } else {
-        replaceWithSymlink(abs, e.linkTarget ?? "");
+        removeIfPresent(abs, "symlink");
+        symlinkSync(e.linkTarget ?? "", abs);
+        const time = utimeSeconds(e.mtimeNs);
         if (owners) lchownSync(abs, e.uid, e.gid);
         lutimesSync(abs, time, time);
         this.summary.symlinks++;
@@ -277,29 +273,23 @@ const EMPTY = new Uint8Array(0);
 
 /**
  * Removes what is at `abs` (a file of an earlier restore, a symlink, a hard link to a file
- * elsewhere, a FIFO), so the write creates a new regular file there and never writes into,
- * through or beside something it did not make. A directory in the way is an error.
+ * elsewhere, a FIFO), so what the restore makes there is new: it never writes into, through or
+ * beside something it did not make. A directory in the way is an error.
  */
-function removeIfPresent(abs: string): void {
+function removeIfPresent(abs: string, what: "file" | "symlink"): void {
   try {
     unlinkSync(abs);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") return;
-    if (code === "EISDIR") throw new Error(`cannot restore file ${abs}: a directory is in the way`, { cause: err });
+    if (code === "EISDIR") throw new Error(`cannot restore ${what} ${abs}: a directory is in the way`, { cause: err });
     throw err;
   }
 }
 
-function replaceWithSymlink(abs: string, target: string): void {
-  try {
-    const st = lstatSync(abs);
-    if (st.isDirectory()) throw new Error(`cannot restore symlink ${abs}: a directory is in the way`);
-    unlinkSync(abs);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
-  symlinkSync(target, abs);
+/** What a file entry gets once its content is written. */
+function fileMeta(e: EntryRow): FileMeta {
+  return { size: e.size, mode: e.mode, uid: e.uid, gid: e.gid, mtime: utimeSeconds(e.mtimeNs) };
 }
 
 /**

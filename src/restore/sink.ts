@@ -102,10 +102,7 @@ export class FileSink {
       this.bytes += data.length;
       if (op.finish) {
         // The file held nothing before (see WriteOp.abs), so one write of its size is its size.
-        if (op.offset !== 0 || data.length !== op.finish.size) ftruncateSync(fd, op.finish.size);
-        if (this.owners) fchownSync(fd, op.finish.uid, op.finish.gid);
-        fchmodSync(fd, op.finish.mode);
-        futimesSync(fd, op.finish.mtime, op.finish.mtime);
+        finishFile(fd, op.finish, this.owners, op.offset === 0 ? data.length : undefined);
         this.files++;
       }
     } catch (err) {
@@ -133,4 +130,15 @@ export class FileSink {
       // Nothing was lost that a write did not already report.
     }
   }
+}
+
+/**
+ * Gives an open file its size, owner (when restoring owners), mode and times, all through the
+ * descriptor so nothing follows a symlink. `written` is the size it is known to have already.
+ */
+export function finishFile(fd: number, meta: FileMeta, owners: boolean, written?: number): void {
+  if (written !== meta.size) ftruncateSync(fd, meta.size);
+  if (owners) fchownSync(fd, meta.uid, meta.gid);
+  fchmodSync(fd, meta.mode);
+  futimesSync(fd, meta.mtime, meta.mtime);
 }
