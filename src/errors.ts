@@ -71,6 +71,22 @@ export class StoreError extends VaultikError {
   }
 }
 
+/**
+ * This host's own state (the local index, its work directory) could not be written: a full
+ * disk, a read-only mount. `path` names the file or directory; nothing in the repository is
+ * affected.
+ */
+export class LocalStateError extends VaultikError {
+  readonly code: ErrorCode = "STORE";
+  constructor(
+    readonly path: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${path}: ${message}`, options);
+  }
+}
+
 /** The object, snapshot or file does not exist. */
 export class NotFoundError extends VaultikError {
   readonly code = "NOT_FOUND";

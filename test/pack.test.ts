@@ -144,8 +144,12 @@ async function roundTrip(store: Store): Promise<void> {
   for (const b of blobs) expect(await storeBlob(store, b)).toBe(true);
   // Storing the same blob again is a no-op that reports "already there".
   const again = await packAll([chunks[0]!], 1 << 20);
-  const replay = { ...again[0]!, name: blobs[0]!.name };
+  const replay = { ...again[0]!, name: blobs[0]!.name, size: firstBytes.length };
   expect(await storeBlob(store, { ...replay, body: firstBytes })).toBe(false);
+  // An object under that name with another size is a damaged copy, never "already stored".
+  await expect(storeBlob(store, { ...replay, size: firstBytes.length + 1, body: firstBytes })).rejects.toThrow(
+    new RegExp(`${blobs[0]!.name}: already stored with ${firstBytes.length} bytes where this blob has ${firstBytes.length + 1}`),
+  );
 
   const byId = new Map(chunks.map((c) => [chunkId(c), c]));
   const reader = new BlobReader(store, [identity]);

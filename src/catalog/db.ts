@@ -301,6 +301,12 @@ export class Catalog {
     return this.db.prepare("SELECT name FROM blobs").pluck().all() as string[];
   }
 
+  /** Every blob the index believes stored, with the size it was stored with. */
+  blobSizes(): Map<string, number> {
+    const rows = this.db.prepare("SELECT name, size FROM blobs").raw().all() as [string, number][];
+    return new Map(rows);
+  }
+
   /**
    * Drops rows of entries a full walk no longer saw (deleted from the source): everything not in
    * the snapshot database at `snapshotPath`, which lists every entry of that walk.
