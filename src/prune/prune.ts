@@ -125,9 +125,13 @@ export async function prune(o: PruneOptions): Promise<PruneReport> {
           continue;
         }
         for (const name of d.remove) {
+          // Not listed: an earlier prune, killed after deleting it, already did. Report only
+          // what this run deletes.
+          const size = sizes.get(name);
+          if (size === undefined) continue;
           await store.delete(blobKey(name), { signal });
           report.blobsDeleted++;
-          report.bytesDeleted += sizes.get(name) ?? 0;
+          report.bytesDeleted += size;
         }
         await retireNotice(store, d.notice, now(), { signal });
       }
