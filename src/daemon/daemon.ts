@@ -41,6 +41,7 @@ export class Daemon {
   private lastRunStart: number | undefined;
   private lastRunEnd: number | undefined;
   private lastFullScan: number | undefined;
+  private lastTick: number | undefined;
   private lastDirtyAt: number | undefined;
   private wake: (() => void) | undefined;
   private stopping = false;
@@ -169,6 +170,7 @@ export class Daemon {
       cron: cron ? (after) => cron.nextRun(after) : undefined,
       lastRunStart: this.lastRunStart,
       lastRunEnd: this.lastRunEnd,
+      lastTick: this.lastTick,
       lastFullScan: this.lastFullScan,
       dirty: (this.watcher?.size ?? 0) > 0,
       lastDirtyAt: this.lastDirtyAt,
@@ -199,6 +201,7 @@ export class Daemon {
     const abort = new AbortController();
     this.running = abort;
     this.lastRunStart = this.now();
+    this.lastTick = plan.tick ?? this.lastTick;
     this.state.state = "running";
     this.state.current = { run, progress: { filesDone: 0, bytesDone: 0, currentPath: "" } };
     this.metrics.runStarted(run);
