@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import type { Catalog, CatalogEntry, FileStamp } from "../catalog/db.js";
+import { recipientSetId } from "../catalog/recipients.js";
 import { chunkerParams, type ChunkerParams } from "../chunk/fastcdc.js";
 import type { X25519Recipient } from "../crypto/keys.js";
 import { PackWriter, type SealedBlob } from "../pack/writer.js";
@@ -159,6 +160,8 @@ export class Archiver {
 
   async run(): Promise<BackupSummary> {
     const { signal } = this.o;
+    // Before any lookup, and before the chunk workers open their own view of the catalog.
+    this.o.catalog.useRecipients(recipientSetId(this.o.recipients));
     this.pool = new ChunkPool({
       catalogPath: this.o.catalog.path,
       params: this.params,
