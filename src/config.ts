@@ -157,7 +157,7 @@ const MiB = 1024 * 1024;
 export const CONFIG_KEYS: readonly ConfigKeyInfo[] = [
   { key: "age_recipient", required: true, env: "VAULTIK_AGE_RECIPIENT", description: "age public key (age1…) that backups are encrypted to; a string or a list of several" },
   { key: "age_recipient_file", env: "VAULTIK_AGE_RECIPIENT_FILE", description: "file of age1… lines (# comments allowed), instead of age_recipient" },
-  { key: "source_dirs", required: true, description: "list of directories to back up; relative paths resolve against the config file's directory" },
+  { key: "source_dirs", required: true, description: "list of directories to back up; relative paths resolve against the config file's directory; each must exist and be a directory when a backup starts" },
   { key: "exclude", default: "[]", description: "gitignore-style patterns of paths to skip, e.g. *.log, node_modules/, /build" },
   { key: "store", description: "local repository: a directory or file:/// URL (give store or s3, not both)" },
   { key: "s3", description: "S3-compatible repository (give store or s3, not both)" },
