@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { ChunkLocation } from "../pack/writer.js";
@@ -105,11 +105,14 @@ export class Catalog {
   private readonly stmts;
 
   constructor(readonly path: string) {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    if (path !== ":memory:") createPrivate(path);
     this.db = new Database(path);
     // WAL: readers (status, health-check) never block the backup; NORMAL is durable at each
     // checkpoint and a lost tail only means re-reading some files.
     this.db.pragma("journal_mode = WAL");
+    // SQLite gives -wal and -shm the main file's mode; an index from before this rule may have
+    // left world-readable ones behind.
+    if (path !== ":memory:") for (const p of [`${path}-wal`, `${path}-shm`]) if (existsSync(p)) chmodSync(p, 0o600);
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("foreign_keys = ON");
     this.migrate();
@@ -373,6 +376,16 @@ export class Catalog {
       files: one("SELECT count(*) FROM entries WHERE type = 'file'"),
     };
   }
+}
+
+/**
+ * Creates the index file 0600 (in a 0700 folder) before SQLite does, which would make it 0644
+ * under the usual umask: it lists every backed-up path. An existing one is tightened.
+ */
+function createPrivate(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, "a", 0o600));
+  chmodSync(path, 0o600);
 }
 
 export function splitHashes(concatenated: Uint8Array): Buffer[] {
