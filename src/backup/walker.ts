@@ -1,4 +1,4 @@
-import type { BigIntStats } from "node:fs";
+import type { BigIntStats, Stats } from "node:fs";
 import { lstatSync, readdirSync, readlinkSync } from "node:fs";
 import { SourceError } from "../errors.js";
 import { dirname, join, resolve, sep } from "node:path";
@@ -78,7 +78,7 @@ export function normalizeRoots(sourceDirs: readonly string[]): string[] {
  */
 export function checkSourceDirs(sourceDirs: readonly string[]): void {
   for (const dir of normalizeRoots(sourceDirs)) {
-    let st;
+    let st: Stats;
     try {
       st = lstatSync(dir);
     } catch (err) {
