@@ -9,7 +9,8 @@ export type ErrorCode =
   | "STORE"
   | "NOT_FOUND"
   | "ALREADY_EXISTS"
-  | "LOCKED";
+  | "LOCKED"
+  | "SOURCE";
 
 export abstract class VaultikError extends Error {
   abstract readonly code: ErrorCode;
@@ -111,5 +112,17 @@ export class LockedError extends VaultikError {
     message: string,
   ) {
     super(`${lock}: ${message}`);
+  }
+}
+
+/** A configured source directory cannot be backed up (missing, not a directory); `path` is absolute. */
+export class SourceError extends VaultikError {
+  readonly code = "SOURCE";
+  constructor(
+    readonly path: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`source_dirs: ${path} ${message}`, options);
   }
 }

@@ -25,6 +25,8 @@ const PRIVATE_KEY = encodeIdentity(Buffer.alloc(32, 7));
 const CONFIG_PATH = "/cfg/host.yml";
 const BASE = { age_recipient: R1, source_dirs: ["/data"], store: "/repo" };
 const NO_ENV: NodeJS.ProcessEnv = { HOME: "/home/u" };
+/** The default index_path: `<dir>/<config name>-<hash12>.sqlite` (test/index-path.test.ts covers the hash). */
+const defaultIndex = (dir: string, name: string) => expect.stringMatching(new RegExp(`^${dir.replaceAll(".", "\\.")}/${name}-[0-9a-f]{12}\\.sqlite$`));
 
 interface ParseOptions {
   env?: NodeJS.ProcessEnv;
@@ -212,7 +214,7 @@ describe("parseConfig: a minimal config", () => {
       backupInterval: HOUR,
       fullScanInterval: DAY,
       minTimeBetweenRun: 15 * MINUTE,
-      indexPath: "/home/u/.local/state/vaultik/host.sqlite",
+      indexPath: defaultIndex("/home/u/.local/state/vaultik", "host"),
       chunkSize: MiB,
       blobSizeLimit: 16 * MiB,
       indexPrefix: "index/",
@@ -283,8 +285,8 @@ describe("parseConfig: every key", () => {
     ["schedule with seconds", { schedule: "30 0 2 * * *" }, (c) => c.schedule, "30 0 2 * * *"],
     ["index_path absolute", { index_path: "/var/lib/vaultik/index.sqlite" }, (c) => c.indexPath, "/var/lib/vaultik/index.sqlite"],
     ["index_path relative", { index_path: "state/i.sqlite" }, (c) => c.indexPath, "/cfg/state/i.sqlite"],
-    ["index_path default under XDG_STATE_HOME", {}, (c) => c.indexPath, "/xdg/state/vaultik/host.sqlite", { env: { HOME: "/home/u", XDG_STATE_HOME: "/xdg/state" } }],
-    ["index_path default ignores a relative XDG_STATE_HOME", {}, (c) => c.indexPath, "/home/u/.local/state/vaultik/host.sqlite", { env: { HOME: "/home/u", XDG_STATE_HOME: "state" } }],
+    ["index_path default under XDG_STATE_HOME", {}, (c) => c.indexPath, defaultIndex("/xdg/state/vaultik", "host"), { env: { HOME: "/home/u", XDG_STATE_HOME: "/xdg/state" } }],
+    ["index_path default ignores a relative XDG_STATE_HOME", {}, (c) => c.indexPath, defaultIndex("/home/u/.local/state/vaultik", "host"), { env: { HOME: "/home/u", XDG_STATE_HOME: "state" } }],
     ["chunk_size as a YAML integer", { chunk_size: 65536 }, (c) => c.chunkSize, 64 * KiB],
     ["chunk_size smallest", { chunk_size: "256B" }, (c) => c.chunkSize, 256],
     // The default blob_size_limit is exactly 4 × the largest chunk_size.
@@ -589,7 +591,7 @@ describe("loadConfig", () => {
     const c = await loadConfig(join(dir, "office.yaml"), { HOME: "/home/u" });
     expect(c.path).toBe(join(dir, "office.yaml"));
     expect(c.sourceDirs).toEqual([join(dir, "data")]);
-    expect(c.indexPath).toBe("/home/u/.local/state/vaultik/office.sqlite");
+    expect(c.indexPath).toEqual(defaultIndex("/home/u/.local/state/vaultik", "office"));
     expect(c.store).toEqual({ kind: "s3", bucket: "abc", prefix: "", secretAccessKey: "from-a-real-file" });
   });
 
