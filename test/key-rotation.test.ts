@@ -1,4 +1,5 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import type { BlobName, ChunkId } from "../src/model/ids.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -56,7 +57,7 @@ describe("catalog: blobs are recorded with their recipient set", () => {
   const A = parseRecipient("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p");
   const B = { ...A, publicKey: Buffer.alloc(32, 7) };
   const chunk = Buffer.alloc(32, 1);
-  const location = { id: chunk.toString("hex"), blob: "aa".repeat(32), offset: 0, length: 10, rawOffset: 0, rawLength: 10, compression: "zstd" as const };
+  const location = { id: chunk.toString("hex") as ChunkId, blob: "aa".repeat(32) as BlobName, offset: 0, length: 10, rawOffset: 0, rawLength: 10, compression: "zstd" as const };
   const stamp = { size: 10n, mtimeNs: 1n, ctimeNs: 1n, inode: 1n, dev: 1n };
 
   it("the set's id ignores order and duplicates, and differs between sets", () => {

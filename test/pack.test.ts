@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import type { ChunkId } from "../src/model/ids.js";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, opendir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -7,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateIdentity, parseIdentity, parseRecipient } from "../src/crypto/keys.js";
 import { IntegrityError, NoIdentityError, NotFoundError } from "../src/errors.js";
 import { BlobReader } from "../src/pack/reader.js";
-import { blobKey, blobNameOfKey, chunkId } from "../src/pack/names.js";
+import { blobKey, blobNameOfKey } from "../src/pack/names.js";
+import { chunkId } from "../src/model/ids.js";
 import { PackWriter, type ChunkLocation, type SealedBlob } from "../src/pack/writer.js";
 import { storeBlob } from "../src/repo/blobs.js";
 import { openFsStore } from "../src/store/fs.js";
@@ -269,7 +271,7 @@ describe("blob reader refuses bad data with errors naming the object", () => {
 
   it("a chunk whose metadata names the wrong id is refused", async () => {
     const { store, blob } = await stored();
-    const loc = { ...blob.chunks[0]!, id: "0".repeat(64) };
+    const loc = { ...blob.chunks[0]!, id: "0".repeat(64) as ChunkId };
     await expect(new BlobReader(store, [identity]).readChunk(loc)).rejects.toThrow(/does not match its id/);
   });
 });

@@ -6,7 +6,8 @@ import type { X25519Recipient } from "../crypto/keys.js";
 import { PackWriter, type SealedBlob } from "../pack/writer.js";
 import type { Repository } from "../repo/repository.js";
 import { SnapshotBuilder } from "../snapshot/build.js";
-import { newSnapshotId } from "../snapshot/id.js";
+import type { ChunkId } from "../model/ids.js";
+import { newSnapshotId } from "../model/snapshot-id.js";
 import { Budget } from "../util/budget.js";
 import { TaskPool } from "../util/pool.js";
 import { VERSION } from "../version.js";
@@ -323,7 +324,7 @@ export class Archiver {
       this.summary.bytesRead += item.rawLength;
       if (countProgress) this.progress.bytesDone += item.rawLength;
       if (!item.data) continue;
-      const hex = hash.toString("hex");
+      const hex = hash.toString("hex") as ChunkId;
       if (this.pending.has(hex) || this.o.catalog.hasChunk(hash)) continue;
       this.pending.set(hex, []);
       this.summary.bytesNew += item.rawLength;
@@ -336,7 +337,7 @@ export class Archiver {
   }
 
   /** Compresses and appends a chunk in the background; its sealed blobs go to the uploader. */
-  private pack(data: Uint8Array, hex: string): void {
+  private pack(data: Uint8Array, hex: ChunkId): void {
     const size = data.length;
     this.packingBytes += size;
     const p: Promise<void> = this.writer

@@ -1,8 +1,9 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import type { ChunkLocation } from "../pack/writer.js";
-import { COMPRESSION } from "../pack/zstd.js";
+import type { ChunkLocation } from "../model/chunk.js";
+import type { BlobName } from "../model/ids.js";
+import { COMPRESSION } from "../model/chunk.js";
 import { belowBounds } from "../util/paths.js";
 
 // The source host's local index: which chunks already sit in which stored blob, every entry the
@@ -206,7 +207,7 @@ export class Catalog {
 
   chunk(hash: Uint8Array): Omit<ChunkLocation, "id"> | undefined {
     const row = this.stmts.chunk.get(hash) as { blob: string; offset: number; length: number; rawOffset: number; rawLength: number } | undefined;
-    return row && { ...row, compression: COMPRESSION };
+    return row && { ...row, blob: row.blob as BlobName, compression: COMPRESSION };
   }
 
   /** Records a blob that is now stored, with every chunk in it, in one transaction. */

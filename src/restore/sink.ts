@@ -1,6 +1,6 @@
 import { closeSync, constants, fchownSync, fchmodSync, ftruncateSync, futimesSync, openSync } from "node:fs";
 import { frameChunksEach } from "../pack/frame.js";
-import type { ChunkLocation } from "../pack/writer.js";
+import type { ChunkLocation } from "../model/chunk.js";
 import { writeAllSync } from "../util/fsio.js";
 
 // The file end of a restore: decompresses and checks frames, writes their chunks at their
