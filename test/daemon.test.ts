@@ -6,7 +6,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { spawnCli, vaultik } from "./helpers/cli.js";
+import { vaultik } from "./helpers/cli.js";
+import { startDaemon as startDaemonProcess, type RunningDaemon } from "./helpers/daemon.js";
 import { cliKeys } from "./helpers/setup.js";
 import { startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
 import { describeTree, pseudoRandom } from "./helpers/tree.js";
@@ -51,41 +52,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Running {
-  child: ChildProcess;
-  log: () => string;
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
-  exited: Promise<number | null>;
-}
-
-function startDaemon(config: string): Running {
-  const child = spawnCli(["backup", config, "--daemon"]);
-  children.push(child);
-  let log = "";
-  const waiters: (() => void)[] = [];
-  child.stderr!.on("data", (d: Buffer) => {
-    log += d.toString();
-    for (const w of waiters.splice(0)) w();
-  });
-  child.stdout!.on("data", (d: Buffer) => (log += d.toString()));
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  return {
-    child,
-    log: () => log,
-    exited,
-    async waitFor(pattern, timeoutMs = 30_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const m = pattern.exec(log);
-        if (m) return m;
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`timed out waiting for ${pattern}; log:\n${log}`);
-        await new Promise<void>((r) => {
-          waiters.push(r);
-          setTimeout(r, 200);
-        });
-      }
-    },
-  };
+function startDaemon(config: string): RunningDaemon {
+  return startDaemonProcess(config, children);
 }
 
 async function daemonSetup(name: string, extra: string): Promise<{ source: string; config: string; prefix: string; state: string }> {
