@@ -208,6 +208,19 @@ describe("status server without a token", () => {
     expect(await res.json()).toEqual({ status: "unhealthy", reason: "last run failed: connect ECONNREFUSED" });
   });
 
+  it("/health stays 200 when the last run was interrupted by a stop, and judges the run before it", async () => {
+    const ok = run();
+    const stopped = run({ status: "interrupted", snapshotId: undefined, started: "2025-06-01T11:30:00.000Z", finished: "2025-06-01T11:30:05.000Z" });
+    current = state({ lastRun: stopped, lastSuccess: ok, history: [stopped, ok] });
+    const res = await c.get("/health");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "ok", reason: "last success snap-1 at 2025-06-01T11:00:30.000Z" });
+    // Interrupted after a failure: still the failure that counts.
+    const failed = run({ status: "failure", error: "disk full", snapshotId: undefined });
+    current = state({ lastRun: stopped, lastSuccess: ok, history: [stopped, failed, ok], consecutiveFailures: 1 });
+    expect((await c.get("/health")).status).toBe(503);
+  });
+
   it("/health is 503 when the last success is older than staleAfterMs, and 200 just inside it", async () => {
     const finished = Date.parse("2025-06-01T11:00:30.000Z");
     now = finished + 24 * HOUR;

@@ -1,24 +1,25 @@
 import { hostname } from "node:os";
 import { Cron } from "croner";
-import type { BackupSummary } from "../backup/archiver.js";
 import { backupScope } from "../backup/run.js";
 import { loadConfig, type Config } from "../config.js";
 import { VERSION } from "../version.js";
 import { Alerter } from "./alerts.js";
-import { runJob } from "./job.js";
+import { outcomeOf, runJob, type JobResult } from "./job.js";
 import { DaemonMetrics } from "./metrics.js";
 import { Redactor } from "./redact.js";
 import { nextRun, type PlannedRun } from "./scheduler.js";
 import { HISTORY_SIZE, type DaemonState, type RunRecord, type RunTrigger } from "./state.js";
-import { writeStateFile } from "./state-file.js";
+import { processStartTime } from "./proc.js";
+import { readStateFile, writeStateFile } from "./state-file.js";
 import { startStatusServer } from "./status-server.js";
 import { watchDirty, type DirtyWatcher } from "./watcher.js";
 import type { Store } from "../store/store.js";
 
 // The long-running `backup --daemon`: watches, schedules, runs backups with hooks and command
 // sources, serves status and metrics, and alerts. One failed run never stops it; SIGTERM ends
-// it cleanly (a running backup is abandoned: nothing it wrote is referenced), SIGHUP reloads
-// the config (a bad one is reported and the old one kept).
+// it cleanly (a running backup is interrupted: nothing it wrote is referenced, and its
+// post_backup hook still runs), SIGHUP reloads the config (a bad one is reported and the old one
+// kept). The run history lives in the state file beside the index, so a restart keeps it.
 
 export interface DaemonOptions {
   configPath: string;
@@ -48,6 +49,7 @@ export class Daemon {
   private staleAlerted = false;
   private seq = 0;
   private readonly now: () => number;
+  private readonly pidStartTime = processStartTime(process.pid);
 
   constructor(private readonly o: DaemonOptions) {
     this.now = o.now ?? Date.now;
@@ -64,6 +66,7 @@ export class Daemon {
   /** Loads the config and starts watching and serving; throws on a bad config. */
   async start(): Promise<void> {
     await this.apply(await loadConfig(this.o.configPath));
+    this.adoptHistory();
     this.log(`vaultik ${VERSION} daemon started (pid ${process.pid})`);
   }
 
@@ -90,7 +93,7 @@ export class Daemon {
     }
   }
 
-  /** SIGTERM/SIGINT: abandon the running backup and end the loop. */
+  /** SIGTERM/SIGINT: interrupt the running backup (its post_backup still runs) and end the loop. */
   stop(): void {
     if (this.stopping) return;
     this.stopping = true;
@@ -217,7 +220,7 @@ export class Daemon {
     this.running = undefined;
     if (result.ok && plan.full) this.lastFullScan = this.lastRunStart;
     if (!result.ok) this.watcher?.restore(dirty);
-    this.finishRun(run, result.ok ? result.summary : undefined, result.ok ? undefined : result.error);
+    this.finishRun(run, result);
   }
 
   private newRun(trigger: RunTrigger): RunRecord {
@@ -227,14 +230,16 @@ export class Daemon {
     };
   }
 
-  private finishRun(run: RunRecord, summary: BackupSummary | undefined, error: unknown): void {
+  private finishRun(run: RunRecord, result: JobResult): void {
     const end = this.now();
     this.lastRunEnd = end;
     run.finished = new Date(end).toISOString();
     run.durationMs = end - Date.parse(run.started);
-    if (summary) {
+    run.status = outcomeOf(result);
+    if (result.ok) {
+      const summary = result.summary;
       Object.assign(run, {
-        status: "success", snapshotId: summary.snapshotId, filesNew: summary.filesNew, filesChanged: summary.filesChanged,
+        snapshotId: summary.snapshotId, filesNew: summary.filesNew, filesChanged: summary.filesChanged,
         filesUnchanged: summary.filesUnchanged, bytesRead: summary.bytesRead, bytesUploaded: summary.bytesUploaded,
         blobsUploaded: summary.blobsUploaded, errors: summary.errors.length,
       });
@@ -243,13 +248,16 @@ export class Daemon {
           `${summary.filesUnchanged} unchanged, ${summary.bytesUploaded} bytes uploaded` +
           (summary.errors.length ? `; ${summary.errors.length} path(s) unreadable: ${summary.errors.slice(0, 5).map((e) => e.path).join(", ")}` : ""),
       );
+    } else if (result.interrupted) {
+      this.log(`backup #${run.seq} interrupted: the daemon is stopping; nothing it uploaded is referenced yet`);
     } else {
-      run.status = "failure";
-      run.error = this.redactor.redact((error as Error)?.message ?? String(error)).split("\n")[0];
+      run.error = this.redactor.redact((result.error as Error)?.message ?? String(result.error)).split("\n")[0];
       this.log(`backup #${run.seq} failed: ${run.error}`);
     }
     const recovered = run.status === "success" && this.state.consecutiveFailures > 0;
-    this.state.consecutiveFailures = run.status === "success" ? 0 : this.state.consecutiveFailures + 1;
+    // An interrupted run proved nothing either way, so it neither resets nor extends a failure streak.
+    if (run.status === "success") this.state.consecutiveFailures = 0;
+    if (run.status === "failure") this.state.consecutiveFailures++;
     this.state.state = this.stopping ? "stopping" : "idle";
     this.state.current = undefined;
     this.state.lastRun = run;
@@ -261,12 +269,32 @@ export class Daemon {
     this.state.history.length = Math.min(this.state.history.length, HISTORY_SIZE);
     this.metrics.runFinished(run);
     this.persist();
-    const aborted = this.stopping && run.status === "failure";
-    if (run.status === "failure" && !aborted) {
+    if (run.status === "failure") {
       void this.alerter.send({ kind: "failure", message: `backup failed on ${hostname()}: ${run.error}`, host: hostname(), run, time: run.finished });
     } else if (recovered) {
       void this.alerter.send({ kind: "recovered", message: `backups work again on ${hostname()}: snapshot ${run.snapshotId}`, host: hostname(), run, time: run.finished });
     }
+  }
+
+  /**
+   * Takes over the run history the previous daemon left in the state file, so that a restart
+   * (which interrupts a run) does not make health checks forget the last success.
+   */
+  private adoptHistory(): void {
+    let previous;
+    try {
+      previous = readStateFile(this.config.indexPath)?.state;
+    } catch (err) {
+      this.log(`ignoring an unreadable state file: ${(err as Error).message}`);
+      return;
+    }
+    if (!previous || !Array.isArray(previous.history)) return;
+    Object.assign(this.state, {
+      lastRun: previous.lastRun,
+      lastSuccess: previous.lastSuccess,
+      consecutiveFailures: previous.consecutiveFailures ?? 0,
+      history: previous.history.slice(0, HISTORY_SIZE),
+    });
   }
 
   private async checkStale(): Promise<void> {
@@ -284,7 +312,7 @@ export class Daemon {
 
   private persist(): void {
     try {
-      writeStateFile(this.config.indexPath, this.snapshotState(), this.staleAfter());
+      writeStateFile(this.config.indexPath, { state: this.snapshotState(), staleAfterMs: this.staleAfter(), pidStartTime: this.pidStartTime });
     } catch (err) {
       this.log(`cannot write the state file: ${(err as Error).message}`);
     }
@@ -293,6 +321,7 @@ export class Daemon {
   private async shutdown(): Promise<void> {
     await this.watcher?.close();
     await this.status?.close();
+    this.state.state = "stopped";
     this.persist();
     this.log("stopped");
   }

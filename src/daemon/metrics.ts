@@ -43,7 +43,7 @@ export class DaemonMetrics {
     this.#lastDuration = gauge("vaultik_last_run_duration_seconds", "Wall-clock duration of the last finished run.");
     this.#runs = new Counter({
       name: "vaultik_runs_total",
-      help: "Finished backup runs by outcome.",
+      help: "Finished backup runs by outcome: success, failure, or interrupted (the daemon was stopped).",
       labelNames: ["status"] as const,
       registers,
     });
@@ -61,7 +61,7 @@ export class DaemonMetrics {
     // Create every labelled series at 0 up front: `rate()` and alerts such as
     // `increase(vaultik_runs_total{status="failure"}[1h]) > 0` misbehave on series that only
     // appear after their first increment.
-    for (const status of ["success", "failure"] as const) this.#runs.inc({ status }, 0);
+    for (const status of ["success", "failure", "interrupted"] as const) this.#runs.inc({ status }, 0);
     for (const kind of ["new", "changed", "unchanged"] as const) this.#files.inc({ kind }, 0);
     // Before the first success the gauge reads 0, so "time since last success" is huge and a
     // staleness alert fires, which is the truth.
@@ -76,8 +76,9 @@ export class DaemonMetrics {
   runFinished(run: RunRecord): void {
     this.#running.set(0);
     const ok = run.status === "success";
-    this.#runs.inc({ status: ok ? "success" : "failure" });
-    this.#lastStatus.set(ok ? 1 : 0);
+    this.#runs.inc({ status: run.status === "interrupted" ? "interrupted" : ok ? "success" : "failure" });
+    // A stop says nothing about whether backups work, so the last real outcome stays.
+    if (run.status !== "interrupted") this.#lastStatus.set(ok ? 1 : 0);
     const duration = run.durationMs ?? elapsedMs(run);
     if (duration !== undefined) this.#lastDuration.set(duration / 1000);
     if (ok) {
