@@ -3,7 +3,8 @@ import { Cron } from "croner";
 import { backupScope } from "../backup/run.js";
 import { loadConfig, type Config } from "../config.js";
 import { VERSION } from "../version.js";
-import { Alerter } from "./alerts.js";
+import { alertAfterRun, type AlertDecision } from "./alert-policy.js";
+import { Alerter, type Alert } from "./alerts.js";
 import { outcomeOf, runJob, type JobResult } from "./job.js";
 import { DaemonMetrics } from "./metrics.js";
 import { Redactor } from "./redact.js";
@@ -254,7 +255,8 @@ export class Daemon {
       run.error = this.redactor.redact((result.error as Error)?.message ?? String(result.error)).split("\n")[0];
       this.log(`backup #${run.seq} failed: ${run.error}`);
     }
-    const recovered = run.status === "success" && this.state.consecutiveFailures > 0;
+    const decision = alertAfterRun(this.state.failureStreak, run.status, end, this.config.alerts?.repeatAfter ?? 24 * 3600_000);
+    this.state.failureStreak = decision.streak;
     // An interrupted run proved nothing either way, so it neither resets nor extends a failure streak.
     if (run.status === "success") this.state.consecutiveFailures = 0;
     if (run.status === "failure") this.state.consecutiveFailures++;
@@ -269,11 +271,18 @@ export class Daemon {
     this.state.history.length = Math.min(this.state.history.length, HISTORY_SIZE);
     this.metrics.runFinished(run);
     this.persist();
-    if (run.status === "failure") {
-      void this.alerter.send({ kind: "failure", message: `backup failed on ${hostname()}: ${run.error}`, host: hostname(), run, time: run.finished });
-    } else if (recovered) {
-      void this.alerter.send({ kind: "recovered", message: `backups work again on ${hostname()}: snapshot ${run.snapshotId}`, host: hostname(), run, time: run.finished });
-    }
+    if (decision.alert) void this.alerter.send(this.runAlert(decision.alert, run));
+  }
+
+  private runAlert(decision: AlertDecision, run: RunRecord): Alert {
+    const host = hostname();
+    const since = this.state.failureStreak?.since;
+    const message = {
+      failure: `backup failed on ${host}: ${run.error}`,
+      reminder: `backups still failing on ${host} since ${since} (${this.state.consecutiveFailures} failed runs in a row): ${run.error}`,
+      recovered: `backups work again on ${host}: snapshot ${run.snapshotId}`,
+    }[decision];
+    return { kind: decision === "recovered" ? "recovered" : "failure", message, host, run, time: run.finished ?? run.started };
   }
 
   /**
@@ -293,6 +302,7 @@ export class Daemon {
       lastRun: previous.lastRun,
       lastSuccess: previous.lastSuccess,
       consecutiveFailures: previous.consecutiveFailures ?? 0,
+      failureStreak: previous.failureStreak,
       history: previous.history.slice(0, HISTORY_SIZE),
     });
   }

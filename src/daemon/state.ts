@@ -1,3 +1,5 @@
+import type { FailureStreak } from "./alert-policy.js";
+
 // What the daemon knows about itself; the status server, metrics, alerts and health-check read
 // it. Kept as plain data so it can be served as JSON and written to the state file as is.
 
@@ -45,6 +47,8 @@ export interface DaemonState {
   nextRun?: string;
   dirtyPaths: number;
   consecutiveFailures: number;
+  /** The failures alerted about, while runs keep failing; for reminders and the recovered alert. */
+  failureStreak?: FailureStreak;
   /** Newest first, at most HISTORY_SIZE. */
   history: RunRecord[];
 }
