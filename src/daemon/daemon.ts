@@ -35,7 +35,7 @@ const STALE_CHECK_MS = 60_000;
 export class Daemon {
   private config!: Config;
   private readonly redactor = new Redactor([]);
-  private readonly metrics = new DaemonMetrics();
+  private readonly metrics = new DaemonMetrics({ dirtyPaths: () => this.dirtyCount() });
   private alerter!: Alerter;
   private watcher: DirtyWatcher | undefined;
   private status: { close(): Promise<void>; url: string } | undefined;
@@ -157,8 +157,6 @@ export class Daemon {
 
   private onDirty(): void {
     this.lastDirtyAt = this.now();
-    this.state.dirtyPaths = this.watcher?.size ?? 0;
-    this.metrics.setDirtyPaths(this.state.dirtyPaths);
     this.wake?.();
   }
 
@@ -199,7 +197,6 @@ export class Daemon {
     const config = this.config;
     const run = this.newRun(plan.trigger);
     const dirty = this.watcher?.take() ?? new Set<string>();
-    this.state.dirtyPaths = 0;
     const abort = new AbortController();
     this.running = abort;
     this.lastRunStart = this.now();
@@ -317,7 +314,12 @@ export class Daemon {
   }
 
   private snapshotState(): DaemonState {
-    return { ...this.state, dirtyPaths: this.watcher?.size ?? 0 };
+    return { ...this.state, dirtyPaths: this.dirtyCount() };
+  }
+
+  /** The one count /status, /metrics and the state file show: the watcher's, read when asked. */
+  private dirtyCount(): number {
+    return this.watcher?.size ?? 0;
   }
 
   private persist(): void {
