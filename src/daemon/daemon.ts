@@ -10,11 +10,11 @@ import { DaemonMetrics } from "./metrics.js";
 import { Redactor } from "./redact.js";
 import { nextRun, type PlannedRun } from "./scheduler.js";
 import { HISTORY_SIZE, type DaemonState, type RunRecord, type RunTrigger } from "./state.js";
-import { processStartTime } from "./proc.js";
 import { readStateFile, writeStateFile } from "./state-file.js";
 import { startStatusServer } from "./status-server.js";
 import { watchDirty, type DirtyWatcher } from "./watcher.js";
 import type { Store } from "../store/store.js";
+import { ownStart } from "../util/process.js";
 
 // The long-running `backup --daemon`: watches, schedules, runs backups with hooks and command
 // sources, serves status and metrics, and alerts. One failed run never stops it; SIGTERM ends
@@ -50,7 +50,6 @@ export class Daemon {
   private staleAlerted = false;
   private seq = 0;
   private readonly now: () => number;
-  private readonly pidStartTime = processStartTime(process.pid);
 
   constructor(private readonly o: DaemonOptions) {
     this.now = o.now ?? Date.now;
@@ -324,7 +323,7 @@ export class Daemon {
 
   private persist(): void {
     try {
-      writeStateFile(this.config.indexPath, { state: this.snapshotState(), staleAfterMs: this.staleAfter(), pidStartTime: this.pidStartTime });
+      writeStateFile(this.config.indexPath, { state: this.snapshotState(), staleAfterMs: this.staleAfter(), pidStartTime: ownStart });
     } catch (err) {
       this.log(`cannot write the state file: ${(err as Error).message}`);
     }

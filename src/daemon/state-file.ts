@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { writeFileAtomicSync } from "../util/fsio.js";
-import { isSameProcessRunning } from "./proc.js";
+import { pidAlive } from "../util/process.js";
 import { isHealthy, type DaemonState } from "./state.js";
 
 // The daemon's state on disk, beside the index, for `vaultik health-check` (Docker HEALTHCHECK
@@ -43,7 +43,7 @@ export function readStateFile(indexPath: string): StateFile | undefined {
 export function daemonHealth(file: StateFile, now: number, staleAfterMs: number): { healthy: boolean; reason: string } {
   const { pid } = file.state;
   if (file.state.state === "stopped") return { healthy: false, reason: `the daemon (pid ${pid}) stopped at ${file.writtenAt}` };
-  if (!isSameProcessRunning(pid, file.pidStartTime)) {
+  if (!pidAlive(pid, file.pidStartTime)) {
     return { healthy: false, reason: `the daemon (pid ${pid}) is not running; it ended without stopping cleanly (last state written at ${file.writtenAt})` };
   }
   return isHealthy(file.state, now, staleAfterMs);
