@@ -378,6 +378,19 @@ describe("status server without a token", () => {
     expect(sample(afterTwo, "vaultik_last_run_status")).toBe(0);
     expect(sample(afterTwo, "vaultik_last_run_duration_seconds")).toBe(4.5);
     expect(sample(afterTwo, "vaultik_last_success_timestamp_seconds")).toBe(Date.parse("2025-06-01T11:00:30.000Z") / 1000);
+
+    // An interrupted run (the daemon was stopped) is counted as such and leaves the last outcome.
+    expect(sample(afterTwo, 'vaultik_runs_total{status="interrupted"}')).toBe(0);
+    metrics.runFinished(run({ started: "2025-06-01T11:35:00.000Z", finished: "2025-06-01T11:35:10.000Z" }));
+    const interrupted = run({ status: "interrupted", snapshotId: undefined, started: "2025-06-01T11:40:00.000Z", finished: "2025-06-01T11:40:01.000Z", durationMs: 1000 });
+    metrics.runStarted({ ...interrupted, status: "running" });
+    metrics.runFinished(interrupted);
+    const afterStop = await scrape();
+    expect(sample(afterStop, 'vaultik_runs_total{status="interrupted"}')).toBe(1);
+    expect(sample(afterStop, 'vaultik_runs_total{status="success"}')).toBe(2);
+    expect(sample(afterStop, 'vaultik_runs_total{status="failure"}')).toBe(1);
+    expect(sample(afterStop, "vaultik_last_run_status")).toBe(1);
+    expect(sample(afterStop, "vaultik_running")).toBe(0);
   });
 
   it("logs nothing for ordinary requests, including 404s and 405s", () => {

@@ -154,6 +154,11 @@ export class Daemon {
     return this.config.alerts?.staleAfter ?? 26 * 3600_000;
   }
 
+  /** Without an alerts section nothing is sent, but the failing streak is still tracked. */
+  private repeatAfter(): number {
+    return this.config.alerts?.repeatAfter ?? 24 * 3600_000;
+  }
+
   private onDirty(): void {
     this.lastDirtyAt = this.now();
     this.wake?.();
@@ -251,7 +256,7 @@ export class Daemon {
       run.error = this.redactor.redact((result.error as Error)?.message ?? String(result.error)).split("\n")[0];
       this.log(`backup #${run.seq} failed: ${run.error}`);
     }
-    const decision = alertAfterRun(this.state.failureStreak, run.status, end, this.config.alerts?.repeatAfter ?? 24 * 3600_000);
+    const decision = alertAfterRun(this.state.failureStreak, run.status, end, this.repeatAfter());
     this.state.failureStreak = decision.streak;
     // An interrupted run proved nothing either way, so it neither resets nor extends a failure streak.
     if (run.status === "success") this.state.consecutiveFailures = 0;
