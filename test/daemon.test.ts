@@ -142,8 +142,11 @@ describe("vaultik backup --daemon", () => {
     expect(before.get("vaultik_up")).toBe(1);
     expect(before.get('vaultik_runs_total{status="success"}')).toBe(1);
 
-    // Nothing changes: no new snapshot over several intervals.
-    await new Promise((r) => setTimeout(r, 3500));
+    // Nothing changes: the daemon plans no run before the next full scan, an hour after the first
+    // (read from its plan rather than by waiting several intervals and seeing nothing happen).
+    const idle = JSON.parse((await get(`${url}/status`, TOKEN)).body) as { nextRun: string; dirtyPaths: number; lastRun: { started: string } };
+    expect(idle.dirtyPaths).toBe(0);
+    expect(Math.abs(Date.parse(idle.nextRun) - Date.parse(idle.lastRun.started) - 3600_000)).toBeLessThan(1000);
     expect(await snapshotIds(s.prefix)).toHaveLength(1);
 
     // A new file appears: a snapshot holding it follows within a few intervals.
