@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { signalGroup } from "../src/util/child.js";
 import { vaultik } from "./helpers/cli.js";
 import { startDaemon } from "./helpers/daemon.js";
@@ -14,7 +14,7 @@ import { cliKeys, localRepo, readJsonFile, type LocalRepo } from "./helpers/setu
 // the interruption lands at the same place on every machine, however loaded.
 
 let keys: { identity: string; recipient: string };
-let dir: string;
+let dir = "";
 const children: ChildProcess[] = [];
 /** Process groups of hooks a test left blocked; killed after each test. */
 const groups: number[] = [];
@@ -27,10 +27,7 @@ afterEach(async () => {
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
   for (const g of groups.splice(0)) signalGroup(g, "SIGKILL");
   if (dir) await rm(dir, { recursive: true, force: true });
-});
-
-afterAll(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
+  dir = "";
 });
 
 /** KEY=value lines written by `env`, only vaultik's. */
@@ -70,11 +67,11 @@ async function setup(scripts: (dir: string) => Scripts): Promise<LocalRepo & { p
 }
 
 /** pre_backup that interrupts vaultik, then waits to be stopped with the run. */
-const INTERRUPT_IN_PRE = "echo interrupting; kill -TERM $PPID; exec sleep 60\n";
+const interruptInPre = (signal = "TERM"): string => `echo interrupting; kill -${signal} $PPID; exec sleep 60\n`;
 
 describe("backup --cron interrupted", () => {
-  it("SIGTERM sent by pre_backup: post_backup runs with VAULTIK_STATUS=interrupted, exit 130, no snapshot", async () => {
-    const r = await setup(() => ({ pre: INTERRUPT_IN_PRE }));
+  it.each(["TERM", "INT"])("SIG%s sent by pre_backup: post_backup runs with VAULTIK_STATUS=interrupted, exit 130, no snapshot", async (signal) => {
+    const r = await setup(() => ({ pre: interruptInPre(signal) }));
     const out = await vaultik(["backup", r.config, "--cron"]);
     expect(out.code, out.stderr).toBe(130);
     expect(out.stderr).toMatch(/vaultik: interrupted/);
@@ -99,7 +96,7 @@ describe("backup --cron interrupted", () => {
   });
 
   it("an interrupted run's post_backup is still bounded by hooks.timeout", async () => {
-    const r = await setup(() => ({ pre: INTERRUPT_IN_PRE, post: "echo post-started; exec sleep 120\n", timeout: "1s" }));
+    const r = await setup(() => ({ pre: interruptInPre(), post: "echo post-started; exec sleep 120\n", timeout: "1s" }));
     const out = await vaultik(["backup", r.config, "--cron"], { timeoutMs: 60_000 });
     expect(out.code, out.stderr).toBe(130);
     expect(out.stderr).toContain("[hook post_backup] post-started");
