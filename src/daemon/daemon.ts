@@ -65,8 +65,12 @@ export class Daemon {
 
   /** Loads the config and starts watching and serving; throws on a bad config. */
   async start(): Promise<void> {
-    await this.apply(await loadConfig(this.o.configPath));
-    this.adoptHistory();
+    const config = await loadConfig(this.o.configPath);
+    this.adoptHistory(config);
+    // Before the watcher's initial scan, which takes minutes on a big tree: until the state
+    // file names this process, health-check reports the previous daemon as stopped.
+    this.persist(config);
+    await this.apply(config);
     this.log(`vaultik ${VERSION} daemon started (pid ${process.pid})`);
   }
 
@@ -150,8 +154,8 @@ export class Daemon {
     return this.status?.url;
   }
 
-  private staleAfter(): number {
-    return this.config.alerts?.staleAfter ?? 26 * 3600_000;
+  private staleAfter(config = this.config): number {
+    return config.alerts?.staleAfter ?? 26 * 3600_000;
   }
 
   /** Without an alerts section nothing is sent, but the failing streak is still tracked. */
@@ -290,10 +294,10 @@ export class Daemon {
    * Takes over the run history the previous daemon left in the state file, so that a restart
    * (which interrupts a run) does not make health checks forget the last success.
    */
-  private adoptHistory(): void {
+  private adoptHistory(config: Config): void {
     let previous;
     try {
-      previous = readStateFile(this.config.indexPath)?.state;
+      previous = readStateFile(config.indexPath)?.state;
     } catch (err) {
       this.log(`ignoring an unreadable state file: ${(err as Error).message}`);
       return;
@@ -326,9 +330,9 @@ export class Daemon {
     return this.watcher?.size ?? 0;
   }
 
-  private persist(): void {
+  private persist(config = this.config): void {
     try {
-      writeStateFile(this.config.indexPath, { state: this.snapshotState(), staleAfterMs: this.staleAfter(), pidStartTime: ownStart });
+      writeStateFile(config.indexPath, { state: this.snapshotState(), staleAfterMs: this.staleAfter(config), pidStartTime: ownStart });
     } catch (err) {
       this.log(`cannot write the state file: ${(err as Error).message}`);
     }
