@@ -75,6 +75,8 @@ export interface AlertsConfig {
   ntfy?: string;
   /** Alert when no backup has succeeded for this long, in ms. */
   staleAfter: number;
+  /** While runs keep failing, remind this often (one alert per failing streak otherwise), in ms. */
+  repeatAfter: number;
 }
 
 /** A checked config. Paths are absolute, durations in ms, sizes in bytes. */
@@ -147,6 +149,7 @@ const DEFAULTS = {
   indexPrefix: "index/",
   hookTimeout: "10m",
   staleAfter: "26h",
+  alertRepeat: "24h",
 } as const;
 
 const MiB = 1024 * 1024;
@@ -203,6 +206,7 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = [
   { key: "alerts.webhook", description: "http(s) URL that receives a JSON POST" },
   { key: "alerts.ntfy", description: "ntfy topic URL, e.g. https://ntfy.sh/my-topic" },
   { key: "alerts.stale_after", default: DEFAULTS.staleAfter, description: "alert when no backup has succeeded for this long" },
+  { key: "alerts.repeat_after", default: DEFAULTS.alertRepeat, description: "while backups keep failing, send a reminder this often (one alert per failing streak otherwise)" },
   { key: "limit_upload", description: "upload bandwidth limit, e.g. 10MiB/s" },
 ];
 
@@ -784,5 +788,6 @@ function readAlerts(top: Section): AlertsConfig | undefined {
     webhook: optUrl(s, "webhook", false),
     ntfy: optUrl(s, "ntfy", false),
     staleAfter: durationOr(s, "stale_after", DEFAULTS.staleAfter, 1),
+    repeatAfter: durationOr(s, "repeat_after", DEFAULTS.alertRepeat, 1),
   };
 }

@@ -324,11 +324,12 @@ describe("parseConfig: every key", () => {
     ["status: hostname and port 65535", { status: { listen: "localhost:65535" } }, (c) => c.status?.port, 65535],
     [
       "alerts",
-      { alerts: { webhook: "https://hooks.example.com/x", ntfy: "https://ntfy.sh/topic", stale_after: "2d" } },
+      { alerts: { webhook: "https://hooks.example.com/x", ntfy: "https://ntfy.sh/topic", stale_after: "2d", repeat_after: "6h" } },
       (c) => c.alerts,
-      { webhook: "https://hooks.example.com/x", ntfy: "https://ntfy.sh/topic", staleAfter: 2 * DAY },
+      { webhook: "https://hooks.example.com/x", ntfy: "https://ntfy.sh/topic", staleAfter: 2 * DAY, repeatAfter: 6 * HOUR },
     ],
     ["alerts: stale_after default", { alerts: { ntfy: "http://ntfy.local/t" } }, (c) => c.alerts?.staleAfter, 26 * HOUR],
+    ["alerts: repeat_after default", { alerts: { ntfy: "http://ntfy.local/t" } }, (c) => c.alerts?.repeatAfter, 24 * HOUR],
     ["limit_upload", { limit_upload: "10MiB/s" }, (c) => c.limitUpload, 10 * MiB],
     ["an empty section counts as not given", { hooks: null, status: null }, (c) => [c.hooks, c.status], [undefined, undefined]],
   ];
@@ -440,6 +441,7 @@ describe("parseConfig: errors name the key", () => {
     ["alerts webhook without a scheme", { alerts: { webhook: "hooks.example.com/x" } }, "alerts.webhook", /expected an http:\/\/ or https:\/\/ URL \(missing http:\/\/ or https:\/\/\?\)$/],
     ["alerts ntfy not http", { alerts: { ntfy: "ws://ntfy.sh/topic" } }, "alerts.ntfy", /got a ws: URL$/],
     ["alerts stale_after bad", { alerts: { stale_after: "1 day" } }, "alerts.stale_after", /expected a duration/],
+    ["alerts repeat_after bad", { alerts: { repeat_after: "daily" } }, "alerts.repeat_after", /expected a duration/],
     ["limit_upload without /s", { limit_upload: "10MiB" }, "limit_upload", /expected a rate such as 10MiB\/s/],
     ["limit_upload of the wrong type", { limit_upload: { rate: 1 } }, "limit_upload", /expected a rate such as 10MiB\/s, got a mapping/],
   ];
@@ -639,6 +641,7 @@ describe("describeConfigKeys", () => {
     expect(parseDuration(documented["min_time_between_run"] ?? "", "x")).toBe(c.minTimeBetweenRun);
     expect(parseDuration(documented["hooks.timeout"] ?? "", "x")).toBe(c.hooks?.timeout);
     expect(parseDuration(documented["alerts.stale_after"] ?? "", "x")).toBe(c.alerts?.staleAfter);
+    expect(parseDuration(documented["alerts.repeat_after"] ?? "", "x")).toBe(c.alerts?.repeatAfter);
     expect(parseSize(documented["chunk_size"] ?? "", "x")).toBe(c.chunkSize);
     expect(parseSize(documented["blob_size_limit"] ?? "", "x")).toBe(c.blobSizeLimit);
     expect(documented["index_prefix"]).toBe(c.indexPrefix);
