@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { syncCatalog } from "../src/backup/prune-sync.js";
 import { Catalog } from "../src/catalog/db.js";
+import { Repository } from "../src/repo/repository.js";
 import { openFsStore } from "../src/store/fs.js";
 
 const SMALL = process.argv.includes("--small");
@@ -52,7 +53,7 @@ try {
     try {
       blobs = catalog.blobNames().length;
       t = performance.now();
-      const forgot = await syncCatalog(catalog, openFsStore(repo));
+      const forgot = await syncCatalog(catalog, new Repository(openFsStore(repo)));
       checks.push(performance.now() - t);
       if (forgot !== 0) throw new Error(`the check forgot ${forgot} blobs of an intact repository`);
     } finally {

@@ -8,10 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateIdentity, parseIdentity, parseRecipient } from "../src/crypto/keys.js";
 import { IntegrityError, NoIdentityError, NotFoundError } from "../src/errors.js";
 import { BlobReader } from "../src/pack/reader.js";
-import { blobKey, blobNameOfKey } from "../src/pack/names.js";
+import { blobKey } from "../src/repo/layout.js";
 import { chunkId } from "../src/model/ids.js";
 import { PackWriter, type ChunkLocation, type SealedBlob } from "../src/pack/writer.js";
 import { storeBlob } from "../src/repo/blobs.js";
+import { Repository } from "../src/repo/repository.js";
 import { openFsStore } from "../src/store/fs.js";
 import { openMemoryStore } from "../src/store/memory.js";
 import { openS3Store } from "../src/store/s3.js";
@@ -154,7 +155,7 @@ async function roundTrip(store: Store): Promise<void> {
   );
 
   const byId = new Map(chunks.map((c) => [chunkId(c), c]));
-  const reader = new BlobReader(store, [identity]);
+  const reader = new BlobReader(new Repository(store), [identity]);
   for (const loc of locs) {
     const got = await reader.readChunk(loc);
     expect(got.equals(byId.get(loc.id)!), `chunk ${loc.id}`).toBe(true);
@@ -168,8 +169,7 @@ async function roundTrip(store: Store): Promise<void> {
     const ordered = [...b.chunks].sort((x, y) => x.offset - y.offset || x.rawOffset - y.rawOffset);
     expect(Buffer.concat(seen).equals(Buffer.concat(ordered.map((l) => byId.get(l.id)!)))).toBe(true);
   }
-  const listed: string[] = [];
-  for await (const o of store.list("blobs/")) listed.push(blobNameOfKey(o.key) ?? o.key);
+  const listed = (await new Repository(store).listBlobs()).map((b) => b.name);
   expect(listed.sort()).toEqual(blobs.map((b) => b.name).sort());
 }
 
@@ -199,7 +199,7 @@ describe("blob reader refuses bad data with errors naming the object", () => {
 
   it("a wrong identity: no identity matches, naming the blob", async () => {
     const { store, blob, key } = await stored();
-    const reader = new BlobReader(store, [stranger]);
+    const reader = new BlobReader(new Repository(store), [stranger]);
     const err = await reader.readChunk(blob.chunks[0]!).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NoIdentityError);
     expect((err as Error).message).toContain(key);
@@ -213,7 +213,7 @@ describe("blob reader refuses bad data with errors naming the object", () => {
       const bad = Buffer.from(original);
       bad[pos]! ^= 0x04;
       store.objects.set(key, { bytes: bad, mtime: new Date() });
-      const reader = new BlobReader(store, [identity]);
+      const reader = new BlobReader(new Repository(store), [identity]);
       const whole = await (async () => {
         for await (const _ of reader.readBlob(blob.name, blob.chunks)) void _;
       })().catch((e: unknown) => e);
@@ -225,7 +225,7 @@ describe("blob reader refuses bad data with errors naming the object", () => {
     const bad = Buffer.from(original);
     bad[40]! ^= 0x01;
     store.objects.set(key, { bytes: bad, mtime: new Date() });
-    const err = await new BlobReader(store, [identity]).readChunk(blob.chunks[1]!).catch((e: unknown) => e);
+    const err = await new BlobReader(new Repository(store), [identity]).readChunk(blob.chunks[1]!).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IntegrityError);
     expect((err as Error).message).toContain(key);
   });
@@ -234,7 +234,7 @@ describe("blob reader refuses bad data with errors naming the object", () => {
     const { store, blob, key } = await stored();
     const original = store.objects.get(key)!.bytes;
     store.objects.set(key, { bytes: original.subarray(0, original.length - 100), mtime: new Date() });
-    const reader = new BlobReader(store, [identity]);
+    const reader = new BlobReader(new Repository(store), [identity]);
     const streamed = await (async () => {
       for await (const _ of reader.readBlob(blob.name, blob.chunks)) void _;
     })().catch((e: unknown) => e);
@@ -253,7 +253,7 @@ describe("blob reader refuses bad data with errors naming the object", () => {
       const [blob] = await packAll([randomBytes(200_000)], 64 << 20);
       await storeBlob(store, blob!);
       await truncate(join(dir, ...blobKey(blob!.name).split("/")), 1000);
-      const err = await new BlobReader(store, [identity]).readChunk(blob!.chunks[0]!).catch((e: unknown) => e);
+      const err = await new BlobReader(new Repository(store), [identity]).readChunk(blob!.chunks[0]!).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(IntegrityError);
       expect((err as Error).message).toContain(blobKey(blob!.name));
     } finally {
@@ -264,7 +264,7 @@ describe("blob reader refuses bad data with errors naming the object", () => {
   it("a missing blob: not found, naming the store and key", async () => {
     const { blob, key } = await stored();
     const empty = openMemoryStore("empty");
-    const err = await new BlobReader(empty, [identity]).readChunk(blob.chunks[0]!).catch((e: unknown) => e);
+    const err = await new BlobReader(new Repository(empty), [identity]).readChunk(blob.chunks[0]!).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NotFoundError);
     expect((err as Error).message).toContain(`memory:empty ${key}`);
   });
@@ -272,6 +272,6 @@ describe("blob reader refuses bad data with errors naming the object", () => {
   it("a chunk whose metadata names the wrong id is refused", async () => {
     const { store, blob } = await stored();
     const loc = { ...blob.chunks[0]!, id: "0".repeat(64) as ChunkId };
-    await expect(new BlobReader(store, [identity]).readChunk(loc)).rejects.toThrow(/does not match its id/);
+    await expect(new BlobReader(new Repository(store), [identity]).readChunk(loc)).rejects.toThrow(/does not match its id/);
   });
 });

@@ -3,8 +3,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { parseIdentity } from "../src/crypto/keys.js";
-import { blobKey } from "../src/pack/names.js";
-import { listNotices, PENDING_PREFIX } from "../src/repo/coordination.js";
 import { Repository } from "../src/repo/repository.js";
 import { prune } from "../src/prune/prune.js";
 import { openFsStore } from "../src/store/fs.js";
@@ -31,24 +29,23 @@ it("the prune that completes a killed one reports only the blobs it deleted", as
   await writeFile(join(r.source, "new.txt"), "new\n");
   const kept = await backupId(r);
 
-  const store = openFsStore(r.repo);
-  const repo = new Repository(store);
+  const repo = new Repository(openFsStore(r.repo));
   const base = Date.now();
   const options = { repo, identities: [parseIdentity(r.identity)], policy: { keepLast: 1 } };
   // Past the grace period: the first snapshot is forgotten and its blobs announced.
   const first = await prune({ ...options, now: () => base + 25 * HOUR });
   expect(first.blobsAnnounced).toBeGreaterThanOrEqual(2);
   expect(first.blobsDeleted).toBe(0);
-  const [notice] = await listNotices(store, PENDING_PREFIX);
+  const [notice] = await repo.notices("pending");
   expect(notice!.blobs).toHaveLength(first.blobsAnnounced);
 
   // A prune after the safety window is killed after deleting one blob: the notice stays pending.
-  await store.delete(blobKey(notice!.blobs[0]!));
+  await repo.deleteBlob(notice!.blobs[0]!);
   const before = await storedBlobs(r);
   const second = await prune({ ...options, now: () => base + 27 * HOUR });
   const after = await storedBlobs(r);
   expect(second.blobsDeleted).toBe(first.blobsAnnounced - 1);
   expect(before.length - after.length).toBe(second.blobsDeleted);
-  expect(await listNotices(store, PENDING_PREFIX)).toEqual([]);
+  expect(await repo.notices("pending")).toEqual([]);
   await expectRestores(r, kept, r.source);
 });

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, rm, stat, unlink, utimes, writeFile } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { blobKey } from "../src/pack/names.js";
+import { blobKey } from "../src/repo/layout.js";
 import { vaultik } from "./helpers/cli.js";
 import { backupId, blobsOf, cliKeys, copyTree, expectRestores, localRepo, storedBlobs, type LocalRepo } from "./helpers/setup.js";
 import { pseudoRandom } from "./helpers/tree.js";

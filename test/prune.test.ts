@@ -2,7 +2,7 @@ import { cp, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { blobKey } from "../src/pack/names.js";
+import { blobKey } from "../src/repo/layout.js";
 import { collect, spawnCli, vaultik } from "./helpers/cli.js";
 import { backupId, blobsOf, cliKeys, copyTree, expectRestores, localRepo, storedBlobs } from "./helpers/setup.js";
 import { pseudoRandom } from "./helpers/tree.js";

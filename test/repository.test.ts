@@ -113,7 +113,8 @@ describe("each SQLite schema has one owner", () => {
   const files = sources(SRC).map((f) => ({ rel: relative(SRC, f), text: readFileSync(f, "utf8") }));
 
   it("only catalog/ and snapshot/ open SQLite databases", () => {
-    const users = files.filter((f) => f.text.includes("better-sqlite3")).map((f) => f.rel.split("/")[0]);
+    // `vaultik version --json` asks SQLite its version, on an in-memory database of no schema.
+    const users = files.filter((f) => f.text.includes("better-sqlite3") && f.rel !== "cli/health.ts").map((f) => f.rel.split("/")[0]);
     expect([...new Set(users)].sort()).toEqual(["catalog", "snapshot"]);
   });
 

@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { blobKey } from "../src/pack/names.js";
+import { blobKey } from "../src/repo/layout.js";
 import type { ChunkLocation } from "../src/model/chunk.js";
 import { compressFrame } from "../src/pack/zstd.js";
 import { FileSink, type SinkFailure, type SinkItem, type WriteOp } from "../src/restore/sink.js";

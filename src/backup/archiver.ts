@@ -202,7 +202,7 @@ export class Archiver {
       await this.o.beforeCommit?.(blobs);
       const snapshotSize = await this.o.repo.putSnapshot(this.snapshotId, this.builder.path, this.o.recipients, { signal });
       // Only a full walk saw everything; an incremental one leaves unvisited rows as they are.
-      if (!this.o.dirty) this.o.catalog.dropEntriesMissingFrom(this.builder.path);
+      if (!this.o.dirty) this.o.catalog.dropEntriesMissingFrom(this.builder);
       this.o.catalog.setState("last_snapshot", this.snapshotId);
       return {
         snapshotId: this.snapshotId,

@@ -1,5 +1,5 @@
 import { parentPort, workerData } from "node:worker_threads";
-import Database from "better-sqlite3";
+import { openChunkLookup } from "../catalog/chunk-lookup.js";
 import type { ChunkerParams } from "../chunk/fastcdc.js";
 import { chunkFile, newScratch, type ChunkItem, type Scratch } from "./chunker.js";
 
@@ -27,9 +27,7 @@ export type FromWorker =
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
-// WAL lets this reader see what the main thread commits while it writes.
-const db = new Database(init.catalogPath, { readonly: true, fileMustExist: true });
-const has = db.prepare("SELECT 1 FROM chunks WHERE hash = ?").pluck();
+const stored = openChunkLookup(init.catalogPath);
 const acks = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
 // One scratch set per file being chunked, kept for the next file (see chunkStream's scratch).
 const scratches: Scratch[] = [];
@@ -49,7 +47,7 @@ async function run(task: Extract<ToWorker, { kind: "file" }>): Promise<void> {
   const scratch = scratches.pop() ?? newScratch(init.params);
   try {
     const result = await chunkFile(task.abs, task.size, init.params, {
-      isStored: (hash) => has.get(hash) !== undefined,
+      isStored: stored.has,
       emit: (items) =>
         new Promise<void>((resolve, reject) => {
           acks.set(task.id, { resolve, reject });

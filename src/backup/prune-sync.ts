@@ -1,8 +1,7 @@
 import type { Catalog } from "../catalog/db.js";
 import { IntegrityError } from "../errors.js";
-import { blobNameOfKey } from "../pack/names.js";
-import { beat, DONE_PREFIX, endRun, listNotices, PENDING_PREFIX } from "../repo/coordination.js";
-import type { CallOptions, Store } from "../store/store.js";
+import type { Repository } from "../repo/repository.js";
+import type { CallOptions } from "../store/store.js";
 
 // How a backup stays out of a prune's way (docs/FORMAT.md §6). Before deduplicating it
 // announces itself with a heartbeat, then drops from its index every blob a prune has
@@ -21,14 +20,13 @@ export interface Heartbeat {
 }
 
 /** Writes a heartbeat now and every HEARTBEAT_MS until stopped. */
-export async function startHeartbeat(store: Store, snapshotId: string, options: CallOptions & { intervalMs?: number; onError?: (err: unknown) => void } = {}): Promise<Heartbeat> {
-  await beat(store, snapshotId, Date.now(), options);
+export async function startHeartbeat(repo: Repository, snapshotId: string, options: CallOptions & { intervalMs?: number; onError?: (err: unknown) => void } = {}): Promise<Heartbeat> {
+  await repo.beat(snapshotId, Date.now(), options);
   // Ask the store when that was: prunes compare heartbeats with notices in store time.
-  let started = Date.now();
-  for await (const info of store.list(`runs/${snapshotId}/`, options)) started = Math.min(started, info.mtime.getTime());
+  const started = Math.min(Date.now(), (await repo.runStarted(snapshotId, options)) ?? Infinity);
   let lastOk = Date.now();
   const timer = setInterval(() => {
-    beat(store, snapshotId, Date.now(), options).then(
+    repo.beat(snapshotId, Date.now(), options).then(
       () => (lastOk = Date.now()),
       (err: unknown) => options.onError?.(err),
     );
@@ -41,16 +39,16 @@ export async function startHeartbeat(store: Store, snapshotId: string, options: 
     },
     async stop() {
       clearInterval(timer);
-      await endRun(store, snapshotId).catch((err: unknown) => options.onError?.(err));
+      await repo.endRun(snapshotId).catch((err: unknown) => options.onError?.(err));
     },
   };
 }
 
 /** Blobs announced for deletion or deleted by prunes, as notices record them. */
-export async function doomedBlobs(store: Store, options: CallOptions & { since?: number } = {}): Promise<Set<string>> {
+export async function doomedBlobs(repo: Repository, options: CallOptions & { since?: number } = {}): Promise<Set<string>> {
   const doomed = new Set<string>();
-  for (const prefix of [PENDING_PREFIX, DONE_PREFIX]) {
-    for (const n of await listNotices(store, prefix, options)) for (const b of n.blobs) doomed.add(b);
+  for (const kind of ["pending", "done"] as const) {
+    for (const n of await repo.notices(kind, options)) for (const b of n.blobs) doomed.add(b);
   }
   return doomed;
 }
@@ -62,13 +60,9 @@ export async function doomedBlobs(store: Store, options: CallOptions & { since?:
  * chunks are then packed and uploaded again instead of referenced. One LIST of blobs/ per run.
  * Returns how many blobs it forgot.
  */
-export async function syncCatalog(catalog: Catalog, store: Store, options: CallOptions = {}): Promise<number> {
-  const doomed = await doomedBlobs(store, options);
-  const listed = new Map<string, number>();
-  for await (const info of store.list("blobs/", options)) {
-    const name = blobNameOfKey(info.key);
-    if (name) listed.set(name, info.size);
-  }
+export async function syncCatalog(catalog: Catalog, repo: Repository, options: CallOptions = {}): Promise<number> {
+  const doomed = await doomedBlobs(repo, options);
+  const listed = new Map<string, number>((await repo.listBlobs(options)).map((b) => [b.name, b.size]));
   const stale: string[] = [];
   for (const [name, size] of catalog.blobSizes()) if (doomed.has(name) || listed.get(name) !== size) stale.push(name);
   return stale.length > 0 ? catalog.forgetBlobs(stale) : 0;
@@ -79,13 +73,13 @@ export async function syncCatalog(catalog: Catalog, store: Store, options: CallO
  * started (the prune could not know of this run if its heartbeats went stale). The catalog
  * forgets those blobs, so the next run uploads their chunks again.
  */
-export async function assertNotDoomed(catalog: Catalog, store: Store, blobs: readonly string[], since: number, options: CallOptions = {}): Promise<void> {
-  const doomed = await doomedBlobs(store, { ...options, since: since - 60_000 });
+export async function assertNotDoomed(catalog: Catalog, repo: Repository, blobs: readonly string[], since: number, options: CallOptions = {}): Promise<void> {
+  const doomed = await doomedBlobs(repo, { ...options, since: since - 60_000 });
   const hit = blobs.filter((b) => doomed.has(b));
   if (hit.length === 0) return;
   catalog.forgetBlobs(hit);
   throw new IntegrityError(
-    `${store.location} blobs/`,
+    `${repo.location} blobs/`,
     `a prune announced deletion of ${hit.length} blob(s) this snapshot needs while the backup ran; nothing was committed, run the backup again`,
   );
 }
@@ -94,10 +88,10 @@ export async function assertNotDoomed(catalog: Catalog, store: Store, blobs: rea
 export const HEARTBEAT_STALE_MS = 30 * 60_000;
 
 /** Refuses to commit when the heartbeats stopped reaching the store: prunes may think this run dead. */
-export function assertHeartbeatFresh(hb: Heartbeat, store: Store, now = Date.now()): void {
+export function assertHeartbeatFresh(hb: Heartbeat, repo: Repository, now = Date.now()): void {
   if (now - hb.lastOk <= HEARTBEAT_STALE_MS) return;
   throw new IntegrityError(
-    `${store.location} runs/`,
+    `${repo.location} runs/`,
     `no heartbeat reached the store for ${Math.round((now - hb.lastOk) / 60_000)} minutes; a prune may have taken this backup for dead, so nothing was committed`,
   );
 }

@@ -58,13 +58,13 @@ export async function runBackup(config: Config, options: RunBackupOptions): Prom
       streams: options.streams,
       dirty: options.dirty,
       beforeCommit: async (blobs) => {
-        if (heartbeat) assertHeartbeatFresh(heartbeat, options.store);
-        await assertNotDoomed(open, options.store, blobs, heartbeat?.started ?? Date.now(), { signal: options.signal });
+        if (heartbeat) assertHeartbeatFresh(heartbeat, repo);
+        await assertNotDoomed(open, repo, blobs, heartbeat?.started ?? Date.now(), { signal: options.signal });
       },
     });
     // Heartbeat first, then read prune notices: a prune that publishes in between sees us.
-    heartbeat = await startHeartbeat(options.store, archiver.id, { signal: options.signal });
-    await syncCatalog(catalog, options.store, { signal: options.signal });
+    heartbeat = await startHeartbeat(repo, archiver.id, { signal: options.signal });
+    await syncCatalog(catalog, repo, { signal: options.signal });
     options.onStart?.(archiver);
     return await archiver.run();
   } catch (err) {

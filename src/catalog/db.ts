@@ -5,6 +5,7 @@ import type { ChunkLocation } from "../model/chunk.js";
 import type { BlobName } from "../model/ids.js";
 import { COMPRESSION } from "../model/chunk.js";
 import { belowBounds } from "../util/paths.js";
+import { shareView, type PathSource, type SharedView } from "./attach.js";
 
 // The source host's local index: which chunks already sit in which stored blob, every entry the
 // last walks saw (with its stat, so a daemon run can trust unchanged subtrees without walking
@@ -353,18 +354,31 @@ export class Catalog {
   }
 
   /**
-   * Drops rows of entries a full walk no longer saw (deleted from the source): everything not in
-   * the snapshot database at `snapshotPath`, which lists every entry of that walk.
+   * Drops rows of entries a full walk no longer saw (deleted from the source): everything not
+   * among `walked`'s paths, which lists every entry of that walk (the snapshot it built).
    */
-  dropEntriesMissingFrom(snapshotPath: string): number {
-    this.db.prepare("ATTACH DATABASE ? AS snap").run(snapshotPath);
+  dropEntriesMissingFrom(walked: PathSource): number {
+    const paths = walked.sharePaths(this.db);
     try {
+      // Catalog paths are absolute, snapshot paths are not.
       return this.db
-        .prepare("DELETE FROM entries WHERE NOT EXISTS (SELECT 1 FROM snap.files f WHERE f.path = substr(entries.path, 2))")
+        .prepare(`DELETE FROM entries WHERE NOT EXISTS (SELECT 1 FROM ${paths.name} f WHERE f.path = substr(entries.path, 2))`)
         .run().changes;
     } finally {
-      this.db.exec("DETACH DATABASE snap");
+      paths.close();
     }
+  }
+
+  /**
+   * Makes the stored chunks joinable from another connection (the snapshot builder's), as a view
+   * with columns hash, blob, blob_size, header_length, offset, length, raw_offset, raw_length.
+   */
+  shareChunkLocations(conn: Database.Database): SharedView {
+    return shareView(
+      conn, this.path, "cat", "catalog_chunks",
+      "SELECT c.hash, b.name AS blob, b.size AS blob_size, b.header_length, c.offset, c.length, c.raw_offset, c.raw_length " +
+        "FROM cat.chunks c JOIN cat.blobs b ON b.id = c.blob_id",
+    );
   }
 
   getState(key: string): string | undefined {

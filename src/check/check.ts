@@ -1,9 +1,6 @@
 import { randomInt } from "node:crypto";
 import type { X25519Identity } from "../crypto/keys.js";
 import type { ChunkLocation } from "../model/chunk.js";
-import type { BlobName, ChunkId } from "../model/ids.js";
-import { COMPRESSION } from "../model/chunk.js";
-import { listBlobs } from "../prune/prune.js";
 import type { Repository, SnapshotObject } from "../repo/repository.js";
 import { withSnapshot } from "../snapshot/open.js";
 import type { SnapshotReader } from "../snapshot/read.js";
@@ -55,7 +52,7 @@ export async function check(o: CheckOptions): Promise<CheckReport> {
   const { repo, signal } = o;
   const log = o.log ?? (() => {});
   const snapshots = await repo.listSnapshots({ signal });
-  const stored = new Map((await listBlobs(repo, signal)).map((b) => [b.name, b.size]));
+  const stored = new Map<string, number>((await repo.listBlobs({ signal })).map((b) => [b.name, b.size]));
   const needs = new Map<string, Need>();
   const report: CheckReport = { snapshots: snapshots.length, blobsReferenced: 0, blobsRead: 0, bytesRead: 0, damage: [], unreadable: [] };
   const problems = new Map<string, string>(); // blob → problem
@@ -95,7 +92,7 @@ export async function check(o: CheckOptions): Promise<CheckReport> {
     if (bad.length === 0) continue;
     await withSnapshot(repo, s, o.identities, async (r) => {
       for (const [blob, problem] of bad) {
-        const files = filesUsing(r, blob);
+        const files = r.filesUsing(blob);
         report.damage.push({ snapshot: s.id, blob, problem, files: files.slice(0, FILES_SHOWN), moreFiles: Math.max(0, files.length - FILES_SHOWN) });
         log(`snapshot ${s.id}: blob ${blob}: ${problem}`);
       }
@@ -111,25 +108,7 @@ async function collect(r: SnapshotReader, s: SnapshotObject, needs: Map<string, 
     needs.set(b.name, need);
   }
   if (!withChunks) return;
-  const rows = r.db
-    .prepare(
-      "SELECT b.name AS blob, hex(c.hash) AS id, c.offset, c.length, c.raw_offset AS rawOffset, c.raw_length AS rawLength " +
-        "FROM chunks c JOIN blobs b ON b.id = c.blob_id",
-    )
-    .iterate() as Iterable<{ blob: string; id: string; offset: number; length: number; rawOffset: number; rawLength: number }>;
-  for (const row of rows) {
-    needs.get(row.blob)!.chunks.set(`${row.offset}:${row.rawOffset}`, { ...row, id: row.id.toLowerCase() as ChunkId, blob: row.blob as BlobName, compression: COMPRESSION });
-  }
-}
-
-function filesUsing(r: SnapshotReader, blob: string): string[] {
-  return r.db
-    .prepare(
-      `SELECT DISTINCT f.path FROM files f JOIN file_chunks fc ON fc.file_id = f.id JOIN chunks c ON c.hash = fc.chunk
-       JOIN blobs b ON b.id = c.blob_id WHERE b.name = ? ORDER BY f.path`,
-    )
-    .pluck()
-    .all(blob) as string[];
+  for (const loc of r.chunkLocations()) needs.get(loc.blob)!.chunks.set(`${loc.offset}:${loc.rawOffset}`, loc);
 }
 
 /** A random subset of about `fraction` of the items (all of them at 1, none at 0). */

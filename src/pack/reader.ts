@@ -1,19 +1,31 @@
 import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
 import { AgeDecryptor, openHeader, planRange, type OpenedHeader } from "../crypto/age.js";
 import type { X25519Identity } from "../crypto/keys.js";
 import { IntegrityError } from "../errors.js";
-import { getBytes, type ReadableStore } from "../store/bytes.js";
-import type { CallOptions } from "../store/store.js";
 import { frameChunks } from "./frame.js";
-import { blobKey } from "./names.js";
 import type { ChunkLocation } from "../model/chunk.js";
 
 // Reads chunks back out of blobs. Two ways: one chunk by ranged GETs (header, then only the
 // STREAM segments that hold its frame), or a whole blob streamed once, yielding its chunks in
 // order. Every chunk is checked against its id; a whole blob also against its name.
 
-/** The part of a Store a reader needs. */
-export type BlobSource = ReadableStore;
+export interface ReadOptions {
+  signal?: AbortSignal;
+}
+
+/**
+ * Where a reader gets blobs' bytes (the Repository). Ranges follow the Store contract: a range
+ * past the end yields the bytes that exist; a missing blob rejects with NotFoundError.
+ */
+export interface BlobSource {
+  /** Streams a whole blob. */
+  openBlob(name: string, options?: ReadOptions): Promise<Readable>;
+  /** Bytes `[offset, offset + length)` of a blob, in one buffer. */
+  readBlobRange(name: string, range: { offset: number; length: number }, options?: ReadOptions): Promise<Buffer>;
+  /** How errors name a blob (its object key). */
+  blobObject(name: string): string;
+}
 
 const HEADER_PROBE = 4096;
 const HEADER_CACHE = 256;
@@ -24,27 +36,27 @@ export class BlobReader {
   bytesFetched = 0;
 
   constructor(
-    private readonly store: BlobSource,
+    private readonly source: BlobSource,
     private readonly identities: readonly X25519Identity[],
   ) {}
 
   /** Reads one chunk with ranged GETs. */
-  async readChunk(loc: ChunkLocation, options: CallOptions = {}): Promise<Buffer> {
-    const object = blobKey(loc.blob);
+  async readChunk(loc: ChunkLocation, options: ReadOptions = {}): Promise<Buffer> {
+    const object = this.source.blobObject(loc.blob);
     return (await frameChunks(await this.readFrame(loc, options), [loc], object))[0] as Buffer;
   }
 
   /** The (still compressed) zstd frame holding `loc`, by ranged GETs: header, then its segments. */
-  async readFrame(loc: ChunkLocation, options: CallOptions = {}): Promise<Buffer> {
-    const key = blobKey(loc.blob);
+  async readFrame(loc: ChunkLocation, options: ReadOptions = {}): Promise<Buffer> {
+    const key = this.source.blobObject(loc.blob);
     const opened = await this.header(loc.blob, options);
     const plan = planRange(opened, loc.offset, loc.length, key);
-    const sealed = await getBytes(this.store, key, { ...options, range: { offset: plan.offset, length: plan.length } });
+    const sealed = await this.source.readBlobRange(loc.blob, { offset: plan.offset, length: plan.length }, options);
     this.bytesFetched += sealed.length;
     return plan.open(sealed);
   }
 
-  private header(blob: string, options: CallOptions): Promise<OpenedHeader> {
+  private header(blob: string, options: ReadOptions): Promise<OpenedHeader> {
     let p = this.headers.get(blob);
     if (!p) {
       p = this.fetchHeader(blob, options);
@@ -55,11 +67,11 @@ export class BlobReader {
     return p;
   }
 
-  private async fetchHeader(blob: string, options: CallOptions): Promise<OpenedHeader> {
-    const key = blobKey(blob);
+  private async fetchHeader(blob: string, options: ReadOptions): Promise<OpenedHeader> {
+    const key = this.source.blobObject(blob);
     // One recipient needs ~200 bytes; read more only for headers with many recipients.
     for (let probe = HEADER_PROBE; ; probe *= 4) {
-      const prefix = await getBytes(this.store, key, { ...options, range: { offset: 0, length: probe } });
+      const prefix = await this.source.readBlobRange(blob, { offset: 0, length: probe }, options);
       this.bytesFetched += prefix.length;
       const opened = openHeader(prefix, this.identities, key);
       if (opened) return opened;
@@ -75,9 +87,9 @@ export class BlobReader {
   async *readBlob(
     blob: string,
     chunks: readonly ChunkLocation[],
-    options: CallOptions = {},
+    options: ReadOptions = {},
   ): AsyncGenerator<{ loc: ChunkLocation; data: Buffer }> {
-    const object = blobKey(blob);
+    const object = this.source.blobObject(blob);
     for await (const f of this.readFrames(blob, chunks, options)) {
       const data = await frameChunks(f.frame, f.chunks, object);
       for (let i = 0; i < f.chunks.length; i++) yield { loc: f.chunks[i] as ChunkLocation, data: data[i] as Buffer };
@@ -89,8 +101,8 @@ export class BlobReader {
    * compressed, each with its chunks (for a caller that decompresses and checks them elsewhere,
    * with frameChunks). Same provisional rule as readBlob: the blob's name is checked at the end.
    */
-  async *readFrames(blob: string, chunks: readonly ChunkLocation[], options: CallOptions = {}): AsyncGenerator<WantedFrame> {
-    const key = blobKey(blob);
+  async *readFrames(blob: string, chunks: readonly ChunkLocation[], options: ReadOptions = {}): AsyncGenerator<WantedFrame> {
+    const key = this.source.blobObject(blob);
     const frames = framesOf(chunks);
     const dec = new AgeDecryptor(this.identities, key);
     const hash = createHash("sha256");
@@ -128,7 +140,7 @@ export class BlobReader {
       }
     };
 
-    for await (const part of await this.store.get(key, options)) {
+    for await (const part of await this.source.openBlob(blob, options)) {
       this.bytesFetched += (part as Buffer).length;
       hash.update(part as Buffer);
       yield* take(dec.push(part as Buffer));

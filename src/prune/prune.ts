@@ -1,18 +1,7 @@
 import type { X25519Identity } from "../crypto/keys.js";
 import { ConfigError } from "../errors.js";
-import { blobKey, blobNameOfKey } from "../pack/names.js";
-import {
-  acquirePruneLock,
-  DONE_PREFIX,
-  listNotices,
-  listRuns,
-  PENDING_PREFIX,
-  publishNotice,
-  retireNotice,
-  type Notice,
-} from "../repo/coordination.js";
-import type { Repository, SnapshotObject } from "../repo/repository.js";
-import { referencedBlobs } from "../snapshot/blobs.js";
+import type { Notice, Repository, RunMarker } from "../repo/repository.js";
+import { liveBlobs } from "../snapshot/blobs.js";
 import type { RetentionPolicy } from "./policy.js";
 import { planPrune, runIsActive, type NoticeDecision } from "./plan.js";
 import { applyRetention, type RetentionResult } from "./retention.js";
@@ -77,17 +66,16 @@ const DEAD_RUN_KEEP = DAY;
 export async function prune(o: PruneOptions): Promise<PruneReport> {
   const now = o.now ?? Date.now;
   const { repo, signal } = o;
-  const store = repo.store;
   const log = o.log ?? (() => {});
   const graceMs = o.graceMs ?? DAY;
   const windowMs = o.windowMs ?? 3600_000;
   const staleRunMs = o.staleRunMs ?? 3600_000;
   const dryRun = o.dryRun ?? false;
-  const lock = dryRun ? undefined : await acquirePruneLock(store, now(), 6 * 3600_000, { signal });
+  const lock = dryRun ? undefined : await repo.acquirePruneLock(now(), 6 * 3600_000, { signal });
   try {
     // Runs first, then snapshots: a backup finishing in between then shows as a run whose
     // snapshot we did not read, which blocks deletion, instead of slipping through.
-    let runs = await listRuns(store, { signal });
+    let runs = await repo.runs({ signal });
     const all = await repo.listSnapshots({ signal });
     if (all.length === 0 && !o.force) await refuseEmpty(repo, signal);
     const retention = applyRetention(all, o.policy, new Date(now()));
@@ -100,9 +88,9 @@ export async function prune(o: PruneOptions): Promise<PruneReport> {
       }
     }
     const { live, liveFrom } = await liveBlobs(repo, kept, o.identities, signal);
-    const blobs = await listBlobs(repo, signal);
+    const blobs = await repo.listBlobs({ signal });
     let existing = new Set(kept.map((s) => s.id));
-    const notices = await listNotices(store, PENDING_PREFIX, { signal, onBad: (k, e) => log(`ignoring unreadable notice ${k}: ${(e as Error).message}`) });
+    const notices = await repo.notices("pending", { signal, onBad: (k, e) => log(`ignoring unreadable notice ${k}: ${(e as Error).message}`) });
     const input = { now: now(), graceMs, windowMs, skewMs: SKEW, staleRunMs, blobs, live, liveFrom, existing, notices, runs };
     const plan = planPrune(input);
     const report: PruneReport = {
@@ -111,7 +99,7 @@ export async function prune(o: PruneOptions): Promise<PruneReport> {
       blobsYoung: plan.young, bytesYoung: plan.youngBytes, youngUntil: plan.youngUntil, youngHeldBy: plan.heldBy,
       graceMs, windowMs, deferred: [], spared: 0, dryRun,
     };
-    const sizes = new Map(blobs.map((b) => [b.name, b.size]));
+    const sizes = new Map<string, number>(blobs.map((b) => [b.name, b.size]));
     if (dryRun) {
       // What a run now would delete: every unreferenced blob past the grace period, at the latest
       // after the safety window.
@@ -120,11 +108,11 @@ export async function prune(o: PruneOptions): Promise<PruneReport> {
     }
     await execute(plan.notices);
     if (plan.announce.length > 0) {
-      const notice = await publishNotice(store, plan.announce, now(), now() + windowMs, { signal });
+      const notice = await repo.publishNotice(plan.announce, now(), now() + windowMs, { signal });
       log(`announced ${plan.announce.length} unreferenced blob(s) for deletion in ${notice.key}`);
       if (windowMs === 0) {
         // Deleting right away is only safe against runs seen *after* the notice is visible.
-        runs = await listRuns(store, { signal });
+        runs = await repo.runs({ signal });
         existing = new Set((await repo.listSnapshots({ signal })).map((s) => s.id));
         const again = planPrune({ ...input, now: now(), notices: [notice], runs, existing, blobs: [] });
         await execute(again.notices);
@@ -149,11 +137,11 @@ export async function prune(o: PruneOptions): Promise<PruneReport> {
           // what this run deletes.
           const size = sizes.get(name);
           if (size === undefined) continue;
-          await store.delete(blobKey(name), { signal });
+          await repo.deleteBlob(name, { signal });
           report.blobsDeleted++;
           report.bytesDeleted += size;
         }
-        await retireNotice(store, d.notice, now(), { signal });
+        await repo.retireNotice(d.notice, now(), { signal });
       }
     }
   } finally {
@@ -166,7 +154,7 @@ export async function prune(o: PruneOptions): Promise<PruneReport> {
  * repository. Deleting everything is allowed only with `force`.
  */
 async function refuseEmpty(repo: Repository, signal?: AbortSignal): Promise<void> {
-  const blobs = await listBlobs(repo, signal);
+  const blobs = await repo.listBlobs({ signal });
   if (blobs.length === 0) return;
   throw new ConfigError(
     "--index-prefix",
@@ -175,40 +163,15 @@ async function refuseEmpty(repo: Repository, signal?: AbortSignal): Promise<void
   );
 }
 
-/** Blobs referenced by `snapshots`, read from their databases. */
-export async function liveBlobs(
-  repo: Repository,
-  snapshots: readonly SnapshotObject[],
-  identities: readonly X25519Identity[],
-  signal?: AbortSignal,
-): Promise<{ live: Set<string>; liveFrom: Set<string> }> {
-  const live = new Set<string>();
-  const liveFrom = new Set<string>();
-  for (const s of snapshots) {
-    for (const name of await referencedBlobs(repo, s, identities, signal)) live.add(name);
-    liveFrom.add(s.id);
-  }
-  return { live, liveFrom };
-}
-
-export async function listBlobs(repo: Repository, signal?: AbortSignal): Promise<{ name: string; size: number; mtime: number }[]> {
-  const out = [];
-  for await (const info of repo.store.list("blobs/", { signal })) {
-    const name = blobNameOfKey(info.key);
-    if (name) out.push({ name, size: info.size, mtime: info.mtime.getTime() });
-  }
-  return out;
-}
-
 /** Removes heartbeats of finished or long-dead runs and old done-notices. */
-async function tidy(repo: Repository, runs: Awaited<ReturnType<typeof listRuns>>, existing: ReadonlySet<string>, now: number, signal?: AbortSignal): Promise<void> {
+async function tidy(repo: Repository, runs: readonly RunMarker[], existing: ReadonlySet<string>, now: number, signal?: AbortSignal): Promise<void> {
   for (const r of runs) {
     const finished = existing.has(r.snapshotId);
     const dead = !runIsActive(r, { now, staleRunMs: DEAD_RUN_KEEP, existing });
-    if (finished || dead) for (const k of r.keys) await repo.store.delete(k, { signal });
+    if (finished || dead) await repo.deleteRun(r, { signal });
   }
-  for (const n of await listNotices(repo.store, DONE_PREFIX, { signal })) {
-    if (n.published < now - DONE_KEEP) await repo.store.delete(n.key, { signal });
+  for (const n of await repo.notices("done", { signal })) {
+    if (n.published < now - DONE_KEEP) await repo.deleteNotice(n, { signal });
   }
 }
 

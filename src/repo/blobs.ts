@@ -1,7 +1,27 @@
 import { IntegrityError } from "../errors.js";
-import { blobKey } from "../pack/names.js";
+import type { BlobName } from "../model/ids.js";
 import type { SealedBlob } from "../pack/writer.js";
 import type { CallOptions, Store } from "../store/store.js";
+import { blobKey, blobNameOfKey, BLOBS_PREFIX } from "./layout.js";
+
+/** A blob as the store lists it. */
+export interface StoredBlob {
+  name: BlobName;
+  /** Ciphertext size. */
+  size: number;
+  /** When the store received it (ms since epoch, store time). */
+  mtime: number;
+}
+
+/** Every blob in the store; objects under `blobs/` that are not blobs by name are left out. */
+export async function listBlobs(store: Pick<Store, "list">, options: CallOptions = {}): Promise<StoredBlob[]> {
+  const out: StoredBlob[] = [];
+  for await (const info of store.list(BLOBS_PREFIX, options)) {
+    const name = blobNameOfKey(info.key);
+    if (name) out.push({ name, size: info.size, mtime: info.mtime.getTime() });
+  }
+  return out;
+}
 
 /**
  * Stores a sealed blob under its content address, with its SHA-256 for the server to verify,

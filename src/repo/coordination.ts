@@ -4,22 +4,18 @@ import { IntegrityError, LockedError, isNotFound } from "../errors.js";
 import { getBytes } from "../store/bytes.js";
 import { holderAlive } from "../util/process.js";
 import type { CallOptions, Store } from "../store/store.js";
+import {
+  heartbeatKey, isNoticeKey, noticeKey, noticeName, noticePrefix, parseRunKey, PRUNE_LOCK, runEndKey, runPrefix, RUNS_PREFIX,
+  type NoticeKind,
+} from "./layout.js";
 
-// The small plaintext objects through which backups and prunes coordinate (docs/FORMAT.md §6).
-// None holds a secret or a path: blob names are already public, run markers name a snapshot id
-// that will be public anyway, and the lock names a host.
-//
-//   runs/<snapshot-id>/<ms>.json      backup heartbeats: "a backup with this id is running"
-//   prune/pending/<ms>-<rand>.json    blobs a prune has announced it will delete
-//   prune/done/<ms>-<rand>.json       the same notice after its blobs were deleted (kept 30 days)
-//   locks/prune.json                  one prune at a time
-
-export const RUNS_PREFIX = "runs/";
-export const PENDING_PREFIX = "prune/pending/";
-export const DONE_PREFIX = "prune/done/";
-export const PRUNE_LOCK = "locks/prune.json";
+// The small plaintext objects through which backups and prunes coordinate (docs/FORMAT.md §6;
+// their keys: layout.ts). None holds a secret or a path: blob names are already public, run
+// markers name a snapshot id that will be public anyway, and the lock names a host. Repository
+// is the door to these; the store stays inside repo/.
 
 export interface Notice {
+  /** Where the notice is stored: it names the notice in messages and reports. */
   key: string;
   /** When the notice became visible in the store (its mtime, ms since epoch). */
   published: number;
@@ -37,6 +33,7 @@ export interface RunMarker {
   started: number;
   /** The run wrote its end marker (it succeeded or failed; it will reference nothing more). */
   finished: boolean;
+  /** Its markers' keys, for Repository.deleteRun. */
   keys: string[];
 }
 
@@ -61,27 +58,37 @@ async function readJson(store: Store, key: string, options: CallOptions): Promis
 
 /** Writes a heartbeat for a running backup. Put-only: a backup may not delete anything. */
 export async function beat(store: Store, snapshotId: string, now: number, options: CallOptions = {}): Promise<void> {
-  await store.put(`${RUNS_PREFIX}${snapshotId}/${now}.json`, json({ snapshot: snapshotId, host: hostname(), time: new Date(now).toISOString() }), options);
+  await store.put(heartbeatKey(snapshotId, now), json({ snapshot: snapshotId, host: hostname(), time: new Date(now).toISOString() }), options);
+}
+
+/** Marks a run as ended, whatever its outcome; written after its snapshot, if any. */
+export async function endRun(store: Store, snapshotId: string, options: CallOptions = {}): Promise<void> {
+  await store.put(runEndKey(snapshotId), json({ snapshot: snapshotId, host: hostname(), time: new Date().toISOString() }), options);
+}
+
+/** Store time of a run's first heartbeat, or undefined when the store holds none. */
+export async function runStarted(store: Store, snapshotId: string, options: CallOptions = {}): Promise<number | undefined> {
+  let started: number | undefined;
+  for await (const info of store.list(runPrefix(snapshotId), options)) {
+    const t = info.mtime.getTime();
+    started = started === undefined ? t : Math.min(started, t);
+  }
+  return started;
 }
 
 /**
  * Backup runs seen through their heartbeats. Times are the store's own (object mtimes), so the
  * clocks of the backed-up hosts do not matter.
  */
-/** Marks a run as ended, whatever its outcome; written after its snapshot, if any. */
-export async function endRun(store: Store, snapshotId: string, options: CallOptions = {}): Promise<void> {
-  await store.put(`${RUNS_PREFIX}${snapshotId}/done.json`, json({ snapshot: snapshotId, host: hostname(), time: new Date().toISOString() }), options);
-}
-
 export async function listRuns(store: Store, options: CallOptions = {}): Promise<RunMarker[]> {
   const runs = new Map<string, RunMarker>();
   for await (const info of store.list(RUNS_PREFIX, options)) {
-    const m = /^runs\/([^/]+)\/(\d+|done)\.json$/.exec(info.key);
+    const m = parseRunKey(info.key);
     if (!m) continue;
-    const id = m[1]!;
+    const id = m.snapshotId;
     const t = info.mtime.getTime();
     const run = runs.get(id) ?? { snapshotId: id, lastBeat: t, started: t, finished: false, keys: [] };
-    if (m[2] === "done") run.finished = true;
+    if (m.end) run.finished = true;
     else {
       run.lastBeat = Math.max(run.lastBeat, t);
       run.started = Math.min(run.started, t);
@@ -95,7 +102,7 @@ export async function listRuns(store: Store, options: CallOptions = {}): Promise
 // ---- prune notices -------------------------------------------------------------------------
 
 export async function publishNotice(store: Store, blobs: readonly string[], now: number, notBefore: number, options: CallOptions = {}): Promise<Notice> {
-  const key = `${PENDING_PREFIX}${now}-${randomBytes(4).toString("hex")}.json`;
+  const key = noticeKey("pending", `${now}-${randomBytes(4).toString("hex")}.json`);
   const host = hostname();
   await store.put(key, json({ published: now, not_before: notBefore, host, blobs }), options);
   // Runs are compared with the notice in store time; ask the store what time that was.
@@ -104,21 +111,27 @@ export async function publishNotice(store: Store, blobs: readonly string[], now:
 }
 
 /**
- * Reads notices under `prefix`. A notice that does not parse is reported through `onBad`, not
+ * Reads the notices of one kind. A notice that does not parse is reported through `onBad`, not
  * thrown: anyone with put access can write here, and junk must not stop backups. A notice that
  * cannot be read (the store failed) is an error.
  */
+export interface NoticeListOptions extends CallOptions {
+  /** Only notices published at or after this store time. */
+  since?: number;
+  /** Called for a notice that is not valid JSON, which is skipped. */
+  onBad?: (key: string, err: unknown) => void;
+}
+
 export async function listNotices(
   store: Store,
-  prefix: string,
-  options: CallOptions & { since?: number; onBad?: (key: string, err: unknown) => void } = {},
+  kind: NoticeKind,
+  options: NoticeListOptions = {},
 ): Promise<Notice[]> {
   const out: Notice[] = [];
-  for await (const info of store.list(prefix, options)) {
-    const m = /(\d+)-[0-9a-f]+\.json$/.exec(info.key);
+  for await (const info of store.list(noticePrefix(kind), options)) {
     // The store's mtime, not the writer's clock, says when a notice became visible.
     const published = info.mtime.getTime();
-    if (!m || (options.since !== undefined && published < options.since)) continue;
+    if (!isNoticeKey(info.key) || (options.since !== undefined && published < options.since)) continue;
     try {
       const v = await readJson(store, info.key, options);
       const blobs = Array.isArray(v["blobs"]) ? (v["blobs"] as unknown[]).filter((b): b is string => typeof b === "string" && NAME.test(b)) : [];
@@ -143,8 +156,7 @@ export async function listNotices(
 
 /** Moves a notice from pending to done: the record stays for backups with old indexes. */
 export async function retireNotice(store: Store, notice: Notice, now: number, options: CallOptions = {}): Promise<void> {
-  const name = notice.key.slice(notice.key.lastIndexOf("/") + 1);
-  await store.put(`${DONE_PREFIX}${name}`, json({ published: notice.published, not_before: notice.notBefore, deleted: now, host: notice.host, blobs: notice.blobs }), options);
+  await store.put(noticeKey("done", noticeName(notice.key)), json({ published: notice.published, not_before: notice.notBefore, deleted: now, host: notice.host, blobs: notice.blobs }), options);
   await store.delete(notice.key, options);
 }
 

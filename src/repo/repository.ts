@@ -4,50 +4,54 @@ import { Readable } from "node:stream";
 import { AgeEncryptor, createDecryptStream } from "../crypto/age.js";
 import type { X25519Identity, X25519Recipient } from "../crypto/keys.js";
 import { NotFoundError } from "../errors.js";
-import { BlobReader } from "../pack/reader.js";
+import type { BlobName } from "../model/ids.js";
+import { parseSnapshotId, type SnapshotName } from "../model/snapshot-id.js";
+import { BlobReader, type BlobSource, type ReadOptions } from "../pack/reader.js";
 import { Spool } from "../pack/spool.js";
 import type { SealedBlob } from "../pack/writer.js";
-import { compressStream, decompressStream } from "../pack/zstd-stream.js";
-import { parseSnapshotId, type SnapshotName } from "../model/snapshot-id.js";
-import type { CallOptions, Store } from "../store/store.js";
-import { storeBlob } from "./blobs.js";
+import { getBytes } from "../store/bytes.js";
+import type { ByteRange, CallOptions, Store } from "../store/store.js";
+import { listBlobs, storeBlob, type StoredBlob } from "./blobs.js";
+import {
+  acquirePruneLock, beat, endRun, listNotices, listRuns, publishNotice, retireNotice, runStarted,
+  type Notice, type NoticeListOptions, type PruneLock, type RunMarker,
+} from "./coordination.js";
+import { blobKey, DEFAULT_INDEX_PREFIX, normalizeIndexPrefix, snapshotIdOfKey, snapshotKey, type NoticeKind } from "./layout.js";
+import { compressStream, decompressStream } from "./snapshot-zstd.js";
 
-// A repository is a Store plus the naming rules of docs/FORMAT.md: blobs under `blobs/`,
-// snapshot databases under the index prefix. Everything above this layer speaks in blobs and
-// snapshots, never in keys.
-
-export const SNAPSHOT_SUFFIX = ".sqlite.zst.age";
+// A repository is a Store plus the naming rules of docs/FORMAT.md (layout.ts). Everything above
+// this layer speaks of blobs, snapshots, runs, notices and the prune lock, never of keys, and
+// never holds the store itself: it is private to repo/.
 
 export interface SnapshotObject extends SnapshotName {
+  /** The object's key: how messages name the snapshot. */
   key: string;
   size: number;
 }
 
-export class Repository {
-  readonly indexPrefix: string;
+export type { Notice, NoticeKind, PruneLock, RunMarker, StoredBlob };
 
-  constructor(
-    readonly store: Store,
-    indexPrefix = "index/",
-  ) {
-    this.indexPrefix = indexPrefix.endsWith("/") ? indexPrefix : `${indexPrefix}/`;
+export class Repository implements BlobSource {
+  readonly indexPrefix: string;
+  readonly #store: Store;
+
+  constructor(store: Store, indexPrefix = DEFAULT_INDEX_PREFIX) {
+    this.#store = store;
+    this.indexPrefix = normalizeIndexPrefix(indexPrefix);
   }
 
   get location(): string {
-    return this.store.location;
+    return this.#store.location;
   }
 
-  snapshotKey(id: string): string {
-    return `${this.indexPrefix}${id}${SNAPSHOT_SUFFIX}`;
-  }
+  // ---- snapshots ---------------------------------------------------------------------------
 
   /** Every snapshot, oldest first. Needs no key: ids carry host and time. */
   async listSnapshots(options: CallOptions = {}): Promise<SnapshotObject[]> {
     const out: SnapshotObject[] = [];
-    for await (const info of this.store.list(this.indexPrefix, options)) {
-      const rest = info.key.slice(this.indexPrefix.length);
-      if (rest.includes("/") || !rest.endsWith(SNAPSHOT_SUFFIX)) continue;
-      const name = parseSnapshotId(rest.slice(0, -SNAPSHOT_SUFFIX.length));
+    for await (const info of this.#store.list(this.indexPrefix, options)) {
+      const id = snapshotIdOfKey(this.indexPrefix, info.key);
+      const name = id === undefined ? undefined : parseSnapshotId(id);
       if (name) out.push({ ...name, key: info.key, size: info.size });
     }
     return out.sort((a, b) => a.time.getTime() - b.time.getTime() || a.id.localeCompare(b.id));
@@ -93,7 +97,7 @@ export class Repository {
     }
     const sealed = await spool.seal();
     try {
-      await this.store.put(this.snapshotKey(id), sealed.body, { ...options, sha256: sealed.sha256 });
+      await this.#store.put(snapshotKey(this.indexPrefix, id), sealed.body, { ...options, sha256: sealed.sha256 });
       return sealed.size;
     } finally {
       await sealed.dispose();
@@ -102,7 +106,7 @@ export class Repository {
 
   /** Downloads, decrypts and decompresses a snapshot database to `dest`. */
   async getSnapshot(snapshot: SnapshotObject, identities: readonly X25519Identity[], dest: string, options: CallOptions = {}): Promise<void> {
-    const body = await this.store.get(snapshot.key, options);
+    const body = await this.#store.get(snapshot.key, options);
     const plain = body.pipe(createDecryptStream(identities, snapshot.key));
     body.once("error", (err) => plain.destroy(err));
     await pipeline(Readable.from(decompressStream(plain, snapshot.key, { signal: options.signal })), createWriteStream(dest, { mode: 0o600 }), {
@@ -111,14 +115,90 @@ export class Repository {
   }
 
   async deleteSnapshot(snapshot: SnapshotObject, options: CallOptions = {}): Promise<void> {
-    await this.store.delete(snapshot.key, options);
+    await this.#store.delete(snapshot.key, options);
   }
 
+  // ---- blobs -------------------------------------------------------------------------------
+
+  /** Stores a sealed blob (see blobs.ts); false when it was already stored. */
   storeBlob(blob: SealedBlob, options: CallOptions = {}): Promise<boolean> {
-    return storeBlob(this.store, blob, options);
+    return storeBlob(this.#store, blob, options);
+  }
+
+  /** Every stored blob, in no promised order. */
+  listBlobs(options: CallOptions = {}): Promise<StoredBlob[]> {
+    return listBlobs(this.#store, options);
+  }
+
+  deleteBlob(name: BlobName | string, options: CallOptions = {}): Promise<void> {
+    return this.#store.delete(blobKey(name), options);
   }
 
   blobReader(identities: readonly X25519Identity[]): BlobReader {
-    return new BlobReader(this.store, identities);
+    return new BlobReader(this, identities);
+  }
+
+  openBlob(name: string, options: ReadOptions = {}): Promise<Readable> {
+    return this.#store.get(blobKey(name), options);
+  }
+
+  readBlobRange(name: string, range: ByteRange, options: ReadOptions = {}): Promise<Buffer> {
+    return getBytes(this.#store, blobKey(name), { ...options, range });
+  }
+
+  blobObject(name: string): string {
+    return blobKey(name);
+  }
+
+  // ---- backup runs (heartbeats) ------------------------------------------------------------
+
+  /** Writes a heartbeat for a running backup at `now`. Put-only: a backup deletes nothing. */
+  beat(snapshotId: string, now: number, options: CallOptions = {}): Promise<void> {
+    return beat(this.#store, snapshotId, now, options);
+  }
+
+  /** Marks a run as ended, whatever its outcome; written after its snapshot, if any. */
+  endRun(snapshotId: string, options: CallOptions = {}): Promise<void> {
+    return endRun(this.#store, snapshotId, options);
+  }
+
+  /** Store time of a run's first heartbeat (undefined when there is none). */
+  runStarted(snapshotId: string, options: CallOptions = {}): Promise<number | undefined> {
+    return runStarted(this.#store, snapshotId, options);
+  }
+
+  /** Every run that left a heartbeat, in store time. */
+  runs(options: CallOptions = {}): Promise<RunMarker[]> {
+    return listRuns(this.#store, options);
+  }
+
+  /** Removes a run's heartbeats and end marker. */
+  async deleteRun(run: RunMarker, options: CallOptions = {}): Promise<void> {
+    for (const k of run.keys) await this.#store.delete(k, options);
+  }
+
+  // ---- prune notices and lock --------------------------------------------------------------
+
+  notices(kind: NoticeKind, options: NoticeListOptions = {}): Promise<Notice[]> {
+    return listNotices(this.#store, kind, options);
+  }
+
+  /** Announces that `blobs` will be deleted from `notBefore` on. */
+  publishNotice(blobs: readonly string[], now: number, notBefore: number, options: CallOptions = {}): Promise<Notice> {
+    return publishNotice(this.#store, blobs, now, notBefore, options);
+  }
+
+  /** Moves a pending notice to done once its blobs are deleted. */
+  retireNotice(notice: Notice, now: number, options: CallOptions = {}): Promise<void> {
+    return retireNotice(this.#store, notice, now, options);
+  }
+
+  deleteNotice(notice: Notice, options: CallOptions = {}): Promise<void> {
+    return this.#store.delete(notice.key, options);
+  }
+
+  /** Takes the repository's prune lock (see coordination.ts); LockedError when another holds it. */
+  acquirePruneLock(now: number, ttlMs: number, options: CallOptions = {}): Promise<PruneLock> {
+    return acquirePruneLock(this.#store, now, ttlMs, options);
   }
 }

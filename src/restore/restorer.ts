@@ -4,7 +4,6 @@ import {
 import { dirname } from "node:path";
 import type { X25519Identity } from "../crypto/keys.js";
 import { IntegrityError } from "../errors.js";
-import { blobKey } from "../pack/names.js";
 import type { ChunkLocation } from "../model/chunk.js";
 import type { Repository } from "../repo/repository.js";
 import type { EntryRow, Placement, SnapshotReader } from "../snapshot/read.js";
@@ -204,7 +203,7 @@ export class Restorer {
 
   /** Hands a frame to the writers, with where each of its chunks goes. */
   private async place(frame: Buffer, chunks: readonly { loc: ChunkLocation; targets: readonly Placement[] }[]): Promise<void> {
-    const object = blobKey(chunks[0]!.loc.blob);
+    const object = this.o.repo.blobObject(chunks[0]!.loc.blob);
     const ops = chunks.map((c) => ({
       loc: c.loc,
       targets: c.targets.map((t): WriteOp => {

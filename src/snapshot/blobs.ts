@@ -11,3 +11,19 @@ export function referencedBlobs(
 ): Promise<string[]> {
   return withSnapshot(repo, snapshot, identities, async (r) => r.blobs().map((b) => b.name), signal);
 }
+
+/** Blobs referenced by `snapshots` (live), and the snapshots that were read (liveFrom). */
+export async function liveBlobs(
+  repo: Repository,
+  snapshots: readonly SnapshotObject[],
+  identities: readonly X25519Identity[],
+  signal?: AbortSignal,
+): Promise<{ live: Set<string>; liveFrom: Set<string> }> {
+  const live = new Set<string>();
+  const liveFrom = new Set<string>();
+  for (const s of snapshots) {
+    for (const name of await referencedBlobs(repo, s, identities, signal)) live.add(name);
+    liveFrom.add(s.id);
+  }
+  return { live, liveFrom };
+}

@@ -1,5 +1,6 @@
 import { rmSync } from "node:fs";
 import Database from "better-sqlite3";
+import { shareView, type PathSource, type SharedView } from "../catalog/attach.js";
 import type { Catalog } from "../catalog/db.js";
 import { IntegrityError } from "../errors.js";
 import { COMPRESSION } from "../model/chunk.js";
@@ -9,7 +10,7 @@ import { SNAPSHOT_FORMAT, SNAPSHOT_SCHEMA, type SnapshotEntry, type SnapshotMeta
 // (paths, modes, chunk ids), the same kind of data the local index already keeps on this host.
 // Chunk locations are filled in at the end from the catalog, once every blob is stored.
 
-export class SnapshotBuilder {
+export class SnapshotBuilder implements PathSource {
   private readonly db: Database.Database;
   private readonly insertFile: Database.Statement;
   private readonly insertChunk: Database.Statement;
@@ -67,34 +68,55 @@ export class SnapshotBuilder {
   finish(catalog: Catalog): { stats: SnapshotStats; blobs: string[] } {
     this.db.exec("COMMIT");
     // One SQL join against the catalog file instead of a lookup per chunk.
-    this.db.prepare("ATTACH DATABASE ? AS cat").run(catalog.path);
+    const located = catalog.shareChunkLocations(this.db);
+    let blobs: string[];
+    try {
+      this.db.exec("BEGIN");
+      this.locate(located);
+      const meta: SnapshotMeta = { ...this.meta, format: SNAPSHOT_FORMAT, stats: this.stats };
+      const setMeta = this.db.prepare("INSERT INTO meta(key, value) VALUES (?, ?)");
+      for (const [key, value] of Object.entries(meta)) {
+        setMeta.run(key, typeof value === "string" ? value : JSON.stringify(value));
+      }
+      blobs = this.db.prepare("SELECT name FROM main.blobs").pluck().all() as string[];
+      this.db.exec("COMMIT");
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      throw err;
+    } finally {
+      // Detaching waits for the transaction's end.
+      located.close();
+    }
+    this.db.close();
+    return { stats: this.stats, blobs };
+  }
+
+  /**
+   * Fills blobs and chunks from `located` (the catalog's chunk locations). A chunk the catalog
+   * cannot place means its blob is not known to be stored.
+   */
+  private locate(located: SharedView): void {
     this.db.exec(`
-      BEGIN;
       CREATE TEMP TABLE wanted AS SELECT DISTINCT chunk FROM file_chunks;
       INSERT INTO blobs(name, size, header_length)
-        SELECT DISTINCT b.name, b.size, b.header_length FROM temp.wanted w
-        JOIN cat.chunks c ON c.hash = w.chunk JOIN cat.blobs b ON b.id = c.blob_id;
+        SELECT DISTINCT l.blob, l.blob_size, l.header_length FROM temp.wanted w JOIN ${located.name} l ON l.hash = w.chunk;
       INSERT INTO chunks(hash, blob_id, offset, length, raw_offset, raw_length, compression)
-        SELECT c.hash, nb.id, c.offset, c.length, c.raw_offset, c.raw_length, '${COMPRESSION}' FROM temp.wanted w
-        JOIN cat.chunks c ON c.hash = w.chunk JOIN cat.blobs b ON b.id = c.blob_id JOIN main.blobs nb ON nb.name = b.name;
+        SELECT l.hash, nb.id, l.offset, l.length, l.raw_offset, l.raw_length, '${COMPRESSION}' FROM temp.wanted w
+        JOIN ${located.name} l ON l.hash = w.chunk JOIN main.blobs nb ON nb.name = l.blob;
     `);
     const missing = this.db
       .prepare("SELECT hex(w.chunk) FROM temp.wanted w LEFT JOIN main.chunks c ON c.hash = w.chunk WHERE c.hash IS NULL LIMIT 1")
       .pluck()
       .get() as string | undefined;
+    this.db.exec("DROP TABLE temp.wanted");
     if (missing !== undefined) {
-      this.db.exec("ROLLBACK");
       throw new IntegrityError(`chunk ${missing.toLowerCase()}`, "is referenced but its blob is not recorded as stored");
     }
-    const meta: SnapshotMeta = { ...this.meta, format: SNAPSHOT_FORMAT, stats: this.stats };
-    const setMeta = this.db.prepare("INSERT INTO meta(key, value) VALUES (?, ?)");
-    for (const [key, value] of Object.entries(meta)) {
-      setMeta.run(key, typeof value === "string" ? value : JSON.stringify(value));
-    }
-    const blobs = this.db.prepare("SELECT name FROM main.blobs").pluck().all() as string[];
-    this.db.exec("DROP TABLE temp.wanted; COMMIT; DETACH DATABASE cat;");
-    this.db.close();
-    return { stats: this.stats, blobs };
+  }
+
+  /** The walked paths, for the catalog to drop what the walk no longer saw (after finish). */
+  sharePaths(conn: Database.Database): SharedView {
+    return shareView(conn, this.path, "snap", "snapshot_paths", "SELECT path FROM snap.files");
   }
 
   /** Abandons the snapshot and removes its temp file. */

@@ -32,7 +32,8 @@ export interface Placement {
 }
 
 export class SnapshotReader {
-  readonly db: Database.Database;
+  // Private: the snapshot schema's SQL stays in snapshot/, callers ask through methods.
+  readonly #db: Database.Database;
   readonly meta: SnapshotMeta;
 
   constructor(
@@ -40,8 +41,8 @@ export class SnapshotReader {
     readonly object: string,
   ) {
     try {
-      this.db = new Database(path, { readonly: true, fileMustExist: true });
-      this.meta = readMeta(this.db, object);
+      this.#db = new Database(path, { readonly: true, fileMustExist: true });
+      this.meta = readMeta(this.#db, object);
     } catch (err) {
       if (err instanceof IntegrityError) throw err;
       throw new IntegrityError(object, `not a readable snapshot database: ${(err as Error).message}`, { cause: err });
@@ -52,7 +53,7 @@ export class SnapshotReader {
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (this.#db.open) this.#db.close();
   }
 
   get stats(): SnapshotStats | undefined {
@@ -69,8 +70,8 @@ export class SnapshotReader {
       (withChunks ? ", (SELECT count(*) FROM file_chunks fc WHERE fc.file_id = files.id) AS chunks" : "");
     const stmt =
       prefix === undefined || prefix === ""
-        ? this.db.prepare(`SELECT ${cols} FROM files ORDER BY path`)
-        : this.db.prepare(`SELECT ${cols} FROM files WHERE path = ? OR (path > ? AND path < ?) ORDER BY path`);
+        ? this.#db.prepare(`SELECT ${cols} FROM files ORDER BY path`)
+        : this.#db.prepare(`SELECT ${cols} FROM files WHERE path = ? OR (path > ? AND path < ?) ORDER BY path`);
     const args = prefix === undefined || prefix === "" ? [] : [prefix, ...belowBounds(prefix)];
     for (const row of stmt.safeIntegers(true).iterate(...args) as Iterable<Record<string, unknown>>) {
       yield toEntry(row, this.object);
@@ -83,12 +84,12 @@ export class SnapshotReader {
   }
 
   errors(): { path: string; message: string }[] {
-    return this.db.prepare("SELECT path, message FROM errors ORDER BY path").all() as { path: string; message: string }[];
+    return this.#db.prepare("SELECT path, message FROM errors ORDER BY path").all() as { path: string; message: string }[];
   }
 
   /** Every blob the snapshot references, with its size. */
   blobs(): { name: string; size: number }[] {
-    return this.db.prepare("SELECT name, size FROM blobs ORDER BY name").all() as { name: string; size: number }[];
+    return this.#db.prepare("SELECT name, size FROM blobs ORDER BY name").all() as { name: string; size: number }[];
   }
 
   /**
@@ -100,7 +101,7 @@ export class SnapshotReader {
     const whole = prefix === undefined || prefix === "";
     const filter = whole ? "WHERE f.type = 'file'" : "WHERE f.type = 'file' AND (f.path = ? OR (f.path > ? AND f.path < ?))";
     const args = whole ? [] : [prefix, ...belowBounds(prefix)];
-    const stmt = this.db.prepare(`
+    const stmt = this.#db.prepare(`
       WITH placed AS (
         SELECT fc.file_id, fc.chunk,
                SUM(c.raw_length) OVER (PARTITION BY fc.file_id ORDER BY fc.seq) - c.raw_length AS file_offset,
@@ -144,9 +145,34 @@ export class SnapshotReader {
     }
   }
 
+  /**
+   * Every chunk location the snapshot records, in no promised order (check reads each blob's
+   * chunks from these).
+   */
+  *chunkLocations(): Generator<ChunkLocation> {
+    const rows = this.#db
+      .prepare(
+        "SELECT b.name AS blob, hex(c.hash) AS id, c.offset, c.length, c.raw_offset AS rawOffset, c.raw_length AS rawLength " +
+          "FROM chunks c JOIN blobs b ON b.id = c.blob_id",
+      )
+      .iterate() as Iterable<{ blob: string; id: string; offset: number; length: number; rawOffset: number; rawLength: number }>;
+    for (const row of rows) yield { ...row, id: row.id.toLowerCase() as ChunkId, blob: row.blob as BlobName, compression: COMPRESSION };
+  }
+
+  /** Paths of the files that take a chunk from `blob`, in path order. */
+  filesUsing(blob: string): string[] {
+    return this.#db
+      .prepare(
+        `SELECT DISTINCT f.path FROM files f JOIN file_chunks fc ON fc.file_id = f.id JOIN chunks c ON c.hash = fc.chunk
+         JOIN blobs b ON b.id = c.blob_id WHERE b.name = ? ORDER BY f.path`,
+      )
+      .pluck()
+      .all(blob) as string[];
+  }
+
   /** Chunks per file whose hash has no location: a damaged snapshot database. */
   unplacedChunks(): number {
-    return this.db
+    return this.#db
       .prepare(
         "SELECT count(*) FROM file_chunks fc LEFT JOIN chunks c ON c.hash = fc.chunk LEFT JOIN blobs b ON b.id = c.blob_id WHERE b.id IS NULL",
       )

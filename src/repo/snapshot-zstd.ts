@@ -1,9 +1,10 @@
 import { decompress } from "@mongodb-js/zstd";
 import { IntegrityError } from "../errors.js";
-import { compressFrame, DEFAULT_LEVEL } from "./zstd.js";
+import { compressFrame, DEFAULT_LEVEL } from "../pack/zstd.js";
 
-// Streaming zstd on top of an addon that only has one-shot calls. The writer cuts the input
-// into frames of at most `frameSize` raw bytes; concatenated frames are one valid zstd stream
+// Streaming zstd for snapshot databases (blobs compress chunk by chunk, in pack/), on top of
+// an addon that only has one-shot calls. The writer cuts the input into frames of at most
+// `frameSize` raw bytes; concatenated frames are one valid zstd stream
 // (RFC 8878 §3.1), so `zstd -d` reads our output. The reader parses just enough of the frame
 // format to find where each frame ends, then decompresses frames one at a time. Memory stays
 // bounded by a few frames either way, whatever the size of the whole object.
