@@ -110,11 +110,6 @@ export async function publishNotice(store: Store, blobs: readonly string[], now:
   return { key, published: mtime.getTime(), notBefore, blobs: [...blobs], host };
 }
 
-/**
- * Reads the notices of one kind. A notice that does not parse is reported through `onBad`, not
- * thrown: anyone with put access can write here, and junk must not stop backups. A notice that
- * cannot be read (the store failed) is an error.
- */
 export interface NoticeListOptions extends CallOptions {
   /** Only notices published at or after this store time. */
   since?: number;
@@ -122,6 +117,11 @@ export interface NoticeListOptions extends CallOptions {
   onBad?: (key: string, err: unknown) => void;
 }
 
+/**
+ * Reads the notices of one kind. A notice that does not parse is reported through `onBad`, not
+ * thrown: anyone with put access can write here, and junk must not stop backups. A notice that
+ * cannot be read (the store failed) is an error.
+ */
 export async function listNotices(
   store: Store,
   kind: NoticeKind,
