@@ -4,7 +4,6 @@ import { Readable } from "node:stream";
 import { AgeEncryptor, createDecryptStream } from "../crypto/age.js";
 import type { X25519Identity, X25519Recipient } from "../crypto/keys.js";
 import { NotFoundError } from "../errors.js";
-import type { BlobName } from "../model/ids.js";
 import { parseSnapshotId, type SnapshotName } from "../model/snapshot-id.js";
 import { BlobReader, type BlobSource, type ReadOptions } from "../pack/reader.js";
 import { Spool } from "../pack/spool.js";
@@ -130,7 +129,7 @@ export class Repository implements BlobSource {
     return listBlobs(this.#store, options);
   }
 
-  deleteBlob(name: BlobName | string, options: CallOptions = {}): Promise<void> {
+  deleteBlob(name: string, options: CallOptions = {}): Promise<void> {
     return this.#store.delete(blobKey(name), options);
   }
 
