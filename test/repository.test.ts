@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { assertNotDoomed, syncCatalog } from "../src/backup/prune-sync.js";
 import { Catalog } from "../src/catalog/db.js";
 import { LockedError } from "../src/errors.js";
 import type { ChunkLocation } from "../src/model/chunk.js";
@@ -173,6 +174,43 @@ describe("SnapshotReader answers check's questions without exposing its database
       expect(reader.filesUsing(NAME_B)).toEqual(["b"]);
     } finally {
       reader.close();
+    }
+  });
+});
+
+describe("a backup meets prunes through the Repository (backup/prune-sync.ts)", () => {
+  const dirs: string[] = [];
+  afterEach(async () => {
+    for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+  });
+
+  it("the catalog forgets blobs announced, missing or stored with another size", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "vaultik-sync-"));
+    dirs.push(dir);
+    const NAME_C = "ef".repeat(32) as BlobName;
+    const NAME_D = "01".repeat(32) as BlobName;
+    const store = openMemoryStore();
+    const repo = new Repository(store);
+    const catalog = new Catalog(join(dir, "catalog.sqlite"));
+    try {
+      catalog.useRecipients("r");
+      for (const [name, size] of [[NAME_A, 10], [NAME_B, 2], [NAME_C, 5], [NAME_D, 7]] as const) {
+        catalog.recordBlob({ name, size, headerLength: 1 }, []);
+      }
+      await store.put(blobKey(NAME_A), Buffer.alloc(10));
+      await store.put(blobKey(NAME_B), Buffer.alloc(3)); // another size: a damaged copy
+      await store.put(blobKey(NAME_C), Buffer.alloc(5)); // announced by a prune
+      await repo.publishNotice([NAME_C], Date.now(), Date.now());
+      // NAME_D is not stored at all.
+      expect(await syncCatalog(catalog, repo)).toBe(3);
+      expect(catalog.blobNames()).toEqual([NAME_A]);
+
+      const since = Date.now() - 120_000;
+      await repo.publishNotice([NAME_A], Date.now(), Date.now());
+      await expect(assertNotDoomed(catalog, repo, [NAME_A], since)).rejects.toThrow(/announced deletion of 1 blob/);
+      expect(catalog.blobNames()).toEqual([]);
+    } finally {
+      catalog.close();
     }
   });
 });
