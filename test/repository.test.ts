@@ -178,6 +178,35 @@ describe("SnapshotReader answers check's questions without exposing its database
   });
 });
 
+describe("a snapshot takes its chunk locations from the catalog", () => {
+  const dirs: string[] = [];
+  afterEach(async () => {
+    for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+  });
+
+  it("refuses to finish when a chunk's blob is not recorded as stored, and leaves both databases usable", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "vaultik-unplaced-"));
+    dirs.push(dir);
+    const catalog = new Catalog(join(dir, "catalog.sqlite"));
+    const builder = new SnapshotBuilder(join(dir, "snap.sqlite"), {
+      id: "s", host: "h", time: new Date(0).toISOString(), sourceDirs: ["/"], vaultikVersion: "0",
+      chunker: "fastcdc-2016", chunkSize: 1 << 20, chunkHash: "sha256", blobHash: "sha256", compression: "zstd",
+    });
+    try {
+      catalog.useRecipients("r");
+      const orphan = chunkId(Buffer.from("orphan"));
+      builder.add({ path: "f", type: "file", mode: 0o644, uid: 0, gid: 0, size: 6, mtimeNs: 0n }, [Buffer.from(orphan, "hex")]);
+      expect(() => builder.finish(catalog)).toThrow(new RegExp(`chunk ${orphan}: is referenced but its blob is not recorded as stored`));
+      // The catalog was detached again: it can still be written and closed.
+      catalog.recordBlob({ name: NAME_A, size: 1, headerLength: 1 }, []);
+      expect(catalog.blobNames()).toEqual([NAME_A]);
+    } finally {
+      builder.discard();
+      catalog.close();
+    }
+  });
+});
+
 describe("a backup meets prunes through the Repository (backup/prune-sync.ts)", () => {
   const dirs: string[] = [];
   afterEach(async () => {
