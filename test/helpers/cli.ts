@@ -9,6 +9,8 @@ export interface CliResult {
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
+  /** stdout as bytes, for binary output (`fetch … -`). */
+  stdoutBytes: Buffer;
   stderr: string;
 }
 
@@ -50,19 +52,20 @@ export function vaultik(args: readonly string[], options: CliOptions = {}): Prom
 }
 
 export function collect(child: ChildProcess, timeoutMs = 120_000): Promise<CliResult> {
-  let stdout = "";
+  const out: Buffer[] = [];
   let stderr = "";
-  child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stdout?.on("data", (d: Buffer) => out.push(d));
   child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`vaultik timed out after ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(new Error(`vaultik timed out after ${timeoutMs} ms\nstdout: ${Buffer.concat(out).toString()}\nstderr: ${stderr}`));
     }, timeoutMs);
     child.once("error", reject);
     child.once("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
+      const stdoutBytes = Buffer.concat(out);
+      resolve({ code, signal, stdout: stdoutBytes.toString(), stdoutBytes, stderr });
     });
   });
 }
