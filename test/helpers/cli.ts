@@ -23,7 +23,7 @@ export interface CliOptions {
 }
 
 /** Environment without anything of ours or AWS's that could leak in from the developer's shell. */
-function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (!k.startsWith("VAULTIK_") && !k.startsWith("AWS_")) env[k] = v;
