@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { vaultik } from "./helpers/cli.js";
+import { collect, spawnCli, vaultik } from "./helpers/cli.js";
 import { backupId, cliKeys, localRepo, type LocalRepo } from "./helpers/setup.js";
 import { pseudoRandom } from "./helpers/tree.js";
 
@@ -141,6 +141,15 @@ describe("fetch to stdout", () => {
     const res = await vaultik(["fetch", r.repo, "latest", join(r.source, "big.bin"), "-"], { cwd, env: key });
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdoutBytes.equals(big)).toBe(true);
+  });
+
+  it("a reader that closes the pipe early (`| head`) ends the fetch quietly", async () => {
+    const child = spawnCli(["fetch", r.repo, "latest", join(r.source, "big.bin"), "-"], { env: key });
+    const stdout = child.stdout!;
+    stdout.once("data", () => stdout.destroy());
+    const res = await collect(child);
+    expect(res.stderr).toBe("");
+    expect(res.code).toBe(0);
   });
 
   it("a directory to stdout is refused, naming it", async () => {

@@ -129,6 +129,10 @@ async function fetchToStdout(io: Io, flags: Flags, repo: Repository, ref: string
       abort.signal,
     );
     return EXIT.OK;
+  } catch (err) {
+    // The reader went away (`| head`): it has what it wanted, as with `cat`.
+    if ((abort.signal.reason as NodeJS.ErrnoException | undefined)?.code === "EPIPE") return EXIT.OK;
+    throw err;
   } finally {
     io.stdout.off("error", onError);
     stopSignals();
