@@ -13,7 +13,7 @@ import { generateIdentity, parseIdentity, parseRecipient } from "../src/crypto/k
 import { chunkBuffer, chunkerParams, chunkStream } from "../src/chunk/fastcdc.js";
 import { compressFrame } from "../src/pack/zstd.js";
 import { PackWriter } from "../src/pack/writer.js";
-import { chunkId } from "../src/pack/names.js";
+import { chunkId } from "../src/model/ids.js";
 
 const mibArg = process.argv.indexOf("--mib");
 const MIB = mibArg > 0 ? Number(process.argv[mibArg + 1]) : 256;

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
@@ -74,6 +75,8 @@ export interface AlertsConfig {
   ntfy?: string;
   /** Alert when no backup has succeeded for this long, in ms. */
   staleAfter: number;
+  /** While runs keep failing, remind this often (one alert per failing streak otherwise), in ms. */
+  repeatAfter: number;
 }
 
 /** A checked config. Paths are absolute, durations in ms, sizes in bytes. */
@@ -146,6 +149,7 @@ const DEFAULTS = {
   indexPrefix: "index/",
   hookTimeout: "10m",
   staleAfter: "26h",
+  alertRepeat: "24h",
 } as const;
 
 const MiB = 1024 * 1024;
@@ -157,7 +161,7 @@ const MiB = 1024 * 1024;
 export const CONFIG_KEYS: readonly ConfigKeyInfo[] = [
   { key: "age_recipient", required: true, env: "VAULTIK_AGE_RECIPIENT", description: "age public key (age1…) that backups are encrypted to; a string or a list of several" },
   { key: "age_recipient_file", env: "VAULTIK_AGE_RECIPIENT_FILE", description: "file of age1… lines (# comments allowed), instead of age_recipient" },
-  { key: "source_dirs", required: true, description: "list of directories to back up; relative paths resolve against the config file's directory" },
+  { key: "source_dirs", required: true, description: "list of directories to back up; relative paths resolve against the config file's directory; each must exist and be a directory when a backup starts" },
   { key: "exclude", default: "[]", description: "gitignore-style patterns of paths to skip, e.g. *.log, node_modules/, /build" },
   { key: "store", description: "local repository: a directory or file:/// URL (give store or s3, not both)" },
   { key: "s3", description: "S3-compatible repository (give store or s3, not both)" },
@@ -174,7 +178,7 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = [
   { key: "full_scan_interval", default: DEFAULTS.fullScanInterval, description: "how often the daemon rescans every file instead of trusting the file watcher" },
   { key: "min_time_between_run", default: DEFAULTS.minTimeBetweenRun, description: "shortest gap between two backups, however many changes arrive" },
   { key: "schedule", description: 'cron expression for scheduled backups, e.g. "0 2 * * *"' },
-  { key: "index_path", default: "$XDG_STATE_HOME/vaultik/<config name>.sqlite (~/.local/state without XDG_STATE_HOME)", description: "local SQLite index of what has been uploaded" },
+  { key: "index_path", default: "$XDG_STATE_HOME/vaultik/<config name>-<hash12>.sqlite (~/.local/state without XDG_STATE_HOME)", description: "local SQLite index of what has been uploaded; the hash is of the repository and the config file's absolute path" },
   { key: "chunk_size", default: DEFAULTS.chunkSize, description: "target average chunk size, 256 B to 16 MiB; changing it stops deduplication against earlier backups" },
   { key: "blob_size_limit", default: DEFAULTS.blobSizeLimit, description: "size at which a blob is closed and uploaded; at least 1 MiB and 4 × chunk_size (default: 16 MiB or 4 × chunk_size, whichever is larger)" },
   { key: "index_prefix", default: DEFAULTS.indexPrefix, description: "repository folder for snapshot metadata" },
@@ -202,6 +206,7 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = [
   { key: "alerts.webhook", description: "http(s) URL that receives a JSON POST" },
   { key: "alerts.ntfy", description: "ntfy topic URL, e.g. https://ntfy.sh/my-topic" },
   { key: "alerts.stale_after", default: DEFAULTS.staleAfter, description: "alert when no backup has succeeded for this long" },
+  { key: "alerts.repeat_after", default: DEFAULTS.alertRepeat, description: "while backups keep failing, send a reminder this often (one alert per failing streak otherwise)" },
   { key: "limit_upload", description: "upload bandwidth limit, e.g. 10MiB/s" },
 ];
 
@@ -232,18 +237,19 @@ export function parseConfig(text: string, options: ParseConfigOptions): Config {
   };
   const top = asSection(parseYaml(text, path), "", "");
   const chunkSize = readChunkSize(top);
+  const store = readStore(top, ctx);
   return {
     path,
     dir: ctx.dir,
     ...readRecipients(top, ctx),
     sourceDirs: readSourceDirs(top, ctx),
     exclude: stringItems(optList(top, "exclude") ?? [], "exclude"),
-    store: readStore(top, ctx),
+    store,
     backupInterval: durationOr(top, "backup_interval", DEFAULTS.backupInterval, 1),
     fullScanInterval: durationOr(top, "full_scan_interval", DEFAULTS.fullScanInterval, 1),
     minTimeBetweenRun: durationOr(top, "min_time_between_run", DEFAULTS.minTimeBetweenRun, 0),
     schedule: readSchedule(top),
-    indexPath: readIndexPath(top, ctx, path),
+    indexPath: readIndexPath(top, ctx, path, store),
     chunkSize,
     blobSizeLimit: readBlobSizeLimit(top, chunkSize),
     indexPrefix: readIndexPrefix(top),
@@ -646,14 +652,21 @@ function readSchedule(top: Section): string | undefined {
   return expr;
 }
 
-/** The given path, else `$XDG_STATE_HOME/vaultik/<config name>.sqlite` (XDG base directory spec). */
-function readIndexPath(top: Section, ctx: Context, configPath: string): string {
+/**
+ * The given path, else `$XDG_STATE_HOME/vaultik/<config name>-<hash12>.sqlite` (XDG base
+ * directory spec). The hash covers the repository and the config file's absolute path: the file
+ * name alone made `a/vaultik.yml` and `b/vaultik.yml` share one index and one lock, and a
+ * config pointed at another repository must not deduplicate against blobs of the old one.
+ */
+function readIndexPath(top: Section, ctx: Context, configPath: string, store: StoreConfig): string {
   const given = optString(top, "index_path");
   if (given !== undefined) return resolvePath(given, ctx);
   const xdg = ctx.env["XDG_STATE_HOME"];
   // The spec says to ignore a relative XDG_STATE_HOME.
   const stateHome = xdg && isAbsolute(xdg) ? xdg : join(home(ctx), ".local", "state");
-  return join(stateHome, "vaultik", `${basename(configPath, extname(configPath))}.sqlite`);
+  const repository = store.kind === "fs" ? ["fs", store.path] : ["s3", store.endpoint ?? "", store.bucket, store.prefix];
+  const hash = createHash("sha256").update(JSON.stringify({ repository, config: configPath })).digest("hex").slice(0, 12);
+  return join(stateHome, "vaultik", `${basename(configPath, extname(configPath))}-${hash}.sqlite`);
 }
 
 function readChunkSize(top: Section): number {
@@ -775,5 +788,6 @@ function readAlerts(top: Section): AlertsConfig | undefined {
     webhook: optUrl(s, "webhook", false),
     ntfy: optUrl(s, "ntfy", false),
     staleAfter: durationOr(s, "stale_after", DEFAULTS.staleAfter, 1),
+    repeatAfter: durationOr(s, "repeat_after", DEFAULTS.alertRepeat, 1),
   };
 }

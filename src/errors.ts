@@ -10,7 +10,8 @@ export type ErrorCode =
   | "STORE"
   | "NOT_FOUND"
   | "ALREADY_EXISTS"
-  | "LOCKED";
+  | "LOCKED"
+  | "SOURCE";
 
 export abstract class VaultikError extends Error {
   abstract readonly code: ErrorCode;
@@ -92,6 +93,22 @@ export class StoreError extends VaultikError {
   }
 }
 
+/**
+ * This host's own state (the local index, its work directory) could not be written: a full
+ * disk, a read-only mount. `path` names the file or directory; nothing in the repository is
+ * affected.
+ */
+export class LocalStateError extends VaultikError {
+  readonly code: ErrorCode = "STORE";
+  constructor(
+    readonly path: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${path}: ${message}`, options);
+  }
+}
+
 /** The object, snapshot or file does not exist. */
 export class NotFoundError extends VaultikError {
   readonly code = "NOT_FOUND";
@@ -116,5 +133,17 @@ export class LockedError extends VaultikError {
     message: string,
   ) {
     super(`${lock}: ${message}`);
+  }
+}
+
+/** A configured source directory cannot be backed up (missing, not a directory); `path` is absolute. */
+export class SourceError extends VaultikError {
+  readonly code = "SOURCE";
+  constructor(
+    readonly path: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`source_dirs: ${path} ${message}`, options);
   }
 }

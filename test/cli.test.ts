@@ -347,7 +347,9 @@ describe("clear errors and exit codes", () => {
     expect(r.stderr).toContain("locked.txt");
     expect(r.stderr).toMatch(/EACCES|permission denied/i);
     const summary = JSON.parse(r.stdout) as { snapshotId: string; errors: { path: string }[] };
-    expect(summary.errors.map((e) => e.path)).toEqual([`${u.source.slice(1)}/locked.txt`]);
+    // Absolute, as the user wrote source_dirs (issue 12 item 4), on stderr and in --json.
+    expect(r.stderr).toContain(`  ${u.source}/locked.txt: `);
+    expect(summary.errors.map((e) => e.path)).toEqual([`${u.source}/locked.txt`]);
     const target = join(u.dir, "restored");
     const rr = await vaultik(["restore", ...u.location, summary.snapshotId, target], { env: { VAULTIK_PRIVATE_KEY: privateKey } });
     expect(rr.code, rr.stderr).toBe(0);

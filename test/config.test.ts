@@ -25,6 +25,8 @@ const PRIVATE_KEY = encodeIdentity(Buffer.alloc(32, 7));
 const CONFIG_PATH = "/cfg/host.yml";
 const BASE = { age_recipient: R1, source_dirs: ["/data"], store: "/repo" };
 const NO_ENV: NodeJS.ProcessEnv = { HOME: "/home/u" };
+/** The default index_path: `<dir>/<config name>-<hash12>.sqlite` (test/index-path.test.ts covers the hash). */
+const defaultIndex = (dir: string, name: string) => expect.stringMatching(new RegExp(`^${dir.replaceAll(".", "\\.")}/${name}-[0-9a-f]{12}\\.sqlite$`));
 
 interface ParseOptions {
   env?: NodeJS.ProcessEnv;
@@ -212,7 +214,7 @@ describe("parseConfig: a minimal config", () => {
       backupInterval: HOUR,
       fullScanInterval: DAY,
       minTimeBetweenRun: 15 * MINUTE,
-      indexPath: "/home/u/.local/state/vaultik/host.sqlite",
+      indexPath: defaultIndex("/home/u/.local/state/vaultik", "host"),
       chunkSize: MiB,
       blobSizeLimit: 16 * MiB,
       indexPrefix: "index/",
@@ -283,8 +285,8 @@ describe("parseConfig: every key", () => {
     ["schedule with seconds", { schedule: "30 0 2 * * *" }, (c) => c.schedule, "30 0 2 * * *"],
     ["index_path absolute", { index_path: "/var/lib/vaultik/index.sqlite" }, (c) => c.indexPath, "/var/lib/vaultik/index.sqlite"],
     ["index_path relative", { index_path: "state/i.sqlite" }, (c) => c.indexPath, "/cfg/state/i.sqlite"],
-    ["index_path default under XDG_STATE_HOME", {}, (c) => c.indexPath, "/xdg/state/vaultik/host.sqlite", { env: { HOME: "/home/u", XDG_STATE_HOME: "/xdg/state" } }],
-    ["index_path default ignores a relative XDG_STATE_HOME", {}, (c) => c.indexPath, "/home/u/.local/state/vaultik/host.sqlite", { env: { HOME: "/home/u", XDG_STATE_HOME: "state" } }],
+    ["index_path default under XDG_STATE_HOME", {}, (c) => c.indexPath, defaultIndex("/xdg/state/vaultik", "host"), { env: { HOME: "/home/u", XDG_STATE_HOME: "/xdg/state" } }],
+    ["index_path default ignores a relative XDG_STATE_HOME", {}, (c) => c.indexPath, defaultIndex("/home/u/.local/state/vaultik", "host"), { env: { HOME: "/home/u", XDG_STATE_HOME: "state" } }],
     ["chunk_size as a YAML integer", { chunk_size: 65536 }, (c) => c.chunkSize, 64 * KiB],
     ["chunk_size smallest", { chunk_size: "256B" }, (c) => c.chunkSize, 256],
     // The default blob_size_limit is exactly 4 × the largest chunk_size.
@@ -322,11 +324,12 @@ describe("parseConfig: every key", () => {
     ["status: hostname and port 65535", { status: { listen: "localhost:65535" } }, (c) => c.status?.port, 65535],
     [
       "alerts",
-      { alerts: { webhook: "https://hooks.example.com/x", ntfy: "https://ntfy.sh/topic", stale_after: "2d" } },
+      { alerts: { webhook: "https://hooks.example.com/x", ntfy: "https://ntfy.sh/topic", stale_after: "2d", repeat_after: "6h" } },
       (c) => c.alerts,
-      { webhook: "https://hooks.example.com/x", ntfy: "https://ntfy.sh/topic", staleAfter: 2 * DAY },
+      { webhook: "https://hooks.example.com/x", ntfy: "https://ntfy.sh/topic", staleAfter: 2 * DAY, repeatAfter: 6 * HOUR },
     ],
     ["alerts: stale_after default", { alerts: { ntfy: "http://ntfy.local/t" } }, (c) => c.alerts?.staleAfter, 26 * HOUR],
+    ["alerts: repeat_after default", { alerts: { ntfy: "http://ntfy.local/t" } }, (c) => c.alerts?.repeatAfter, 24 * HOUR],
     ["limit_upload", { limit_upload: "10MiB/s" }, (c) => c.limitUpload, 10 * MiB],
     ["an empty section counts as not given", { hooks: null, status: null }, (c) => [c.hooks, c.status], [undefined, undefined]],
   ];
@@ -438,6 +441,7 @@ describe("parseConfig: errors name the key", () => {
     ["alerts webhook without a scheme", { alerts: { webhook: "hooks.example.com/x" } }, "alerts.webhook", /expected an http:\/\/ or https:\/\/ URL \(missing http:\/\/ or https:\/\/\?\)$/],
     ["alerts ntfy not http", { alerts: { ntfy: "ws://ntfy.sh/topic" } }, "alerts.ntfy", /got a ws: URL$/],
     ["alerts stale_after bad", { alerts: { stale_after: "1 day" } }, "alerts.stale_after", /expected a duration/],
+    ["alerts repeat_after bad", { alerts: { repeat_after: "daily" } }, "alerts.repeat_after", /expected a duration/],
     ["limit_upload without /s", { limit_upload: "10MiB" }, "limit_upload", /expected a rate such as 10MiB\/s/],
     ["limit_upload of the wrong type", { limit_upload: { rate: 1 } }, "limit_upload", /expected a rate such as 10MiB\/s, got a mapping/],
   ];
@@ -589,7 +593,7 @@ describe("loadConfig", () => {
     const c = await loadConfig(join(dir, "office.yaml"), { HOME: "/home/u" });
     expect(c.path).toBe(join(dir, "office.yaml"));
     expect(c.sourceDirs).toEqual([join(dir, "data")]);
-    expect(c.indexPath).toBe("/home/u/.local/state/vaultik/office.sqlite");
+    expect(c.indexPath).toEqual(defaultIndex("/home/u/.local/state/vaultik", "office"));
     expect(c.store).toEqual({ kind: "s3", bucket: "abc", prefix: "", secretAccessKey: "from-a-real-file" });
   });
 
@@ -637,6 +641,7 @@ describe("describeConfigKeys", () => {
     expect(parseDuration(documented["min_time_between_run"] ?? "", "x")).toBe(c.minTimeBetweenRun);
     expect(parseDuration(documented["hooks.timeout"] ?? "", "x")).toBe(c.hooks?.timeout);
     expect(parseDuration(documented["alerts.stale_after"] ?? "", "x")).toBe(c.alerts?.staleAfter);
+    expect(parseDuration(documented["alerts.repeat_after"] ?? "", "x")).toBe(c.alerts?.repeatAfter);
     expect(parseSize(documented["chunk_size"] ?? "", "x")).toBe(c.chunkSize);
     expect(parseSize(documented["blob_size_limit"] ?? "", "x")).toBe(c.blobSizeLimit);
     expect(documented["index_prefix"]).toBe(c.indexPrefix);

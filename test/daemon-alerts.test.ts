@@ -1,8 +1,15 @@
+import type { ChildProcess } from "node:child_process";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { alertAfterRun, type FailureStreak } from "../src/daemon/alert-policy.js";
 import { Alerter, type Alert } from "../src/daemon/alerts.js";
-import type { RunRecord } from "../src/daemon/state.js";
+import type { RunRecord, RunStatus } from "../src/daemon/state.js";
+import { startDaemon } from "./helpers/daemon.js";
+import { cliKeys, localRepo } from "./helpers/setup.js";
 
 // A real local HTTP server stands in for the webhook receiver and for ntfy. Its path decides how
 // it answers: /fail → 500, /hang → never, anything else → 200. Every request is recorded.
@@ -186,5 +193,98 @@ describe("Alerter", () => {
     await new Alerter({ log: (l) => lines.push(l) }).send(alert());
     expect(lines).toEqual([]);
     expect(received).toEqual([]);
+  });
+});
+
+describe("alertAfterRun: when a finished run deserves an alert", () => {
+  const T0 = Date.parse("2025-06-01T00:00:00Z");
+  const SECOND = 1000;
+  const HOUR = 3600 * SECOND;
+  const DAY = 24 * HOUR;
+
+  /** Feeds runs to the policy on an injected clock; returns the alerts it asked for, with their time offsets. */
+  function simulate(runs: [offsetMs: number, status: RunStatus][], repeatAfterMs = DAY, start?: FailureStreak): [number, string][] {
+    let streak = start;
+    const sent: [number, string][] = [];
+    for (const [offset, status] of runs) {
+      const d = alertAfterRun(streak, status, T0 + offset, repeatAfterMs);
+      streak = d.streak;
+      if (d.alert) sent.push([offset, d.alert]);
+    }
+    return sent;
+  }
+
+  it("a failing endpoint retried 46 times in 70 s gives one failure alert", () => {
+    const runs = Array.from({ length: 46 }, (_, i): [number, RunStatus] => [Math.round((i * 70 * SECOND) / 45), "failure"]);
+    expect(simulate(runs)).toEqual([[0, "failure"]]);
+  });
+
+  it("reminds after repeat_after, counted from the last alert, and once per interval", () => {
+    const runs: [number, RunStatus][] = [];
+    for (let t = 0; t <= 3 * DAY; t += HOUR) runs.push([t, "failure"]);
+    expect(simulate(runs)).toEqual([[0, "failure"], [DAY, "reminder"], [2 * DAY, "reminder"], [3 * DAY, "reminder"]]);
+    // Just short of the interval: nothing yet.
+    expect(simulate([[0, "failure"], [DAY - 1, "failure"], [DAY, "failure"]])).toEqual([[0, "failure"], [DAY, "reminder"]]);
+    expect(simulate([[0, "failure"], [2 * SECOND, "failure"], [4 * SECOND, "failure"]], 3 * SECOND)).toEqual([[0, "failure"], [4 * SECOND, "reminder"]]);
+  });
+
+  it("one recovered alert when a failing host succeeds, and a new streak alerts at once", () => {
+    expect(
+      simulate([
+        [0, "failure"],
+        [SECOND, "failure"],
+        [2 * SECOND, "success"],
+        [3 * SECOND, "success"],
+        [4 * SECOND, "failure"],
+        [5 * SECOND, "failure"],
+        [6 * SECOND, "success"],
+      ]),
+    ).toEqual([[0, "failure"], [2 * SECOND, "recovered"], [4 * SECOND, "failure"], [6 * SECOND, "recovered"]]);
+  });
+
+  it("nothing for successes on a healthy host, nor for interrupted runs", () => {
+    expect(simulate([[0, "success"], [HOUR, "interrupted"], [2 * HOUR, "success"]])).toEqual([]);
+    // An interruption in the middle of a streak neither ends it nor resets the reminder clock.
+    expect(simulate([[0, "failure"], [HOUR, "interrupted"], [2 * HOUR, "failure"], [DAY, "failure"]])).toEqual([[0, "failure"], [DAY, "reminder"]]);
+  });
+
+  it("a streak taken over from a previous daemon keeps its reminder clock", () => {
+    const start = { since: new Date(T0 - 2 * HOUR).toISOString(), alerted: new Date(T0 - 2 * HOUR).toISOString() };
+    expect(simulate([[0, "failure"], [DAY - 2 * HOUR, "failure"]], DAY, start)).toEqual([[DAY - 2 * HOUR, "reminder"]]);
+    expect(simulate([[0, "success"]], DAY, start)).toEqual([[0, "recovered"]]);
+  });
+});
+
+describe("the daemon's alerts", () => {
+  let dir: string | undefined;
+  const children: ChildProcess[] = [];
+
+  afterEach(async () => {
+    for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    if (dir) await rm(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  it("a host that fails every retry sends one failure alert, then one recovered alert", async () => {
+    dir = await mkdtemp(join(tmpdir(), "vaultik-alerts-"));
+    const mode = join(dir, "mode");
+    const r = await localRepo(
+      dir,
+      await cliKeys(),
+      `hooks:\n  pre_backup: "[ \\"$(cat ${mode} 2>/dev/null)\\" = ok ] || exit 3"\n` +
+        `alerts:\n  webhook: ${base}/hook\n  repeat_after: 24h\n` +
+        "backup_interval: 1s\nmin_time_between_run: 0s\nfull_scan_interval: 1h\n",
+    );
+    await writeFile(join(r.source, "a.txt"), "a");
+    const d = startDaemon(r.config, children);
+    // Failed retries at one-second intervals; then the hook lets the next run through.
+    await d.waitFor(/backup #4 failed: pre_backup hook failed \(exit code 3\)/);
+    await writeFile(mode, "ok");
+    await d.waitFor(/saved snapshot/);
+    d.child.kill("SIGTERM");
+    // The daemon exits only once its pending deliveries are done, so everything it sent is here.
+    expect(await d.exited).toBe(0);
+    const kinds = received.filter((x) => x.url === "/hook").map((x) => (JSON.parse(x.body) as { kind: string }).kind);
+    expect(kinds).toEqual(["failure", "recovered"]);
   });
 });

@@ -1,7 +1,14 @@
+import { execFileSync } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { storeFromConfig } from "../src/cli/context.js";
+import { Daemon } from "../src/daemon/daemon.js";
 import { DaemonMetrics } from "../src/daemon/metrics.js";
 import type { DaemonState, RunRecord } from "../src/daemon/state.js";
 import { startStatusServer, type StatusServer } from "../src/daemon/status-server.js";
+import { cliKeys, localRepo } from "./helpers/setup.js";
 
 // Every test talks to a real server on a real socket. The state is a plain object the test
 // swaps between requests, which is exactly how the daemon will drive it.
@@ -153,7 +160,8 @@ function client(server: StatusServer): Client {
 describe("status server without a token", () => {
   let current = healthyState();
   let now = NOW;
-  const metrics = new DaemonMetrics();
+  let dirty = 0;
+  const metrics = new DaemonMetrics({ dirtyPaths: () => dirty });
   const lines: string[] = [];
   let server: StatusServer;
   let c: Client;
@@ -206,6 +214,19 @@ describe("status server without a token", () => {
     const res = await c.get("/health");
     expect(res.status).toBe(503);
     expect(await res.json()).toEqual({ status: "unhealthy", reason: "last run failed: connect ECONNREFUSED" });
+  });
+
+  it("/health stays 200 when the last run was interrupted by a stop, and judges the run before it", async () => {
+    const ok = run();
+    const stopped = run({ status: "interrupted", snapshotId: undefined, started: "2025-06-01T11:30:00.000Z", finished: "2025-06-01T11:30:05.000Z" });
+    current = state({ lastRun: stopped, lastSuccess: ok, history: [stopped, ok] });
+    const res = await c.get("/health");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "ok", reason: "last success snap-1 at 2025-06-01T11:00:30.000Z" });
+    // Interrupted after a failure: still the failure that counts.
+    const failed = run({ status: "failure", error: "disk full", snapshotId: undefined });
+    current = state({ lastRun: stopped, lastSuccess: ok, history: [stopped, failed, ok], consecutiveFailures: 1 });
+    expect((await c.get("/health")).status).toBe(503);
   });
 
   it("/health is 503 when the last success is older than staleAfterMs, and 200 just inside it", async () => {
@@ -312,13 +333,13 @@ describe("status server without a token", () => {
 
     const first = run({ filesNew: 5, filesUnchanged: 2, bytesRead: 1000, bytesUploaded: 600, blobsUploaded: 2, errors: 1 });
     metrics.runStarted({ ...first, status: "running" });
-    metrics.setDirtyPaths(7);
+    dirty = 7;
     const during = await scrape();
     expect(sample(during, "vaultik_running")).toBe(1);
     expect(sample(during, "vaultik_dirty_paths")).toBe(7);
 
     metrics.runFinished(first);
-    metrics.setDirtyPaths(0);
+    dirty = 0;
     const afterOne = await scrape();
     expect(sample(afterOne, 'vaultik_runs_total{status="success"}')).toBe(1);
     expect(sample(afterOne, "vaultik_running")).toBe(0);
@@ -357,6 +378,16 @@ describe("status server without a token", () => {
     expect(sample(afterTwo, "vaultik_last_run_status")).toBe(0);
     expect(sample(afterTwo, "vaultik_last_run_duration_seconds")).toBe(4.5);
     expect(sample(afterTwo, "vaultik_last_success_timestamp_seconds")).toBe(Date.parse("2025-06-01T11:00:30.000Z") / 1000);
+
+    // An interrupted run (the daemon was stopped) is counted as such and leaves the last outcome.
+    expect(sample(afterTwo, 'vaultik_runs_total{status="interrupted"}')).toBe(0);
+    metrics.runFinished(run({ started: "2025-06-01T11:35:00.000Z", finished: "2025-06-01T11:35:10.000Z" }));
+    const interrupted = run({ status: "interrupted", snapshotId: undefined, started: "2025-06-01T11:40:00.000Z", finished: "2025-06-01T11:40:01.000Z", durationMs: 1000 });
+    metrics.runStarted({ ...interrupted, status: "running" });
+    metrics.runFinished(interrupted);
+    const afterStop = await scrape();
+    const keys = ['vaultik_runs_total{status="interrupted"}', 'vaultik_runs_total{status="success"}', 'vaultik_runs_total{status="failure"}', "vaultik_last_run_status", "vaultik_running"];
+    expect(keys.map((k) => sample(afterStop, k))).toEqual([1, 2, 1, 1, 0]);
   });
 
   it("logs nothing for ordinary requests, including 404s and 405s", () => {
@@ -482,5 +513,75 @@ describe("status server failures and shutdown", () => {
     } finally {
       agent.destroy();
     }
+  });
+});
+
+describe("a real daemon's status and metrics", () => {
+  let dir: string | undefined;
+  let daemon: Daemon | undefined;
+  let loop: Promise<void> | undefined;
+
+  afterEach(async () => {
+    daemon?.stop();
+    await loop;
+    if (dir) await rm(dir, { recursive: true, force: true });
+    dir = daemon = loop = undefined;
+  });
+
+  it("vaultik_dirty_paths in /metrics agrees with /status once a run has taken the dirty paths", async () => {
+    dir = await mkdtemp(join(tmpdir(), "vaultik-status-"));
+    // pre_backup announces the run and waits on a FIFO, so the test looks at the daemon at a
+    // known point: the run has started and taken the dirty set, and has not finished.
+    const fifo = join(dir, "go");
+    execFileSync("mkfifo", [fifo]);
+    const r = await localRepo(
+      dir,
+      await cliKeys(),
+      `hooks:\n  pre_backup: 'echo "waiting $VAULTIK_RUN"; read go < ${fifo}'\n` +
+        "status:\n  listen: 127.0.0.1:0\nbackup_interval: 1s\nmin_time_between_run: 0s\nfull_scan_interval: 1h\n",
+    );
+    await writeFile(join(r.source, "a.txt"), "a");
+    let log = "";
+    const waiters = new Set<() => void>();
+    const logged = (pattern: RegExp): Promise<void> =>
+      new Promise((resolve) => {
+        const check = (): void => {
+          if (pattern.test(log)) {
+            waiters.delete(check);
+            resolve();
+          }
+        };
+        waiters.add(check);
+        check();
+      });
+    daemon = new Daemon({
+      configPath: r.config,
+      openStore: storeFromConfig,
+      log: (line) => {
+        log += `${line}\n`;
+        for (const w of [...waiters]) w();
+      },
+    });
+    await daemon.start();
+    loop = daemon.run();
+    const url = daemon.statusUrl!;
+    const scrape = async (): Promise<{ status: number; metric: number }> => {
+      const status = (await (await fetch(`${url}/status`)).json()) as { dirtyPaths: number };
+      const metric = sample(parseExposition(await (await fetch(`${url}/metrics`)).text()), "vaultik_dirty_paths");
+      return { status: status.dirtyPaths, metric };
+    };
+
+    await logged(/\[hook pre_backup\] waiting 1/);
+    await writeFile(fifo, "go\n");
+    await logged(/backup #1 saved snapshot/);
+
+    // A change: the watcher marks it dirty and the next run takes it.
+    await writeFile(join(r.source, "b.txt"), "b");
+    await logged(/backup #2 started \(watch, [1-9]\d* changed path/);
+    await logged(/\[hook pre_backup\] waiting 2/);
+    expect(await scrape()).toEqual({ status: 0, metric: 0 });
+    await writeFile(fifo, "go\n");
+    await logged(/backup #2 saved snapshot/);
+    expect(await scrape()).toEqual({ status: 0, metric: 0 });
   });
 });

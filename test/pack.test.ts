@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import type { ChunkId } from "../src/model/ids.js";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, opendir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -7,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateIdentity, parseIdentity, parseRecipient } from "../src/crypto/keys.js";
 import { IntegrityError, NoIdentityError, NotFoundError } from "../src/errors.js";
 import { BlobReader } from "../src/pack/reader.js";
-import { blobKey, blobNameOfKey, chunkId } from "../src/pack/names.js";
+import { blobKey, blobNameOfKey } from "../src/pack/names.js";
+import { chunkId } from "../src/model/ids.js";
 import { PackWriter, type ChunkLocation, type SealedBlob } from "../src/pack/writer.js";
 import { storeBlob } from "../src/repo/blobs.js";
 import { openFsStore } from "../src/store/fs.js";
@@ -144,8 +146,12 @@ async function roundTrip(store: Store): Promise<void> {
   for (const b of blobs) expect(await storeBlob(store, b)).toBe(true);
   // Storing the same blob again is a no-op that reports "already there".
   const again = await packAll([chunks[0]!], 1 << 20);
-  const replay = { ...again[0]!, name: blobs[0]!.name };
+  const replay = { ...again[0]!, name: blobs[0]!.name, size: firstBytes.length };
   expect(await storeBlob(store, { ...replay, body: firstBytes })).toBe(false);
+  // An object under that name with another size is a damaged copy, never "already stored".
+  await expect(storeBlob(store, { ...replay, size: firstBytes.length + 1, body: firstBytes })).rejects.toThrow(
+    new RegExp(`${blobs[0]!.name}: already stored with ${firstBytes.length} bytes where this blob has ${firstBytes.length + 1}`),
+  );
 
   const byId = new Map(chunks.map((c) => [chunkId(c), c]));
   const reader = new BlobReader(store, [identity]);
@@ -265,7 +271,7 @@ describe("blob reader refuses bad data with errors naming the object", () => {
 
   it("a chunk whose metadata names the wrong id is refused", async () => {
     const { store, blob } = await stored();
-    const loc = { ...blob.chunks[0]!, id: "0".repeat(64) };
+    const loc = { ...blob.chunks[0]!, id: "0".repeat(64) as ChunkId };
     await expect(new BlobReader(store, [identity]).readChunk(loc)).rejects.toThrow(/does not match its id/);
   });
 });

@@ -6,7 +6,7 @@ const name = (c: string) => c.repeat(64);
 
 function input(over: Partial<PlanInput>): PlanInput {
   return {
-    now: 100 * H, graceMs: 24 * H, skewMs: 60_000, staleRunMs: H,
+    now: 100 * H, graceMs: 24 * H, windowMs: H, skewMs: 60_000, staleRunMs: H,
     blobs: [], live: new Set(), liveFrom: new Set(), existing: new Set(), notices: [], runs: [], ...over,
   };
 }
@@ -19,6 +19,19 @@ describe("prune plan", () => {
     }));
     expect(p.announce).toEqual([name("a")]);
     expect([p.young, p.youngBytes]).toEqual([1, 20]);
+  });
+
+  it("says when the last blob inside the grace period leaves it", () => {
+    const p = planPrune(input({ blobs: [{ name: name("a"), size: 1, mtime: 90 * H }, { name: name("b"), size: 1, mtime: 95 * H }] }));
+    expect([p.young, p.youngUntil, p.heldBy]).toEqual([2, 119 * H, []]);
+  });
+
+  it("the deleting prune's safety window counts, not the time written in the notice", () => {
+    // Announced half an hour ago by a prune with a 100-hour window.
+    const notice = { key: "prune/pending/1-aa.json", published: 99.5 * H, notBefore: 199.5 * H, blobs: [name("a")], host: "p" };
+    expect(planPrune(input({ notices: [notice], windowMs: 0 })).notices[0]!.remove).toEqual([name("a")]);
+    const waits = planPrune(input({ notices: [notice], windowMs: H })).notices[0]!;
+    expect([waits.remove, waits.deletableAfter]).toEqual([[], 100.5 * H]);
   });
 
   it("spares blobs written since a still-running backup started, whatever their age", () => {
@@ -37,6 +50,7 @@ describe("prune plan", () => {
     const held = planPrune(input({ notices: [notice], runs: [run] }));
     expect(held.notices[0]!.remove).toEqual([]);
     expect(held.notices[0]!.deferred).toMatch(/started before the notice/);
+    expect(held.notices[0]!.waitingFor).toEqual(["x"]);
     const done = planPrune(input({ notices: [notice], runs: [{ ...run, finished: true }] }));
     expect(done.notices[0]!.remove).toEqual([name("a")]);
   });

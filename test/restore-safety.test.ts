@@ -7,7 +7,7 @@ import { Catalog } from "../src/catalog/db.js";
 import { generateIdentity, parseIdentity, parseRecipient } from "../src/crypto/keys.js";
 import { Repository } from "../src/repo/repository.js";
 import { SnapshotBuilder } from "../src/snapshot/build.js";
-import { newSnapshotId } from "../src/snapshot/id.js";
+import { newSnapshotId } from "../src/model/snapshot-id.js";
 import type { SnapshotEntry } from "../src/snapshot/schema.js";
 import { openFsStore } from "../src/store/fs.js";
 import { vaultik } from "./helpers/cli.js";

@@ -1,11 +1,12 @@
 import { createHash } from "node:crypto";
+import type { BlobName, ChunkId } from "../src/model/ids.js";
 import { existsSync, lstatSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { blobKey } from "../src/pack/names.js";
-import type { ChunkLocation } from "../src/pack/writer.js";
+import type { ChunkLocation } from "../src/model/chunk.js";
 import { compressFrame } from "../src/pack/zstd.js";
 import { FileSink, type SinkFailure, type SinkItem, type WriteOp } from "../src/restore/sink.js";
 import { vaultik } from "./helpers/cli.js";
@@ -32,7 +33,7 @@ async function frameOf(parts: Buffer[], offset = 0): Promise<{ frame: Buffer; lo
   let raw = 0;
   const locs = parts.map((p) => {
     const loc: ChunkLocation = {
-      id: createHash("sha256").update(p).digest("hex"), blob: BLOB, offset, length: frame.length,
+      id: createHash("sha256").update(p).digest("hex") as ChunkId, blob: BLOB as BlobName, offset, length: frame.length,
       rawOffset: raw, rawLength: p.length, compression: "zstd",
     };
     raw += p.length;
@@ -106,7 +107,7 @@ describe("FileSink", () => {
     await mkdir(out);
     const good = pseudoRandom(4000, 6);
     const { frame, locs } = await frameOf([good]);
-    const lying = { ...locs[0]!, id: "00".repeat(32) };
+    const lying = { ...locs[0]!, id: "00".repeat(32) as ChunkId };
     const { data, items } = batchOf([{ frame, chunks: [{ loc: lying, targets: [whole(9, join(out, "x"), 4000)] }] }]);
     const failed = await new FileSink(false).applyBatch(items, data);
     expect(failed).toEqual([{ fileId: 9, path: join(out, "x"), message: expect.stringMatching(/chunk 0000000000000000… at offset 0 does not match its id/) }]);
@@ -124,7 +125,7 @@ describe("FileSink", () => {
         frame,
         chunks: [
           { loc: locs[0]!, targets: [whole(1, join(out, "good"), 2000)] },
-          { loc: { ...locs[1]!, id: "22".repeat(32) }, targets: [whole(2, join(out, "bad"), 3000)] },
+          { loc: { ...locs[1]!, id: "22".repeat(32) as ChunkId }, targets: [whole(2, join(out, "bad"), 3000)] },
         ],
       },
     ]);
@@ -171,7 +172,7 @@ describe("Writers on threads (compiled)", () => {
         await writers.writeFrame(frame, blobKey(BLOB), [{ loc: locs[0]!, targets: [whole(i, abs, content.length)] }], i);
       }
       const { frame, locs } = await frameOf([pseudoRandom(500, 1)], 99_000_000);
-      await writers.writeFrame(frame, blobKey(BLOB), [{ loc: { ...locs[0]!, id: "11".repeat(32) }, targets: [whole(1000, join(out, "bad"), 500)] }], 0);
+      await writers.writeFrame(frame, blobKey(BLOB), [{ loc: { ...locs[0]!, id: "11".repeat(32) as ChunkId }, targets: [whole(1000, join(out, "bad"), 500)] }], 0);
       await writers.drain();
     } finally {
       await writers.close();

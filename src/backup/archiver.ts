@@ -1,11 +1,13 @@
 import { hostname } from "node:os";
 import type { Catalog, CatalogEntry, FileStamp } from "../catalog/db.js";
+import { recipientSetId } from "../catalog/recipients.js";
 import { chunkerParams, type ChunkerParams } from "../chunk/fastcdc.js";
 import type { X25519Recipient } from "../crypto/keys.js";
 import { PackWriter, type SealedBlob } from "../pack/writer.js";
 import type { Repository } from "../repo/repository.js";
 import { SnapshotBuilder } from "../snapshot/build.js";
-import { newSnapshotId } from "../snapshot/id.js";
+import type { ChunkId } from "../model/ids.js";
+import { newSnapshotId } from "../model/snapshot-id.js";
 import { Budget } from "../util/budget.js";
 import { TaskPool } from "../util/pool.js";
 import { VERSION } from "../version.js";
@@ -13,7 +15,7 @@ import type { Excluder } from "./exclude.js";
 import { ChunkPool } from "./chunk-pool.js";
 import { chunkSource, type ChunkItem } from "./chunker.js";
 import { Uploader } from "./uploader.js";
-import { walk, type DirtySet, type WalkEntry } from "./walker.js";
+import { checkSourceDirs, snapshotPath, walk, type DirtySet, type WalkEntry } from "./walker.js";
 import { crashPoint } from "../util/test-points.js";
 
 // One backup run: walk, skip what the catalog says is unchanged, chunk and deduplicate the
@@ -74,7 +76,9 @@ export interface BackupSummary {
   bytesUploaded: number;
   blobsUploaded: number;
   snapshotSize: number;
+  /** Paths that could not be read (absolute, as shown to users). */
   errors: { path: string; message: string }[];
+  /** Absolute paths of files that changed while being read. */
   changedDuringBackup: string[];
   durationMs: number;
 }
@@ -120,6 +124,8 @@ export class Archiver {
   private readonly started: Date;
 
   constructor(private readonly o: BackupOptions) {
+    // Here, not in run(): the caller builds the archiver before it writes anything to the store.
+    checkSourceDirs(o.sourceDirs);
     this.params = chunkerParams(o.chunkSize);
     this.started = (o.now ?? (() => new Date()))();
     this.snapshotId = newSnapshotId(this.started, o.host ?? hostname());
@@ -160,6 +166,8 @@ export class Archiver {
 
   async run(): Promise<BackupSummary> {
     const { signal } = this.o;
+    // Before any lookup, and before the chunk workers open their own view of the catalog.
+    this.o.catalog.useRecipients(recipientSetId(this.o.recipients));
     this.pool = new ChunkPool({
       catalogPath: this.o.catalog.path,
       params: this.params,
@@ -172,7 +180,7 @@ export class Archiver {
       for await (const ev of walk(this.o.sourceDirs, this.o.exclude, walkOptions)) {
         signal?.throwIfAborted();
         if (this.packFailure) throw this.packFailure.error;
-        if (ev.kind === "error") this.error(ev.path, ev.error);
+        if (ev.kind === "error") this.error(ev.abs, ev.error);
         else if (ev.kind === "gone") this.o.catalog.dropSubtree(ev.abs);
         else if (ev.kind === "entry") {
           const { entry } = ev;
@@ -219,10 +227,11 @@ export class Archiver {
     }
   }
 
-  private error(path: string, err: unknown): void {
+  /** A path that could not be read: absolute in messages, as every other path in the snapshot. */
+  private error(abs: string, err: unknown): void {
     const message = err instanceof Error ? err.message : String(err);
-    this.summary.errors.push({ path, message });
-    this.builder.addError(path, message);
+    this.summary.errors.push({ path: abs, message });
+    this.builder.addError(snapshotPath(abs), message);
   }
 
   private other(entry: WalkEntry): void {
@@ -259,7 +268,7 @@ export class Archiver {
         // A file that cannot be read is skipped and reported; anything else (the store, the
         // packer, a chunk worker failing) ends the run instead of quietly skipping every file.
         if (!isFileError(err) || this.packFailure) throw this.packFailure?.error ?? err;
-        this.error(entry.path, err);
+        this.error(entry.abs, err);
         this.rereads.push(entry.abs);
         return;
       }
@@ -273,7 +282,7 @@ export class Archiver {
     else this.summary.filesNew++;
     this.builder.add({ ...baseEntry(entry), size: result.size, status: changed ? "changed" : undefined }, result.chunks);
     if (changed) {
-      this.summary.changedDuringBackup.push(entry.path);
+      this.summary.changedDuringBackup.push(entry.abs);
       // It must be read again next time, so its row keeps no chunk list.
       this.rereads.push(entry.abs);
     } else this.wait({ path: entry.abs, stamp: result.stamp, chunks: result.chunks, remaining: 0 });
@@ -318,7 +327,7 @@ export class Archiver {
       this.summary.bytesRead += item.rawLength;
       if (countProgress) this.progress.bytesDone += item.rawLength;
       if (!item.data) continue;
-      const hex = hash.toString("hex");
+      const hex = hash.toString("hex") as ChunkId;
       if (this.pending.has(hex) || this.o.catalog.hasChunk(hash)) continue;
       this.pending.set(hex, []);
       this.summary.bytesNew += item.rawLength;
@@ -331,7 +340,7 @@ export class Archiver {
   }
 
   /** Compresses and appends a chunk in the background; its sealed blobs go to the uploader. */
-  private pack(data: Uint8Array, hex: string): void {
+  private pack(data: Uint8Array, hex: ChunkId): void {
     const size = data.length;
     this.packingBytes += size;
     const p: Promise<void> = this.writer

@@ -5,7 +5,9 @@ import { chunkFile, newScratch, type ChunkItem, type Scratch } from "./chunker.j
 
 // A worker thread of the chunk pool: reads, chunks and hashes the files the main thread hands
 // it. It asks its own read-only connection to the catalog which chunks are stored, so the bytes
-// of stored chunks never cross to the main thread. Messages: see chunk-pool.ts.
+// of stored chunks never cross to the main thread. That plain lookup is enough: before the pool
+// starts, the archiver has dropped every blob sealed to other recipients (Catalog.useRecipients),
+// so a chunk found here is one this run may reference. Messages: see chunk-pool.ts.
 
 export interface WorkerInit {
   catalogPath: string;

@@ -5,7 +5,9 @@ import ignore, { type Ignore } from "ignore";
 // relative to each source directory: `*.log` matches at any depth, `node_modules/` only
 // directories, `/build` only at the top of a source directory, `!keep.log` re-includes. An
 // absolute pattern that lies inside a source directory is anchored there, because that is
-// what people write in restic's exclude files.
+// what people write in restic's exclude files. A leading "/" is read both ways, so the two
+// promises meet: a pattern naming a path inside some source directory is that path (and
+// concerns only that directory); any other is anchored at the top of every source directory.
 
 export type Excluder = (absPath: string, isDir: boolean) => boolean;
 
@@ -13,7 +15,7 @@ export function makeExcluder(patterns: readonly string[], sourceDirs: readonly s
   const fixed = new Set(alwaysExclude);
   // Asked once per walked entry: without patterns, skip the relative path and the matcher.
   if (patterns.length === 0) return (absPath) => fixed.has(absPath);
-  const perRoot = sourceDirs.map((root) => ({ root, matcher: matcherFor(root, patterns) }));
+  const perRoot = sourceDirs.map((root) => ({ root, matcher: matcherFor(root, patterns, sourceDirs) }));
   return (absPath, isDir) => {
     if (fixed.has(absPath)) return true;
     for (const { root, matcher } of perRoot) {
@@ -26,17 +28,24 @@ export function makeExcluder(patterns: readonly string[], sourceDirs: readonly s
   };
 }
 
-function matcherFor(root: string, patterns: readonly string[]): Ignore {
+function matcherFor(root: string, patterns: readonly string[], sourceDirs: readonly string[]): Ignore {
   const m = ignore();
   for (const raw of patterns) {
     const negated = raw.startsWith("!");
     const body = negated ? raw.slice(1) : raw;
-    if (isAbsolute(body) && body.length > 1) {
+    if (isAbsolute(body) && body.length > 1 && sourceDirs.some((d) => within(d, body))) {
+      // A path inside another source directory does not concern this one.
+      if (!within(root, body)) continue;
       const rel = relative(root, body);
-      // Absolute patterns outside this root do not concern it.
-      if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) continue;
+      if (rel === "") continue;
       m.add(`${negated ? "!" : ""}/${rel.split(sep).join("/")}${body.endsWith("/") ? "/" : ""}`);
     } else m.add(raw);
   }
   return m;
+}
+
+/** Whether `path` is `dir` or lies below it. */
+function within(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
 }

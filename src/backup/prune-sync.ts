@@ -56,17 +56,21 @@ export async function doomedBlobs(store: Store, options: CallOptions & { since?:
 }
 
 /**
- * Makes the catalog agree with the repository before a backup deduplicates against it.
+ * Makes the catalog agree with the repository before a backup deduplicates against it: forgets
+ * blobs a prune announced or deleted, and blobs the store does not hold with the size they were
+ * stored with (deleted by hand, cut short by a full disk, an older bucket restored). Their
+ * chunks are then packed and uploaded again instead of referenced. One LIST of blobs/ per run.
  * Returns how many blobs it forgot.
  */
 export async function syncCatalog(catalog: Catalog, store: Store, options: CallOptions = {}): Promise<number> {
   const doomed = await doomedBlobs(store, options);
-  const listed = new Set<string>();
+  const listed = new Map<string, number>();
   for await (const info of store.list("blobs/", options)) {
     const name = blobNameOfKey(info.key);
-    if (name) listed.add(name);
+    if (name) listed.set(name, info.size);
   }
-  const stale = catalog.blobNames().filter((b) => doomed.has(b) || !listed.has(b));
+  const stale: string[] = [];
+  for (const [name, size] of catalog.blobSizes()) if (doomed.has(name) || listed.get(name) !== size) stale.push(name);
   return stale.length > 0 ? catalog.forgetBlobs(stale) : 0;
 }
 

@@ -1,7 +1,8 @@
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { mkdirSync, readdirSync, rmSync, statfsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { Catalog } from "../catalog/db.js";
 import type { Config } from "../config.js";
+import { LocalStateError, VaultikError } from "../errors.js";
 import { Repository } from "../repo/repository.js";
 import type { Store } from "../store/store.js";
 import { Archiver, type BackupSummary, type StreamSource } from "./archiver.js";
@@ -28,10 +29,17 @@ export async function runBackup(config: Config, options: RunBackupOptions): Prom
   const workDir = `${config.indexPath}.d`;
   mkdirSync(dirname(config.indexPath), { recursive: true, mode: 0o700 });
   mkdirSync(workDir, { recursive: true, mode: 0o700 });
-  const lock = acquireLocalLock(`${config.indexPath}.lock`);
+  let lock: ReturnType<typeof acquireLocalLock>;
+  try {
+    lock = acquireLocalLock(`${config.indexPath}.lock`);
+  } catch (err) {
+    throw explainLocalFailure(err, config.indexPath);
+  }
   let catalog: Catalog | undefined;
   let heartbeat: Heartbeat | undefined;
   try {
+    // We hold the lock: whatever a run left in the work directory is a dead run's.
+    sweepWorkDir(workDir);
     catalog = new Catalog(config.indexPath);
     const open = catalog;
     const repo = new Repository(options.store, config.indexPrefix);
@@ -59,10 +67,58 @@ export async function runBackup(config: Config, options: RunBackupOptions): Prom
     await syncCatalog(catalog, options.store, { signal: options.signal });
     options.onStart?.(archiver);
     return await archiver.run();
+  } catch (err) {
+    throw explainLocalFailure(err, config.indexPath);
   } finally {
     await heartbeat?.stop();
     catalog?.close();
+    sweepWorkDir(workDir);
     lock.release();
+  }
+}
+
+/** Snapshot databases under construction and ciphertext spools: only ever one run's, this one's. */
+function sweepWorkDir(workDir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(workDir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (/^snapshot-.*\.sqlite(-journal|-wal|-shm)?$/.test(name) || name === "spool") {
+      rmSync(join(workDir, name), { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * A failure to write the local index or its work directory names the index, and says when its
+ * disk is full, instead of a bare "SQLITE_FULL", "SQLITE_IOERR_SHMSIZE" or "ENOSPC".
+ */
+function explainLocalFailure(err: unknown, indexPath: string): unknown {
+  if (err instanceof VaultikError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== "string") return err;
+  const sqlite = code === "SQLITE_FULL" || code.startsWith("SQLITE_IOERR") || code === "SQLITE_CANTOPEN";
+  if (!sqlite && !DISK_FULL.has(code)) return err;
+  const path = (err as { path?: unknown }).path;
+  const where = typeof path === "string" ? path : indexPath;
+  const full = DISK_FULL.has(code) || code === "SQLITE_FULL" || freeBytes(dirname(indexPath)) < LOW_SPACE;
+  const what = full ? `the disk holding vaultik's local index is full (${code})` : `cannot write vaultik's local index (${code}: ${(err as Error).message})`;
+  return new LocalStateError(where, `${what}; nothing was committed. ${full ? "Free space there" : "Fix that"} and run the backup again`, { cause: err });
+}
+
+const DISK_FULL = new Set(["ENOSPC", "EDQUOT"]);
+/** Below this, an I/O error of SQLite's is taken for a full disk (it reports ENOSPC in many ways). */
+const LOW_SPACE = 1 << 20;
+
+function freeBytes(dir: string): number {
+  try {
+    const fs = statfsSync(dir);
+    return fs.bavail * fs.bsize;
+  } catch {
+    return Number.POSITIVE_INFINITY;
   }
 }
 

@@ -1,5 +1,6 @@
-import type { BigIntStats } from "node:fs";
+import type { BigIntStats, Stats } from "node:fs";
 import { lstatSync, readdirSync, readlinkSync } from "node:fs";
+import { SourceError } from "../errors.js";
 import { dirname, join, resolve, sep } from "node:path";
 import type { CatalogEntry, FileStamp } from "../catalog/db.js";
 import type { Excluder } from "./exclude.js";
@@ -34,7 +35,8 @@ export interface WalkEntry {
 
 export type WalkEvent =
   | { kind: "entry"; entry: WalkEntry }
-  | { kind: "error"; path: string; error: Error }
+  /** `abs` is the absolute path: it is shown to the user as is. */
+  | { kind: "error"; abs: string; error: Error }
   /** A socket, FIFO or device: not backed up, like most file-level backup tools. */
   | { kind: "special"; path: string }
   /** Incremental walks: an entry the catalog knows that is no longer there. */
@@ -67,6 +69,29 @@ export function snapshotPath(abs: string): string {
 export function normalizeRoots(sourceDirs: readonly string[]): string[] {
   const sorted = [...new Set(sourceDirs.map((d) => resolve(d)))].sort();
   return sorted.filter((d, i) => !sorted.slice(0, i).some((p) => p === sep || d.startsWith(p + sep)));
+}
+
+/**
+ * Throws a SourceError unless every source dir is a directory now. A missing one (an unmounted
+ * disk, a typo) must stop the run before anything is uploaded: its snapshot would be empty yet
+ * pass for a backup. A symlink is refused too, since the walk records it and never follows it.
+ */
+export function checkSourceDirs(sourceDirs: readonly string[]): void {
+  for (const dir of normalizeRoots(sourceDirs)) {
+    let st: Stats;
+    try {
+      st = lstatSync(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") throw new SourceError(dir, "does not exist; nothing was backed up", { cause: err });
+      if (code === "ENOTDIR") throw new SourceError(dir, "does not exist (a parent is not a directory); nothing was backed up", { cause: err });
+      throw new SourceError(dir, `cannot be read (${code ?? String(err)}); nothing was backed up`, { cause: err });
+    }
+    if (st.isSymbolicLink()) {
+      throw new SourceError(dir, `is a symlink (to ${readlinkSync(dir)}); list the directory itself in source_dirs. Nothing was backed up`);
+    }
+    if (!st.isDirectory()) throw new SourceError(dir, "is not a directory; nothing was backed up");
+  }
 }
 
 export async function* walk(sourceDirs: readonly string[], exclude: Excluder, options: WalkOptions = {}): AsyncGenerator<WalkEvent> {
@@ -117,7 +142,7 @@ function statEvent(abs: string): WalkEvent {
     const linkTarget = type === "symlink" ? readlinkSync(abs) : undefined;
     return { kind: "entry", entry: { abs, path: snapshotPath(abs), type, linkTarget, ...fromStats(st) } };
   } catch (error) {
-    return { kind: "error", path: snapshotPath(abs), error: error as Error };
+    return { kind: "error", abs, error: error as Error };
   }
 }
 
@@ -144,7 +169,7 @@ async function* walkDir(root: string, exclude: Excluder, options: WalkOptions, p
     try {
       names = readdirSync(dir).sort();
     } catch (error) {
-      yield { kind: "error", path: snapshotPath(dir), error: error as Error };
+      yield { kind: "error", abs: dir, error: error as Error };
       continue;
     }
     if (plan) {

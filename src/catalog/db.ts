@@ -1,8 +1,9 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import type { ChunkLocation } from "../pack/writer.js";
-import { COMPRESSION } from "../pack/zstd.js";
+import type { ChunkLocation } from "../model/chunk.js";
+import type { BlobName } from "../model/ids.js";
+import { COMPRESSION } from "../model/chunk.js";
 import { belowBounds } from "../util/paths.js";
 
 // The source host's local index: which chunks already sit in which stored blob, every entry the
@@ -10,8 +11,10 @@ import { belowBounds } from "../util/paths.js";
 // them), and which files were already cut into which chunks. It only ever holds what was proven uploaded (rows are
 // written after the blob's put succeeded), so a crash can lose work but never make a later
 // backup reference a blob that does not exist. Losing the whole file costs a full re-read.
+// Every blob row carries the id of the recipient set it is sealed to (see recipients.ts and
+// useRecipients): only blobs of the current run's set are ever deduplicated against.
 
-export const CATALOG_VERSION = 4;
+export const CATALOG_VERSION = 5;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS blobs (
@@ -19,7 +22,9 @@ CREATE TABLE IF NOT EXISTS blobs (
   name TEXT NOT NULL UNIQUE,
   size INTEGER NOT NULL,
   header_length INTEGER NOT NULL,
-  stored_at INTEGER NOT NULL
+  stored_at INTEGER NOT NULL,
+  -- recipientSetId() of the keys the blob is sealed to; '' = unknown (recorded before version 5)
+  recipients TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS chunks (
   hash BLOB PRIMARY KEY,
@@ -101,13 +106,17 @@ export class Catalog {
   private readonly stmts;
 
   constructor(readonly path: string) {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    if (path !== ":memory:") createPrivate(path);
     this.db = new Database(path);
     // WAL: readers (status, health-check) never block the backup; NORMAL is durable at each
     // checkpoint and a lost tail only means re-reading some files.
     this.db.pragma("journal_mode = WAL");
+    // SQLite gives -wal and -shm the main file's mode; an index from before this rule may have
+    // left world-readable ones behind.
+    if (path !== ":memory:") for (const p of [`${path}-wal`, `${path}-shm`]) if (existsSync(p)) chmodSync(p, 0o600);
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("foreign_keys = ON");
+    this.migrate();
     this.db.exec(SCHEMA);
     this.stmts = {
       chunk: this.db.prepare(
@@ -116,7 +125,8 @@ export class Catalog {
       ),
       hasChunk: this.db.prepare("SELECT 1 FROM chunks WHERE hash = ?").pluck(),
       insertBlob: this.db.prepare(
-        "INSERT INTO blobs(name, size, header_length, stored_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET stored_at = excluded.stored_at RETURNING id",
+        "INSERT INTO blobs(name, size, header_length, stored_at, recipients) VALUES (?, ?, ?, ?, ?) " +
+          "ON CONFLICT(name) DO UPDATE SET stored_at = excluded.stored_at RETURNING id",
       ).pluck(),
       insertChunk: this.db.prepare(
         "INSERT OR IGNORE INTO chunks(hash, blob_id, offset, length, raw_offset, raw_length) VALUES (?, ?, ?, ?, ?, ?)",
@@ -154,6 +164,39 @@ export class Catalog {
     }
   }
 
+  /**
+   * Version 4 → 5 adds blobs.recipients. Which keys the old blobs were sealed to is unknown (an
+   * age header does not name its recipients), so they get '' and match no run: the first
+   * backup after the upgrade uploads everything once, rather than risk a snapshot that the
+   * configured key cannot open.
+   */
+  private migrate(): void {
+    const hasState = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'state'").get() !== undefined;
+    if (!hasState) return;
+    const version = this.db.prepare("SELECT value FROM state WHERE key = 'catalog_version'").pluck().get();
+    if (version !== "4") return;
+    this.db.transaction(() => {
+      this.db.exec("ALTER TABLE blobs ADD COLUMN recipients TEXT NOT NULL DEFAULT ''");
+      this.db.prepare("UPDATE state SET value = ? WHERE key = 'catalog_version'").run(String(CATALOG_VERSION));
+    })();
+  }
+
+  private recipients: string | undefined;
+
+  /**
+   * Declares the recipient set (recipientSetId) this run seals to, before anything is looked
+   * up or recorded. Blobs sealed to any other set are forgotten, exactly like blobs a prune
+   * announced: their chunks count as not stored and the files that use them as changed, so the
+   * run uploads them again sealed to this set. Forgetting (instead of filtering every lookup)
+   * keeps the per-chunk queries, the chunk workers' own reads and lookupFile's epoch shortcut
+   * unchanged and as fast as before.
+   */
+  useRecipients(id: string): number {
+    this.recipients = id;
+    const stale = this.db.prepare("SELECT name FROM blobs WHERE recipients != ?").pluck().all(id) as string[];
+    return stale.length > 0 ? this.forgetBlobs(stale) : 0;
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }
@@ -164,13 +207,15 @@ export class Catalog {
 
   chunk(hash: Uint8Array): Omit<ChunkLocation, "id"> | undefined {
     const row = this.stmts.chunk.get(hash) as { blob: string; offset: number; length: number; rawOffset: number; rawLength: number } | undefined;
-    return row && { ...row, compression: COMPRESSION };
+    return row && { ...row, blob: row.blob as BlobName, compression: COMPRESSION };
   }
 
   /** Records a blob that is now stored, with every chunk in it, in one transaction. */
   recordBlob(blob: BlobRecord, chunks: readonly ChunkLocation[], now = Date.now()): void {
+    const recipients = this.recipients;
+    if (recipients === undefined) throw new Error("Catalog.recordBlob before useRecipients: which keys is this blob sealed to?");
     this.db.transaction(() => {
-      const id = this.stmts.insertBlob.get(blob.name, blob.size, blob.headerLength, now) as number;
+      const id = this.stmts.insertBlob.get(blob.name, blob.size, blob.headerLength, now, recipients) as number;
       for (const c of chunks) this.stmts.insertChunk.run(Buffer.from(c.id, "hex"), id, c.offset, c.length, c.rawOffset, c.rawLength);
     })();
   }
@@ -301,6 +346,12 @@ export class Catalog {
     return this.db.prepare("SELECT name FROM blobs").pluck().all() as string[];
   }
 
+  /** Every blob the index believes stored, with the size it was stored with. */
+  blobSizes(): Map<string, number> {
+    const rows = this.db.prepare("SELECT name, size FROM blobs").raw().all() as [string, number][];
+    return new Map(rows);
+  }
+
   /**
    * Drops rows of entries a full walk no longer saw (deleted from the source): everything not in
    * the snapshot database at `snapshotPath`, which lists every entry of that walk.
@@ -332,6 +383,16 @@ export class Catalog {
       files: one("SELECT count(*) FROM entries WHERE type = 'file'"),
     };
   }
+}
+
+/**
+ * Creates the index file 0600 (in a 0700 folder) before SQLite does, which would make it 0644
+ * under the usual umask: it lists every backed-up path. An existing one is tightened.
+ */
+function createPrivate(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, "a", 0o600));
+  chmodSync(path, 0o600);
 }
 
 export function splitHashes(concatenated: Uint8Array): Buffer[] {

@@ -1,7 +1,8 @@
 import { randomInt } from "node:crypto";
 import type { X25519Identity } from "../crypto/keys.js";
-import type { ChunkLocation } from "../pack/writer.js";
-import { COMPRESSION } from "../pack/zstd.js";
+import type { ChunkLocation } from "../model/chunk.js";
+import type { BlobName, ChunkId } from "../model/ids.js";
+import { COMPRESSION } from "../model/chunk.js";
 import { listBlobs } from "../prune/prune.js";
 import type { Repository, SnapshotObject } from "../repo/repository.js";
 import { withSnapshot } from "../snapshot/open.js";
@@ -117,7 +118,7 @@ async function collect(r: SnapshotReader, s: SnapshotObject, needs: Map<string, 
     )
     .iterate() as Iterable<{ blob: string; id: string; offset: number; length: number; rawOffset: number; rawLength: number }>;
   for (const row of rows) {
-    needs.get(row.blob)!.chunks.set(`${row.offset}:${row.rawOffset}`, { ...row, id: row.id.toLowerCase(), compression: COMPRESSION });
+    needs.get(row.blob)!.chunks.set(`${row.offset}:${row.rawOffset}`, { ...row, id: row.id.toLowerCase() as ChunkId, blob: row.blob as BlobName, compression: COMPRESSION });
   }
 }
 

@@ -1,7 +1,6 @@
 import type { Command } from "commander";
 import { loadConfig } from "../config.js";
-import { isHealthy } from "../daemon/state.js";
-import { readStateFile, stateFilePath } from "../daemon/state-file.js";
+import { daemonHealth, readStateFile, stateFilePath } from "../daemon/state-file.js";
 import { VERSION } from "../version.js";
 import { EXIT } from "./exit.js";
 import type { Io } from "./io.js";
@@ -9,7 +8,7 @@ import type { Io } from "./io.js";
 export function registerHealth(program: Command, io: Io): void {
   program
     .command("health-check")
-    .description("exit 0 when the daemon of CONFIG last backed up successfully and recently (for Docker HEALTHCHECK)")
+    .description("exit 0 when the daemon of CONFIG is running and last backed up successfully and recently (for Docker HEALTHCHECK)")
     .argument("<config>", "YAML config file")
     .option("--json", "print the daemon's state as JSON")
     .action(async (configPath: string, flags: { json?: boolean }) => {
@@ -17,7 +16,7 @@ export function registerHealth(program: Command, io: Io): void {
       const file = readStateFile(config.indexPath);
       const staleAfter = config.alerts?.staleAfter ?? file?.staleAfterMs ?? 26 * 3600_000;
       const verdict = file
-        ? isHealthy(file.state, Date.now(), staleAfter)
+        ? daemonHealth(file, Date.now(), staleAfter)
         : { healthy: false, reason: `no daemon state at ${stateFilePath(config.indexPath)} (has the daemon run?)` };
       if (flags.json) io.out(JSON.stringify({ ...verdict, state: file?.state }, null, 2));
       else io.out(`${verdict.healthy ? "healthy" : "unhealthy"}: ${verdict.reason}`);

@@ -1,10 +1,10 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { check } from "../check/check.js";
 import { ConfigError } from "../errors.js";
 import type { RetentionPolicy } from "../prune/policy.js";
 import { prune, type PruneReport } from "../prune/prune.js";
 import { describePolicy, isEmptyPolicy } from "../prune/retention.js";
-import { formatBytes, parseDuration } from "../util/units.js";
+import { formatBytes, formatDuration, parseDuration } from "../util/units.js";
 import { loadIdentities, repoFromArgs } from "./context.js";
 import { EXIT } from "./exit.js";
 import type { Io } from "./io.js";
@@ -28,6 +28,7 @@ interface PruneFlags extends RepoFlags {
   grace: string;
   safetyWindow: string;
   force?: boolean;
+  now?: string;
 }
 
 function repoOptions(cmd: Command): Command {
@@ -54,7 +55,9 @@ export function registerPrune(program: Command, io: Io): void {
       .option("--dry-run", "print what would be forgotten and deleted; change nothing")
       .option("--grace <duration>", "never delete blobs younger than this", "24h")
       .option("--safety-window <duration>", "time between announcing blobs and deleting them", "1h")
-      .option("--force", "go on even though no snapshot was found (deletes every blob)"),
+      .option("--force", "go on even though no snapshot was found (deletes every blob)")
+      // Tests move prune's clock with this; the store's own times (object mtimes) stay real.
+      .addOption(new Option("--now <time>", "act as if the clock showed this time (ISO 8601)").hideHelp()),
   ).action(async (args: string[], flags: PruneFlags) => {
     const { repo, config } = await repoFromArgs(args, 0, flags);
     const cli = policyFromFlags(flags);
@@ -69,6 +72,7 @@ export function registerPrune(program: Command, io: Io): void {
       graceMs: parseDuration(flags.grace, "--grace"),
       windowMs: parseDuration(flags.safetyWindow, "--safety-window"),
       force: flags.force,
+      now: flags.now === undefined ? undefined : clockFrom(flags.now),
       log: (l) => (flags.json ? lines.push(l) : io.err(l)),
     });
     if (flags.json) io.out(JSON.stringify(toJson(report, policy), null, 2));
@@ -147,6 +151,14 @@ function policyFromFlags(f: PruneFlags): RetentionPolicy {
   return p;
 }
 
+/** A clock that starts at `text` and runs at the real clock's pace. */
+function clockFrom(text: string): () => number {
+  const start = Date.parse(text);
+  if (Number.isNaN(start)) throw new ConfigError("--now", `must be a time such as 2026-11-27T12:00:00Z, got ${JSON.stringify(text)}`);
+  const offset = start - Date.now();
+  return () => Date.now() + offset;
+}
+
 function parsePercent(text: string): number {
   const m = /^(\d+(?:\.\d+)?)%?$/.exec(text.trim());
   const n = m ? Number(m[1]) : NaN;
@@ -168,9 +180,37 @@ function describe(r: PruneReport, policy: RetentionPolicy): string {
     lines.push(`deleted ${r.blobsDeleted} blob(s), freed ${formatBytes(r.bytesDeleted)}`);
     if (r.blobsAnnounced > 0) lines.push(`announced ${r.blobsAnnounced} blob(s) (${formatBytes(r.bytesAnnounced)}) for deletion`);
   }
-  if (r.blobsYoung > 0) lines.push(`${r.blobsYoung} unreferenced blob(s) are within the grace period and stay`);
-  for (const d of r.deferred) lines.push(`waiting: ${d.blobs} blob(s) in ${d.notice}: ${d.reason}`);
+  lines.push(...whenFreed(r));
   return lines.join("\n");
+}
+
+/**
+ * Why unreferenced blobs are still there and when a prune will free them: a prune right after a
+ * backup frees nothing (grace period, then a notice, then deletion after the safety window).
+ */
+function whenFreed(r: PruneReport): string[] {
+  const lines: string[] = [];
+  const window = formatDuration(r.windowMs);
+  if (r.youngUntil !== undefined) {
+    lines.push(
+      `${r.blobsYoung} unreferenced blob(s) (${formatBytes(r.bytesYoung)}) are within the grace period (${formatDuration(r.graceMs)}): ` +
+        `a prune from ${shownTime(r.youngUntil)} announces them, and one at least the safety window (${window}) later deletes them`,
+    );
+  }
+  if (r.youngHeldBy.length > 0) {
+    lines.push(`unreferenced blobs uploaded since backup ${r.youngHeldBy.join(", ")} started stay until it has ended`);
+  }
+  for (const d of r.deferred) {
+    if (d.deletableAfter !== undefined) lines.push(`${d.blobs} blob(s) will be deletable after ${shownTime(d.deletableAfter)}; run prune again then`);
+    else if (d.waitingFor) lines.push(`${d.blobs} blob(s) wait for backup ${d.waitingFor.join(", ")}, which started before they were announced; run prune again after it ends`);
+    else lines.push(`waiting: ${d.blobs} blob(s) in ${d.notice}: ${d.reason}`);
+  }
+  return lines;
+}
+
+/** Whole seconds, rounded up: "deletable after" must hold at the time shown. */
+function shownTime(ms: number): string {
+  return new Date(Math.ceil(ms / 1000) * 1000).toISOString().replace(".000Z", "Z");
 }
 
 function toJson(r: PruneReport, policy: RetentionPolicy): Record<string, unknown> {
@@ -187,6 +227,9 @@ function toJson(r: PruneReport, policy: RetentionPolicy): Record<string, unknown
     blobsAnnounced: r.blobsAnnounced,
     bytesAnnounced: r.bytesAnnounced,
     blobsYoung: r.blobsYoung,
-    deferred: r.deferred,
+    bytesYoung: r.bytesYoung,
+    youngUntil: r.youngUntil === undefined ? undefined : new Date(r.youngUntil).toISOString(),
+    youngHeldBy: r.youngHeldBy,
+    deferred: r.deferred.map((d) => ({ ...d, deletableAfter: d.deletableAfter === undefined ? undefined : new Date(d.deletableAfter).toISOString() })),
   };
 }

@@ -1,24 +1,26 @@
 import { hostname } from "node:os";
 import { Cron } from "croner";
-import type { BackupSummary } from "../backup/archiver.js";
 import { backupScope } from "../backup/run.js";
 import { loadConfig, type Config } from "../config.js";
 import { VERSION } from "../version.js";
-import { Alerter } from "./alerts.js";
-import { runJob } from "./job.js";
+import { alertAfterRun, type AlertDecision } from "./alert-policy.js";
+import { Alerter, type Alert } from "./alerts.js";
+import { outcomeOf, runJob, type JobResult } from "./job.js";
 import { DaemonMetrics } from "./metrics.js";
 import { Redactor } from "./redact.js";
 import { nextRun, type PlannedRun } from "./scheduler.js";
 import { HISTORY_SIZE, type DaemonState, type RunRecord, type RunTrigger } from "./state.js";
-import { writeStateFile } from "./state-file.js";
+import { readStateFile, writeStateFile } from "./state-file.js";
 import { startStatusServer } from "./status-server.js";
 import { watchDirty, type DirtyWatcher } from "./watcher.js";
 import type { Store } from "../store/store.js";
+import { ownStart } from "../util/process.js";
 
 // The long-running `backup --daemon`: watches, schedules, runs backups with hooks and command
 // sources, serves status and metrics, and alerts. One failed run never stops it; SIGTERM ends
-// it cleanly (a running backup is abandoned: nothing it wrote is referenced), SIGHUP reloads
-// the config (a bad one is reported and the old one kept).
+// it cleanly (a running backup is interrupted: nothing it wrote is referenced, and its
+// post_backup hook still runs), SIGHUP reloads the config (a bad one is reported and the old one
+// kept). The run history lives in the state file beside the index, so a restart keeps it.
 
 export interface DaemonOptions {
   configPath: string;
@@ -33,7 +35,7 @@ const STALE_CHECK_MS = 60_000;
 export class Daemon {
   private config!: Config;
   private readonly redactor = new Redactor([]);
-  private readonly metrics = new DaemonMetrics();
+  private readonly metrics = new DaemonMetrics({ dirtyPaths: () => this.dirtyCount() });
   private alerter!: Alerter;
   private watcher: DirtyWatcher | undefined;
   private status: { close(): Promise<void>; url: string } | undefined;
@@ -41,6 +43,7 @@ export class Daemon {
   private lastRunStart: number | undefined;
   private lastRunEnd: number | undefined;
   private lastFullScan: number | undefined;
+  private lastTick: number | undefined;
   private lastDirtyAt: number | undefined;
   private wake: (() => void) | undefined;
   private stopping = false;
@@ -63,7 +66,12 @@ export class Daemon {
 
   /** Loads the config and starts watching and serving; throws on a bad config. */
   async start(): Promise<void> {
-    await this.apply(await loadConfig(this.o.configPath));
+    const config = await loadConfig(this.o.configPath);
+    this.adoptHistory(config);
+    // Before the watcher's initial scan, which takes minutes on a big tree: until the state
+    // file names this process, health-check reports the previous daemon as stopped.
+    this.persist(config);
+    await this.apply(config);
     this.log(`vaultik ${VERSION} daemon started (pid ${process.pid})`);
   }
 
@@ -90,7 +98,7 @@ export class Daemon {
     }
   }
 
-  /** SIGTERM/SIGINT: abandon the running backup and end the loop. */
+  /** SIGTERM/SIGINT: interrupt the running backup (its post_backup still runs) and end the loop. */
   stop(): void {
     if (this.stopping) return;
     this.stopping = true;
@@ -147,14 +155,17 @@ export class Daemon {
     return this.status?.url;
   }
 
-  private staleAfter(): number {
-    return this.config.alerts?.staleAfter ?? 26 * 3600_000;
+  private staleAfter(config = this.config): number {
+    return config.alerts?.staleAfter ?? 26 * 3600_000;
+  }
+
+  /** Without an alerts section nothing is sent, but the failing streak is still tracked. */
+  private repeatAfter(): number {
+    return this.config.alerts?.repeatAfter ?? 24 * 3600_000;
   }
 
   private onDirty(): void {
     this.lastDirtyAt = this.now();
-    this.state.dirtyPaths = this.watcher?.size ?? 0;
-    this.metrics.setDirtyPaths(this.state.dirtyPaths);
     this.wake?.();
   }
 
@@ -169,6 +180,7 @@ export class Daemon {
       cron: cron ? (after) => cron.nextRun(after) : undefined,
       lastRunStart: this.lastRunStart,
       lastRunEnd: this.lastRunEnd,
+      lastTick: this.lastTick,
       lastFullScan: this.lastFullScan,
       dirty: (this.watcher?.size ?? 0) > 0,
       lastDirtyAt: this.lastDirtyAt,
@@ -195,10 +207,10 @@ export class Daemon {
     const config = this.config;
     const run = this.newRun(plan.trigger);
     const dirty = this.watcher?.take() ?? new Set<string>();
-    this.state.dirtyPaths = 0;
     const abort = new AbortController();
     this.running = abort;
     this.lastRunStart = this.now();
+    this.lastTick = plan.tick ?? this.lastTick;
     this.state.state = "running";
     this.state.current = { run, progress: { filesDone: 0, bytesDone: 0, currentPath: "" } };
     this.metrics.runStarted(run);
@@ -217,7 +229,7 @@ export class Daemon {
     this.running = undefined;
     if (result.ok && plan.full) this.lastFullScan = this.lastRunStart;
     if (!result.ok) this.watcher?.restore(dirty);
-    this.finishRun(run, result.ok ? result.summary : undefined, result.ok ? undefined : result.error);
+    this.finishRun(run, result);
   }
 
   private newRun(trigger: RunTrigger): RunRecord {
@@ -227,14 +239,16 @@ export class Daemon {
     };
   }
 
-  private finishRun(run: RunRecord, summary: BackupSummary | undefined, error: unknown): void {
+  private finishRun(run: RunRecord, result: JobResult): void {
     const end = this.now();
     this.lastRunEnd = end;
     run.finished = new Date(end).toISOString();
     run.durationMs = end - Date.parse(run.started);
-    if (summary) {
+    run.status = outcomeOf(result);
+    if (result.ok) {
+      const summary = result.summary;
       Object.assign(run, {
-        status: "success", snapshotId: summary.snapshotId, filesNew: summary.filesNew, filesChanged: summary.filesChanged,
+        snapshotId: summary.snapshotId, filesNew: summary.filesNew, filesChanged: summary.filesChanged,
         filesUnchanged: summary.filesUnchanged, bytesRead: summary.bytesRead, bytesUploaded: summary.bytesUploaded,
         blobsUploaded: summary.blobsUploaded, errors: summary.errors.length,
       });
@@ -243,13 +257,17 @@ export class Daemon {
           `${summary.filesUnchanged} unchanged, ${summary.bytesUploaded} bytes uploaded` +
           (summary.errors.length ? `; ${summary.errors.length} path(s) unreadable: ${summary.errors.slice(0, 5).map((e) => e.path).join(", ")}` : ""),
       );
+    } else if (result.interrupted) {
+      this.log(`backup #${run.seq} interrupted: the daemon is stopping; nothing it uploaded is referenced yet`);
     } else {
-      run.status = "failure";
-      run.error = this.redactor.redact((error as Error)?.message ?? String(error)).split("\n")[0];
+      run.error = this.redactor.redact((result.error as Error)?.message ?? String(result.error)).split("\n")[0];
       this.log(`backup #${run.seq} failed: ${run.error}`);
     }
-    const recovered = run.status === "success" && this.state.consecutiveFailures > 0;
-    this.state.consecutiveFailures = run.status === "success" ? 0 : this.state.consecutiveFailures + 1;
+    const decision = alertAfterRun(this.state.failureStreak, run.status, end, this.repeatAfter());
+    this.state.failureStreak = decision.streak;
+    // An interrupted run proved nothing either way, so it neither resets nor extends a failure streak.
+    if (run.status === "success") this.state.consecutiveFailures = 0;
+    if (run.status === "failure") this.state.consecutiveFailures++;
     this.state.state = this.stopping ? "stopping" : "idle";
     this.state.current = undefined;
     this.state.lastRun = run;
@@ -261,12 +279,40 @@ export class Daemon {
     this.state.history.length = Math.min(this.state.history.length, HISTORY_SIZE);
     this.metrics.runFinished(run);
     this.persist();
-    const aborted = this.stopping && run.status === "failure";
-    if (run.status === "failure" && !aborted) {
-      void this.alerter.send({ kind: "failure", message: `backup failed on ${hostname()}: ${run.error}`, host: hostname(), run, time: run.finished });
-    } else if (recovered) {
-      void this.alerter.send({ kind: "recovered", message: `backups work again on ${hostname()}: snapshot ${run.snapshotId}`, host: hostname(), run, time: run.finished });
+    if (decision.alert) void this.alerter.send(this.runAlert(decision.alert, run));
+  }
+
+  private runAlert(decision: AlertDecision, run: RunRecord): Alert {
+    const host = hostname();
+    const since = this.state.failureStreak?.since;
+    const message = {
+      failure: `backup failed on ${host}: ${run.error}`,
+      reminder: `backups still failing on ${host} since ${since} (${this.state.consecutiveFailures} failed runs in a row): ${run.error}`,
+      recovered: `backups work again on ${host}: snapshot ${run.snapshotId}`,
+    }[decision];
+    return { kind: decision === "recovered" ? "recovered" : "failure", message, host, run, time: run.finished ?? run.started };
+  }
+
+  /**
+   * Takes over the run history the previous daemon left in the state file, so that a restart
+   * (which interrupts a run) does not make health checks forget the last success.
+   */
+  private adoptHistory(config: Config): void {
+    let previous;
+    try {
+      previous = readStateFile(config.indexPath)?.state;
+    } catch (err) {
+      this.log(`ignoring an unreadable state file: ${(err as Error).message}`);
+      return;
     }
+    if (!previous || !Array.isArray(previous.history)) return;
+    Object.assign(this.state, {
+      lastRun: previous.lastRun,
+      lastSuccess: previous.lastSuccess,
+      consecutiveFailures: previous.consecutiveFailures ?? 0,
+      failureStreak: previous.failureStreak,
+      history: previous.history.slice(0, HISTORY_SIZE),
+    });
   }
 
   private async checkStale(): Promise<void> {
@@ -279,12 +325,17 @@ export class Daemon {
   }
 
   private snapshotState(): DaemonState {
-    return { ...this.state, dirtyPaths: this.watcher?.size ?? 0 };
+    return { ...this.state, dirtyPaths: this.dirtyCount() };
   }
 
-  private persist(): void {
+  /** The one count /status, /metrics and the state file show: the watcher's, read when asked. */
+  private dirtyCount(): number {
+    return this.watcher?.size ?? 0;
+  }
+
+  private persist(config = this.config): void {
     try {
-      writeStateFile(this.config.indexPath, this.snapshotState(), this.staleAfter());
+      writeStateFile(config.indexPath, { state: this.snapshotState(), staleAfterMs: this.staleAfter(config), pidStartTime: ownStart });
     } catch (err) {
       this.log(`cannot write the state file: ${(err as Error).message}`);
     }
@@ -293,6 +344,7 @@ export class Daemon {
   private async shutdown(): Promise<void> {
     await this.watcher?.close();
     await this.status?.close();
+    this.state.state = "stopped";
     this.persist();
     this.log("stopped");
   }

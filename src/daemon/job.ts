@@ -11,6 +11,10 @@ import { runHook } from "./hooks.js";
 // (its failure aborts the run, no snapshot), command sources streamed into the snapshot, the
 // upload bandwidth limit, then post_backup, which always runs, learns the outcome from its
 // environment, and whose exit code is logged but never changes the run's status.
+//
+// "Always" includes a run stopped by SIGTERM/SIGINT: pre_backup may have stopped a service that
+// only post_backup starts again (restic-manager's rule: post hooks always run). So post_backup
+// does not take the abort signal; hooks.timeout alone bounds it.
 
 export interface JobOptions {
   store: Store;
@@ -23,9 +27,18 @@ export interface JobOptions {
   configPath: string;
 }
 
-export type JobResult = { ok: true; summary: BackupSummary } | { ok: false; error: unknown };
+/** `interrupted`: the signal stopped the run; the caller is shutting down, nothing failed. */
+export type JobResult = { ok: true; summary: BackupSummary } | { ok: false; error: unknown; interrupted: boolean };
+
+export type JobOutcome = "success" | "failure" | "interrupted";
+
+export function outcomeOf(result: JobResult): JobOutcome {
+  return result.ok ? "success" : result.interrupted ? "interrupted" : "failure";
+}
 
 export async function runJob(config: Config, o: JobOptions): Promise<JobResult> {
+  // Stopped before anything ran: no pre_backup, so nothing for post_backup to undo.
+  if (o.signal?.aborted) return { ok: false, error: o.signal.reason, interrupted: true };
   let result: JobResult;
   try {
     await preHook(config, o);
@@ -39,10 +52,9 @@ export async function runJob(config: Config, o: JobOptions): Promise<JobResult> 
     });
     result = { ok: true, summary };
   } catch (error) {
-    result = { ok: false, error };
+    result = { ok: false, error, interrupted: o.signal?.aborted === true };
   }
-  // A shutdown abandons the run; hooks are for runs that ended on their own.
-  if (!o.signal?.aborted) await postHook(config, o, result);
+  await postHook(config, o, result);
   return result;
 }
 
@@ -70,9 +82,9 @@ async function postHook(config: Config, o: JobOptions, result: JobResult): Promi
       timeoutMs: config.hooks!.timeout,
       env: {
         VAULTIK_CONFIG: o.configPath,
-        VAULTIK_STATUS: result.ok ? "success" : "failure",
+        VAULTIK_STATUS: outcomeOf(result),
         VAULTIK_SNAPSHOT_ID: result.ok ? result.summary.snapshotId : "",
-        VAULTIK_ERROR: result.ok ? "" : ((result.error as Error)?.message ?? String(result.error)).split("\n")[0]!,
+        VAULTIK_ERROR: result.ok ? "" : result.interrupted ? "interrupted" : firstLine(result.error),
         ...o.hookEnv,
       },
       log: o.log,
@@ -81,4 +93,8 @@ async function postHook(config: Config, o: JobOptions, result: JobResult): Promi
   } catch (err) {
     o.log(`post_backup hook could not run: ${(err as Error).message}`);
   }
+}
+
+function firstLine(error: unknown): string {
+  return ((error as Error)?.message ?? String(error)).split("\n")[0]!;
 }

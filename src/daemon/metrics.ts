@@ -5,13 +5,20 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import type { RunRecord } from "./state.js";
 
+export interface DaemonMetricsOptions {
+  /**
+   * How many paths are dirty right now; read at each scrape. Read, not pushed, so the gauge cannot
+   * drift from the watcher (a copy set on change events went stale when a run took the set).
+   */
+  dirtyPaths?: () => number;
+}
+
 export class DaemonMetrics {
   readonly registry: Registry;
   readonly contentType: string;
 
   readonly #up: Gauge;
   readonly #running: Gauge;
-  readonly #dirtyPaths: Gauge;
   readonly #lastSuccess: Gauge;
   readonly #lastStatus: Gauge;
   readonly #lastDuration: Gauge;
@@ -22,7 +29,7 @@ export class DaemonMetrics {
   readonly #blobs: Counter;
   readonly #errors: Counter;
 
-  constructor() {
+  constructor(options: DaemonMetricsOptions = {}) {
     const register = new Registry();
     this.registry = register;
     this.contentType = register.contentType;
@@ -34,7 +41,15 @@ export class DaemonMetrics {
 
     this.#up = gauge("vaultik_up", "1 while the vaultik daemon is running.");
     this.#running = gauge("vaultik_running", "1 while a backup run is in progress.");
-    this.#dirtyPaths = gauge("vaultik_dirty_paths", "Paths changed since the last run, waiting for the next one.");
+    const dirtyPaths = options.dirtyPaths ?? (() => 0);
+    new Gauge({
+      name: "vaultik_dirty_paths",
+      help: "Paths changed since the last run, waiting for the next one.",
+      registers,
+      collect() {
+        this.set(dirtyPaths());
+      },
+    });
     this.#lastSuccess = gauge(
       "vaultik_last_success_timestamp_seconds",
       "Unix time at which the last successful backup run finished; 0 if none yet.",
@@ -43,7 +58,7 @@ export class DaemonMetrics {
     this.#lastDuration = gauge("vaultik_last_run_duration_seconds", "Wall-clock duration of the last finished run.");
     this.#runs = new Counter({
       name: "vaultik_runs_total",
-      help: "Finished backup runs by outcome.",
+      help: "Finished backup runs by outcome: success, failure, or interrupted (the daemon was stopped).",
       labelNames: ["status"] as const,
       registers,
     });
@@ -61,7 +76,7 @@ export class DaemonMetrics {
     // Create every labelled series at 0 up front: `rate()` and alerts such as
     // `increase(vaultik_runs_total{status="failure"}[1h]) > 0` misbehave on series that only
     // appear after their first increment.
-    for (const status of ["success", "failure"] as const) this.#runs.inc({ status }, 0);
+    for (const status of ["success", "failure", "interrupted"] as const) this.#runs.inc({ status }, 0);
     for (const kind of ["new", "changed", "unchanged"] as const) this.#files.inc({ kind }, 0);
     // Before the first success the gauge reads 0, so "time since last success" is huge and a
     // staleness alert fires, which is the truth.
@@ -76,8 +91,9 @@ export class DaemonMetrics {
   runFinished(run: RunRecord): void {
     this.#running.set(0);
     const ok = run.status === "success";
-    this.#runs.inc({ status: ok ? "success" : "failure" });
-    this.#lastStatus.set(ok ? 1 : 0);
+    this.#runs.inc({ status: run.status === "interrupted" ? "interrupted" : ok ? "success" : "failure" });
+    // A stop says nothing about whether backups work, so the last real outcome stays.
+    if (run.status !== "interrupted") this.#lastStatus.set(ok ? 1 : 0);
     const duration = run.durationMs ?? elapsedMs(run);
     if (duration !== undefined) this.#lastDuration.set(duration / 1000);
     if (ok) {
@@ -93,10 +109,6 @@ export class DaemonMetrics {
     this.#files.inc({ kind: "new" }, nonNegative(run.filesNew));
     this.#files.inc({ kind: "changed" }, nonNegative(run.filesChanged));
     this.#files.inc({ kind: "unchanged" }, nonNegative(run.filesUnchanged));
-  }
-
-  setDirtyPaths(n: number): void {
-    this.#dirtyPaths.set(n);
   }
 
   /** The exposition text for a scrape, in the format named by `contentType`. */

@@ -1,8 +1,11 @@
+import type { FailureStreak } from "./alert-policy.js";
+
 // What the daemon knows about itself; the status server, metrics, alerts and health-check read
 // it. Kept as plain data so it can be served as JSON and written to the state file as is.
 
 export type RunTrigger = "startup" | "watch" | "full-scan" | "schedule" | "retry";
-export type RunStatus = "running" | "success" | "failure";
+/** "interrupted": the daemon was stopped (SIGTERM/SIGINT) during the run; not a failure. */
+export type RunStatus = "running" | "success" | "failure" | "interrupted";
 
 export interface RunRecord {
   /** Sequence number within this daemon's life. */
@@ -32,7 +35,8 @@ export interface RunProgress {
 }
 
 export interface DaemonState {
-  state: "idle" | "running" | "stopping";
+  /** "stopped" is written to the state file by a daemon that exited cleanly. */
+  state: "idle" | "running" | "stopping" | "stopped";
   pid: number;
   version: string;
   startedAt: string;
@@ -43,16 +47,23 @@ export interface DaemonState {
   nextRun?: string;
   dirtyPaths: number;
   consecutiveFailures: number;
+  /** The failures alerted about, while runs keep failing; for reminders and the recovered alert. */
+  failureStreak?: FailureStreak;
   /** Newest first, at most HISTORY_SIZE. */
   history: RunRecord[];
 }
 
 export const HISTORY_SIZE = 50;
 
-/** Healthy: the last run succeeded and the last success is younger than `staleAfterMs`. */
-export function isHealthy(s: Pick<DaemonState, "lastRun" | "lastSuccess">, now: number, staleAfterMs: number): { healthy: boolean; reason: string } {
+/**
+ * Healthy: the last run that finished on its own did not fail, and the last success is younger
+ * than `staleAfterMs`. An interrupted run (a clean stop) says nothing about whether backups work,
+ * so it is passed over: it neither hides an earlier failure nor counts as one.
+ */
+export function isHealthy(s: Pick<DaemonState, "lastRun" | "lastSuccess" | "history">, now: number, staleAfterMs: number): { healthy: boolean; reason: string } {
   if (!s.lastSuccess) return { healthy: false, reason: "no backup has succeeded yet" };
-  if (s.lastRun && s.lastRun.status === "failure") return { healthy: false, reason: `last run failed: ${s.lastRun.error ?? "unknown error"}` };
+  const judged = s.lastRun?.status === "interrupted" ? s.history.find((r) => r.status === "success" || r.status === "failure") : s.lastRun;
+  if (judged && judged.status === "failure") return { healthy: false, reason: `last run failed: ${judged.error ?? "unknown error"}` };
   const age = now - Date.parse(s.lastSuccess.finished ?? s.lastSuccess.started);
   if (age > staleAfterMs) return { healthy: false, reason: `last success was ${Math.round(age / 60000)} minutes ago` };
   return { healthy: true, reason: `last success ${s.lastSuccess.snapshotId ?? ""} at ${s.lastSuccess.finished ?? s.lastSuccess.started}` };

@@ -1,6 +1,6 @@
 import { IntegrityError } from "../errors.js";
-import { chunkId } from "./names.js";
-import type { ChunkLocation } from "./writer.js";
+import { chunkId } from "../model/ids.js";
+import type { ChunkLocation } from "../model/chunk.js";
 import { decompressFrame } from "./zstd.js";
 
 // Turning a blob's zstd frame back into its chunks, each checked against its id. Used by the

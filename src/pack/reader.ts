@@ -6,7 +6,7 @@ import { getBytes, type ReadableStore } from "../store/bytes.js";
 import type { CallOptions } from "../store/store.js";
 import { frameChunks } from "./frame.js";
 import { blobKey } from "./names.js";
-import type { ChunkLocation } from "./writer.js";
+import type { ChunkLocation } from "../model/chunk.js";
 
 // Reads chunks back out of blobs. Two ways: one chunk by ranged GETs (header, then only the
 // STREAM segments that hold its frame), or a whole blob streamed once, yielding its chunks in

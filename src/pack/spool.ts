@@ -5,6 +5,7 @@ import { mkdir, open, rm, type FileHandle } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { PutBody } from "../store/store.js";
+import { writevAll } from "../util/fsio.js";
 
 // A blob is named by the hash of its ciphertext, known only once it is complete, and blobs can
 // be far larger than memory should hold. So ciphertext is spooled: kept in memory while small,
@@ -62,7 +63,7 @@ export class Spool {
       this.size += p.length;
     }
     if (this.file) {
-      await writeAll(this.file, parts);
+      await writevAll(this.file, parts);
       return;
     }
     const limit = this.options.memoryLimit ?? DEFAULT_SPOOL_MEMORY;
@@ -81,7 +82,7 @@ export class Spool {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     this.path = join(dir, `blob-${process.pid}-${randomBytes(8).toString("hex")}`);
     this.file = await open(this.path, "wx", 0o600);
-    await writeAll(this.file, [...(this.buf && held > 0 ? [this.buf.subarray(0, held)] : []), ...more]);
+    await writevAll(this.file, [...(this.buf && held > 0 ? [this.buf.subarray(0, held)] : []), ...more]);
     if (this.buf) giveBack(this.buf);
     this.buf = undefined;
   }
@@ -124,22 +125,5 @@ export class Spool {
     this.buf = undefined;
     if (this.file) await this.file.close().catch(() => {});
     if (this.path) await rm(this.path, { force: true });
-  }
-}
-
-async function writeAll(file: FileHandle, parts: readonly Buffer[]): Promise<void> {
-  // writev may write less than asked (it rarely does on regular files); loop until done.
-  let pending = parts.filter((p) => p.length > 0);
-  while (pending.length > 0) {
-    let { bytesWritten } = await file.writev(pending);
-    const rest: Buffer[] = [];
-    for (const p of pending) {
-      if (bytesWritten >= p.length) bytesWritten -= p.length;
-      else {
-        rest.push(p.subarray(bytesWritten));
-        bytesWritten = 0;
-      }
-    }
-    pending = rest;
   }
 }

@@ -2,33 +2,16 @@ import { AgeEncryptor } from "../crypto/age.js";
 import type { X25519Recipient } from "../crypto/keys.js";
 import { SEALED_SEGMENT_SIZE, SEGMENT_SIZE, TAG_SIZE, PAYLOAD_NONCE_SIZE } from "../crypto/stream.js";
 import type { PutBody } from "../store/store.js";
-import { chunkId } from "./names.js";
+
+export type { BlobIdentity, ChunkLocation };
+import { chunkId, type BlobName, type ChunkId } from "../model/ids.js";
+import { COMPRESSION, type BlobIdentity, type ChunkLocation } from "../model/chunk.js";
 import { Spool, type SpoolOptions } from "./spool.js";
-import { COMPRESSION, compressFrame, DEFAULT_LEVEL } from "./zstd.js";
+import { compressFrame, DEFAULT_LEVEL } from "./zstd.js";
 
 // A blob is one age file whose plaintext is the chunks' zstd frames back to back. The writer
 // only produces bytes: storing a sealed blob is the caller's job, so it can be tested without a
 // store and the same code serves every backend.
-
-/** Where a chunk lives: everything a reader needs besides the key. */
-export interface ChunkLocation {
-  /** SHA-256 of the chunk's plaintext, hex. */
-  id: string;
-  /** Name of the blob (SHA-256 of its ciphertext, hex). */
-  blob: string;
-  /** Offset of the zstd frame holding the chunk, in the blob's plaintext. */
-  offset: number;
-  /** Length of that zstd frame. */
-  length: number;
-  /**
-   * Where the chunk starts in the frame's decompressed content: 0 for a frame of its own, more
-   * for small chunks that share a frame.
-   */
-  rawOffset: number;
-  /** Length of the chunk itself. */
-  rawLength: number;
-  compression: typeof COMPRESSION;
-}
 
 export interface SealedBlob extends BlobIdentity {
   body: PutBody;
@@ -36,14 +19,6 @@ export interface SealedBlob extends BlobIdentity {
   chunks: ChunkLocation[];
   /** Releases the spooled ciphertext; call after storing it. */
   dispose(): Promise<void>;
-}
-
-export interface BlobIdentity {
-  name: string;
-  /** Ciphertext size. */
-  size: number;
-  /** Length of the age header (the payload nonce follows it). */
-  headerLength: number;
 }
 
 export interface PackWriterOptions {
@@ -83,7 +58,7 @@ const GROUP_CHUNKS = 256;
 
 export class PackWriter {
   private current: OpenBlob | undefined;
-  private group: { parts: Uint8Array[]; ids: string[]; raw: number } | undefined;
+  private group: { parts: Uint8Array[]; ids: ChunkId[]; raw: number } | undefined;
   // Appends are serialised so concurrent add() calls can compress in parallel on the thread
   // pool and still write one consistent stream.
   private tail: Promise<unknown> = Promise.resolve();
@@ -151,7 +126,7 @@ export class PackWriter {
     return run;
   }
 
-  private async append(members: readonly { id: string; rawOffset: number; rawLength: number }[], frame: Buffer): Promise<SealedBlob[]> {
+  private async append(members: readonly { id: ChunkId; rawOffset: number; rawLength: number }[], frame: Buffer): Promise<SealedBlob[]> {
     const sealed: SealedBlob[] = [];
     if (this.current && this.current.chunks.length > 0) {
       const grown = ageFileSize(this.current.enc.headerLength, this.current.plainLength + frame.length);
@@ -181,7 +156,7 @@ export class PackWriter {
     this.current = undefined;
     await blob.spool.write(blob.enc.finish());
     const { body, size, sha256, dispose } = await blob.spool.seal();
-    const name = sha256.toString("hex");
+    const name = sha256.toString("hex") as BlobName;
     return {
       name,
       size,

@@ -5,7 +5,6 @@ import { IntegrityError } from "../errors.js";
 // so several chunks compress in parallel with the JavaScript thread. The addon's frames do not
 // record their content size, so the chunk's length comes from the metadata and is checked.
 
-export const COMPRESSION = "zstd";
 export const DEFAULT_LEVEL = 3;
 
 export async function compressFrame(data: Uint8Array, level = DEFAULT_LEVEL): Promise<Buffer> {

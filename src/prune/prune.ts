@@ -46,9 +46,27 @@ export interface PruneReport {
   blobsAnnounced: number;
   bytesAnnounced: number;
   blobsYoung: number;
-  deferred: { notice: string; reason: string; blobs: number }[];
+  bytesYoung: number;
+  /** When the last blob inside the grace period leaves it: a prune from then on announces it. */
+  youngUntil?: number;
+  /** Backups, still running, that hold back blobs uploaded since they started. */
+  youngHeldBy: string[];
+  graceMs: number;
+  windowMs: number;
+  deferred: DeferredNotice[];
   spared: number;
   dryRun: boolean;
+}
+
+/** A notice whose blobs this prune did not delete, and what it waits for. */
+export interface DeferredNotice {
+  notice: string;
+  reason: string;
+  blobs: number;
+  /** Waiting for the safety window: a prune from this time on deletes the blobs. */
+  deletableAfter?: number;
+  /** Waiting for these backups to end. */
+  waitingFor?: string[];
 }
 
 export const DAY = 24 * 3600_000;
@@ -85,12 +103,13 @@ export async function prune(o: PruneOptions): Promise<PruneReport> {
     const blobs = await listBlobs(repo, signal);
     let existing = new Set(kept.map((s) => s.id));
     const notices = await listNotices(store, PENDING_PREFIX, { signal, onBad: (k, e) => log(`ignoring unreadable notice ${k}: ${(e as Error).message}`) });
-    const input = { now: now(), graceMs, skewMs: SKEW, staleRunMs, blobs, live, liveFrom, existing, notices, runs };
+    const input = { now: now(), graceMs, windowMs, skewMs: SKEW, staleRunMs, blobs, live, liveFrom, existing, notices, runs };
     const plan = planPrune(input);
     const report: PruneReport = {
       retention, snapshotsRemoved: [...removed], blobsDeleted: 0, bytesDeleted: 0,
-      blobsAnnounced: plan.announce.length, bytesAnnounced: plan.announceBytes, blobsYoung: plan.young,
-      deferred: [], spared: 0, dryRun,
+      blobsAnnounced: plan.announce.length, bytesAnnounced: plan.announceBytes,
+      blobsYoung: plan.young, bytesYoung: plan.youngBytes, youngUntil: plan.youngUntil, youngHeldBy: plan.heldBy,
+      graceMs, windowMs, deferred: [], spared: 0, dryRun,
     };
     const sizes = new Map(blobs.map((b) => [b.name, b.size]));
     if (dryRun) {
@@ -110,7 +129,8 @@ export async function prune(o: PruneOptions): Promise<PruneReport> {
         const again = planPrune({ ...input, now: now(), notices: [notice], runs, existing, blobs: [] });
         await execute(again.notices);
       } else {
-        report.deferred.push({ notice: notice.key, reason: `safety window until ${new Date(notice.notBefore).toISOString()}`, blobs: notice.blobs.length });
+        const deletableAfter = notice.published + windowMs;
+        report.deferred.push({ notice: notice.key, reason: `safety window until ${new Date(deletableAfter).toISOString()}`, blobs: notice.blobs.length, deletableAfter });
       }
     }
     await tidy(repo, runs, existing, now(), signal);
@@ -120,14 +140,18 @@ export async function prune(o: PruneOptions): Promise<PruneReport> {
       for (const d of decisions) {
         report.spared += d.spared.length;
         if (d.deferred) {
-          report.deferred.push({ notice: d.notice.key, reason: d.deferred, blobs: d.notice.blobs.length });
+          report.deferred.push({ notice: d.notice.key, reason: d.deferred, blobs: d.notice.blobs.length, deletableAfter: d.deletableAfter, waitingFor: d.waitingFor });
           log(`waiting with ${d.notice.key}: ${d.deferred}`);
           continue;
         }
         for (const name of d.remove) {
+          // Not listed: an earlier prune, killed after deleting it, already did. Report only
+          // what this run deletes.
+          const size = sizes.get(name);
+          if (size === undefined) continue;
           await store.delete(blobKey(name), { signal });
           report.blobsDeleted++;
-          report.bytesDeleted += sizes.get(name) ?? 0;
+          report.bytesDeleted += size;
         }
         await retireNotice(store, d.notice, now(), { signal });
       }

@@ -8,7 +8,7 @@ import { BlobReader } from "../pack/reader.js";
 import { Spool } from "../pack/spool.js";
 import type { SealedBlob } from "../pack/writer.js";
 import { compressStream, decompressStream } from "../pack/zstd-stream.js";
-import { parseSnapshotId, type SnapshotName } from "../snapshot/id.js";
+import { parseSnapshotId, type SnapshotName } from "../model/snapshot-id.js";
 import type { CallOptions, Store } from "../store/store.js";
 import { storeBlob } from "./blobs.js";
 

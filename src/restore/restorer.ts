@@ -5,7 +5,7 @@ import { dirname } from "node:path";
 import type { X25519Identity } from "../crypto/keys.js";
 import { IntegrityError } from "../errors.js";
 import { blobKey } from "../pack/names.js";
-import type { ChunkLocation } from "../pack/writer.js";
+import type { ChunkLocation } from "../model/chunk.js";
 import type { Repository } from "../repo/repository.js";
 import type { EntryRow, Placement, SnapshotReader } from "../snapshot/read.js";
 import { TaskPool } from "../util/pool.js";

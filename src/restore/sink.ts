@@ -1,6 +1,7 @@
-import { closeSync, constants, fchownSync, fchmodSync, ftruncateSync, futimesSync, openSync, writeSync } from "node:fs";
+import { closeSync, constants, fchownSync, fchmodSync, ftruncateSync, futimesSync, openSync } from "node:fs";
 import { frameChunksEach } from "../pack/frame.js";
-import type { ChunkLocation } from "../pack/writer.js";
+import type { ChunkLocation } from "../model/chunk.js";
+import { writeAllSync } from "../util/fsio.js";
 
 // The file end of a restore: decompresses and checks frames, writes their chunks at their
 // offsets, and finishes a single-chunk file (size, owner, mode, times) through the descriptor
@@ -98,7 +99,7 @@ export class FileSink {
     // O_NOFOLLOW: a symlink at this name in the target is never followed.
     fd ??= openSync(op.abs, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     try {
-      for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, op.offset + done);
+      writeAllSync(fd, data, op.offset);
       this.bytes += data.length;
       if (op.finish) {
         // The file held nothing before (see WriteOp.abs), so one write of its size is its size.

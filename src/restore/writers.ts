@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import type { ChunkLocation } from "../pack/writer.js";
+import type { ChunkLocation } from "../model/chunk.js";
 import { compiledWorker, threadsFromEnv } from "../util/worker.js";
 import { FileSink, type SinkFailure, type SinkItem, type WriteOp } from "./sink.js";
 

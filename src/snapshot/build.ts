@@ -2,7 +2,7 @@ import { rmSync } from "node:fs";
 import Database from "better-sqlite3";
 import type { Catalog } from "../catalog/db.js";
 import { IntegrityError } from "../errors.js";
-import { COMPRESSION } from "../pack/zstd.js";
+import { COMPRESSION } from "../model/chunk.js";
 import { SNAPSHOT_FORMAT, SNAPSHOT_SCHEMA, type SnapshotEntry, type SnapshotMeta, type SnapshotStats } from "./schema.js";
 
 // Builds a snapshot database in a local temp file while the backup runs. It is metadata only

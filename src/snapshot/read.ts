@@ -1,7 +1,8 @@
 import Database from "better-sqlite3";
 import { IntegrityError } from "../errors.js";
-import type { ChunkLocation } from "../pack/writer.js";
-import { COMPRESSION } from "../pack/zstd.js";
+import type { ChunkLocation } from "../model/chunk.js";
+import type { BlobName, ChunkId } from "../model/ids.js";
+import { COMPRESSION } from "../model/chunk.js";
 import { SNAPSHOT_FORMAT, type EntryType, type SnapshotEntry, type SnapshotMeta, type SnapshotStats } from "./schema.js";
 import { belowBounds } from "../util/paths.js";
 
@@ -131,8 +132,8 @@ export class SnapshotReader {
           mtimeUs: row["mtimeUs"] as number,
         },
         loc: {
-          id: (row["id"] as string).toLowerCase(),
-          blob: row["blob"] as string,
+          id: (row["id"] as string).toLowerCase() as ChunkId,
+          blob: row["blob"] as BlobName,
           offset: row["offset"] as number,
           length: row["length"] as number,
           rawOffset: row["rawOffset"] as number,

@@ -1,10 +1,13 @@
 import { constants } from "node:fs";
-import { link, lstat, mkdir, open, opendir, rename, rmdir, stat, unlink } from "node:fs/promises";
+import { link, lstat, mkdir, open, opendir, readdir, rename, rmdir, stat, unlink } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
 import { Readable, addAbortSignal } from "node:stream";
 import { NotFoundError, StoreError } from "../errors.js";
+import { writeAll } from "../util/fsio.js";
+import { ownStart, pidAlive } from "../util/process.js";
 import { checkKey } from "./keys.js";
 import { isStreamBody } from "./store.js";
 import type { CallOptions, GetOptions, ObjectInfo, PutBody, PutOptions, Store } from "./store.js";
@@ -21,12 +24,26 @@ const LINK_UNSUPPORTED = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "EXDEV", "EN
 // A missing file, or a path component that is a file rather than a directory.
 const ABSENT = new Set(["ENOENT", "ENOTDIR"]);
 
+// The device has no room (or the user no quota) left: said plainly, since the fix is the user's.
+const FULL = new Set(["ENOSPC", "EDQUOT", "EFBIG"]);
+
+/**
+ * Temp files are named after the process writing them (host, pid, start time), so a later run
+ * can tell the leftovers of a killed one from a live writer's and remove them.
+ */
+const HOST_TAG = createHash("sha256").update(hostname()).digest("hex").slice(0, 8);
+const OWNER = `${HOST_TAG}.${process.pid}.${ownStart ?? "0"}`;
+const TEMP_NAME = /^([0-9a-f]{8})\.(\d+)\.(\d+)\.[0-9a-f]+$/;
+/** Temp files of another form (older vaultik) or another host are removed only when this old. */
+const FOREIGN_TEMP_AGE_MS = 24 * 3600_000;
+
 /** A repository in a local directory; keys map to paths below `root`. */
 export function openFsStore(root: string): Store {
   const base = resolve(root);
   const location = base;
   const tmpDir = join(base, TMP_DIR);
   let canLink = true;
+  let swept: Promise<void> | undefined;
 
   function pathOf(key: string): string {
     checkKey(location, key);
@@ -39,7 +56,39 @@ export function openFsStore(root: string): Store {
   function fail(err: unknown, key: string | undefined, action: string, path: string, signal?: AbortSignal): Error {
     if (signal?.aborted) return signal.reason as Error;
     if (err instanceof StoreError || err instanceof NotFoundError) return err;
+    const code = codeOf(err);
+    if (code !== undefined && FULL.has(code)) {
+      return new StoreError(
+        location,
+        key,
+        `cannot ${action} ${path}: the disk holding the repository is full (${code}); nothing was stored under this name. ` +
+          "Free space there and run the backup again",
+        { cause: err },
+      );
+    }
     return new StoreError(location, key, `cannot ${action} ${path}: ${messageOf(err)}`, { cause: err });
+  }
+
+  /**
+   * Removes temp files of writers that are gone: a killed backup leaves its partial bodies here,
+   * and, killed between link and unlink, second names of published objects (removing those
+   * removes only the name). Runs once per store, before its first write.
+   */
+  async function sweepTemp(now = Date.now()): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(tmpDir);
+    } catch {
+      return; // none yet
+    }
+    for (const name of names) {
+      const m = TEMP_NAME.exec(name);
+      const path = join(tmpDir, name);
+      let gone: boolean;
+      if (m && m[1] === HOST_TAG) gone = !pidAlive(Number(m[2]), m[3] === "0" ? undefined : m[3]);
+      else gone = await stat(path).then((st) => now - st.mtimeMs > FOREIGN_TEMP_AGE_MS, () => false);
+      if (gone) await unlink(path).catch(() => {});
+    }
   }
 
   function notFound(key: string, cause?: unknown): NotFoundError {
@@ -116,12 +165,16 @@ export function openFsStore(root: string): Store {
   }
 
   async function writeTemp(body: PutBody, signal: AbortSignal | undefined): Promise<string> {
+    await (swept ??= sweepTemp());
     await mkdir(tmpDir, { recursive: true });
-    const tmp = join(tmpDir, randomBytes(12).toString("hex"));
+    const tmp = join(tmpDir, `${OWNER}.${randomBytes(8).toString("hex")}`);
     const fh = await open(tmp, "wx");
     try {
-      await writeBody(fh, body, signal);
+      const size = await writeBody(fh, body, signal);
       await fh.sync();
+      // The last word before publishing: what the disk holds is what was sealed, all of it.
+      const held = (await fh.stat()).size;
+      if (held !== size) throw new Error(`temp file holds ${held} bytes after writing ${size}`);
     } catch (err) {
       await fh.close().catch(() => {});
       await unlink(tmp).catch(() => {});
@@ -131,23 +184,29 @@ export function openFsStore(root: string): Store {
     return tmp;
   }
 
-  async function writeBody(fh: FileHandle, body: PutBody, signal: AbortSignal | undefined): Promise<void> {
+  /** Writes the whole body (every short write continued) and returns its length. */
+  async function writeBody(fh: FileHandle, body: PutBody, signal: AbortSignal | undefined): Promise<number> {
     if (!isStreamBody(body)) {
-      await fh.writeFile(body, { signal });
-      return;
+      signal?.throwIfAborted();
+      await writeAll(fh, body);
+      return body.length;
     }
     const stream = body.open();
     if (signal) addAbortSignal(signal, stream);
     let written = 0;
-    for await (const chunk of stream as AsyncIterable<Uint8Array>) {
-      written += chunk.byteLength;
-      if (written > body.size) break;
-      await fh.write(chunk);
+    try {
+      for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+        if (written + chunk.byteLength > body.size) {
+          throw new Error(`body yielded more than ${body.size} bytes, declared ${body.size}`);
+        }
+        await writeAll(fh, chunk);
+        written += chunk.byteLength;
+      }
+    } finally {
+      stream.destroy();
     }
-    stream.destroy();
-    if (written !== body.size) {
-      throw new Error(`body yielded ${written > body.size ? `more than ${body.size}` : written} bytes, declared ${body.size}`);
-    }
+    if (written !== body.size) throw new Error(`body yielded ${written} bytes, declared ${body.size}`);
+    return written;
   }
 
   async function* walk(dir: string, rel: string, prefix: string): AsyncGenerator<ObjectInfo> {

@@ -10,12 +10,16 @@ import { dirname } from "node:path";
 /** The one place a write's count is checked; a test replaces it to inject short writes. */
 export interface WriteLayer {
   write(fh: FileHandle, data: Uint8Array, offset: number, length: number, position: number | null): Promise<number>;
+  writev(fh: FileHandle, parts: readonly Uint8Array[]): Promise<number>;
   writeSync(fd: number, data: Uint8Array, offset: number, length: number, position: number | null): number;
 }
 
 const nodeLayer: WriteLayer = {
   async write(fh, data, offset, length, position) {
     return (await fh.write(data, offset, length, position)).bytesWritten;
+  },
+  async writev(fh, parts) {
+    return (await fh.writev(parts as Uint8Array[])).bytesWritten;
   },
   writeSync(fd, data, offset, length, position) {
     return writeSync(fd, data, offset, length, position);
@@ -46,12 +50,21 @@ export async function writeAll(fh: FileHandle, data: Uint8Array, position: numbe
   }
 }
 
-/** writeAll for several buffers in order. */
-export async function writeAllParts(fh: FileHandle, parts: readonly Uint8Array[], position: number | null = null): Promise<void> {
-  let at = position;
-  for (const p of parts) {
-    await writeAll(fh, p, at);
-    if (at !== null) at += p.length;
+/** Appends all of `parts` in order at the file position, in as few writev calls as the kernel allows. */
+export async function writevAll(fh: FileHandle, parts: readonly Uint8Array[]): Promise<void> {
+  let pending = parts.filter((p) => p.length > 0);
+  while (pending.length > 0) {
+    let n = await layer.writev(fh, pending);
+    if (n <= 0) throw noProgress();
+    const rest: Uint8Array[] = [];
+    for (const p of pending) {
+      if (n >= p.length) n -= p.length;
+      else {
+        rest.push(p.subarray(n));
+        n = 0;
+      }
+    }
+    pending = rest;
   }
 }
 

@@ -1,0 +1,52 @@
+import type { ChildProcess } from "node:child_process";
+import { spawnCli } from "./cli.js";
+
+// `vaultik backup CONFIG --daemon` as a child process, observed through its log: tests wait for
+// named log lines (events), never for fixed delays.
+
+export interface RunningDaemon {
+  child: ChildProcess;
+  log: () => string;
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+  exited: Promise<number | null>;
+}
+
+/** Starts a daemon; `children` collects it so the caller's afterEach can kill what is left. */
+export function startDaemon(config: string, children: ChildProcess[]): RunningDaemon {
+  const child = spawnCli(["backup", config, "--daemon"]);
+  children.push(child);
+  let log = "";
+  const waiters: (() => void)[] = [];
+  const wakeAll = (): void => {
+    for (const w of waiters.splice(0)) w();
+  };
+  child.stderr!.on("data", (d: Buffer) => {
+    log += d.toString();
+    wakeAll();
+  });
+  child.stdout!.on("data", (d: Buffer) => (log += d.toString()));
+  const exited = new Promise<number | null>((r) =>
+    child.once("exit", (code) => {
+      r(code);
+      wakeAll();
+    }),
+  );
+  return {
+    child,
+    log: () => log,
+    exited,
+    async waitFor(pattern, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const m = pattern.exec(log);
+        if (m) return m;
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`timed out waiting for ${pattern}; log:\n${log}`);
+        // Woken by new output or the exit; the timer only bounds how long a silent daemon is given.
+        await new Promise<void>((r) => {
+          waiters.push(r);
+          setTimeout(r, 200);
+        });
+      }
+    },
+  };
+}
