@@ -2,7 +2,9 @@
 // backup kill itself with SIGKILL the n-th time (default: the first) it passes a named point,
 // so "kill -9 between the blob put and the catalog commit" happens exactly there, on any
 // machine, instead of at a guessed number of milliseconds. Nothing sets the variable outside
-// test/; unset, a crash point is one comparison. Do not set it in production: it kills the run.
+// test/, and it is read only under vitest (VITEST is set in test workers and inherited by the
+// CLI they spawn), so a stray export in production does nothing; otherwise a crash point is
+// one comparison.
 
 /** The named points, in the order a backup passes them. */
 export type CrashPoint =
@@ -12,7 +14,7 @@ export type CrashPoint =
   | "before-snapshot-put" // every blob is stored, the snapshot database is not
   | "after-snapshot-put"; // the snapshot is stored, the catalog's last_snapshot is not updated
 
-const wanted = parse(process.env["VAULTIK_TEST_CRASH_AT"]);
+const wanted = process.env["VITEST"] ? parse(process.env["VAULTIK_TEST_CRASH_AT"]) : undefined;
 let passes = 0;
 
 export function crashPoint(point: CrashPoint): void {
