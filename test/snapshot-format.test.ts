@@ -7,7 +7,7 @@ import { IntegrityError } from "../src/errors.js";
 import { SnapshotReader } from "../src/snapshot/read.js";
 import { SNAPSHOT_SCHEMA } from "../src/snapshot/schema.js";
 
-// The versioning policy of docs/FORMAT.md §8: a reader refuses, by name, a snapshot whose format
+// The versioning policy of docs/FORMAT.md §7: a reader refuses, by name, a snapshot whose format
 // number or whose hash or compression names it does not know, rather than guessing (a wrong
 // guess reports sound data as corrupt, or restores garbage). The chunker name is the exception:
 // restoring never depends on where chunks were cut.
@@ -54,7 +54,7 @@ function open(changes: Record<string, string>): unknown {
   }
 }
 
-describe("snapshot format and algorithm names (FORMAT.md §8)", () => {
+describe("snapshot format and algorithm names (FORMAT.md §7)", () => {
   it("format 1 with the known names opens; an unknown chunker name does not stop a reader", () => {
     expect(open({})).toBeUndefined();
     expect(open({ chunker: "fastcdc-2020" })).toBeUndefined();

@@ -153,7 +153,7 @@ export class SnapshotReader {
   }
 }
 
-/** Names a reader must understand to read correctly; the chunker's is not among them (FORMAT.md §8). */
+/** Names a reader must understand to read correctly; the chunker's is not among them (FORMAT.md §7). */
 const READS = { compression: COMPRESSION, chunkHash: "sha256", blobHash: "sha256" } as const;
 
 /** Refuses what this version cannot read rather than guessing: a wrong guess misreports sound data. */
