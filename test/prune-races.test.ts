@@ -183,21 +183,40 @@ async function forgottenBase(w: World): Promise<string[]> {
   return s1Blobs;
 }
 
+interface During {
+  report: PruneReport;
+  /** The backups running when the prune started (the one under test). */
+  running: string[];
+  /** Blobs stored when the prune started. */
+  stored: string[];
+}
+
+/**
+ * A backup with a prune run at one of its hook points, after `first` (which may move the
+ * clock). Returns what the prune saw and did, and the backup's result or error.
+ */
+async function pruneDuring(w: World, point: keyof RunHooks, first: () => void = () => {}): Promise<{ during: During; outcome: Awaited<ReturnType<typeof backup>> | unknown }> {
+  let during: During | undefined;
+  const hook = async (): Promise<void> => {
+    first();
+    const running = runIds(w);
+    const stored = storedBlobs(w);
+    during = { report: await runPrune(w), running, stored };
+  };
+  const outcome = await backup(w, { [point]: hook }).catch((err: unknown) => err);
+  expect(during, `the backup reached ${point}`).toBeDefined();
+  return { during: during!, outcome };
+}
+
 describe("a prune at each point of a running backup (docs/PRUNE.md, Deleting blobs safely)", () => {
   it("published between the backup's heartbeat and its notice read: the prune defers naming the backup, which re-uploads and restores", async () => {
     const w = await world();
     const s1Blobs = await forgottenBase(w);
-    let during: PruneReport | undefined;
-    let running: string[] = [];
-    const b = await backup(w, {
-      afterHeartbeat: async () => {
-        running = runIds(w);
-        during = await runPrune(w);
-      },
-    });
-    expect(running).toEqual([b.id]);
-    expect(during).toMatchObject({ blobsAnnounced: s1Blobs.length, blobsDeleted: 0 });
-    expect(during!.deferred).toEqual([expect.objectContaining({ waitingFor: [b.id], blobs: s1Blobs.length })]);
+    const { during, outcome } = await pruneDuring(w, "afterHeartbeat");
+    const b = outcome as Awaited<ReturnType<typeof backup>>;
+    expect(during.running).toEqual([b.id]);
+    expect(during.report).toMatchObject({ blobsAnnounced: s1Blobs.length, blobsDeleted: 0 });
+    expect(during.report.deferred).toEqual([expect.objectContaining({ waitingFor: [b.id], blobs: s1Blobs.length })]);
     // The backup read the notice and packed a.bin again instead of referencing announced blobs.
     const bBlobs = await blobsOf(w, b.id);
     expect(bBlobs.filter((x) => s1Blobs.includes(x))).toEqual([]);
@@ -213,19 +232,12 @@ describe("a prune at each point of a running backup (docs/PRUNE.md, Deleting blo
   it("inside beforeCommit (after the notice read): the prune defers naming the backup and spares its new blobs; the backup refuses to commit", async () => {
     const w = await world();
     const s1Blobs = await forgottenBase(w);
-    let during: PruneReport | undefined;
-    let running: string[] = [];
-    let newBlobs: string[] = [];
-    const failure = await backup(w, {
-      beforeCommit: async () => {
-        running = runIds(w);
-        newBlobs = storedBlobs(w).filter((x) => !s1Blobs.includes(x));
-        during = await runPrune(w);
-      },
-    }).catch((err: unknown) => err);
+    const { during, outcome: failure } = await pruneDuring(w, "beforeCommit");
+    const newBlobs = during.stored.filter((x) => !s1Blobs.includes(x));
     expect(newBlobs.length).toBeGreaterThan(0);
-    expect(during).toMatchObject({ blobsAnnounced: s1Blobs.length, blobsDeleted: 0, blobsYoung: newBlobs.length, youngHeldBy: running });
-    expect(during!.deferred).toEqual([expect.objectContaining({ waitingFor: running, blobs: s1Blobs.length })]);
+    expect(during.running).toHaveLength(1);
+    expect(during.report).toMatchObject({ blobsAnnounced: s1Blobs.length, blobsDeleted: 0, blobsYoung: newBlobs.length, youngHeldBy: during.running });
+    expect(during.report.deferred).toEqual([expect.objectContaining({ waitingFor: during.running, blobs: s1Blobs.length })]);
     expect(failure).toBeInstanceOf(IntegrityError);
     expect(String(failure)).toContain(`a prune announced deletion of ${s1Blobs.length} blob(s) this snapshot needs`);
     expect(await snapshotIds(w)).toEqual([]);
@@ -281,18 +293,10 @@ describe("a prune at each point of a running backup (docs/PRUNE.md, Deleting blo
   it("a backup stalled an hour is taken for dead: the prune deletes at once, the backup refuses, the next one restores", async () => {
     const w = await world();
     const s1Blobs = await forgottenBase(w);
-    let during: PruneReport | undefined;
-    let before: string[] = [];
-    const failure = await backup(w, {
-      beforeCommit: async () => {
-        advance(61 * MINUTE);
-        before = storedBlobs(w);
-        during = await runPrune(w);
-      },
-    }).catch((err: unknown) => err);
+    const { during, outcome: failure } = await pruneDuring(w, "beforeCommit", () => advance(61 * MINUTE));
     // Its own uploads are unreferenced and it no longer counts as running: they go too.
-    expect(before.length).toBeGreaterThan(s1Blobs.length);
-    expect(during).toMatchObject({ blobsDeleted: before.length, deferred: [], youngHeldBy: [] });
+    expect(during.stored.length).toBeGreaterThan(s1Blobs.length);
+    expect(during.report).toMatchObject({ blobsDeleted: during.stored.length, deferred: [], youngHeldBy: [] });
     expect(storedBlobs(w)).toEqual([]);
     expect(failure).toBeInstanceOf(IntegrityError);
     expect(String(failure)).toContain("no heartbeat reached the store for 61 minutes");
