@@ -1,10 +1,13 @@
 import { cp, mkdir, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { runBackup } from "../src/backup/run.js";
+import { loadConfig } from "../src/config.js";
 import { blobKey } from "../src/pack/names.js";
+import { openFsStore } from "../src/store/fs.js";
 import { vaultik } from "./helpers/cli.js";
-import { backupId, blobsOf, cliKeys, copyTree, expectRestores, localRepo, storedBlobs } from "./helpers/setup.js";
+import { backupId, blobsOf, cliKeys, copyTree, expectRestores, localRepo, storedBlobs, type LocalRepo } from "./helpers/setup.js";
 import { pseudoRandom } from "./helpers/tree.js";
 
 // Prune is where backup tools lose data. These tests run the real binary against a directory
@@ -26,6 +29,22 @@ afterAll(async () => {
 });
 
 const FAST = ["--grace", "0s", "--safety-window", "0s"];
+
+const HOURS_AGO = (h: number): number => Date.now() - h * 3600_000;
+
+/**
+ * A backup made in-process with the clock set to `at`. Snapshot ids have one-second
+ * resolution, and keep-last must see a clear order: this gives one without sleeping.
+ */
+async function backupAt(r: LocalRepo, at: number): Promise<string> {
+  const config = await loadConfig(r.config);
+  vi.useFakeTimers({ toFake: ["Date"], now: at });
+  try {
+    return (await runBackup(config, { store: openFsStore(r.repo) })).snapshotId;
+  } finally {
+    vi.useRealTimers();
+  }
+}
 
 function withKey(identity: string) {
   return { env: { VAULTIK_PRIVATE_KEY: identity } };
@@ -71,9 +90,7 @@ describe("forget and prune", () => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       await writeFile(join(r.source, `f${i}.bin`), pseudoRandom(MiB, 10 + i));
-      ids.push(await backupId(r));
-      // Snapshot ids have one-second resolution; keep-last must see a clear order.
-      await new Promise((res) => setTimeout(res, 1100));
+      ids.push(await backupAt(r, HOURS_AGO(3 - i)));
     }
     const before = await storedBlobs(r);
     const d = await vaultik(["prune", r.repo, "", "--keep-last", "1", ...FAST, "--dry-run"], withKey(r.identity));
@@ -89,10 +106,9 @@ describe("forget and prune", () => {
   it("retention comes from the config's retention: section when no flag is given", async () => {
     const r = await localRepo(join(dir, "cfg-retention"), keys, "retention:\n  keep_last: 1\n");
     await writeFile(join(r.source, "x.bin"), pseudoRandom(MiB, 40));
-    await backupId(r);
-    await new Promise((res) => setTimeout(res, 1100));
+    await backupAt(r, HOURS_AGO(2));
     await writeFile(join(r.source, "y.bin"), pseudoRandom(MiB, 41));
-    const newest = await backupId(r);
+    const newest = await backupAt(r, HOURS_AGO(1));
     const p = await vaultik(["prune", "--config", r.config, ...FAST, "--json"], withKey(r.identity));
     expect(p.code, p.stderr).toBe(0);
     const report = JSON.parse(p.stdout) as { policy: string; kept: { id: string; reasons: string[] }[] };
