@@ -102,6 +102,22 @@ describe("Repository: callers speak of blobs, runs, notices and the lock, never 
   });
 });
 
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "vaultik-repository-"));
+  dirs.push(dir);
+  return dir;
+}
+
+const META = {
+  id: "s", host: "h", time: new Date(0).toISOString(), sourceDirs: ["/"], vaultikVersion: "0",
+  chunker: "fastcdc-2016", chunkSize: 1 << 20, chunkHash: "sha256", blobHash: "sha256", compression: "zstd",
+};
+
 const SRC = resolve(dirname(fileURLToPath(import.meta.url)), "../src");
 
 function sources(dir: string): string[] {
@@ -136,14 +152,8 @@ describe("each SQLite schema has one owner", () => {
 });
 
 describe("SnapshotReader answers check's questions without exposing its database", () => {
-  const dirs: string[] = [];
-  afterEach(async () => {
-    for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-  });
-
   it("chunk locations and the files that use a blob", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "vaultik-snapread-"));
-    dirs.push(dir);
+    const dir = await tempDir();
     const catalog = new Catalog(join(dir, "catalog.sqlite"));
     catalog.useRecipients("r");
     const ids = ["one", "two", "three"].map((s) => chunkId(Buffer.from(s)));
@@ -153,10 +163,7 @@ describe("SnapshotReader answers check's questions without exposing its database
     catalog.recordBlob({ name: NAME_A, size: 1000, headerLength: 200 }, [loc(0, NAME_A), loc(1, NAME_A)]);
     catalog.recordBlob({ name: NAME_B, size: 500, headerLength: 200 }, [loc(2, NAME_B)]);
     const path = join(dir, "snap.sqlite");
-    const builder = new SnapshotBuilder(path, {
-      id: "s", host: "h", time: new Date(0).toISOString(), sourceDirs: ["/"], vaultikVersion: "0",
-      chunker: "fastcdc-2016", chunkSize: 1 << 20, chunkHash: "sha256", blobHash: "sha256", compression: "zstd",
-    });
+    const builder = new SnapshotBuilder(path, META);
     const file = (p: string, size: number) => ({ path: p, type: "file" as const, mode: 0o644, uid: 0, gid: 0, size, mtimeNs: 0n });
     builder.add(file("a", 20), [Buffer.from(ids[0]!, "hex"), Buffer.from(ids[1]!, "hex")]);
     builder.add(file("b", 10), [Buffer.from(ids[2]!, "hex")]);
@@ -179,19 +186,10 @@ describe("SnapshotReader answers check's questions without exposing its database
 });
 
 describe("a snapshot takes its chunk locations from the catalog", () => {
-  const dirs: string[] = [];
-  afterEach(async () => {
-    for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-  });
-
   it("refuses to finish when a chunk's blob is not recorded as stored, and leaves both databases usable", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "vaultik-unplaced-"));
-    dirs.push(dir);
+    const dir = await tempDir();
     const catalog = new Catalog(join(dir, "catalog.sqlite"));
-    const builder = new SnapshotBuilder(join(dir, "snap.sqlite"), {
-      id: "s", host: "h", time: new Date(0).toISOString(), sourceDirs: ["/"], vaultikVersion: "0",
-      chunker: "fastcdc-2016", chunkSize: 1 << 20, chunkHash: "sha256", blobHash: "sha256", compression: "zstd",
-    });
+    const builder = new SnapshotBuilder(join(dir, "snap.sqlite"), META);
     try {
       catalog.useRecipients("r");
       const orphan = chunkId(Buffer.from("orphan"));
@@ -208,14 +206,8 @@ describe("a snapshot takes its chunk locations from the catalog", () => {
 });
 
 describe("a backup meets prunes through the Repository (backup/prune-sync.ts)", () => {
-  const dirs: string[] = [];
-  afterEach(async () => {
-    for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-  });
-
   it("the catalog forgets blobs announced, missing or stored with another size", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "vaultik-sync-"));
-    dirs.push(dir);
+    const dir = await tempDir();
     const NAME_C = "ef".repeat(32) as BlobName;
     const NAME_D = "01".repeat(32) as BlobName;
     const store = openMemoryStore();
