@@ -1,11 +1,11 @@
 import { hostname } from "node:os";
 import { Cron } from "croner";
+import { outcomeOf, runJob, type JobResult } from "../backup/job.js";
 import { backupScope } from "../backup/run.js";
 import { loadConfig, type Config } from "../config.js";
 import { VERSION } from "../version.js";
 import { alertAfterRun, type AlertDecision } from "./alert-policy.js";
 import { Alerter, type Alert } from "./alerts.js";
-import { outcomeOf, runJob, type JobResult } from "./job.js";
 import { DaemonMetrics } from "./metrics.js";
 import { Redactor } from "./redact.js";
 import { nextRun, type PlannedRun } from "./scheduler.js";
@@ -26,6 +26,7 @@ export interface DaemonOptions {
   configPath: string;
   /** One log line (already redacted by the daemon). */
   log: (line: string) => void;
+  /** The store one run writes to, upload limit included (a fresh budget per run). */
   openStore: (config: Config) => Store;
   now?: () => number;
 }
