@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -5,7 +6,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { runJob } from "../src/backup/job.js";
 import { runBackup } from "../src/backup/run.js";
 import type { BackupSettings, JobSettings } from "../src/backup/settings.js";
-import type { Config } from "../src/config.js";
+import { backupStore } from "../src/cli/backup.js";
+import { parseConfig, type Config } from "../src/config.js";
 import { generateIdentity, parseRecipient } from "../src/crypto/keys.js";
 import { openMemoryStore } from "../src/store/memory.js";
 
@@ -73,5 +75,22 @@ describe("the settings a backup takes", () => {
     const asJob = (c: Config): JobSettings => c;
     expect(typeof runBackup).toBe("function");
     expect([asBackup, asJob]).toHaveLength(2);
+  });
+});
+
+describe("the store a backup writes to (cli/backup.ts)", () => {
+  it("goes through limit_upload, now applied where the CLI builds the store", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "vaultik-job-"));
+    dirs.push(dir);
+    const { recipient } = await generateIdentity();
+    const config = parseConfig(
+      `age_recipient: ${recipient}\nsource_dirs: [${dir}]\nstore: ${dir}/repo\nindex_path: ${dir}/state/index.sqlite\nlimit_upload: 512KiB/s\n`,
+      { path: join(dir, "vaultik.yml") },
+    );
+    const store = backupStore(config);
+    const started = performance.now();
+    expect(await store.put("blobs/x", randomBytes(1 << 20))).toBe(true);
+    // 1 MiB at 512 KiB/s is 2 s. A lower bound only: sleeping cannot finish early.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1_500);
   });
 });
