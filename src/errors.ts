@@ -3,6 +3,7 @@
 // place. Messages must never contain secrets: callers pass names, never credentials.
 
 export type ErrorCode =
+  | "USAGE"
   | "CONFIG"
   | "INTEGRITY"
   | "NO_IDENTITY"
@@ -21,15 +22,35 @@ export abstract class VaultikError extends Error {
   }
 }
 
-/** A configuration value is missing, malformed or of the wrong kind. `key` is the config key. */
+/**
+ * A command-line argument, option or environment variable is missing or wrong. `argument` is
+ * what the user typed or set (`TARGET_DIR`, `--output`, `VAULTIK_PRIVATE_KEY`), and leads the
+ * message, so it is never mistaken for a problem in the config file.
+ */
+export class UsageError extends VaultikError {
+  readonly code = "USAGE";
+  constructor(
+    readonly argument: string,
+    readonly detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${argument}: ${detail}`, options);
+  }
+}
+
+/**
+ * A configuration value is missing, malformed or of the wrong kind. `key` is the config key, or
+ * `config` for the file as a whole (unreadable, not YAML).
+ */
 export class ConfigError extends VaultikError {
   readonly code = "CONFIG";
   constructor(
     readonly key: string,
-    message: string,
+    /** The message without the `config: key:` label, for callers that relabel it. */
+    readonly detail: string,
     options?: { cause?: unknown },
   ) {
-    super(`config: ${key}: ${message}`, options);
+    super(`config: ${key}: ${detail}`, options);
   }
 }
 

@@ -1,12 +1,12 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Decrypter, Encrypter } from "age-encryption";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   createDecryptStream,
   createEncryptStream,
@@ -128,9 +128,15 @@ describe("age interop with age-encryption", () => {
 });
 
 describe("age interop with the age CLI", () => {
-  const dir = mkdtempSync(join(tmpdir(), "vaultik-age-"));
-  const keyFile = join(dir, "key.txt");
-  writeFileSync(keyFile, `${keys.identity}\n`);
+  // Made in beforeAll, not while collecting, so afterAll always removes it (it holds a private key).
+  let dir: string;
+  let keyFile: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "vaultik-age-"));
+    keyFile = join(dir, "key.txt");
+    writeFileSync(keyFile, `${keys.identity}\n`, { mode: 0o600 });
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   for (const size of [0, 1, 65535, 65536, 65537, ...RANDOM_SIZES]) {
     it(`age -d reads ours and we read age -e, ${size} bytes`, () => {
       const age = ageCli();

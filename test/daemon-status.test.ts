@@ -7,7 +7,7 @@ import { storeFromConfig } from "../src/cli/context.js";
 import { Daemon } from "../src/daemon/daemon.js";
 import { DaemonMetrics } from "../src/daemon/metrics.js";
 import type { DaemonState, RunRecord } from "../src/daemon/state.js";
-import { startStatusServer, type StatusServer } from "../src/daemon/status-server.js";
+import { startStatusServer, type StatusServer, type StatusServerOptions } from "../src/daemon/status-server.js";
 import { cliKeys, localRepo } from "./helpers/setup.js";
 
 // Every test talks to a real server on a real socket. The state is a plain object the test
@@ -153,6 +153,11 @@ interface Client {
   get(path: string, init?: RequestInit): Promise<Response>;
 }
 
+/** A status server on a free local port; tests name only what they are about. */
+function serve(over: Partial<StatusServerOptions> = {}): Promise<StatusServer> {
+  return startStatusServer({ host: "127.0.0.1", port: 0, getState: state, metrics: new DaemonMetrics(), staleAfterMs: HOUR, ...over });
+}
+
 function client(server: StatusServer): Client {
   return { get: (path, init) => fetch(`${server.url}${path}`, init) };
 }
@@ -167,15 +172,7 @@ describe("status server without a token", () => {
   let c: Client;
 
   beforeAll(async () => {
-    server = await startStatusServer({
-      host: "127.0.0.1",
-      port: 0,
-      getState: () => current,
-      metrics,
-      staleAfterMs: 24 * HOUR,
-      now: () => now,
-      log: (l) => lines.push(l),
-    });
+    server = await serve({ getState: () => current, metrics, staleAfterMs: 24 * HOUR, now: () => now, log: (l) => lines.push(l) });
     c = client(server);
   });
   afterAll(() => server.close());
@@ -401,16 +398,7 @@ describe("status server with a token", () => {
   let c: Client;
 
   beforeAll(async () => {
-    server = await startStatusServer({
-      host: "127.0.0.1",
-      port: 0,
-      token: TOKEN,
-      getState: healthyState,
-      metrics: new DaemonMetrics(),
-      staleAfterMs: 24 * HOUR,
-      now: () => NOW,
-      log: (l) => lines.push(l),
-    });
+    server = await serve({ token: TOKEN, getState: healthyState, staleAfterMs: 24 * HOUR, now: () => NOW, log: (l) => lines.push(l) });
     c = client(server);
   });
   afterAll(() => server.close());
@@ -448,24 +436,18 @@ describe("status server with a token", () => {
   });
 
   it("refuses an empty token rather than guessing what it means", async () => {
-    await expect(
-      startStatusServer({ host: "127.0.0.1", port: 0, token: "", getState: state, metrics: new DaemonMetrics(), staleAfterMs: HOUR }),
-    ).rejects.toThrow(/token/);
+    await expect(serve({ token: "" })).rejects.toThrow(/token/);
   });
 });
 
 describe("status server failures and shutdown", () => {
   it("answers 500 and logs one line when the state cannot be read", async () => {
     const lines: string[] = [];
-    const server = await startStatusServer({
-      host: "127.0.0.1",
-      port: 0,
+    const server = await serve({
       token: TOKEN,
       getState: () => {
         throw new Error("state file corrupt");
       },
-      metrics: new DaemonMetrics(),
-      staleAfterMs: HOUR,
       log: (l) => lines.push(l),
     });
     try {
@@ -479,11 +461,9 @@ describe("status server failures and shutdown", () => {
   });
 
   it("rejects when the port is taken", async () => {
-    const first = await startStatusServer({ host: "127.0.0.1", port: 0, getState: state, metrics: new DaemonMetrics(), staleAfterMs: HOUR });
+    const first = await serve();
     try {
-      await expect(
-        startStatusServer({ host: "127.0.0.1", port: first.port, getState: state, metrics: new DaemonMetrics(), staleAfterMs: HOUR }),
-      ).rejects.toThrow(/EADDRINUSE/);
+      await expect(serve({ port: first.port })).rejects.toThrow(/EADDRINUSE/);
     } finally {
       await first.close();
     }
@@ -491,7 +471,7 @@ describe("status server failures and shutdown", () => {
 
   it("close() returns promptly despite a keep-alive connection, and the port is free afterwards", async () => {
     const { request, Agent } = await import("node:http");
-    const server = await startStatusServer({ host: "127.0.0.1", port: 0, getState: healthyState, metrics: new DaemonMetrics(), staleAfterMs: 24 * HOUR, now: () => NOW });
+    const server = await serve({ getState: healthyState, staleAfterMs: 24 * HOUR, now: () => NOW });
     const agent = new Agent({ keepAlive: true });
     try {
       const status = await new Promise<number>((resolve, reject) => {
@@ -508,7 +488,7 @@ describe("status server failures and shutdown", () => {
       expect(Date.now() - t0).toBeLessThan(1000);
       await expect(fetch(`${server.url}/health`)).rejects.toThrow();
       // The same port can be bound again at once.
-      const again = await startStatusServer({ host: "127.0.0.1", port: server.port, getState: state, metrics: new DaemonMetrics(), staleAfterMs: HOUR });
+      const again = await serve({ port: server.port });
       await again.close();
     } finally {
       agent.destroy();

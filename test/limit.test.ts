@@ -86,11 +86,22 @@ describe("limitUploads", () => {
   it("an abort stops a put waiting for bandwidth", async () => {
     const inner = openMemoryStore();
     // 16 KiB/s: the 1 MiB body would take a minute.
-    const store = limitUploads(inner, 16 * KiB);
     const ac = new AbortController();
-    const put = store.put("blobs/slow", randomBytes(1 << 20), { signal: ac.signal });
-    setTimeout(() => ac.abort(new Error("stop")), 100);
+    // Aborts once the driver is reading the body: its first piece waits a second for budget
+    // (the bucket starts empty), and everything the read started has run by setImmediate.
+    const reading = {
+      ...inner,
+      put(key: string, body: PutBody): Promise<boolean> {
+        const put = inner.put(key, body);
+        setImmediate(() => ac.abort(new Error("stop")));
+        return put;
+      },
+    };
+    const started = performance.now();
+    const put = limitUploads(reading, 16 * KiB).put("blobs/slow", randomBytes(1 << 20), { signal: ac.signal });
     await expect(put).rejects.toThrow("stop");
+    // It stopped waiting at the abort, long before the minute the body would take.
+    expect(performance.now() - started).toBeLessThan(30_000);
     expect(inner.objects.has("blobs/slow")).toBe(false);
   });
 

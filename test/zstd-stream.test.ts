@@ -3,7 +3,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { IntegrityError } from "../src/errors.js";
 import { compressStream, decompressStream, DEFAULT_FRAME_SIZE, frameLength } from "../src/pack/zstd-stream.js";
 
@@ -337,15 +337,36 @@ describe("corrupt input", () => {
   });
 
   it("leaves no unhandled rejection when the consumer stops before a failing frame", async () => {
-    const bad = cliCompress(mixed(1000, 15), []);
-    const last = bad.length - 1;
-    bad[last] = (bad[last] ?? 0) ^ 1;
-    // Frame 1 fails while frame 0 is still decoding; the consumer then stops after frame 0.
-    const gen = decompressStream(once(Buffer.concat([cliCompress(sample, []), bad])), OBJECT);
-    const first = await gen.next();
-    expect(first.value?.equals(sample)).toBe(true);
-    await gen.return(undefined);
-    await new Promise((resolve) => setTimeout(resolve, 50)); // let a stray rejection surface
+    // Frame 1's decode is held until the consumer has stopped after frame 0, then fails: the
+    // order is set by the test, not by how fast the thread pool happens to be.
+    let failFrame1: (err: Error) => void = () => {};
+    vi.resetModules();
+    vi.doMock("@mongodb-js/zstd", async (original) => {
+      const real = await original<typeof import("@mongodb-js/zstd")>();
+      let calls = 0;
+      const decompress = (bytes: Buffer) =>
+        ++calls === 2 ? new Promise<Buffer>((_, reject) => (failFrame1 = reject)) : real.decompress(bytes);
+      return { ...real, decompress };
+    });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const { decompressStream: held } = await import("../src/pack/zstd-stream.js");
+      const two = Buffer.concat([cliCompress(sample, []), cliCompress(mixed(1000, 15), [])]);
+      const gen = held(once(two), OBJECT);
+      const first = await gen.next();
+      expect(first.value?.equals(sample)).toBe(true);
+      await gen.return(undefined);
+      failFrame1(new Error("frame 1 is damaged"));
+      // Node reports unhandled rejections when the microtask queue drains, before any immediate.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+      vi.doUnmock("@mongodb-js/zstd");
+      vi.resetModules();
+    }
   });
 });
 

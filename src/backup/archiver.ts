@@ -18,6 +18,7 @@ import { chunkSource, type ChunkItem } from "./chunker.js";
 import { Packer } from "./packer.js";
 import { Uploader } from "./uploader.js";
 import { checkSourceDirs, snapshotPath, walk, type DirtySet, type WalkEntry } from "./walker.js";
+import { crashPoint } from "../util/test-points.js";
 
 // One backup run: walk, skip what the catalog says is unchanged, chunk and deduplicate the
 // rest, pack and upload new chunks, then upload the snapshot database. Files are processed a
@@ -186,7 +187,9 @@ export class Archiver {
       this.commits.flush();
       const { blobs } = this.builder.finish(this.o.catalog);
       await this.o.beforeCommit?.(blobs);
+      crashPoint("before-snapshot-put");
       const snapshotSize = await this.o.repo.putSnapshot(this.snapshotId, this.builder.path, this.o.recipients, { signal });
+      crashPoint("after-snapshot-put");
       // Only a full walk saw everything; an incremental one leaves unvisited rows as they are.
       if (!this.o.dirty) this.o.catalog.dropEntriesMissingFrom(this.builder.path);
       this.o.catalog.setState("last_snapshot", this.snapshotId);

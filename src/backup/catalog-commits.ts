@@ -1,6 +1,7 @@
 import type { Catalog, CatalogEntry, FileStamp } from "../catalog/db.js";
 import type { ChunkId } from "../model/ids.js";
 import type { SealedBlob } from "../pack/writer.js";
+import { crashPoint } from "../util/test-points.js";
 
 // What a backup run tells the catalog, and when. The crash-safety rule: a file's chunk list is
 // recorded only once every chunk it references is stored, so a killed run never leaves a row
@@ -78,6 +79,7 @@ export class CatalogCommits {
     this.catalog.recordEntries(this.seen);
     this.catalog.recordChunks(this.readyFiles);
     this.catalog.forgetChunks(this.rereads);
+    crashPoint("after-files-commit");
     this.seen = [];
     this.readyFiles = [];
     this.rereads = [];

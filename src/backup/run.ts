@@ -25,6 +25,15 @@ export interface RunBackupOptions {
   dirty?: DirtySet;
   /** Lets the caller watch progress (the archiver exists only during the run). */
   onStart?: (archiver: Archiver) => void;
+  /** Named points where tests run a prune to force each interleaving of docs/PRUNE.md. */
+  hooks?: RunHooks;
+}
+
+export interface RunHooks {
+  /** The first heartbeat is stored; prune notices are not read yet. */
+  afterHeartbeat?: () => Promise<void>;
+  /** Every blob is uploaded; runs before the last notice check and the snapshot upload. */
+  beforeCommit?: (blobs: readonly string[]) => Promise<void>;
 }
 
 export async function runBackup(config: BackupSettings, options: RunBackupOptions): Promise<BackupSummary> {
@@ -60,12 +69,14 @@ export async function runBackup(config: BackupSettings, options: RunBackupOption
       streams: options.streams,
       dirty: options.dirty,
       beforeCommit: async (blobs) => {
+        await options.hooks?.beforeCommit?.(blobs);
         if (heartbeat) assertHeartbeatFresh(heartbeat, options.store);
         await assertNotDoomed(open, options.store, blobs, heartbeat?.started ?? Date.now(), { signal: options.signal });
       },
     });
     // Heartbeat first, then read prune notices: a prune that publishes in between sees us.
     heartbeat = await startHeartbeat(options.store, archiver.id, { signal: options.signal });
+    await options.hooks?.afterHeartbeat?.();
     await syncCatalog(catalog, options.store, { signal: options.signal });
     options.onStart?.(archiver);
     return await archiver.run();

@@ -2,6 +2,7 @@ import type { Catalog } from "../catalog/db.js";
 import type { SealedBlob } from "../pack/writer.js";
 import type { Repository } from "../repo/repository.js";
 import { TaskPool } from "../util/pool.js";
+import { crashPoint } from "../util/test-points.js";
 
 // Uploads sealed blobs a few at a time and, only once a blob's put has succeeded, records it
 // and its chunks in the catalog. That order is the crash-safety rule: the catalog never claims
@@ -31,11 +32,13 @@ export class Uploader {
       await this.pool.run(async () => {
         const { repo, catalog, signal } = this.options;
         const stored = await repo.storeBlob(blob, { signal });
+        crashPoint("after-blob-put");
         if (stored) {
           this.bytesUploaded += blob.size;
           this.blobsUploaded++;
         }
         catalog.recordBlob({ name: blob.name, size: blob.size, headerLength: blob.headerLength }, blob.chunks);
+        crashPoint("after-catalog-commit");
         this.options.onCommitted(blob, stored);
       });
     }

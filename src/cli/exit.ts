@@ -1,5 +1,5 @@
 import { CommanderError } from "commander";
-import { VaultikError } from "../errors.js";
+import { ConfigError, VaultikError } from "../errors.js";
 
 // The one place where failures become exit codes and messages. Codes follow restic's where the
 // meaning is the same, so scripts written for restic read ours the same way.
@@ -20,6 +20,7 @@ export function exitCodeFor(err: unknown): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
   if (err instanceof VaultikError) {
     switch (err.code) {
+      case "USAGE":
       case "CONFIG":
         return EXIT.USAGE;
       case "NOT_FOUND":
@@ -38,6 +39,8 @@ export function exitCodeFor(err: unknown): number {
 
 /** One line for a human: the error's own message, which names the object, path or key. */
 export function messageFor(err: unknown): string {
+  // "config: config: cannot read …" says the same thing twice: the file itself is the key.
+  if (err instanceof ConfigError && err.key === "config") return `config: ${err.detail}`;
   if (err instanceof VaultikError) return err.message;
   if ((err as Error | undefined)?.name === "AbortError") return "interrupted";
   if (err instanceof Error) {

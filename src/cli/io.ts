@@ -12,6 +12,11 @@ export interface Io {
 }
 
 export function processIo(): Io {
+  // `vaultik … | head` closes the pipe early: that ends our output, it is not a crash. A command
+  // streaming to stdout (fetch … -) sees the same error through its own listener and stops.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE") throw err;
+  });
   return {
     stdout: process.stdout,
     stderr: process.stderr,

@@ -1,7 +1,8 @@
-import { writeFileSync } from "node:fs";
+import { closeSync, openSync, unlinkSync } from "node:fs";
 import type { Command } from "commander";
 import { generateIdentity } from "../crypto/keys.js";
-import { ConfigError } from "../errors.js";
+import { UsageError } from "../errors.js";
+import { writeAllSync } from "../util/fsio.js";
 import type { Io } from "./io.js";
 
 export function registerKeygen(program: Command, io: Io): void {
@@ -16,13 +17,28 @@ export function registerKeygen(program: Command, io: Io): void {
         io.out(text.trimEnd());
         return;
       }
-      try {
-        writeFileSync(flags.output, text, { mode: 0o600, flag: "wx" });
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        throw new ConfigError("--output", code === "EEXIST" ? `${flags.output} exists; refusing to overwrite a key` : `cannot write ${flags.output}: ${code}`);
-      }
+      writeNewKeyFile(flags.output, text);
       io.err(`identity written to ${flags.output}; keep it off the backed-up host`);
       io.out(recipient);
     });
+}
+
+/** Creates `path` (never replacing a file: it may be the only copy of a key) with mode 0600. */
+function writeNewKeyFile(path: string, text: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, "wx", 0o600);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError("--output", code === "EEXIST" ? `${path} exists; refusing to overwrite a key` : `cannot create ${path}: ${code}`, { cause: err });
+  }
+  try {
+    writeAllSync(fd, Buffer.from(text));
+  } catch (err) {
+    // A half-written key is worse than none: it looks like a key.
+    closeSync(fd);
+    unlinkSync(path);
+    throw err;
+  }
+  closeSync(fd);
 }

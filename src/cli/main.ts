@@ -5,6 +5,7 @@ import { runDaemon } from "./daemon.js";
 import { registerHealth } from "./health.js";
 import { registerPrune } from "./prune.js";
 import { exitCodeFor, messageFor, EXIT } from "./exit.js";
+import { addHelpSections } from "./help.js";
 import { processIo, type Io } from "./io.js";
 import { registerKeygen } from "./keygen.js";
 import { registerRestore } from "./restore.js";
@@ -25,6 +26,7 @@ export function buildProgram(io: Io): Command {
   registerRestore(program, io);
   registerPrune(program, io);
   registerHealth(program, io);
+  addHelpSections(program);
   return program;
 }
 

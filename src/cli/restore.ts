@@ -1,8 +1,12 @@
+import { lstatSync, statSync, type Stats } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
-import { NotFoundError } from "../errors.js";
+import { NotFoundError, UsageError } from "../errors.js";
+import type { Repository } from "../repo/repository.js";
+import { dumpFile } from "../restore/dump.js";
 import { Restorer, type RestoreSummary } from "../restore/restorer.js";
+import type { EntryRow, SnapshotReader } from "../snapshot/read.js";
 import { formatBytes, formatDuration } from "../util/units.js";
 import { loadIdentities, repoFromArgs } from "./context.js";
 import { EXIT } from "./exit.js";
@@ -20,7 +24,7 @@ interface Flags {
 
 function common(cmd: Command): Command {
   return cmd
-    .option("-c, --config <file>", "take the repository from this config instead of BUCKET PREFIX")
+    .option("-c, --config <file>", "take the repository from this config instead of BUCKET [PREFIX]")
     .option("--identity <file>", "age identity file (default: VAULTIK_PRIVATE_KEY or VAULTIK_PRIVATE_KEY_FILE)")
     .option("--index-prefix <prefix>", "where snapshots live in the repository")
     .option("--host <host>", "with `latest`: the latest snapshot of this host")
@@ -32,35 +36,107 @@ export function registerRestore(program: Command, io: Io): void {
     program
       .command("restore")
       .description("restore a whole snapshot into TARGET_DIR (needs the private key)")
-      .argument("<args...>", "[BUCKET PREFIX] SNAPSHOT_ID TARGET_DIR   (SNAPSHOT_ID may be `latest` or a unique prefix)"),
+      .argument("<args...>", "[BUCKET [PREFIX]] SNAPSHOT_ID TARGET_DIR   (SNAPSHOT_ID may be `latest` or a unique prefix)"),
   ).action(async (args: string[], flags: Flags) => {
-    const { repo, rest } = await repoFromArgs(args, 2, flags);
+    const { repo, rest } = await repoFromArgs(args, ["SNAPSHOT_ID", "TARGET_DIR"], flags);
     const [ref, target] = rest as [string, string];
-    io.exitCode = await restoreInto(io, flags, repo, ref, async () => ({ target: resolve(target) }));
+    const dest = resolve(target);
+    assertDirectoryTarget("TARGET_DIR", dest);
+    io.exitCode = await restoreInto(io, flags, repo, ref, async () => ({ target: dest }));
   });
 
   common(
     program
       .command("fetch")
-      .description("restore one file or directory subtree of a snapshot, reading only the blob ranges it needs")
-      .argument("<args...>", "[BUCKET PREFIX] SNAPSHOT_ID FILEPATH TARGET"),
+      .description("restore one file or directory subtree of a snapshot, reading only the blob ranges it needs; TARGET `-` writes one file to stdout")
+      .argument("<args...>", "[BUCKET [PREFIX]] SNAPSHOT_ID FILEPATH TARGET"),
   ).action(async (args: string[], flags: Flags) => {
-    const { repo, rest } = await repoFromArgs(args, 3, flags);
+    const { repo, rest } = await repoFromArgs(args, ["SNAPSHOT_ID", "FILEPATH", "TARGET"], flags);
     const [ref, filePath, target] = rest as [string, string, string];
     const wanted = filePath.replace(/^\/+|\/+$/g, "");
+    if (target === "-") {
+      if (flags.json) throw new UsageError("--json", "TARGET - writes the file itself to stdout; leave out --json");
+      io.exitCode = await fetchToStdout(io, flags, repo, ref, filePath, wanted);
+      return;
+    }
+    const dest = resolve(target);
     io.exitCode = await restoreInto(io, flags, repo, ref, async (reader) => {
-      const entry = reader.entry(wanted);
-      if (!entry) throw new NotFoundError(`${filePath}`, `is not in snapshot ${reader.meta.id}`);
-      const dest = resolve(target);
+      const entry = findEntry(reader, filePath, wanted);
       if (entry.type === "dir") {
+        assertDirectoryTarget("TARGET", dest);
         return { target: dest, prefix: wanted, destination: (p) => (p === wanted ? "" : p.slice(wanted.length + 1)) };
       }
       // A single file or symlink lands at TARGET, or inside it when TARGET is a directory.
       const isDir = await stat(dest).then((s) => s.isDirectory(), () => false);
       const final = isDir ? join(dest, basename(wanted)) : dest;
+      assertDirectoryTarget("TARGET", dirname(final));
       return { target: dirname(final), prefix: wanted, destination: () => basename(final) };
     });
   });
+}
+
+function findEntry(reader: SnapshotReader, filePath: string, wanted: string): EntryRow {
+  const entry = reader.entry(wanted);
+  if (!entry) throw new NotFoundError(filePath, `is not in snapshot ${reader.meta.id}`);
+  return entry;
+}
+
+/**
+ * Refuses a target that is, or lies below, something other than a directory, before anything is
+ * read: mkdir would fail with a bare EEXIST or ENOTDIR that names no argument.
+ */
+function assertDirectoryTarget(argument: string, target: string): void {
+  for (let d = target; ; d = dirname(d)) {
+    const s = statIfThere(() => lstatSync(d));
+    if (s?.isDirectory()) return;
+    // A symlink to a directory is a directory the user chose; mkdir follows it.
+    if (s?.isSymbolicLink() && statIfThere(() => statSync(d))?.isDirectory()) return;
+    if (s !== undefined) throw new UsageError(argument, `${d} is not a directory${d === target ? "" : ` (in ${target})`}`);
+    if (d === dirname(d)) return;
+  }
+}
+
+/** The stat, or undefined when nothing is there (ENOTDIR: a parent is not a directory; checked next). */
+function statIfThere(stat: () => Stats): Stats | undefined {
+  try {
+    return stat();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+    throw err;
+  }
+}
+
+/** `fetch … -`: the file's bytes on stdout and nothing else there, like `restic dump`. */
+async function fetchToStdout(io: Io, flags: Flags, repo: Repository, ref: string, filePath: string, wanted: string): Promise<number> {
+  const identities = loadIdentities(flags.identity);
+  const snapshot = await repo.findSnapshot(ref, { host: flags.host });
+  const abort = new AbortController();
+  const stopSignals = io.onInterrupt(() => abort.abort());
+  // A closed pipe (`| head`) ends the dump with its error instead of an unhandled 'error' event.
+  const onError = (err: Error) => abort.abort(err);
+  io.stdout.on("error", onError);
+  try {
+    await withSnapshot(
+      repo,
+      snapshot,
+      identities,
+      async (reader) => {
+        const entry = findEntry(reader, filePath, wanted);
+        if (entry.type !== "file") throw new UsageError("FILEPATH", `${filePath} is a ${entry.type === "dir" ? "directory" : "symlink"}; TARGET - writes one regular file to stdout`);
+        await dumpFile({ repo, identities, snapshot: reader, path: wanted, out: io.stdout, signal: abort.signal });
+      },
+      abort.signal,
+    );
+    return EXIT.OK;
+  } catch (err) {
+    // The reader went away (`| head`): it has what it wanted, as with `cat`.
+    if ((abort.signal.reason as NodeJS.ErrnoException | undefined)?.code === "EPIPE") return EXIT.OK;
+    throw err;
+  } finally {
+    io.stdout.off("error", onError);
+    stopSignals();
+  }
 }
 
 type Plan = { target: string; prefix?: string; destination?: (path: string) => string };
@@ -68,9 +144,9 @@ type Plan = { target: string; prefix?: string; destination?: (path: string) => s
 async function restoreInto(
   io: Io,
   flags: Flags,
-  repo: Awaited<ReturnType<typeof repoFromArgs>>["repo"],
+  repo: Repository,
   ref: string,
-  plan: (reader: import("../snapshot/read.js").SnapshotReader) => Promise<Plan>,
+  plan: (reader: SnapshotReader) => Promise<Plan>,
 ): Promise<number> {
   const identities = loadIdentities(flags.identity);
   const snapshot = await repo.findSnapshot(ref, { host: flags.host });

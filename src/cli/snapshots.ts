@@ -16,7 +16,7 @@ export function registerSnapshots(program: Command, io: Io): void {
   program
     .command("snapshots")
     .description("list snapshots (host and time need no key; with VAULTIK_PRIVATE_KEY also files and size)")
-    .argument("[bucket_prefix...]", "BUCKET PREFIX, unless --config is given")
+    .argument("[bucket_prefix...]", "BUCKET [PREFIX], unless --config is given")
     .option("-c, --config <file>", "take the repository from this config")
     .option("--identity <file>", "age identity file (default: VAULTIK_PRIVATE_KEY)")
     .option("--index-prefix <prefix>", "where snapshots live in the repository", undefined)

@@ -46,9 +46,7 @@ export class SnapshotReader {
       if (err instanceof IntegrityError) throw err;
       throw new IntegrityError(object, `not a readable snapshot database: ${(err as Error).message}`, { cause: err });
     }
-    if (this.meta.format > SNAPSHOT_FORMAT) {
-      throw new IntegrityError(object, `snapshot format ${this.meta.format} is newer than this vaultik reads (${SNAPSHOT_FORMAT}); upgrade vaultik`);
-    }
+    refuseUnknown(this.meta, object);
   }
 
   close(): void {
@@ -152,6 +150,25 @@ export class SnapshotReader {
       )
       .pluck()
       .get() as number;
+  }
+}
+
+/** Names a reader must understand to read correctly; the chunker's is not among them (FORMAT.md §7). */
+const READS = { compression: COMPRESSION, chunkHash: "sha256", blobHash: "sha256" } as const;
+
+/** Refuses what this version cannot read rather than guessing: a wrong guess misreports sound data. */
+function refuseUnknown(meta: SnapshotMeta, object: string): void {
+  const format: unknown = meta.format;
+  if (typeof format !== "number" || !Number.isSafeInteger(format) || format < 1) {
+    throw new IntegrityError(object, `snapshot format ${JSON.stringify(format)} is not a format vaultik knows`);
+  }
+  if (format > SNAPSHOT_FORMAT) {
+    throw new IntegrityError(object, `snapshot format ${format} is newer than this vaultik reads (${SNAPSHOT_FORMAT}); upgrade vaultik`);
+  }
+  for (const [key, known] of Object.entries(READS) as [keyof typeof READS, string][]) {
+    if (meta[key] !== known) {
+      throw new IntegrityError(object, `snapshot uses ${key} ${JSON.stringify(meta[key])}, which this vaultik does not read (it reads ${JSON.stringify(known)}); upgrade vaultik`);
+    }
   }
 }
 

@@ -9,6 +9,8 @@ export interface CliResult {
   code: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
+  /** stdout as bytes, for binary output (`fetch … -`). */
+  stdoutBytes: Buffer;
   stderr: string;
 }
 
@@ -21,7 +23,7 @@ export interface CliOptions {
 }
 
 /** Environment without anything of ours or AWS's that could leak in from the developer's shell. */
-function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (!k.startsWith("VAULTIK_") && !k.startsWith("AWS_")) env[k] = v;
@@ -46,23 +48,34 @@ export function spawnCli(args: readonly string[], options: CliOptions = {}): Chi
 
 export function vaultik(args: readonly string[], options: CliOptions = {}): Promise<CliResult> {
   const child = spawnCli(args, options);
-  return collect(child, options.timeoutMs ?? 120_000);
+  return collect(child, options.timeoutMs);
 }
 
-export function collect(child: ChildProcess, timeoutMs = 120_000): Promise<CliResult> {
-  let stdout = "";
+/**
+ * A safety net, not a way to order events: below vitest's 120 s test timeout, so a hung CLI
+ * fails its own test with its output instead of outliving it and writing into a temp dir the
+ * test's cleanup is removing (that was the ENOTEMPTY after a timeout under load).
+ */
+const SAFETY_TIMEOUT_MS = 100_000;
+
+export function collect(child: ChildProcess, timeoutMs = SAFETY_TIMEOUT_MS): Promise<CliResult> {
+  const out: Buffer[] = [];
   let stderr = "";
-  child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stdout?.on("data", (d: Buffer) => out.push(d));
   child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
   return new Promise((resolve, reject) => {
+    let timedOut = false;
     const timer = setTimeout(() => {
+      timedOut = true;
       child.kill("SIGKILL");
-      reject(new Error(`vaultik timed out after ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, timeoutMs);
     child.once("error", reject);
+    // Settles only once the process is gone, so nothing it does can follow the caller's cleanup.
     child.once("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
+      const stdoutBytes = Buffer.concat(out);
+      if (timedOut) reject(new Error(`vaultik timed out after ${timeoutMs} ms\nstdout: ${stdoutBytes.toString()}\nstderr: ${stderr}`));
+      else resolve({ code, signal, stdout: stdoutBytes.toString(), stdoutBytes, stderr });
     });
   });
 }

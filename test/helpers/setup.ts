@@ -4,7 +4,9 @@ import { join } from "node:path";
 import { expect } from "vitest";
 import { parseIdentity } from "../../src/crypto/keys.js";
 import { Repository } from "../../src/repo/repository.js";
+import { Restorer, type RestoreSummary } from "../../src/restore/restorer.js";
 import { referencedBlobs } from "../../src/snapshot/blobs.js";
+import { withSnapshot } from "../../src/snapshot/open.js";
 import { openFsStore } from "../../src/store/fs.js";
 import { vaultik } from "./cli.js";
 import { describeTree } from "./tree.js";
@@ -54,15 +56,34 @@ export function copyTree(from: string, to: string): string {
   return to;
 }
 
-/** Restores `id` and asserts it equals the tree `expected` (content, types, modes). */
-export async function expectRestores(r: LocalRepo, id: string, expected: string): Promise<void> {
+/**
+ * Restores `id` and asserts it equals the tree `expected` (content, types, modes). Through the
+ * CLI by default; `via: "library"` restores in this process, for tests about what the
+ * repository holds rather than about the CLI (a spawn costs about 2 s on a loaded machine).
+ */
+export async function expectRestores(r: LocalRepo, id: string, expected: string, via: "cli" | "library" = "cli"): Promise<void> {
   const target = join(r.dir, `restore-${id}-${Math.random().toString(36).slice(2)}`);
-  const out = await vaultik(["restore", r.repo, "", id, target], { env: { VAULTIK_PRIVATE_KEY: r.identity } });
-  expect(out.code, `restore ${id}: ${out.stderr}`).toBe(0);
-  const want = await describeTree(expected, { times: false });
-  const got = await describeTree(join(target, r.source.slice(1)), { times: false });
-  expect([...got.entries()], `snapshot ${id}`).toEqual([...want.entries()]);
-  await rm(target, { recursive: true, force: true });
+  try {
+    if (via === "cli") {
+      const out = await vaultik(["restore", r.repo, "", id, target], { env: { VAULTIK_PRIVATE_KEY: r.identity } });
+      expect(out.code, `restore ${id}: ${out.stderr}`).toBe(0);
+    } else {
+      const summary = await restoreInProcess(r, id, target);
+      expect(summary.errors, `restore ${id}`).toEqual([]);
+    }
+    const want = await describeTree(expected, { times: false });
+    const got = await describeTree(join(target, r.source.slice(1)), { times: false });
+    expect([...got.entries()], `snapshot ${id}`).toEqual([...want.entries()]);
+  } finally {
+    await rm(target, { recursive: true, force: true });
+  }
+}
+
+async function restoreInProcess(r: LocalRepo, id: string, target: string): Promise<RestoreSummary> {
+  const repo = new Repository(openFsStore(r.repo));
+  const identities = [parseIdentity(r.identity)];
+  const snapshot = await repo.findSnapshot(id);
+  return withSnapshot(repo, snapshot, identities, (reader) => new Restorer({ repo, identities, snapshot: reader, target }).run());
 }
 
 /** Blob names a snapshot references, read through the library. */
