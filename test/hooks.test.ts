@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { runHook } from "../src/daemon/hooks.js";
+import { runHook } from "../src/backup/hooks.js";
 import { liveInGroup, until } from "./helpers/procs.js";
 
 function numberAfter(log: string[], prefix: string): number {

@@ -1,9 +1,9 @@
 import { hostname } from "node:os";
-import type { Catalog, CatalogEntry, FileStamp } from "../catalog/db.js";
+import type { Catalog, FileStamp } from "../catalog/db.js";
 import { recipientSetId } from "../catalog/recipients.js";
 import { chunkerParams, type ChunkerParams } from "../chunk/fastcdc.js";
 import type { X25519Recipient } from "../crypto/keys.js";
-import { PackWriter, type SealedBlob } from "../pack/writer.js";
+import { PackWriter } from "../pack/writer.js";
 import type { Repository } from "../repo/repository.js";
 import { SnapshotBuilder } from "../snapshot/build.js";
 import type { ChunkId } from "../model/ids.js";
@@ -11,16 +11,19 @@ import { newSnapshotId } from "../model/snapshot-id.js";
 import { Budget } from "../util/budget.js";
 import { TaskPool } from "../util/pool.js";
 import { VERSION } from "../version.js";
+import { CatalogCommits } from "./catalog-commits.js";
 import type { Excluder } from "./exclude.js";
 import { ChunkPool } from "./chunk-pool.js";
 import { chunkSource, type ChunkItem } from "./chunker.js";
+import { Packer } from "./packer.js";
 import { Uploader } from "./uploader.js";
 import { checkSourceDirs, snapshotPath, walk, type DirtySet, type WalkEntry } from "./walker.js";
 import { crashPoint } from "../util/test-points.js";
 
 // One backup run: walk, skip what the catalog says is unchanged, chunk and deduplicate the
 // rest, pack and upload new chunks, then upload the snapshot database. Files are processed a
-// few at a time so disk reads, zstd (on the libuv pool) and uploads overlap.
+// few at a time so disk reads, zstd (on the libuv pool) and uploads overlap. What the catalog
+// learns and when is catalog-commits.ts; compression and its memory bound is packer.ts.
 
 export interface BackupOptions {
   repo: Repository;
@@ -84,9 +87,6 @@ export interface BackupSummary {
 }
 
 const MAX_READ_ATTEMPTS = 2;
-const FILE_BATCH = 500;
-/** Bytes of new chunks waiting to be compressed before chunkers are held back. */
-const PACKING_BYTES = 16 << 20;
 /** Bytes of file content being chunked at once, across all files (see file()). */
 const BYTES_IN_FLIGHT = 32 << 20;
 /** What one large file costs at most: its chunking window plus a batch of frames. */
@@ -94,30 +94,15 @@ const FILE_COST_MAX = 16 << 20;
 /** What any file costs at least (buffers, messages, a file descriptor). */
 const FILE_COST_MIN = 64 << 10;
 
-interface Waiter {
-  path: string;
-  stamp: FileStamp;
-  chunks: Buffer[];
-  remaining: number;
-}
-
 export class Archiver {
   readonly progress: BackupProgress = { filesDone: 0, bytesDone: 0, currentPath: "" };
   private readonly params: ChunkerParams;
-  private readonly writer: PackWriter;
+  private readonly packer: Packer;
   private readonly uploader: Uploader;
+  private readonly commits: CatalogCommits;
   /** Created by run(), so an archiver that never runs starts no threads. */
   private pool!: ChunkPool;
   private readonly budget = new Budget(BYTES_IN_FLIGHT);
-  /** Chunks being compressed and appended, and their bytes (see take()). */
-  private readonly packing = new Set<Promise<void>>();
-  private packingBytes = 0;
-  private packFailure: { error: unknown } | undefined;
-  /** Chunks packed in this run whose blob is not yet stored, and the files waiting on them. */
-  private readonly pending = new Map<string, Waiter[]>();
-  private readyFiles: Waiter[] = [];
-  private seen: CatalogEntry[] = [];
-  private rereads: string[] = [];
   private readonly summary: Omit<BackupSummary, "snapshotId" | "durationMs" | "snapshotSize" | "bytesUploaded" | "blobsUploaded">;
   private readonly builder: SnapshotBuilder;
   private readonly snapshotId: string;
@@ -129,19 +114,21 @@ export class Archiver {
     this.params = chunkerParams(o.chunkSize);
     this.started = (o.now ?? (() => new Date()))();
     this.snapshotId = newSnapshotId(this.started, o.host ?? hostname());
-    this.writer = new PackWriter({
+    const writer = new PackWriter({
       recipients: o.recipients,
       blobSizeLimit: o.blobSizeLimit,
       // Blobs up to the limit stay in memory; only larger limits spill ciphertext to workDir.
       spool: { memoryLimit: Math.min(o.blobSizeLimit, 64 << 20), dir: `${o.workDir}/spool` },
     });
+    this.commits = new CatalogCommits(o.catalog);
     this.uploader = new Uploader({
       repo: o.repo,
       catalog: o.catalog,
       concurrency: o.uploadConcurrency ?? 2,
       signal: o.signal,
-      onCommitted: (blob) => this.committed(blob),
+      onCommitted: (blob) => this.commits.committed(blob),
     });
+    this.packer = new Packer(writer, (sealed) => this.uploader.enqueue(sealed));
     this.summary = {
       filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirs: 0, symlinks: 0,
       bytesRead: 0, bytesNew: 0, errors: [], changedDuringBackup: [],
@@ -179,7 +166,7 @@ export class Archiver {
       const walkOptions = { signal, dirty: this.o.dirty, catalog: this.o.catalog };
       for await (const ev of walk(this.o.sourceDirs, this.o.exclude, walkOptions)) {
         signal?.throwIfAborted();
-        if (this.packFailure) throw this.packFailure.error;
+        this.packer.throwIfFailed();
         if (ev.kind === "error") this.error(ev.abs, ev.error);
         else if (ev.kind === "gone") this.o.catalog.dropSubtree(ev.abs);
         else if (ev.kind === "entry") {
@@ -195,10 +182,9 @@ export class Archiver {
       }
       for (const s of this.o.streams ?? []) await files.run(() => this.stream(s));
       await files.drain();
-      await this.packed();
-      await this.uploader.enqueue(await this.writer.flush());
+      await this.packer.finish();
       await this.uploader.drain();
-      this.flushFiles();
+      this.commits.flush();
       const { blobs } = this.builder.finish(this.o.catalog);
       await this.o.beforeCommit?.(blobs);
       crashPoint("before-snapshot-put");
@@ -216,8 +202,7 @@ export class Archiver {
         durationMs: Date.now() - this.started.getTime(),
       };
     } catch (err) {
-      await Promise.allSettled([...this.packing]);
-      await this.writer.abort();
+      await this.packer.abort();
       // Uploads still running would record blobs into a catalog we are about to close.
       await this.uploader.drain().catch(() => {});
       throw err;
@@ -244,8 +229,7 @@ export class Archiver {
   /** Queues the entry's catalog row (written in batches). */
   private remember(entry: WalkEntry): void {
     const { abs, type, mode, uid, gid, stamp, linkTarget } = entry;
-    this.seen.push({ path: abs, type, mode, uid, gid, stamp, linkTarget });
-    if (this.seen.length >= FILE_BATCH) this.flushFiles();
+    this.commits.entry({ path: abs, type, mode, uid, gid, stamp, linkTarget });
   }
 
   private async file(entry: WalkEntry): Promise<void> {
@@ -267,9 +251,10 @@ export class Archiver {
       } catch (err) {
         // A file that cannot be read is skipped and reported; anything else (the store, the
         // packer, a chunk worker failing) ends the run instead of quietly skipping every file.
-        if (!isFileError(err) || this.packFailure) throw this.packFailure?.error ?? err;
+        this.packer.throwIfFailed();
+        if (!isFileError(err)) throw err;
         this.error(entry.abs, err);
-        this.rereads.push(entry.abs);
+        this.commits.reread(entry.abs);
         return;
       }
       changed = !sameContent(entry.stamp, result.stamp) || BigInt(result.size) !== result.stamp.size;
@@ -284,8 +269,8 @@ export class Archiver {
     if (changed) {
       this.summary.changedDuringBackup.push(entry.abs);
       // It must be read again next time, so its row keeps no chunk list.
-      this.rereads.push(entry.abs);
-    } else this.wait({ path: entry.abs, stamp: result.stamp, chunks: result.chunks, remaining: 0 });
+      this.commits.reread(entry.abs);
+    } else this.commits.fileRead(entry.abs, result.stamp, result.chunks);
     this.fileDone(0);
   }
 
@@ -328,74 +313,11 @@ export class Archiver {
       if (countProgress) this.progress.bytesDone += item.rawLength;
       if (!item.data) continue;
       const hex = hash.toString("hex") as ChunkId;
-      if (this.pending.has(hex) || this.o.catalog.hasChunk(hash)) continue;
-      this.pending.set(hex, []);
+      if (!this.commits.claim(hash, hex)) continue;
       this.summary.bytesNew += item.rawLength;
-      this.pack(item.data, hex);
+      this.packer.add(item.data, hex);
     }
-    // Acknowledge (return) as soon as the bytes waiting for compression are few enough: the
-    // chunker goes on reading while these compress, instead of both taking turns.
-    while (this.packingBytes > PACKING_BYTES && this.packing.size > 0) await Promise.race(this.packing);
-    if (this.packFailure) throw this.packFailure.error;
-  }
-
-  /** Compresses and appends a chunk in the background; its sealed blobs go to the uploader. */
-  private pack(data: Uint8Array, hex: ChunkId): void {
-    const size = data.length;
-    this.packingBytes += size;
-    const p: Promise<void> = this.writer
-      .add(data, hex)
-      .then((sealed) => this.uploader.enqueue(sealed))
-      .catch((error: unknown) => {
-        this.packFailure ??= { error };
-      })
-      .finally(() => {
-        this.packingBytes -= size;
-        this.packing.delete(p);
-      });
-    this.packing.add(p);
-  }
-
-  /** Waits for every chunk handed to pack(); rethrows the first failure. */
-  private async packed(): Promise<void> {
-    while (this.packing.size > 0) await Promise.all(this.packing);
-    if (this.packFailure) throw this.packFailure.error;
-  }
-
-  /** Queues a file's catalog row until every chunk it references is stored. */
-  private wait(w: Waiter): void {
-    for (const c of w.chunks) {
-      const waiters = this.pending.get(c.toString("hex"));
-      if (waiters) {
-        waiters.push(w);
-        w.remaining++;
-      }
-    }
-    if (w.remaining === 0) this.ready(w);
-  }
-
-  private ready(w: Waiter): void {
-    this.readyFiles.push(w);
-    if (this.readyFiles.length >= FILE_BATCH) this.flushFiles();
-  }
-
-  private committed(blob: SealedBlob): void {
-    for (const c of blob.chunks) {
-      const waiters = this.pending.get(c.id);
-      this.pending.delete(c.id);
-      for (const w of waiters ?? []) if (--w.remaining === 0) this.ready(w);
-    }
-  }
-
-  private flushFiles(): void {
-    // Entries first: a chunk list is only stored on a row whose stamp it matches.
-    this.o.catalog.recordEntries(this.seen);
-    this.o.catalog.recordChunks(this.readyFiles);
-    this.o.catalog.forgetChunks(this.rereads);
-    crashPoint("after-files-commit");
-    this.seen = [];
-    this.readyFiles = [];
-    this.rereads = [];
+    await this.packer.room();
   }
 }
 

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import type { CommandSource } from "../config.js";
 import type { StreamSource } from "./archiver.js";
+import type { CommandSettings } from "./settings.js";
 import { drained, logLines, startError, terminate } from "../util/child.js";
 
 // A configured command (`pg_dump mydb`, `mysqldump --all-databases`) whose standard output is
@@ -32,7 +32,7 @@ interface Exit {
  * A StreamSource running `cmd.run` under `/bin/sh -c`. Each `open` starts the command afresh;
  * `finished` reports on the most recent one, once its output has been read or abandoned.
  */
-export function commandSource(cmd: CommandSource, options: CommandSourceOptions): StreamSource {
+export function commandSource(cmd: CommandSettings, options: CommandSourceOptions): StreamSource {
   const prefix = `[command ${cmd.name}] `;
   let outcome: Promise<void> | undefined;
 

@@ -1,7 +1,6 @@
 import { mkdirSync, readdirSync, rmSync, statfsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Catalog } from "../catalog/db.js";
-import type { Config } from "../config.js";
 import { LocalStateError, VaultikError } from "../errors.js";
 import { Repository } from "../repo/repository.js";
 import type { Store } from "../store/store.js";
@@ -9,7 +8,10 @@ import { Archiver, type BackupSummary, type StreamSource } from "./archiver.js";
 import { makeExcluder, type Excluder } from "./exclude.js";
 import { acquireLocalLock } from "./lock.js";
 import { assertHeartbeatFresh, assertNotDoomed, startHeartbeat, syncCatalog, type Heartbeat } from "./prune-sync.js";
+import type { BackupSettings } from "./settings.js";
 import { normalizeRoots, type DirtySet } from "./walker.js";
+
+export type { BackupSettings } from "./settings.js";
 
 // Everything one backup of a config needs around the archiver: the lock, the catalog, the work
 // directory, automatic excludes. Shared by the CLI and the daemon.
@@ -34,7 +36,7 @@ export interface RunHooks {
   beforeCommit?: (blobs: readonly string[]) => Promise<void>;
 }
 
-export async function runBackup(config: Config, options: RunBackupOptions): Promise<BackupSummary> {
+export async function runBackup(config: BackupSettings, options: RunBackupOptions): Promise<BackupSummary> {
   const workDir = `${config.indexPath}.d`;
   mkdirSync(dirname(config.indexPath), { recursive: true, mode: 0o700 });
   mkdirSync(workDir, { recursive: true, mode: 0o700 });
@@ -133,8 +135,8 @@ function freeBytes(dir: string): number {
   }
 }
 
-/** The directories a backup of `config` walks and what it leaves out. */
-export function backupScope(config: Config): { roots: string[]; exclude: Excluder } {
+/** The directories a backup with these settings walks and what it leaves out. */
+export function backupScope(config: BackupSettings): { roots: string[]; exclude: Excluder } {
   const roots = normalizeRoots(config.sourceDirs);
   const i = config.indexPath;
   // Our own state changes during the run; backing it up would only ever capture it half-done.

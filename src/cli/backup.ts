@@ -1,10 +1,12 @@
 import type { Command } from "commander";
 import type { BackupSummary } from "../backup/archiver.js";
 import type { Archiver } from "../backup/archiver.js";
+import { runJob } from "../backup/job.js";
 import { backupScope } from "../backup/run.js";
-import { runJob } from "../daemon/job.js";
 import { scanTotals } from "../backup/walker.js";
-import { loadConfig } from "../config.js";
+import { loadConfig, type Config } from "../config.js";
+import { limitUploads } from "../store/limit.js";
+import type { Store } from "../store/store.js";
 import { formatBytes, formatDuration } from "../util/units.js";
 import { storeFromConfig } from "./context.js";
 import { EXIT } from "./exit.js";
@@ -52,7 +54,7 @@ export async function backupOnce(configPath: string, flags: BackupFlags, io: Io)
   let summary: BackupSummary;
   try {
     const result = await runJob(config, {
-      store: storeFromConfig(config),
+      store: backupStore(config),
       signal: abort.signal,
       onStart: (a) => (archiver = a),
       // Hook and command output is part of what --cron keeps quiet only when all went well.
@@ -78,6 +80,12 @@ export async function backupOnce(configPath: string, flags: BackupFlags, io: Io)
     return EXIT.PARTIAL;
   }
   return EXIT.OK;
+}
+
+/** The store a backup of `config` writes to: all its uploads share the one `limit_upload` budget. */
+export function backupStore(config: Config): Store {
+  const store = storeFromConfig(config);
+  return config.limitUpload ? limitUploads(store, config.limitUpload) : store;
 }
 
 function describe(s: BackupSummary): string {

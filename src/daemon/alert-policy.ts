@@ -1,18 +1,12 @@
-import type { RunStatus } from "./state.js";
+import type { FailureStreak, RunStatus } from "./state.js";
+
+export type { FailureStreak } from "./state.js";
 
 // Which finished runs deserve an alert. A failing host retries every few seconds at first, and
 // an alert per retry buries the one message that matters (46 alerts in 70 s were seen), so:
 // one alert when the host goes from working to failing, a reminder every `repeat_after` while it
 // keeps failing, one "recovered" when a run succeeds again. Pure, with the clock passed in, so
 // the daemon can persist the streak and tests can replay days in microseconds.
-
-/** A run of failures the operator has been told about. Plain data: it lives in the state file. */
-export interface FailureStreak {
-  /** ISO time of the first failed run of the streak. */
-  since: string;
-  /** ISO time of the last alert about it (the first one or a reminder). */
-  alerted: string;
-}
 
 export type AlertDecision = "failure" | "reminder" | "recovered";
 

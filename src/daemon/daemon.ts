@@ -1,13 +1,13 @@
 import { hostname } from "node:os";
 import { Cron } from "croner";
+import { runJob, type JobResult } from "../backup/job.js";
 import { backupScope } from "../backup/run.js";
 import { loadConfig, type Config } from "../config.js";
 import { VERSION } from "../version.js";
-import { alertAfterRun, type AlertDecision } from "./alert-policy.js";
-import { Alerter, type Alert } from "./alerts.js";
-import { outcomeOf, runJob, type JobResult } from "./job.js";
+import { Alerter } from "./alerts.js";
 import { DaemonMetrics } from "./metrics.js";
 import { Redactor } from "./redact.js";
+import { recordRun } from "./record-run.js";
 import { nextRun, type PlannedRun } from "./scheduler.js";
 import { HISTORY_SIZE, type DaemonState, type RunRecord, type RunTrigger } from "./state.js";
 import { readStateFile, writeStateFile } from "./state-file.js";
@@ -26,6 +26,7 @@ export interface DaemonOptions {
   configPath: string;
   /** One log line (already redacted by the daemon). */
   log: (line: string) => void;
+  /** The store one run writes to, upload limit included (a fresh budget per run). */
   openStore: (config: Config) => Store;
   now?: () => number;
 }
@@ -39,7 +40,7 @@ export class Daemon {
   private alerter!: Alerter;
   private watcher: DirtyWatcher | undefined;
   private status: { close(): Promise<void>; url: string } | undefined;
-  private readonly state: DaemonState;
+  private state: DaemonState;
   private lastRunStart: number | undefined;
   private lastRunEnd: number | undefined;
   private lastFullScan: number | undefined;
@@ -239,19 +240,29 @@ export class Daemon {
     };
   }
 
-  private finishRun(run: RunRecord, result: JobResult): void {
+  private finishRun(started: RunRecord, result: JobResult): void {
     const end = this.now();
     this.lastRunEnd = end;
-    run.finished = new Date(end).toISOString();
-    run.durationMs = end - Date.parse(run.started);
-    run.status = outcomeOf(result);
+    const { state, run, alert } = recordRun(this.state, {
+      run: started,
+      result,
+      end,
+      repeatAfterMs: this.repeatAfter(),
+      host: hostname(),
+      stopping: this.stopping,
+      redact: (text) => this.redactor.redact(text),
+    });
+    this.state = state;
+    this.logRun(run, result);
+    if (run.status === "success") this.staleAlerted = false;
+    this.metrics.runFinished(run);
+    this.persist();
+    if (alert) void this.alerter.send(alert);
+  }
+
+  private logRun(run: RunRecord, result: JobResult): void {
     if (result.ok) {
       const summary = result.summary;
-      Object.assign(run, {
-        snapshotId: summary.snapshotId, filesNew: summary.filesNew, filesChanged: summary.filesChanged,
-        filesUnchanged: summary.filesUnchanged, bytesRead: summary.bytesRead, bytesUploaded: summary.bytesUploaded,
-        blobsUploaded: summary.blobsUploaded, errors: summary.errors.length,
-      });
       this.log(
         `backup #${run.seq} saved snapshot ${summary.snapshotId}: ${summary.filesNew} new, ${summary.filesChanged} changed, ` +
           `${summary.filesUnchanged} unchanged, ${summary.bytesUploaded} bytes uploaded` +
@@ -260,37 +271,8 @@ export class Daemon {
     } else if (result.interrupted) {
       this.log(`backup #${run.seq} interrupted: the daemon is stopping; nothing it uploaded is referenced yet`);
     } else {
-      run.error = this.redactor.redact((result.error as Error)?.message ?? String(result.error)).split("\n")[0];
       this.log(`backup #${run.seq} failed: ${run.error}`);
     }
-    const decision = alertAfterRun(this.state.failureStreak, run.status, end, this.repeatAfter());
-    this.state.failureStreak = decision.streak;
-    // An interrupted run proved nothing either way, so it neither resets nor extends a failure streak.
-    if (run.status === "success") this.state.consecutiveFailures = 0;
-    if (run.status === "failure") this.state.consecutiveFailures++;
-    this.state.state = this.stopping ? "stopping" : "idle";
-    this.state.current = undefined;
-    this.state.lastRun = run;
-    if (run.status === "success") {
-      this.state.lastSuccess = run;
-      this.staleAlerted = false;
-    }
-    this.state.history.unshift(run);
-    this.state.history.length = Math.min(this.state.history.length, HISTORY_SIZE);
-    this.metrics.runFinished(run);
-    this.persist();
-    if (decision.alert) void this.alerter.send(this.runAlert(decision.alert, run));
-  }
-
-  private runAlert(decision: AlertDecision, run: RunRecord): Alert {
-    const host = hostname();
-    const since = this.state.failureStreak?.since;
-    const message = {
-      failure: `backup failed on ${host}: ${run.error}`,
-      reminder: `backups still failing on ${host} since ${since} (${this.state.consecutiveFailures} failed runs in a row): ${run.error}`,
-      recovered: `backups work again on ${host}: snapshot ${run.snapshotId}`,
-    }[decision];
-    return { kind: decision === "recovered" ? "recovered" : "failure", message, host, run, time: run.finished ?? run.started };
   }
 
   /**

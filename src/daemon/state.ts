@@ -1,5 +1,3 @@
-import type { FailureStreak } from "./alert-policy.js";
-
 // What the daemon knows about itself; the status server, metrics, alerts and health-check read
 // it. Kept as plain data so it can be served as JSON and written to the state file as is.
 
@@ -32,6 +30,14 @@ export interface RunProgress {
   filesDone: number;
   bytesDone: number;
   currentPath: string;
+}
+
+/** A run of failures the operator has been told about (see alert-policy.ts). */
+export interface FailureStreak {
+  /** ISO time of the first failed run of the streak. */
+  since: string;
+  /** ISO time of the last alert about it (the first one or a reminder). */
+  alerted: string;
 }
 
 export interface DaemonState {

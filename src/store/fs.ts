@@ -5,9 +5,10 @@ import { createHash, randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
 import { Readable, addAbortSignal } from "node:stream";
-import { NotFoundError, StoreError } from "../errors.js";
+import { StoreError } from "../errors.js";
 import { writeAll } from "../util/fsio.js";
 import { ownStart, pidAlive } from "../util/process.js";
+import { codeOf, diskFailure, isAbsent, notFound } from "./errors.js";
 import { checkKey } from "./keys.js";
 import { isStreamBody } from "./store.js";
 import type { CallOptions, GetOptions, ObjectInfo, PutBody, PutOptions, Store } from "./store.js";
@@ -20,12 +21,6 @@ const TMP_DIR = ".tmp";
 
 // Codes with which link(2) says "this filesystem has no hard links", not "this went wrong".
 const LINK_UNSUPPORTED = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "EXDEV", "ENOSYS", "EMLINK"]);
-
-// A missing file, or a path component that is a file rather than a directory.
-const ABSENT = new Set(["ENOENT", "ENOTDIR"]);
-
-// The device has no room (or the user no quota) left: said plainly, since the fix is the user's.
-const FULL = new Set(["ENOSPC", "EDQUOT", "EFBIG"]);
 
 /**
  * Temp files are named after the process writing them (host, pid, start time), so a later run
@@ -54,19 +49,7 @@ export function openFsStore(root: string): Store {
   }
 
   function fail(err: unknown, key: string | undefined, action: string, path: string, signal?: AbortSignal): Error {
-    if (signal?.aborted) return signal.reason as Error;
-    if (err instanceof StoreError || err instanceof NotFoundError) return err;
-    const code = codeOf(err);
-    if (code !== undefined && FULL.has(code)) {
-      return new StoreError(
-        location,
-        key,
-        `cannot ${action} ${path}: the disk holding the repository is full (${code}); nothing was stored under this name. ` +
-          "Free space there and run the backup again",
-        { cause: err },
-      );
-    }
-    return new StoreError(location, key, `cannot ${action} ${path}: ${messageOf(err)}`, { cause: err });
+    return diskFailure({ location, key, signal }, action, path, err);
   }
 
   /**
@@ -89,10 +72,6 @@ export function openFsStore(root: string): Store {
       else gone = await stat(path).then((st) => now - st.mtimeMs > FOREIGN_TEMP_AGE_MS, () => false);
       if (gone) await unlink(path).catch(() => {});
     }
-  }
-
-  function notFound(key: string, cause?: unknown): NotFoundError {
-    return new NotFoundError(`${location} ${key}`, "not found", { cause });
   }
 
   /**
@@ -158,7 +137,7 @@ export function openFsStore(root: string): Store {
     try {
       if (!(await lstat(final)).isDirectory()) return true;
     } catch (err) {
-      if (ABSENT.has(codeOf(err) ?? "")) return false;
+      if (isAbsent(err)) return false;
       throw err;
     }
     throw new StoreError(location, key, `${final} is a directory: the key is also a prefix of other keys`);
@@ -214,7 +193,7 @@ export function openFsStore(root: string): Store {
     try {
       entries = await opendir(dir);
     } catch (err) {
-      if (ABSENT.has(codeOf(err) ?? "")) return;
+      if (isAbsent(err)) return;
       throw err;
     }
     for await (const entry of entries) {
@@ -229,7 +208,7 @@ export function openFsStore(root: string): Store {
       } else if (info?.isFile() && key.startsWith(prefix)) {
         // The file may vanish between readdir and stat (a concurrent delete): skip it.
         const st = await stat(path).catch((err: unknown) => {
-          if (ABSENT.has(codeOf(err) ?? "")) return undefined;
+          if (isAbsent(err)) return undefined;
           throw err;
         });
         if (st) yield { key, size: st.size, mtime: st.mtime };
@@ -281,11 +260,11 @@ export function openFsStore(root: string): Store {
       try {
         fh = await open(path, constants.O_RDONLY);
       } catch (err) {
-        if (ABSENT.has(codeOf(err) ?? "") || codeOf(err) === "EISDIR") throw notFound(key, err);
+        if (isAbsent(err) || codeOf(err) === "EISDIR") throw notFound(location, key, err);
         throw fail(err, key, "open", path, signal);
       }
       try {
-        if (!(await fh.stat()).isFile()) throw notFound(key);
+        if (!(await fh.stat()).isFile()) throw notFound(location, key);
       } catch (err) {
         await fh.close();
         throw fail(err, key, "stat", path, signal);
@@ -308,10 +287,10 @@ export function openFsStore(root: string): Store {
       const path = pathOf(key);
       try {
         const st = await stat(path);
-        if (!st.isFile()) throw notFound(key);
+        if (!st.isFile()) throw notFound(location, key);
         return { key, size: st.size, mtime: st.mtime };
       } catch (err) {
-        if (ABSENT.has(codeOf(err) ?? "")) throw notFound(key, err);
+        if (isAbsent(err)) throw notFound(location, key, err);
         throw fail(err, key, "stat", path, options.signal);
       }
     },
@@ -341,7 +320,7 @@ export function openFsStore(root: string): Store {
       try {
         await unlink(path);
       } catch (err) {
-        if (ABSENT.has(codeOf(err) ?? "")) return;
+        if (isAbsent(err)) return;
         throw fail(err, key, "delete", path, options.signal);
       }
       await pruneEmptyDirs(dirname(path));
@@ -364,13 +343,4 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await fh?.close();
   }
-}
-
-function codeOf(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

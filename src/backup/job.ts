@@ -1,22 +1,23 @@
-import type { Archiver, BackupSummary } from "../backup/archiver.js";
-import { commandSource } from "../backup/commands.js";
-import { runBackup } from "../backup/run.js";
-import type { DirtySet } from "../backup/walker.js";
-import type { Config } from "../config.js";
-import { limitUploads } from "../store/limit.js";
 import type { Store } from "../store/store.js";
+import type { Archiver, BackupSummary } from "./archiver.js";
+import { commandSource } from "./commands.js";
 import { runHook } from "./hooks.js";
+import { runBackup } from "./run.js";
+import type { JobSettings } from "./settings.js";
+import type { DirtySet } from "./walker.js";
 
 // One backup as the config describes it, for the CLI and the daemon alike: pre_backup hook
-// (its failure aborts the run, no snapshot), command sources streamed into the snapshot, the
-// upload bandwidth limit, then post_backup, which always runs, learns the outcome from its
-// environment, and whose exit code is logged but never changes the run's status.
+// (its failure aborts the run, no snapshot), command sources streamed into the snapshot, then
+// post_backup, which always runs, learns the outcome from its environment, and whose exit code
+// is logged but never changes the run's status. The upload limit is the store's business: the
+// caller passes a store already wrapped (cli/ builds stores).
 //
 // "Always" includes a run stopped by SIGTERM/SIGINT: pre_backup may have stopped a service that
 // only post_backup starts again (restic-manager's rule: post hooks always run). So post_backup
 // does not take the abort signal; hooks.timeout alone bounds it.
 
 export interface JobOptions {
+  /** Where the backup goes, with any upload limit already applied by whoever built it. */
   store: Store;
   signal?: AbortSignal;
   dirty?: DirtySet;
@@ -36,15 +37,14 @@ export function outcomeOf(result: JobResult): JobOutcome {
   return result.ok ? "success" : result.interrupted ? "interrupted" : "failure";
 }
 
-export async function runJob(config: Config, o: JobOptions): Promise<JobResult> {
+export async function runJob(config: JobSettings, o: JobOptions): Promise<JobResult> {
   // Stopped before anything ran: no pre_backup, so nothing for post_backup to undo.
   if (o.signal?.aborted) return { ok: false, error: o.signal.reason, interrupted: true };
   let result: JobResult;
   try {
     await preHook(config, o);
-    const store = config.limitUpload ? limitUploads(o.store, config.limitUpload) : o.store;
     const summary = await runBackup(config, {
-      store,
+      store: o.store,
       signal: o.signal,
       dirty: o.dirty,
       streams: config.commands.map((c) => commandSource(c, { log: o.log })),
@@ -58,7 +58,7 @@ export async function runJob(config: Config, o: JobOptions): Promise<JobResult> 
   return result;
 }
 
-async function preHook(config: Config, o: JobOptions): Promise<void> {
+async function preHook(config: JobSettings, o: JobOptions): Promise<void> {
   const cmd = config.hooks?.preBackup;
   if (!cmd) return;
   const timeout = config.hooks!.timeout;
@@ -74,7 +74,7 @@ async function preHook(config: Config, o: JobOptions): Promise<void> {
   }
 }
 
-async function postHook(config: Config, o: JobOptions, result: JobResult): Promise<void> {
+async function postHook(config: JobSettings, o: JobOptions, result: JobResult): Promise<void> {
   const cmd = config.hooks?.postBackup;
   if (!cmd) return;
   try {
