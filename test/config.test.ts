@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { CONFIG_KEYS, describeConfigKeys, loadConfig, parseConfig, type Config } from "../src/config.js";
+import { CONFIG_KEYS, describeConfigKeys, loadConfig, parseConfig, type Config } from "../src/config/index.js";
 import { encodeIdentity, encodeRecipient } from "../src/crypto/keys.js";
 import { ConfigError } from "../src/errors.js";
 import { formatBytes, formatDuration, parseDuration, parseRate, parseSize } from "../src/util/units.js";
