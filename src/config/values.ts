@@ -1,5 +1,5 @@
 import { ConfigError } from "../errors.js";
-import { parseDuration, parseRate, parseSize } from "../util/units.js";
+import { parseDuration, parseRate, parseSize } from "./units.js";
 import { describe, keyOf, type Section, valueOf, wrongType } from "./yaml.js";
 
 // Typed readers of one value in a section: each names the dotted key in its error.
