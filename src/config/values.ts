@@ -49,10 +49,7 @@ export function optCount(s: Section, key: string): number | undefined {
 }
 
 export function optDuration(s: Section, key: string): number | undefined {
-  const v = valueOf(s, key);
-  if (v === undefined) return undefined;
-  if (typeof v !== "string" && typeof v !== "number") throw wrongType(keyOf(s, key), "a duration such as 15m", v);
-  return parseDuration(v, keyOf(s, key));
+  return optMeasure(s, key, "a duration such as 15m", parseDuration);
 }
 
 /** The duration at `key`, else `fallback`; at least `min` ms. */
@@ -63,17 +60,19 @@ export function durationOr(s: Section, key: string, fallback: string, min: numbe
 }
 
 export function optSize(s: Section, key: string): number | undefined {
-  const v = valueOf(s, key);
-  if (v === undefined) return undefined;
-  if (typeof v !== "string" && typeof v !== "number") throw wrongType(keyOf(s, key), "a size such as 64MiB", v);
-  return parseSize(v, keyOf(s, key));
+  return optMeasure(s, key, "a size such as 64MiB", parseSize);
 }
 
 export function optRate(s: Section, key: string): number | undefined {
+  return optMeasure(s, key, "a rate such as 10MiB/s", parseRate);
+}
+
+/** A string or number at `key` read by `parse`; `example` shows the form in a type error. */
+function optMeasure(s: Section, key: string, example: string, parse: (v: string | number, key: string) => number): number | undefined {
   const v = valueOf(s, key);
   if (v === undefined) return undefined;
-  if (typeof v !== "string" && typeof v !== "number") throw wrongType(keyOf(s, key), "a rate such as 10MiB/s", v);
-  return parseRate(v, keyOf(s, key));
+  if (typeof v !== "string" && typeof v !== "number") throw wrongType(keyOf(s, key), example, v);
+  return parse(v, keyOf(s, key));
 }
 
 /** An http(s) URL. Only `endpoint` is quoted in errors: webhook and ntfy URLs often embed tokens. */
