@@ -84,13 +84,18 @@ export function storeFromLocation(bucket: string, prefix: string): Store {
 
 /**
  * `file` (an option's file), else the variable `name`, else the file `<name>_FILE` names, and
- * which of them it was. A problem is with the user's option or variable, not the config file.
+ * which of them it was.
  */
 function envSecret(name: string, file?: { path: string; key: string }): { value: string; from: string } | undefined {
+  return asUsage(() => findSecret({ envVar: name, file }, { env: process.env, readFile: (path) => readFileSync(path, "utf8") }));
+}
+
+/** `read()`, whose ConfigError is about an option or variable here, not the config file. */
+function asUsage<T>(read: () => T, argument?: string): T {
   try {
-    return findSecret({ envVar: name, file }, { env: process.env, readFile: (path) => readFileSync(path, "utf8") });
+    return read();
   } catch (err) {
-    if (err instanceof ConfigError) throw new UsageError(err.key, err.detail, { cause: err });
+    if (err instanceof ConfigError) throw new UsageError(argument ?? err.key, err.detail, { cause: err });
     throw err;
   }
 }
@@ -108,17 +113,7 @@ export function loadIdentities(identityFile: string | undefined): X25519Identity
       "this command decrypts and needs the private key: set VAULTIK_PRIVATE_KEY, VAULTIK_PRIVATE_KEY_FILE or pass --identity FILE",
     );
   }
-  return parseIdentities(key.value, key.from);
-}
-
-/** The key parser speaks of config keys; here the key came from an option or the environment. */
-function parseIdentities(text: string, source: string): X25519Identity[] {
-  try {
-    return parseIdentityFile(text, source);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new UsageError(source, err.detail, { cause: err });
-    throw err;
-  }
+  return asUsage(() => parseIdentityFile(key.value, key.from), key.from);
 }
 
 /** Whether a private key is available, for commands where it only adds detail. */
