@@ -9,7 +9,6 @@ export type ErrorCode =
   | "NO_IDENTITY"
   | "STORE"
   | "NOT_FOUND"
-  | "ALREADY_EXISTS"
   | "LOCKED"
   | "SOURCE";
 
@@ -146,4 +145,17 @@ export class SourceError extends VaultikError {
   ) {
     super(`source_dirs: ${path} ${message}`, options);
   }
+}
+
+/**
+ * The text of anything thrown: an Error's message, a thrown string as is. Libraries (and
+ * workers, across structured clone) do throw strings and plain objects, for which a cast to
+ * Error reads `undefined`.
+ */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (typeof err === "object" && err !== null && typeof (err as { message?: unknown }).message === "string") {
+    return (err as { message: string }).message;
+  }
+  return String(err);
 }

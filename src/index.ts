@@ -2,7 +2,7 @@
 // without spawning it. The CLI (src/cli) is built on exactly these entry points.
 
 export { VERSION } from "./version.js";
-export { loadConfig, parseConfig, type Config } from "./config.js";
+export { loadConfig, parseConfig, type Config } from "./config/index.js";
 export { runBackup, type RunBackupOptions } from "./backup/run.js";
 export type { BackupSummary } from "./backup/archiver.js";
 export { Repository, type SnapshotObject } from "./repo/repository.js";

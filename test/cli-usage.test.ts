@@ -127,6 +127,16 @@ describe("where the repository is", () => {
     expect(res.code).toBe(2);
     expect(res.stderr).toMatch(/^vaultik: error: BUCKET: "Not_A_Bucket" is not/m);
   });
+
+  it("credentials and keys from *_FILE variables are read as the config reads them: a missing file is named, exit 2", async () => {
+    const missing = join(dir, "no-such-secret");
+    const s3 = await vaultik(["snapshots", "my-bucket"], { cwd: dir, env: { AWS_ACCESS_KEY_ID: "AKIAEXAMPLE", AWS_SECRET_ACCESS_KEY_FILE: missing } });
+    expect(s3.code).toBe(2);
+    expect(s3.stderr).toContain(`vaultik: error: AWS_SECRET_ACCESS_KEY_FILE: cannot read ${missing}: no such file\n`);
+    const identity = await vaultik(["restore", r.repo, "latest", join(dir, "never")], { env: { VAULTIK_PRIVATE_KEY_FILE: missing } });
+    expect(identity.code).toBe(2);
+    expect(identity.stderr).toContain(`vaultik: error: VAULTIK_PRIVATE_KEY_FILE: cannot read ${missing}: no such file\n`);
+  });
 });
 
 describe("fetch to stdout", () => {

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { commandSource } from "../src/backup/commands.js";
-import type { CommandSource } from "../src/config.js";
+import type { CommandSource } from "../src/config/index.js";
 import { liveInGroup, until } from "./helpers/procs.js";
 
 let dir: string;

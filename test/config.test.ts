@@ -3,10 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { CONFIG_KEYS, describeConfigKeys, loadConfig, parseConfig, type Config } from "../src/config.js";
+import { CONFIG_KEYS, describeConfigKeys, loadConfig, parseConfig, type Config } from "../src/config/index.js";
 import { encodeIdentity, encodeRecipient } from "../src/crypto/keys.js";
 import { ConfigError } from "../src/errors.js";
-import { formatBytes, formatDuration, parseDuration, parseRate, parseSize } from "../src/util/units.js";
+import { parseDuration, parseRate, parseSize } from "../src/config/units.js";
+import { formatBytes, formatDuration } from "../src/util/units.js";
 
 // Every expected value below is worked out by hand. Configs are built as objects and turned
 // into YAML, so each case shows only the keys it is about on top of a minimal valid config.

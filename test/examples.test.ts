@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { bech32 } from "@scure/base";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseDocument } from "yaml";
-import { parseConfig } from "../src/config.js";
+import { parseConfig } from "../src/config/index.js";
 
 // The files in examples/ are what operators copy verbatim onto servers, so a typo in them is a
 // bug that ships. These tests check that each one is well-formed for the tool that reads it

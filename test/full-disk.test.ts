@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { runBackup } from "../src/backup/run.js";
 import { exitCodeFor } from "../src/cli/exit.js";
-import { loadConfig } from "../src/config.js";
+import { loadConfig } from "../src/config/index.js";
 import { openFsStore } from "../src/store/fs.js";
 import { setWriteLayer, type WriteLayer } from "../src/util/fsio.js";
 import { processStart } from "../src/util/process.js";

@@ -6,7 +6,7 @@ import { basename, dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { acquireLocalLock } from "../src/backup/lock.js";
 import { Catalog } from "../src/catalog/db.js";
-import { loadConfig, parseConfig } from "../src/config.js";
+import { loadConfig, parseConfig } from "../src/config/index.js";
 import { BIN } from "./helpers/cli.js";
 import { cliKeys } from "./helpers/setup.js";
 

@@ -1,12 +1,11 @@
-import { readFileSync, statSync } from "node:fs";
-import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { loadConfig, type Config } from "../config.js";
+import { readFileSync } from "node:fs";
+import { loadConfig, type Config } from "../config/index.js";
+import { findSecret } from "../config/secrets.js";
 import { parseIdentityFile, type X25519Identity } from "../crypto/keys.js";
 import { ConfigError, UsageError } from "../errors.js";
 import { Repository } from "../repo/repository.js";
-import { openFsStore } from "../store/fs.js";
-import { openS3Store } from "../store/s3.js";
+import { locationFromArgs } from "../store/location.js";
+import { openLocation } from "../store/open.js";
 import type { Store } from "../store/store.js";
 
 // Turns command-line arguments into the things commands work on: a repository (from
@@ -17,18 +16,9 @@ export interface RepoOptions {
   indexPrefix?: string;
 }
 
+/** The store the config's `store` or `s3` section names. */
 export function storeFromConfig(config: Config): Store {
-  const s = config.store;
-  if (s.kind === "fs") return openFsStore(s.path);
-  return openS3Store({
-    bucket: s.bucket,
-    prefix: s.prefix,
-    endpoint: s.endpoint,
-    region: s.region,
-    accessKeyId: s.accessKeyId,
-    secretAccessKey: s.secretAccessKey,
-    forcePathStyle: s.forcePathStyle,
-  });
+  return openLocation(config.store);
 }
 
 /**
@@ -36,9 +26,10 @@ export function storeFromConfig(config: Config): Store {
  * arguments left over, which must be exactly `names` (e.g. SNAPSHOT_ID TARGET_DIR); a number
  * stands for that many unnamed ones. BUCKET is an S3 bucket name or `s3://NAME` (endpoint and
  * credentials from VAULTIK_S3_ENDPOINT and the standard AWS_* variables) or a local directory
- * (see localDirectory). PREFIX is optional: it is there when the arguments are one more than
- * the command needs, or when the slot after BUCKET is an explicit `""` (nothing a command
- * needs may be empty, so `restore ./repo "" latest` is a missing TARGET_DIR, not a prefix).
+ * (see localDirectory in store/location.ts). PREFIX is optional: it is there when the arguments
+ * are one more than the command needs, or when the slot after BUCKET is an explicit `""`
+ * (nothing a command needs may be empty, so `restore ./repo "" latest` is a missing
+ * TARGET_DIR, not a prefix).
  */
 export async function repoFromArgs(
   args: readonly string[],
@@ -76,46 +67,36 @@ function synopsis(names: readonly string[], repository = "BUCKET [PREFIX] (or --
 }
 
 /**
- * The directory BUCKET names, or undefined for an S3 bucket. A directory is `file://…`, a path
- * with a `/` in it (`/srv/repo`, `./repo`, `backups/repo`: bucket names never contain one), one
- * starting with `.`, or a name that is an existing directory; `s3://NAME` is always a bucket.
+ * The store `BUCKET [PREFIX]` names (see locationFromArgs). An S3 bucket's endpoint and
+ * credentials come from VAULTIK_S3_ENDPOINT and the standard AWS_* variables (or their `*_FILE`
+ * twins), read by the same resolver as the config's keys.
  */
-export function localDirectory(bucket: string): string | undefined {
-  if (bucket.startsWith("s3://")) return undefined;
-  if (bucket.startsWith("file:")) return fileURLToPath(bucket);
-  if (bucket.includes("/") || bucket.startsWith(".") || isDirectory(bucket)) return resolve(bucket);
-  return undefined;
-}
-
-function isDirectory(path: string): boolean {
-  return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
-}
-
 export function storeFromLocation(bucket: string, prefix: string): Store {
-  const cleanPrefix = prefix.replace(/^\/+|\/+$/g, "");
-  const root = localDirectory(bucket);
-  if (root !== undefined) return openFsStore(cleanPrefix === "" ? root : resolve(root, cleanPrefix));
-  const name = bucket.startsWith("s3://") ? bucket.slice(5).replace(/\/+$/, "") : bucket;
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name)) {
-    throw new UsageError("BUCKET", `${JSON.stringify(bucket)} is not an S3 bucket name, nor a local directory (/…, ./…, dir/…, file://…, or an existing directory)`);
-  }
-  const env = process.env;
-  return openS3Store({
-    bucket: name,
-    prefix: cleanPrefix,
-    endpoint: env["VAULTIK_S3_ENDPOINT"] || undefined,
-    accessKeyId: env["AWS_ACCESS_KEY_ID"] ?? fromFileVar("AWS_ACCESS_KEY_ID_FILE"),
-    secretAccessKey: env["AWS_SECRET_ACCESS_KEY"] ?? fromFileVar("AWS_SECRET_ACCESS_KEY_FILE"),
+  const location = locationFromArgs(bucket, prefix);
+  if (location.kind === "fs") return openLocation(location);
+  return openLocation({
+    ...location,
+    endpoint: process.env["VAULTIK_S3_ENDPOINT"] || undefined,
+    accessKeyId: envSecret("AWS_ACCESS_KEY_ID")?.value,
+    secretAccessKey: envSecret("AWS_SECRET_ACCESS_KEY")?.value,
   });
 }
 
-function fromFileVar(name: string): string | undefined {
-  const path = process.env[name];
-  if (!path) return undefined;
+/**
+ * `file` (an option's file), else the variable `name`, else the file `<name>_FILE` names, and
+ * which of them it was.
+ */
+function envSecret(name: string, file?: { path: string; key: string }): { value: string; from: string } | undefined {
+  return asUsage(() => findSecret({ envVar: name, file }, { env: process.env, readFile: (path) => readFileSync(path, "utf8") }));
+}
+
+/** `read()`, whose ConfigError is about an option or variable here, not the config file. */
+function asUsage<T>(read: () => T, argument?: string): T {
   try {
-    return readFileSync(path, "utf8").trim();
+    return read();
   } catch (err) {
-    throw new UsageError(name, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    if (err instanceof ConfigError) throw new UsageError(argument ?? err.key, err.detail, { cause: err });
+    throw err;
   }
 }
 
@@ -124,36 +105,18 @@ function fromFileVar(name: string): string | undefined {
  * itself, or several lines of them), else `VAULTIK_PRIVATE_KEY_FILE`.
  */
 export function loadIdentities(identityFile: string | undefined): X25519Identity[] {
-  if (identityFile !== undefined) return parseIdentities(readKeyFile(identityFile, "--identity"), "--identity");
-  const inline = process.env["VAULTIK_PRIVATE_KEY"];
-  if (inline) return parseIdentities(inline, "VAULTIK_PRIVATE_KEY");
-  const file = process.env["VAULTIK_PRIVATE_KEY_FILE"];
-  if (file) return parseIdentities(readKeyFile(file, "VAULTIK_PRIVATE_KEY_FILE"), "VAULTIK_PRIVATE_KEY_FILE");
-  throw new UsageError(
-    "VAULTIK_PRIVATE_KEY",
-    "this command decrypts and needs the private key: set VAULTIK_PRIVATE_KEY, VAULTIK_PRIVATE_KEY_FILE or pass --identity FILE",
-  );
-}
-
-/** The key parser speaks of config keys; here the key came from an option or the environment. */
-function parseIdentities(text: string, source: string): X25519Identity[] {
-  try {
-    return parseIdentityFile(text, source);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new UsageError(source, err.detail, { cause: err });
-    throw err;
+  const file = identityFile === undefined ? undefined : { path: identityFile, key: "--identity" };
+  const key = envSecret("VAULTIK_PRIVATE_KEY", file);
+  if (key === undefined) {
+    throw new UsageError(
+      "VAULTIK_PRIVATE_KEY",
+      "this command decrypts and needs the private key: set VAULTIK_PRIVATE_KEY, VAULTIK_PRIVATE_KEY_FILE or pass --identity FILE",
+    );
   }
+  return asUsage(() => parseIdentityFile(key.value, key.from), key.from);
 }
 
 /** Whether a private key is available, for commands where it only adds detail. */
 export function hasIdentity(identityFile: string | undefined): boolean {
   return identityFile !== undefined || Boolean(process.env["VAULTIK_PRIVATE_KEY"] || process.env["VAULTIK_PRIVATE_KEY_FILE"]);
-}
-
-function readKeyFile(path: string, key: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (err) {
-    throw new UsageError(key, `cannot read identity file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
 }

@@ -1,5 +1,5 @@
 import { CommanderError } from "commander";
-import { ConfigError, VaultikError } from "../errors.js";
+import { ConfigError, errorMessage, VaultikError } from "../errors.js";
 
 // The one place where failures become exit codes and messages. Codes follow restic's where the
 // meaning is the same, so scripts written for restic read ours the same way.
@@ -48,5 +48,5 @@ export function messageFor(err: unknown): string {
     // Node's fs errors already name the path ("ENOSPC: no space left on device, write").
     return code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
   }
-  return String(err);
+  return errorMessage(err);
 }

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { loadConfig } from "../config.js";
+import { loadConfig } from "../config/index.js";
 import { daemonHealth, readStateFile, stateFilePath } from "../daemon/state-file.js";
 import { VERSION } from "../version.js";
 import { EXIT } from "./exit.js";

@@ -1,10 +1,11 @@
 import { Option, type Command } from "commander";
 import { check } from "../check/check.js";
+import { parseDuration } from "../config/units.js";
 import { ConfigError } from "../errors.js";
 import type { RetentionPolicy } from "../prune/policy.js";
 import { prune, type PruneReport } from "../prune/prune.js";
 import { describePolicy, isEmptyPolicy } from "../prune/retention.js";
-import { formatBytes, formatDuration, parseDuration } from "../util/units.js";
+import { formatBytes, formatDuration } from "../util/units.js";
 import { loadIdentities, repoFromArgs } from "./context.js";
 import { EXIT } from "./exit.js";
 import type { Io } from "./io.js";

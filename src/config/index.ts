@@ -1,0 +1,80 @@
+import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { ConfigError } from "../errors.js";
+import { type Context, fsReason } from "./context.js";
+import { DEFAULTS } from "./keys.js";
+import { readRecipients } from "./recipients.js";
+import { readIndexPath, readStore } from "./store.js";
+import type { Config, ParseConfigOptions } from "./types.js";
+import {
+  readAlerts,
+  readBlobSizeLimit,
+  readChunkSize,
+  readCommands,
+  readHooks,
+  readIndexPrefix,
+  readRetention,
+  readSchedule,
+  readSourceDirs,
+  readStatus,
+} from "./validate.js";
+import { durationOr, optList, optRate, stringItems } from "./values.js";
+import { asSection, parseYaml } from "./yaml.js";
+
+// The YAML config file, checked completely before anything runs. Unknown keys are errors, not
+// warnings: a misspelt `exlcude` or `keep_dayly` silently falling back to its default would back
+// up what the user meant to skip or prune what they meant to keep, and nobody reads warnings
+// under cron. Messages name the dotted key (`s3.bucket`, `commands[1].path`) and never contain a
+// secret: credentials, tokens, alert URLs (webhook URLs embed tokens) and command lines are
+// described, not quoted, because error text ends up in cron mail and CI logs.
+
+export { CONFIG_KEYS, describeConfigKeys } from "./keys.js";
+export type { AlertsConfig, CommandSource, Config, ConfigKeyInfo, HooksConfig, ParseConfigOptions, StatusConfig, StoreConfig } from "./types.js";
+
+/** Reads and checks the config file at `path`. */
+export async function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  const abs = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(abs, "utf8");
+  } catch (err) {
+    throw new ConfigError("config", `cannot read ${abs}: ${fsReason(err)}`, { cause: err });
+  }
+  return parseConfig(text, { path: abs, env });
+}
+
+/** Checks config text. Reads nothing but `*_file` secrets and recipient files. */
+export function parseConfig(text: string, options: ParseConfigOptions): Config {
+  const path = resolve(options.path);
+  const ctx: Context = {
+    dir: dirname(path),
+    env: options.env ?? process.env,
+    readFile: options.readFile ?? ((p) => readFileSync(p, "utf8")),
+  };
+  const top = asSection(parseYaml(text, path), "", "");
+  const chunkSize = readChunkSize(top);
+  const store = readStore(top, ctx);
+  return {
+    path,
+    dir: ctx.dir,
+    ...readRecipients(top, ctx),
+    sourceDirs: readSourceDirs(top, ctx),
+    exclude: stringItems(optList(top, "exclude") ?? [], "exclude"),
+    store,
+    backupInterval: durationOr(top, "backup_interval", DEFAULTS.backupInterval, 1),
+    fullScanInterval: durationOr(top, "full_scan_interval", DEFAULTS.fullScanInterval, 1),
+    minTimeBetweenRun: durationOr(top, "min_time_between_run", DEFAULTS.minTimeBetweenRun, 0),
+    schedule: readSchedule(top),
+    indexPath: readIndexPath(top, ctx, path, store),
+    chunkSize,
+    blobSizeLimit: readBlobSizeLimit(top, chunkSize),
+    indexPrefix: readIndexPrefix(top),
+    retention: readRetention(top),
+    hooks: readHooks(top),
+    commands: readCommands(top),
+    status: readStatus(top, ctx),
+    alerts: readAlerts(top),
+    limitUpload: optRate(top, "limit_upload"),
+  };
+}
