@@ -7,7 +7,7 @@ import { runJob } from "../src/backup/job.js";
 import { runBackup } from "../src/backup/run.js";
 import type { BackupSettings, JobSettings } from "../src/backup/settings.js";
 import { backupStore } from "../src/cli/backup.js";
-import { parseConfig, type Config } from "../src/config.js";
+import { parseConfig, type Config } from "../src/config/index.js";
 import { generateIdentity, parseRecipient } from "../src/crypto/keys.js";
 import { openMemoryStore } from "../src/store/memory.js";
 

@@ -27,7 +27,6 @@ const LAYER: Record<string, number> = {
   prune: 6,
   check: 6,
   config: 7,
-  "config.ts": 7,
   daemon: 8,
   cli: 9,
   "index.ts": 10,

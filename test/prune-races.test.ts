@@ -4,7 +4,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { runBackup, type RunHooks } from "../src/backup/run.js";
-import { parseConfig, type Config } from "../src/config.js";
+import { parseConfig, type Config } from "../src/config/index.js";
 import { generateIdentity, parseIdentity, type X25519Identity } from "../src/crypto/keys.js";
 import { IntegrityError, LockedError, StoreError } from "../src/errors.js";
 import { prune, type PruneOptions, type PruneReport } from "../src/prune/prune.js";

@@ -3,7 +3,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runBackup } from "../src/backup/run.js";
-import { loadConfig } from "../src/config.js";
+import { loadConfig } from "../src/config/index.js";
 import { blobKey } from "../src/repo/layout.js";
 import { openFsStore } from "../src/store/fs.js";
 import { vaultik } from "./helpers/cli.js";

@@ -4,7 +4,7 @@ import type { Archiver } from "../backup/archiver.js";
 import { runJob } from "../backup/job.js";
 import { backupScope } from "../backup/run.js";
 import { scanTotals } from "../backup/walker.js";
-import { loadConfig, type Config } from "../config.js";
+import { loadConfig, type Config } from "../config/index.js";
 import { limitUploads } from "../store/limit.js";
 import type { Store } from "../store/store.js";
 import { formatBytes, formatDuration } from "../util/units.js";

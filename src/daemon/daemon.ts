@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { Cron } from "croner";
 import { runJob, type JobResult } from "../backup/job.js";
 import { backupScope } from "../backup/run.js";
-import { loadConfig, type Config } from "../config.js";
+import { loadConfig, type Config } from "../config/index.js";
 import { VERSION } from "../version.js";
 import { Alerter } from "./alerts.js";
 import { DaemonMetrics } from "./metrics.js";
