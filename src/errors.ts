@@ -10,7 +10,8 @@ export type ErrorCode =
   | "STORE"
   | "NOT_FOUND"
   | "LOCKED"
-  | "SOURCE";
+  | "SOURCE"
+  | "HOOK";
 
 export abstract class VaultikError extends Error {
   abstract readonly code: ErrorCode;
@@ -152,6 +153,17 @@ export class SourceError extends VaultikError {
  * workers, across structured clone) do throw strings and plain objects, for which a cast to
  * Error reads `undefined`.
  */
+/** A hook the user configured (pre_backup) failed or timed out, so no backup was made. */
+export class HookError extends VaultikError {
+  readonly code = "HOOK";
+  constructor(
+    readonly hook: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   if (typeof err === "object" && err !== null && typeof (err as { message?: unknown }).message === "string") {

@@ -19,6 +19,7 @@ import { Packer } from "./packer.js";
 import { Uploader } from "./uploader.js";
 import { checkSourceDirs, snapshotPath, walk, type DirtySet, type WalkEntry } from "./walker.js";
 import { crashPoint } from "../util/test-points.js";
+import { errorMessage } from "../errors.js";
 
 // One backup run: walk, skip what the catalog says is unchanged, chunk and deduplicate the
 // rest, pack and upload new chunks, then upload the snapshot database. Files are processed a
@@ -214,7 +215,7 @@ export class Archiver {
 
   /** A path that could not be read: absolute in messages, as every other path in the snapshot. */
   private error(abs: string, err: unknown): void {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     this.summary.errors.push({ path: abs, message });
     this.builder.addError(snapshotPath(abs), message);
   }

@@ -5,6 +5,7 @@ import { runHook } from "./hooks.js";
 import { runBackup } from "./run.js";
 import type { JobSettings } from "./settings.js";
 import type { DirtySet } from "./walker.js";
+import { HookError, errorMessage } from "../errors.js";
 
 // One backup as the config describes it, for the CLI and the daemon alike: pre_backup hook
 // (its failure aborts the run, no snapshot), command sources streamed into the snapshot, then
@@ -68,9 +69,9 @@ async function preHook(config: JobSettings, o: JobOptions): Promise<void> {
     log: o.log,
     signal: o.signal,
   });
-  if (r.timedOut) throw new Error(`pre_backup hook timed out after ${timeout} ms; no backup was made`);
+  if (r.timedOut) throw new HookError("pre_backup", `pre_backup hook timed out after ${timeout} ms; no backup was made`);
   if (r.code !== 0) {
-    throw new Error(`pre_backup hook failed (${r.code === null ? `signal ${r.signal}` : `exit code ${r.code}`}); no backup was made`);
+    throw new HookError("pre_backup", `pre_backup hook failed (${r.code === null ? `signal ${r.signal}` : `exit code ${r.code}`}); no backup was made`);
   }
 }
 
@@ -91,7 +92,7 @@ async function postHook(config: JobSettings, o: JobOptions, result: JobResult): 
     });
     o.log(`post_backup hook ${r.timedOut ? "timed out" : r.code === null ? `ended by signal ${r.signal}` : `exited with code ${r.code}`}`);
   } catch (err) {
-    o.log(`post_backup hook could not run: ${(err as Error).message}`);
+    o.log(`post_backup hook could not run: ${errorMessage(err)}`);
   }
 }
 

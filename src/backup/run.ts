@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, rmSync, statfsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Catalog } from "../catalog/db.js";
-import { LocalStateError, VaultikError } from "../errors.js";
+import { LocalStateError, VaultikError, errorMessage } from "../errors.js";
 import { Repository } from "../repo/repository.js";
 import type { Store } from "../store/store.js";
 import { Archiver, type BackupSummary, type StreamSource } from "./archiver.js";
@@ -118,7 +118,7 @@ function explainLocalFailure(err: unknown, indexPath: string): unknown {
   const path = (err as { path?: unknown }).path;
   const where = typeof path === "string" ? path : indexPath;
   const full = DISK_FULL.has(code) || code === "SQLITE_FULL" || freeBytes(dirname(indexPath)) < LOW_SPACE;
-  const what = full ? `the disk holding vaultik's local index is full (${code})` : `cannot write vaultik's local index (${code}: ${(err as Error).message})`;
+  const what = full ? `the disk holding vaultik's local index is full (${code})` : `cannot write vaultik's local index (${code}: ${errorMessage(err)})`;
   return new LocalStateError(where, `${what}; nothing was committed. ${full ? "Free space there" : "Fix that"} and run the backup again`, { cause: err });
 }
 

@@ -6,6 +6,7 @@ import type { BlobName } from "../model/ids.js";
 import { COMPRESSION } from "../model/chunk.js";
 import { belowBounds } from "../util/paths.js";
 import { shareView, type PathSource, type SharedView } from "./attach.js";
+import { LocalStateError } from "../errors.js";
 
 // The source host's local index: which chunks already sit in which stored blob, every entry the
 // last walks saw (with its stat, so a daemon run can trust unchanged subtrees without walking
@@ -161,7 +162,7 @@ export class Catalog {
     const version = this.getState("catalog_version");
     if (version === undefined) this.setState("catalog_version", String(CATALOG_VERSION));
     else if (Number(version) !== CATALOG_VERSION) {
-      throw new Error(`${path}: local index version ${version}, this vaultik reads ${CATALOG_VERSION}; move it aside to rebuild`);
+      throw new LocalStateError(path, `local index version ${version}, this vaultik reads ${CATALOG_VERSION}; move it aside to rebuild`);
     }
   }
 

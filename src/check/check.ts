@@ -4,6 +4,7 @@ import type { ChunkLocation } from "../model/chunk.js";
 import type { Repository, SnapshotObject } from "../repo/repository.js";
 import { withSnapshot } from "../snapshot/open.js";
 import type { SnapshotReader } from "../snapshot/read.js";
+import { errorMessage } from "../errors.js";
 
 // Verifies that snapshots can be restored. Without reading data: every blob a snapshot needs
 // is listed, with the size the snapshot expects. With --read-data (or a subset): each needed
@@ -62,7 +63,7 @@ export async function check(o: CheckOptions): Promise<CheckReport> {
       await withSnapshot(repo, s, o.identities, async (r) => collect(r, s, needs, o.readData > 0), signal);
     } catch (err) {
       if (signal?.aborted) throw err;
-      report.unreadable.push({ snapshot: s.id, problem: (err as Error).message });
+      report.unreadable.push({ snapshot: s.id, problem: errorMessage(err) });
     }
   }
   report.blobsReferenced = needs.size;
@@ -82,7 +83,7 @@ export async function check(o: CheckOptions): Promise<CheckReport> {
       report.bytesRead += need.size;
     } catch (err) {
       if (signal?.aborted) throw err;
-      problems.set(name, (err as Error).message);
+      problems.set(name, errorMessage(err));
     }
   }
 

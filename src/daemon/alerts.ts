@@ -4,6 +4,7 @@
 
 import { Redactor, redactUrl } from "./redact.js";
 import type { RunRecord } from "./state.js";
+import { errorMessage } from "../errors.js";
 
 export interface Alert {
   kind: "failure" | "stale" | "recovered";
@@ -96,7 +97,7 @@ export class Alerter {
     // fetch reports every network problem as "fetch failed" and puts the useful part (such as
     // "connect ECONNREFUSED 10.0.0.1:443") in the cause.
     const cause = err instanceof Error && err.cause instanceof Error ? err.cause : undefined;
-    const text = cause?.message ?? (err instanceof Error ? err.message : String(err));
+    const text = cause?.message ?? (errorMessage(err));
     return text.split("\n", 1)[0] ?? "";
   }
 }

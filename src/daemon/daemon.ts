@@ -15,6 +15,7 @@ import { startStatusServer } from "./status-server.js";
 import { watchDirty, type DirtyWatcher } from "./watcher.js";
 import type { Store } from "../store/store.js";
 import { ownStart } from "../util/process.js";
+import { errorMessage } from "../errors.js";
 
 // The long-running `backup --daemon`: watches, schedules, runs backups with hooks and command
 // sources, serves status and metrics, and alerts. One failed run never stops it; SIGTERM ends
@@ -115,7 +116,7 @@ export class Daemon {
     try {
       next = await loadConfig(this.o.configPath);
     } catch (err) {
-      this.log(`reload failed, keeping the running config: ${(err as Error).message}`);
+      this.log(`reload failed, keeping the running config: ${errorMessage(err)}`);
       return;
     }
     await this.apply(next);
@@ -284,7 +285,7 @@ export class Daemon {
     try {
       previous = readStateFile(config.indexPath)?.state;
     } catch (err) {
-      this.log(`ignoring an unreadable state file: ${(err as Error).message}`);
+      this.log(`ignoring an unreadable state file: ${errorMessage(err)}`);
       return;
     }
     if (!previous || !Array.isArray(previous.history)) return;
@@ -319,7 +320,7 @@ export class Daemon {
     try {
       writeStateFile(config.indexPath, { state: this.snapshotState(), staleAfterMs: this.staleAfter(config), pidStartTime: ownStart });
     } catch (err) {
-      this.log(`cannot write the state file: ${(err as Error).message}`);
+      this.log(`cannot write the state file: ${errorMessage(err)}`);
     }
   }
 

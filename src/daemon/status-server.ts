@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import type { DaemonMetrics } from "./metrics.js";
 import { isHealthy, type DaemonState } from "./state.js";
+import { ConfigError, errorMessage } from "../errors.js";
 
 export interface StatusServerOptions {
   host: string;
@@ -45,7 +46,7 @@ const ROUTES = new Map<string, { handler: Handler; public: boolean }>([
 export async function startStatusServer(options: StatusServerOptions): Promise<StatusServer> {
   if (options.token === "") {
     // An empty token would either disable auth or lock everyone out; both are surprises.
-    throw new Error("status server token must not be empty");
+    throw new ConfigError("status.token", "must not be empty");
   }
   const tokenDigest = options.token === undefined ? undefined : sha256(options.token);
   const log = options.log ?? (() => {});
@@ -159,6 +160,6 @@ function sha256(text: string): Buffer {
 }
 
 function errorText(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
+  const text = errorMessage(err);
   return text.split("\n", 1)[0] ?? "";
 }

@@ -1,5 +1,6 @@
 import { watch, type FSWatcher } from "chokidar";
 import type { Excluder } from "../backup/exclude.js";
+import { errorMessage } from "../errors.js";
 
 // Marks paths dirty as the filesystem reports changes (inotify through chokidar). A watcher can
 // miss events (overflowing queues, network filesystems), which is why the scheduler also does
@@ -28,7 +29,7 @@ export function watchDirty(roots: readonly string[], exclude: Excluder, options:
     dirty.add(path);
     options.onDirty();
   });
-  watcher.on("error", (err: unknown) => options.log(`watcher: ${(err as Error).message ?? String(err)}`));
+  watcher.on("error", (err: unknown) => options.log(`watcher: ${errorMessage(err) ?? String(err)}`));
   const ready = new Promise<void>((resolve) => watcher.once("ready", () => resolve()));
   return {
     get size() {

@@ -1,5 +1,5 @@
 import type { X25519Identity } from "../crypto/keys.js";
-import { ConfigError } from "../errors.js";
+import { ConfigError, errorMessage } from "../errors.js";
 import type { Notice, Repository, RunMarker } from "../repo/repository.js";
 import { liveBlobs } from "../snapshot/blobs.js";
 import type { RetentionPolicy } from "./policy.js";
@@ -90,7 +90,7 @@ export async function prune(o: PruneOptions): Promise<PruneReport> {
     const { live, liveFrom } = await liveBlobs(repo, kept, o.identities, signal);
     const blobs = await repo.listBlobs({ signal });
     let existing = new Set(kept.map((s) => s.id));
-    const notices = await repo.notices("pending", { signal, onBad: (k, e) => log(`ignoring unreadable notice ${k}: ${(e as Error).message}`) });
+    const notices = await repo.notices("pending", { signal, onBad: (k, e) => log(`ignoring unreadable notice ${k}: ${errorMessage(e)}`) });
     const input = { now: now(), graceMs, windowMs, skewMs: SKEW, staleRunMs, blobs, live, liveFrom, existing, notices, runs };
     const plan = planPrune(input);
     const report: PruneReport = {

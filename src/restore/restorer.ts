@@ -3,7 +3,7 @@ import {
 } from "node:fs";
 import { dirname } from "node:path";
 import type { X25519Identity } from "../crypto/keys.js";
-import { IntegrityError } from "../errors.js";
+import { IntegrityError, LocalStateError, errorMessage } from "../errors.js";
 import type { ChunkLocation } from "../model/chunk.js";
 import type { Repository } from "../repo/repository.js";
 import type { EntryRow, Placement, SnapshotReader } from "../snapshot/read.js";
@@ -195,7 +195,7 @@ export class Restorer {
       for (const r of rows) this.incomplete.add(r.fileId);
       const files = [...new Set(rows.map((r) => r.path))];
       const shown = files.slice(0, 5).join(", ") + (files.length > 5 ? ` and ${files.length - 5} more` : "");
-      this.summary.errors.push({ path: shown, message: (err as Error).message });
+      this.summary.errors.push({ path: shown, message: errorMessage(err) });
     } finally {
       this.writers!.flush();
     }
@@ -246,7 +246,7 @@ export class Restorer {
           }
           this.progress.files++;
         } catch (err) {
-          this.summary.errors.push({ path: abs, message: (err as Error).message });
+          this.summary.errors.push({ path: abs, message: errorMessage(err) });
         }
       } else {
         removeIfPresent(abs, "symlink");
@@ -281,7 +281,7 @@ function removeIfPresent(abs: string, what: "file" | "symlink"): void {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") return;
-    if (code === "EISDIR") throw new Error(`cannot restore ${what} ${abs}: a directory is in the way`, { cause: err });
+    if (code === "EISDIR") throw new LocalStateError(abs, `cannot restore this ${what}: a directory is in the way`, { cause: err });
     throw err;
   }
 }

@@ -2,6 +2,7 @@ import { closeSync, constants, fchownSync, fchmodSync, ftruncateSync, futimesSyn
 import { frameChunksEach } from "../pack/frame.js";
 import type { ChunkLocation } from "../model/chunk.js";
 import { writeAllSync } from "../util/fsio.js";
+import { errorMessage } from "../errors.js";
 
 // The file end of a restore: decompresses and checks frames, writes their chunks at their
 // offsets, and finishes a single-chunk file (size, owner, mode, times) through the descriptor
@@ -89,7 +90,7 @@ export class FileSink {
     try {
       this.apply(op, data);
     } catch (err) {
-      failed.push({ fileId: op.fileId, path: op.abs, message: (err as Error).message });
+      failed.push({ fileId: op.fileId, path: op.abs, message: errorMessage(err) });
     }
   }
 

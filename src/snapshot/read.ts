@@ -1,5 +1,5 @@
 import Database from "better-sqlite3";
-import { IntegrityError } from "../errors.js";
+import { IntegrityError, errorMessage } from "../errors.js";
 import type { ChunkLocation } from "../model/chunk.js";
 import type { BlobName, ChunkId } from "../model/ids.js";
 import { COMPRESSION } from "../model/chunk.js";
@@ -45,7 +45,7 @@ export class SnapshotReader {
       this.meta = readMeta(this.#db, object);
     } catch (err) {
       if (err instanceof IntegrityError) throw err;
-      throw new IntegrityError(object, `not a readable snapshot database: ${(err as Error).message}`, { cause: err });
+      throw new IntegrityError(object, `not a readable snapshot database: ${errorMessage(err)}`, { cause: err });
     }
     refuseUnknown(this.meta, object);
   }
