@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { X25519Identity } from "../crypto/keys.js";
+import { IntegrityError } from "../errors.js";
 import type { Repository, SnapshotObject } from "../repo/repository.js";
 import { SnapshotReader } from "./read.js";
 
@@ -22,6 +23,15 @@ export async function withSnapshot<T>(
     const path = join(dir, "snapshot.sqlite");
     await repo.getSnapshot(snapshot, identities, path, { signal });
     reader = new SnapshotReader(path, snapshot.key);
+    // The name is what users and retention choose by; the content must be that snapshot.
+    // Otherwise a host with put access could copy an old snapshot under a new name and roll
+    // `latest` back, or make one id restore another's tree.
+    if (reader.meta.id !== snapshot.id) {
+      throw new IntegrityError(
+        snapshot.key,
+        `the object named snapshot ${snapshot.id} holds snapshot ${JSON.stringify(reader.meta.id)}: refusing it (copied or crafted under another name)`,
+      );
+    }
     return await fn(reader);
   } finally {
     reader?.close();

@@ -1,0 +1,36 @@
+import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, expect, it } from "vitest";
+import { vaultik } from "./helpers/cli.js";
+import { backupId, cliKeys, localRepo } from "./helpers/setup.js";
+
+// A snapshot object copied over another must not restore as that other snapshot (issue 14
+// item 1): the database's own id is compared with the object's name wherever one is opened.
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+it("a snapshot object copied under another snapshot's name is refused by restore and check, naming both ids", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "vaultik-snapname-"));
+  dirs.push(dir);
+  const r = await localRepo(dir, await cliKeys());
+  await writeFile(join(r.source, "a.txt"), "first\n");
+  const s1 = await backupId(r);
+  await writeFile(join(r.source, "a.txt"), "second\n");
+  const s2 = await backupId(r);
+  // What a compromised source could do with put access: S2's object under S1's name.
+  await copyFile(join(r.repo, "index", `${s2}.sqlite.zst.age`), join(r.repo, "index", `${s1}.sqlite.zst.age`));
+  const env = { VAULTIK_PRIVATE_KEY: r.identity };
+  const restore = await vaultik(["restore", r.repo, "", s1, join(dir, "out")], { env });
+  expect(restore.code).toBe(1);
+  expect(restore.stderr).toContain(`the object named snapshot ${s1} holds snapshot "${s2}"`);
+  const check = await vaultik(["check", r.repo, ""], { env });
+  expect(check.code).not.toBe(0);
+  expect(check.stdout + check.stderr).toContain(s2);
+  // The honest snapshot still restores.
+  const ok = await vaultik(["restore", r.repo, "", s2, join(dir, "ok")], { env });
+  expect(ok.code, ok.stderr).toBe(0);
+});
