@@ -36,16 +36,21 @@ export function startDaemon(config: string, children: ChildProcess[]): RunningDa
     log: () => log,
     exited,
     async waitFor(pattern, timeoutMs = 30_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const m = pattern.exec(log);
-        if (m) return m;
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`timed out waiting for ${pattern}; log:\n${log}`);
-        // Woken by new output or the exit; the timer only bounds how long a silent daemon is given.
-        await new Promise<void>((r) => {
-          waiters.push(r);
-          setTimeout(r, 200);
-        });
+      // Woken by new output or the exit; one deadline timer bounds how long a silent daemon is given.
+      let expired = false;
+      const deadline = setTimeout(() => {
+        expired = true;
+        wakeAll();
+      }, timeoutMs);
+      try {
+        for (;;) {
+          const m = pattern.exec(log);
+          if (m) return m;
+          if (expired || child.exitCode !== null) throw new Error(`timed out waiting for ${pattern}; log:\n${log}`);
+          await new Promise<void>((r) => waiters.push(r));
+        }
+      } finally {
+        clearTimeout(deadline);
       }
     },
   };
