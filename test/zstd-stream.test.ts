@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { IntegrityError } from "../src/errors.js";
-import { compressStream, decompressStream, DEFAULT_FRAME_SIZE, frameLength } from "../src/repo/snapshot-zstd.js";
+import { frameLength } from "../src/pack/zstd-frame.js";
+import { compressStream, decompressStream, DEFAULT_FRAME_SIZE } from "../src/repo/snapshot-zstd.js";
 
 const FS = DEFAULT_FRAME_SIZE;
 const OBJECT = "snapshots/test.db.zst";

@@ -1,4 +1,5 @@
 import { get_chunks } from "fastcdc-wasm";
+import { MAX_CHUNK_SIZE } from "../model/chunk.js";
 
 // Content-defined chunking with FastCDC (fastcdc-wasm wraps the fastcdc 1.0.5 crate, the 2016
 // algorithm). The wasm call copies its whole input into wasm memory and back, so we call it on
@@ -37,7 +38,7 @@ const AVG_MIN = 256;
 const MAX_MIN = 1024;
 // Our own cap, far below the crate's 1 GiB: the window is 4 * max, and a backup tool holding
 // gigabytes per file in flight would not be bounded in any useful sense.
-const MAX_MAX = 64 * 1024 * 1024;
+const MAX_MAX = MAX_CHUNK_SIZE;
 
 /** Smallest and largest accepted `chunk_size`. */
 export const CHUNK_SIZE_MIN = AVG_MIN;

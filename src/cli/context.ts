@@ -1,9 +1,10 @@
 import { readFileSync } from "node:fs";
 import { loadConfig, type Config } from "../config/index.js";
 import { findSecret } from "../config/secrets.js";
+import { parseSize } from "../config/units.js";
 import { parseIdentityFile, type X25519Identity } from "../crypto/keys.js";
 import { ConfigError, UsageError } from "../errors.js";
-import { Repository } from "../repo/repository.js";
+import { Repository, type RepositoryOptions } from "../repo/repository.js";
 import { locationFromArgs } from "../store/location.js";
 import { openLocation } from "../store/open.js";
 import type { Store } from "../store/store.js";
@@ -40,7 +41,7 @@ export async function repoFromArgs(
   if (options.config !== undefined) {
     const config = await loadConfig(options.config);
     const rest = exactly(args, names, "--config FILE");
-    return { repo: new Repository(storeFromConfig(config), options.indexPrefix ?? config.indexPrefix), rest, config };
+    return { repo: new Repository(storeFromConfig(config), options.indexPrefix ?? config.indexPrefix, repositoryLimits()), rest, config };
   }
   const [bucket, ...after] = args;
   if (bucket === undefined || bucket === "") {
@@ -49,7 +50,16 @@ export async function repoFromArgs(
   const hasPrefix = after.length > names.length || (after.length === names.length && after.length > 0 && after[0] === "");
   const prefix = hasPrefix ? after[0]! : "";
   const rest = exactly(hasPrefix ? after.slice(1) : after, names, "BUCKET [PREFIX]");
-  return { repo: new Repository(storeFromLocation(bucket, prefix), options.indexPrefix ?? "index/"), rest };
+  return { repo: new Repository(storeFromLocation(bucket, prefix), options.indexPrefix ?? "index/", repositoryLimits()), rest };
+}
+
+/** VAULTIK_MAX_SNAPSHOT_DB (a size such as `8GiB`): the most a snapshot database may decompress to. */
+function repositoryLimits(): RepositoryOptions {
+  const raw = process.env["VAULTIK_MAX_SNAPSHOT_DB"];
+  if (raw === undefined || raw === "") return {};
+  const maxSnapshotDb = asUsage(() => parseSize(raw, "VAULTIK_MAX_SNAPSHOT_DB"));
+  if (maxSnapshotDb < 1) throw new UsageError("VAULTIK_MAX_SNAPSHOT_DB", `must be at least 1 byte, got ${JSON.stringify(raw)}`);
+  return { maxSnapshotDb };
 }
 
 /** `args` when they are exactly `names`, none empty; else an error naming the first missing one. */

@@ -6,6 +6,12 @@ import type { BlobName, ChunkId } from "./ids.js";
 /** The only compression a chunk's frame may have (recorded per chunk so the format can grow). */
 export const COMPRESSION = "zstd";
 
+/**
+ * The largest chunk the chunker cuts (4 × the largest chunk_size). Readers refuse locations
+ * that claim more, so crafted metadata cannot make them decompress more.
+ */
+export const MAX_CHUNK_SIZE = 64 * 1024 * 1024;
+
 /** Where a chunk lives: everything a reader needs besides the key. */
 export interface ChunkLocation {
   id: ChunkId;

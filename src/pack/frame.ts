@@ -1,11 +1,20 @@
 import { IntegrityError } from "../errors.js";
 import { chunkId } from "../model/ids.js";
-import type { ChunkLocation } from "../model/chunk.js";
+import { MAX_CHUNK_SIZE, type ChunkLocation } from "../model/chunk.js";
 import { decompressFrame } from "./zstd.js";
+import { MAX_BLOCK_SIZE } from "./zstd-frame.js";
 
 // Turning a blob's zstd frame back into its chunks, each checked against its id. Used by the
 // blob reader and by a restore's writer threads, which decompress and check frames off the main
 // thread.
+
+/**
+ * How far a frame's possible output may exceed the end of the chunks asked of it. A shared
+ * frame holds other small chunks after them (under 80 KiB in all, see writer.ts), and a bound
+ * counts the last compressed block as full (under 128 KiB more): 256 KiB covers both for every
+ * frame our writer makes, and keeps a crafted frame to what its metadata declares.
+ */
+export const FRAME_SLACK = 2 * MAX_BLOCK_SIZE;
 
 /** Decompresses `frame` and returns the chunks `locs` (all in this frame), each verified. */
 export async function frameChunks(frame: Uint8Array, locs: readonly ChunkLocation[], object: string): Promise<Buffer[]> {
@@ -21,7 +30,12 @@ export async function frameChunks(frame: Uint8Array, locs: readonly ChunkLocatio
  */
 export async function frameChunksEach(frame: Uint8Array, locs: readonly ChunkLocation[], object: string): Promise<(Buffer | IntegrityError)[]> {
   const need = locs.reduce((n, loc) => Math.max(n, loc.rawOffset + loc.rawLength), 0);
-  const raw = await decompressFrame(frame, need, object);
+  const offset = locs[0]?.offset ?? 0;
+  // A crafted location could declare a 4 GiB chunk and a frame to match.
+  if (need > MAX_CHUNK_SIZE) {
+    throw new IntegrityError(object, `the chunks of the zstd frame at byte ${offset} claim ${need} bytes, more than any chunk can be (${MAX_CHUNK_SIZE})`);
+  }
+  const raw = await decompressFrame(frame, { min: need, max: need + FRAME_SLACK }, object, offset);
   return locs.map((loc) => chunkOf(raw, loc, object));
 }
 

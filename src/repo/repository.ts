@@ -1,14 +1,16 @@
-import { createReadStream, createWriteStream } from "node:fs";
-import { pipeline } from "node:stream/promises";
-import { Readable } from "node:stream";
+import { createReadStream } from "node:fs";
+import { open } from "node:fs/promises";
+import type { Readable } from "node:stream";
 import { AgeEncryptor, createDecryptStream } from "../crypto/age.js";
 import type { X25519Identity, X25519Recipient } from "../crypto/keys.js";
-import { NotFoundError } from "../errors.js";
+import { IntegrityError, NotFoundError } from "../errors.js";
 import { parseSnapshotId, type SnapshotName } from "../model/snapshot-id.js";
 import { BlobReader, type BlobSource, type ReadOptions } from "../pack/reader.js";
 import { Spool } from "../pack/spool.js";
 import type { SealedBlob } from "../pack/writer.js";
 import { getBytes } from "../store/bytes.js";
+import { writeAll } from "../util/fsio.js";
+import { formatBytes } from "../util/units.js";
 import type { ByteRange, CallOptions, Store } from "../store/store.js";
 import { listBlobs, storeBlob, type StoredBlob } from "./blobs.js";
 import {
@@ -30,13 +32,26 @@ export interface SnapshotObject extends SnapshotName {
 
 export type { Notice, NoticeKind, PruneLock, RunMarker, StoredBlob };
 
+/** Default for RepositoryOptions.maxSnapshotDb. */
+export const DEFAULT_MAX_SNAPSHOT_DB = 4 * 1024 ** 3;
+
+export interface RepositoryOptions {
+  /**
+   * The most a snapshot database may decompress to (it goes to a temp file, never to memory);
+   * default 4 GiB. The CLI reads it from VAULTIK_MAX_SNAPSHOT_DB.
+   */
+  maxSnapshotDb?: number;
+}
+
 export class Repository implements BlobSource {
   readonly indexPrefix: string;
   readonly #store: Store;
+  readonly #maxSnapshotDb: number;
 
-  constructor(store: Store, indexPrefix = DEFAULT_INDEX_PREFIX) {
+  constructor(store: Store, indexPrefix = DEFAULT_INDEX_PREFIX, options: RepositoryOptions = {}) {
     this.#store = store;
     this.indexPrefix = normalizeIndexPrefix(indexPrefix);
+    this.#maxSnapshotDb = options.maxSnapshotDb ?? DEFAULT_MAX_SNAPSHOT_DB;
   }
 
   get location(): string {
@@ -103,14 +118,34 @@ export class Repository implements BlobSource {
     }
   }
 
-  /** Downloads, decrypts and decompresses a snapshot database to `dest`. */
+  /**
+   * Downloads, decrypts and decompresses a snapshot database to `dest`, a frame at a time. Its
+   * size is whatever the object's writer chose, so it is capped (maxSnapshotDb): past the cap,
+   * an IntegrityError naming the object.
+   */
   async getSnapshot(snapshot: SnapshotObject, identities: readonly X25519Identity[], dest: string, options: CallOptions = {}): Promise<void> {
     const body = await this.#store.get(snapshot.key, options);
     const plain = body.pipe(createDecryptStream(identities, snapshot.key));
     body.once("error", (err) => plain.destroy(err));
-    await pipeline(Readable.from(decompressStream(plain, snapshot.key, { signal: options.signal })), createWriteStream(dest, { mode: 0o600 }), {
-      signal: options.signal,
-    });
+    const file = await open(dest, "w", 0o600);
+    try {
+      let written = 0;
+      for await (const part of decompressStream(plain, snapshot.key, { signal: options.signal })) {
+        written += part.length;
+        if (written > this.#maxSnapshotDb) {
+          throw new IntegrityError(
+            snapshot.key,
+            `snapshot database decompresses to more than ${formatBytes(this.#maxSnapshotDb)} (the limit; VAULTIK_MAX_SNAPSHOT_DB raises it)`,
+          );
+        }
+        await writeAll(file, part);
+      }
+    } finally {
+      // Stopped early (a bomb, an abort), the download must not go on into nowhere.
+      body.destroy();
+      plain.destroy();
+      await file.close();
+    }
   }
 
   async deleteSnapshot(snapshot: SnapshotObject, options: CallOptions = {}): Promise<void> {

@@ -1,28 +1,25 @@
-import { decompress } from "@mongodb-js/zstd";
 import { IntegrityError } from "../errors.js";
-import { compressFrame, DEFAULT_LEVEL } from "../pack/zstd.js";
+import { compressFrame, decompressBounded, DEFAULT_LEVEL } from "../pack/zstd.js";
+import { advance, frameLabel, MAX_BLOCK_SIZE, newScan, type Where } from "../pack/zstd-frame.js";
 
 // Streaming zstd for snapshot databases (blobs compress chunk by chunk, in pack/), on top of
 // an addon that only has one-shot calls. The writer cuts the input into frames of at most
 // `frameSize` raw bytes; concatenated frames are one valid zstd stream
 // (RFC 8878 §3.1), so `zstd -d` reads our output. The reader parses just enough of the frame
-// format to find where each frame ends, then decompresses frames one at a time. Memory stays
-// bounded by a few frames either way, whatever the size of the whole object.
-//
-// Frame layout (RFC 8878 §3.1.1): magic 0xFD2FB528 (LE), Frame_Header_Descriptor, then
-// optional Window_Descriptor, Dictionary_ID and Frame_Content_Size, then blocks, each with a
-// 3-byte LE header (Last_Block, Block_Type, Block_Size), then an optional 4-byte checksum.
-// Skippable frames (§3.1.2) are magic 0x184D2A5? and a 4-byte LE size, then that many bytes.
+// format (pack/zstd-frame.ts) to find where each frame ends and how much it can decode to, then
+// decompresses frames one at a time. Memory stays bounded by a few frames either way, whatever
+// the size of the whole object.
 
 export const DEFAULT_FRAME_SIZE = 1024 * 1024;
 /** Keeps every frame we write under the reader's default limit even for incompressible data. */
 export const MAX_FRAME_SIZE = 32 * 1024 * 1024;
 export const DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024;
+/**
+ * The most one frame may decompress to by default: our largest frame, plus the unused room of
+ * its last compressed block (a bound counts every compressed block as a full one).
+ */
+export const DEFAULT_MAX_FRAME_OUTPUT = MAX_FRAME_SIZE + MAX_BLOCK_SIZE;
 
-const ZSTD_MAGIC = 0xfd2fb528;
-const SKIPPABLE_MAGIC = 0x184d2a50; // the low 4 bits are free for the user
-/** Block_Maximum_Size is at most 128 KiB for every block type (RFC 8878 §3.1.1.2). */
-const MAX_BLOCK_SIZE = 128 * 1024;
 const MIN_LEVEL = -(1 << 17);
 const MAX_LEVEL = 22;
 /** The addon runs on the libuv pool; two frames at once overlap work without hoarding threads. */
@@ -39,6 +36,11 @@ export interface CompressStreamOptions {
 export interface DecompressStreamOptions {
   /** Largest compressed frame accepted; default 64 MiB. Skippable frames are never buffered. */
   maxFrameSize?: number;
+  /**
+   * Largest output a frame may be able to decode to, judged from its headers before it is
+   * decompressed (default 32 MiB + 128 KiB). A frame is decompressed whole, in memory.
+   */
+  maxFrameOutput?: number;
   signal?: AbortSignal;
   /** Called with the compressed bytes the splitter holds whenever that grows (for tests). */
   onBuffered?: (bytes: number) => void;
@@ -97,19 +99,20 @@ export async function* compressStream(
 /**
  * Decompresses a zstd stream of any number of frames (ours or the `zstd` CLI's), reading
  * `source` incrementally. Throws IntegrityError naming `object` on truncated, malformed or
- * oversized input. Each frame's output is held whole, so a frame's raw size bounds memory.
+ * oversized input, including a frame whose blocks could decode to more than `maxFrameOutput`
+ * (refused before it is decompressed). Each frame's output is held whole, so that bounds memory.
  */
 export async function* decompressStream(
   source: AsyncIterable<Uint8Array>,
   object: string,
   options: DecompressStreamOptions = {},
 ): AsyncGenerator<Buffer> {
-  const { maxFrameSize = DEFAULT_MAX_FRAME_SIZE, signal, onBuffered } = options;
-  if (!Number.isInteger(maxFrameSize) || maxFrameSize < 1) {
-    throw new RangeError(`maxFrameSize must be a positive integer, got ${maxFrameSize}`);
+  const { maxFrameSize = DEFAULT_MAX_FRAME_SIZE, maxFrameOutput = DEFAULT_MAX_FRAME_OUTPUT, signal, onBuffered } = options;
+  for (const [name, value] of [["maxFrameSize", maxFrameSize], ["maxFrameOutput", maxFrameOutput]] as const) {
+    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
   }
   signal?.throwIfAborted();
-  const splitter = new FrameSplitter(object, maxFrameSize, onBuffered);
+  const splitter = new FrameSplitter(object, { maxFrameSize, maxFrameOutput }, onBuffered);
   const queue = new OrderedQueue();
 
   // On malformed input we first hand out what the frames before it decoded to, so the error a
@@ -151,122 +154,16 @@ export async function* decompressStream(
   }
 }
 
-/**
- * Total length of the (zstd or skippable) frame starting at `offset`, or undefined while `buf`
- * does not yet hold all of it. Throws IntegrityError naming `object` on malformed data.
- */
-export function frameLength(buf: Uint8Array, offset: number, object = "zstd stream"): number | undefined {
-  const scan = newScan();
-  const view = buf.subarray(offset);
-  const n = advance(scan, view, { object, origin: offset, index: undefined });
-  return scan.phase === "done" && n <= view.length ? n : undefined;
-}
-
 interface Frame {
   bytes: Buffer;
   index: number;
   origin: number;
+  /** The most its blocks can decode to. */
+  bound: number;
 }
 
-async function decompressOne(frame: Frame, object: string): Promise<Buffer> {
-  try {
-    return await decompress(frame.bytes);
-  } catch (cause) {
-    throw new IntegrityError(object, `${label(frame.index, frame.origin)} does not decompress`, { cause });
-  }
-}
-
-// Where a frame sits, for error messages.
-interface Where {
-  object: string;
-  origin: number;
-  index: number | undefined;
-}
-
-function label(index: number | undefined, origin: number): string {
-  return index === undefined ? `zstd frame at byte ${origin}` : `zstd frame ${index} (at byte ${origin})`;
-}
-
-/** How far the parse of one frame got; it resumes from here when more bytes arrive. */
-interface Scan {
-  phase: "magic" | "blocks" | "done";
-  /** Frame-relative offset of the next block header, in phase "blocks". */
-  pos: number;
-  checksum: boolean;
-  skippable: boolean;
-  length: number;
-}
-
-function newScan(): Scan {
-  return { phase: "magic", pos: 0, checksum: false, skippable: false, length: 0 };
-}
-
-/**
- * Parses as much of the frame at the start of `view` as it holds. Returns the frame's length
- * once the last block header is read (phase "done"), else how many bytes from the frame start
- * the next step needs, which always exceeds `view.length`. Block contents are never read.
- */
-function advance(scan: Scan, view: Uint8Array, where: Where): number {
-  for (;;) {
-    switch (scan.phase) {
-      case "done":
-        return scan.length;
-      case "magic": {
-        if (view.length < 4) return 4;
-        const magic = readU32(view, 0);
-        if ((magic & 0xfffffff0) >>> 0 === SKIPPABLE_MAGIC) {
-          if (view.length < 8) return 8;
-          scan.skippable = true;
-          scan.length = 8 + readU32(view, 4);
-          scan.phase = "done";
-          continue;
-        }
-        if (magic !== ZSTD_MAGIC) throw new IntegrityError(where.object, `not a zstd frame at byte ${where.origin}`);
-        if (view.length < 5) return 5;
-        const fhd = view[4] ?? 0;
-        if (fhd & 0x08) {
-          throw new IntegrityError(where.object, `${label(where.index, where.origin)} sets the reserved header bit`);
-        }
-        const singleSegment = (fhd & 0x20) !== 0;
-        const fcsFlag = fhd >> 6;
-        const fcsSize = fcsFlag === 0 ? (singleSegment ? 1 : 0) : 1 << fcsFlag;
-        const didSize = [0, 1, 2, 4][fhd & 0x03] ?? 0;
-        scan.checksum = (fhd & 0x04) !== 0;
-        scan.pos = 5 + (singleSegment ? 0 : 1) + didSize + fcsSize;
-        scan.phase = "blocks";
-        continue;
-      }
-      case "blocks": {
-        const p = scan.pos;
-        if (view.length < p + 3) return p + 3;
-        const header = (view[p] ?? 0) | ((view[p + 1] ?? 0) << 8) | ((view[p + 2] ?? 0) << 16);
-        const last = (header & 1) !== 0;
-        const type = (header >> 1) & 3;
-        const size = header >>> 3;
-        const at = where.origin + p;
-        if (type === 3) {
-          throw new IntegrityError(where.object, `${label(where.index, where.origin)} has a reserved block type at byte ${at}`);
-        }
-        if (size > MAX_BLOCK_SIZE) {
-          throw new IntegrityError(
-            where.object,
-            `${label(where.index, where.origin)} has a ${size}-byte block at byte ${at} (limit ${MAX_BLOCK_SIZE})`,
-          );
-        }
-        // An RLE block stores one byte that is repeated Block_Size times.
-        scan.pos = p + 3 + (type === 1 ? 1 : size);
-        if (last) {
-          scan.length = scan.pos + (scan.checksum ? 4 : 0);
-          scan.phase = "done";
-        }
-        continue;
-      }
-    }
-  }
-}
-
-function readU32(view: Uint8Array, at: number): number {
-  return ((view[at] ?? 0) | ((view[at + 1] ?? 0) << 8) | ((view[at + 2] ?? 0) << 16) | ((view[at + 3] ?? 0) << 24)) >>> 0;
+function decompressOne(frame: Frame, object: string): Promise<Buffer> {
+  return decompressBounded(frame.bytes, frame.bound, object, frameLabel(frame.index, frame.origin));
 }
 
 /**
@@ -288,7 +185,7 @@ class FrameSplitter {
 
   constructor(
     private readonly object: string,
-    private readonly maxFrameSize: number,
+    private readonly limits: { maxFrameSize: number; maxFrameOutput: number },
     private readonly onBuffered: ((bytes: number) => void) | undefined,
   ) {}
 
@@ -313,14 +210,21 @@ class FrameSplitter {
         if (this.skip === 0) this.next(this.origin + this.scan.length);
         continue;
       }
-      if (need > this.maxFrameSize) {
+      if (need > this.limits.maxFrameSize) {
         throw new IntegrityError(
           this.object,
-          `${label(this.index, this.origin)} is larger than the ${this.maxFrameSize}-byte frame limit`,
+          `${frameLabel(this.index, this.origin)} is larger than the ${this.limits.maxFrameSize}-byte frame limit`,
+        );
+      }
+      // Checked as each block header is read, so a bomb is refused before it is even buffered.
+      if (this.scan.bound > this.limits.maxFrameOutput) {
+        throw new IntegrityError(
+          this.object,
+          `${frameLabel(this.index, this.origin)} can decompress to more than the ${this.limits.maxFrameOutput}-byte frame output limit (its blocks declare at least ${this.scan.bound} bytes)`,
         );
       }
       if (this.scan.phase === "done" && this.held === need) {
-        frames.push({ bytes: this.buf.subarray(0, need), index: this.index, origin: this.origin });
+        frames.push({ bytes: this.buf.subarray(0, need), index: this.index, origin: this.origin, bound: this.scan.bound });
         this.sizeHint = need;
         this.buf = Buffer.alloc(0);
         this.next(this.origin + need);
@@ -360,7 +264,7 @@ class FrameSplitter {
   /** Grows the buffer to hold `need` bytes, at least doubling so regrowth stays linear. */
   private reserve(need: number): void {
     if (need <= this.buf.length) return;
-    const size = Math.min(this.maxFrameSize, Math.max(need, this.sizeHint, this.buf.length * 2));
+    const size = Math.min(this.limits.maxFrameSize, Math.max(need, this.sizeHint, this.buf.length * 2));
     const grown = Buffer.allocUnsafe(size);
     this.buf.copy(grown, 0, 0, this.held);
     this.buf = grown;
