@@ -7,7 +7,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateIdentity, parseIdentity, parseRecipient } from "../src/crypto/keys.js";
 import { IntegrityError, NoIdentityError, NotFoundError } from "../src/errors.js";
+import { frameChunks } from "../src/pack/frame.js";
 import { BlobReader } from "../src/pack/reader.js";
+import { compressFrame } from "../src/pack/zstd.js";
+import { frameOutputBound, MAX_BLOCK_SIZE } from "../src/pack/zstd-frame.js";
 import { blobKey } from "../src/repo/layout.js";
 import { chunkId } from "../src/model/ids.js";
 import { PackWriter, type ChunkLocation, type SealedBlob } from "../src/pack/writer.js";
@@ -17,6 +20,7 @@ import { openFsStore } from "../src/store/fs.js";
 import { openMemoryStore } from "../src/store/memory.js";
 import { openS3Store } from "../src/store/s3.js";
 import type { Store } from "../src/store/store.js";
+import { zstdBomb } from "./helpers/hostile.js";
 import { s3rverStoreOptions, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
 
 const keys = await generateIdentity();
@@ -273,5 +277,68 @@ describe("blob reader refuses bad data with errors naming the object", () => {
     const { store, blob } = await stored();
     const loc = { ...blob.chunks[0]!, id: "0".repeat(64) as ChunkId };
     await expect(new BlobReader(new Repository(store), [identity]).readChunk(loc)).rejects.toThrow(/does not match its id/);
+  });
+});
+
+// The addon decompresses with no output limit, so a frame is bounded from its block headers
+// before it is handed over (issue 14 item 2). Our own frames must always pass.
+describe("chunk frames are bounded before they are decompressed", () => {
+  const OBJECT = "blobs/ab/cd/abcd";
+  const zeros14 = { id: chunkId(Buffer.alloc(14)), blob: "ab".repeat(32), rawOffset: 0, rawLength: 14, compression: "zstd" } as unknown as ChunkLocation;
+
+  it("every chunk the writer packs reads back alone, its frame's bound within a block of its content", async () => {
+    let seed = 7;
+    const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
+    // Small chunks of both kinds fill several shared frames; large ones get frames of their own.
+    const small = Array.from({ length: 300 }, (_, i) => (i % 2 ? randomBytes(1 + rand(16_383)) : textLike(1 + rand(16_383), i)));
+    const large = [textLike(128 * 1024, 1), Buffer.alloc(5 * 1024 * 1024), randomBytes(200_001), textLike(1_000_003, 2)];
+    const chunks = [...small, ...large];
+    const store = openMemoryStore();
+    const blobs = await packAll(chunks, 64 << 20);
+    for (const b of blobs) await storeBlob(store, b);
+    const reader = new BlobReader(new Repository(store), [identity]);
+    const byId = new Map(chunks.map((c) => [chunkId(c), c]));
+    const frameContent = new Map<string, number>();
+    for (const l of blobs.flatMap((b) => b.chunks)) {
+      const key = `${l.blob}@${l.offset}`;
+      frameContent.set(key, Math.max(frameContent.get(key) ?? 0, l.rawOffset + l.rawLength));
+    }
+    for (const b of blobs) {
+      for (const l of b.chunks) {
+        expect((await reader.readChunk(l)).equals(byId.get(l.id)!), `chunk at ${l.offset}+${l.rawOffset}`).toBe(true);
+        const bound = frameOutputBound(await reader.readFrame(l), OBJECT, l.offset);
+        const content = frameContent.get(`${l.blob}@${l.offset}`)!;
+        expect(bound).toBeGreaterThanOrEqual(content);
+        expect(bound).toBeLessThan(content + MAX_BLOCK_SIZE);
+      }
+      await b.dispose();
+    }
+  });
+
+  it("a frame that could expand past its chunk's raw_length is refused unread (a 64 MiB RLE bomb for 14 bytes)", async () => {
+    const bomb = zstdBomb(64 * 1024 * 1024);
+    const err = await frameChunks(bomb, [{ ...zeros14, offset: 0, length: bomb.length }], OBJECT).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(IntegrityError);
+    expect((err as IntegrityError).object).toBe(OBJECT);
+    expect((err as Error).message).toMatch(/zstd frame at byte 0 can decompress to 67108864 bytes, more than the \d+ its chunks allow \(they declare 14\): refused unread/);
+  });
+
+  it("a chunk's frame must be exactly one frame: a second one after it is refused", async () => {
+    const two = Buffer.concat([await compressFrame(Buffer.alloc(14)), await compressFrame(Buffer.alloc(1 << 20))]);
+    await expect(frameChunks(two, [{ ...zeros14, offset: 4096, length: two.length }], OBJECT)).rejects.toThrow(
+      /zstd frame at byte 4096 ends after \d+ of its \d+ bytes/,
+    );
+  });
+
+  it("a frame asking for a window over 128 MiB is refused", async () => {
+    // Window_Descriptor 0x90: 2^(10 + 18) = 256 MiB; then one raw block (last) of 14 zeros.
+    const frame = Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x90]), Buffer.from([1 | (14 << 3), 0, 0]), Buffer.alloc(14)]);
+    await expect(frameChunks(frame, [{ ...zeros14, offset: 0, length: frame.length }], OBJECT)).rejects.toThrow(/asks for a 268435456-byte window/);
+  });
+
+  it("a location claiming a chunk larger than any chunk can be is refused before its frame is looked at", async () => {
+    const frame = await compressFrame(Buffer.alloc(14));
+    const huge = { ...zeros14, offset: 0, length: frame.length, rawLength: 64 * 1024 * 1024 + 1 };
+    await expect(frameChunks(frame, [huge], OBJECT)).rejects.toThrow(/claim 67108865 bytes, more than any chunk can be/);
   });
 });
