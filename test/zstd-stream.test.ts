@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { IntegrityError } from "../src/errors.js";
 import { frameLength } from "../src/pack/zstd-frame.js";
-import { compressStream, decompressStream, DEFAULT_FRAME_SIZE } from "../src/repo/snapshot-zstd.js";
+import { compressStream, decompressStream, DEFAULT_FRAME_SIZE, DEFAULT_MAX_FRAME_OUTPUT } from "../src/repo/snapshot-zstd.js";
+import { zstdBomb } from "./helpers/hostile.js";
 
 const FS = DEFAULT_FRAME_SIZE;
 const OBJECT = "snapshots/test.db.zst";
@@ -415,5 +416,28 @@ describe("bounded memory", () => {
     );
     expect(out.length).toBe(16 * FS);
     expect(peak).toBeLessThanOrEqual(largest);
+  });
+
+  // The addon has no output limit: a frame is judged by its block headers before it is handed
+  // over (issue 14 item 2), or 128 KiB of RLE blocks become 4 GiB in memory.
+  for (const [label, size] of [["64 MiB", 64 * 1024 * 1024], ["4 GiB", 4 * 1024 ** 3]] as const) {
+    it(`refuses a frame whose blocks could decode past the frame output limit before buffering it (${label} RLE bomb)`, async () => {
+      let peak = 0;
+      await expectIntegrity(
+        decompressAll(zstdBomb(size), { onBuffered: (n) => (peak = Math.max(peak, n)) }),
+        new RegExp(`zstd frame 0 \\(at byte 0\\) can decompress to more than the ${DEFAULT_MAX_FRAME_OUTPUT}-byte frame output limit`),
+      );
+      // Refused from the first ~260 block headers, long before the frame's end.
+      expect(peak).toBeLessThan(4096);
+    });
+  }
+
+  it("maxFrameOutput sets the limit; our own frames of up to 32 MiB fit the default", async () => {
+    const frames = await compressAll(sample, { frameSize: FS });
+    await expectIntegrity(decompressAll(Buffer.concat(frames), { maxFrameOutput: FS / 2 }), /zstd frame 0 \(at byte 0\) can decompress to more than the 524288-byte/);
+    const big = randomBytes(32 * 1024 * 1024);
+    const [frame] = await compressAll(big, { frameSize: 32 * 1024 * 1024, level: 1 });
+    expect((await decompressAll(frame!)).equals(big)).toBe(true);
+    await expect(collect(decompressStream(once(sample), OBJECT, { maxFrameOutput: 0 }))).rejects.toThrow(RangeError);
   });
 });
