@@ -1,12 +1,15 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateIdentity } from "../src/crypto/keys.js";
+import { generateIdentity, parseIdentity } from "../src/crypto/keys.js";
+import { IntegrityError } from "../src/errors.js";
 import { blobKey } from "../src/repo/layout.js";
+import { Repository } from "../src/repo/repository.js";
 import { openFsStore } from "../src/store/fs.js";
 import { openS3Store } from "../src/store/s3.js";
 import type { Store } from "../src/store/store.js";
+import { vaultik } from "./helpers/cli.js";
 import { putBlobBomb, putSnapshotBomb, snapshotIdAt, vaultikPeakRss, zstdBomb } from "./helpers/hostile.js";
 import { s3rverStoreOptions, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
 
@@ -21,6 +24,7 @@ let dir: string;
 let server: S3rverHandle | undefined;
 let env: Record<string, string>;
 let recipient: string;
+let identity: string;
 
 /** Where each crafted input lives, as the CLI's BUCKET PREFIX, and what readers must name. */
 interface Input {
@@ -36,7 +40,8 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "vaultik-hostile-rss-"));
   const keys = await generateIdentity();
   recipient = keys.recipient;
-  env = { VAULTIK_PRIVATE_KEY: keys.identity };
+  identity = keys.identity;
+  env = { VAULTIK_PRIVATE_KEY: identity };
   const bomb = zstdBomb();
   expect(bomb.length).toBeLessThan(132 * 1024);
 
@@ -121,5 +126,47 @@ describe("the same bombs on S3 (s3rver)", () => {
 
   it("check --read-data of the snapshot bomb: bounded memory, exit 1 naming the snapshot object", async () => {
     await expectBounded(s3["db"]!, "check --read-data", true);
+  });
+});
+
+// Each frame of a snapshot database is bounded, but a stream of many is only bounded by disk:
+// the temp file it goes to is capped too.
+describe("the snapshot database size limit", () => {
+  let repo: string;
+  let id: string;
+  let key: string;
+  const MiB = 1024 * 1024;
+
+  beforeAll(async () => {
+    repo = join(dir, "big-db");
+    id = snapshotIdAt(new Date("2026-11-20T12:00:00Z"), "victim", "000b16db");
+    // 16 frames of 1 MiB of zeros: each within the frame limit, 16 MiB in all.
+    key = await putSnapshotBomb(openFsStore(repo), recipient, id, Buffer.concat(Array.from({ length: 16 }, () => zstdBomb(MiB))));
+  });
+
+  it("stops writing at the limit with an integrity error naming the object; the default (4 GiB) lets 16 MiB through", async () => {
+    const fetchTo = async (options: ConstructorParameters<typeof Repository>[2], name: string): Promise<{ err: unknown; size: number }> => {
+      const r = new Repository(openFsStore(repo), "index/", options);
+      const dest = join(dir, name);
+      const err = await r.getSnapshot(await r.findSnapshot(id), [parseIdentity(identity)], dest).then(() => undefined, (e: unknown) => e);
+      return { err, size: (await stat(dest)).size };
+    };
+    const capped = await fetchTo({ maxSnapshotDb: 8 * MiB }, "capped.sqlite");
+    expect(capped.err).toBeInstanceOf(IntegrityError);
+    expect((capped.err as IntegrityError).object).toBe(key);
+    expect(capped.size).toBeLessThanOrEqual(8 * MiB);
+    const uncapped = await fetchTo({}, "uncapped.sqlite");
+    expect(uncapped.err).toBeUndefined();
+    expect(uncapped.size).toBe(16 * MiB);
+  });
+
+  it("VAULTIK_MAX_SNAPSHOT_DB sets it for the CLI; a value that is not a size is a usage error", async () => {
+    const capped = await vaultikPeakRss(["snapshots", repo, ""], { env: { ...env, VAULTIK_MAX_SNAPSHOT_DB: "8MiB" } });
+    expect(capped.code, capped.stderr).toBe(1);
+    expect(capped.stderr).toContain(`${key}: snapshot database decompresses to more than 8 MiB (the limit; VAULTIK_MAX_SNAPSHOT_DB raises it)`);
+    expect(capped.peakRss).toBeLessThan(PEAK_RSS_LIMIT);
+    const bad = await vaultik(["snapshots", repo, ""], { env: { ...env, VAULTIK_MAX_SNAPSHOT_DB: "lots" } });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("VAULTIK_MAX_SNAPSHOT_DB");
   });
 });
