@@ -11,14 +11,19 @@ import { advance, frameLabel, MAX_BLOCK_SIZE, newScan, type Where } from "../pac
 // the size of the whole object.
 
 export const DEFAULT_FRAME_SIZE = 1024 * 1024;
-/** Keeps every frame we write under the reader's default limit even for incompressible data. */
-export const MAX_FRAME_SIZE = 32 * 1024 * 1024;
-export const DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024;
+/**
+ * Keeps every frame we write under the reader's default limits. The reader holds a few frames at
+ * once (one being cut, two decoding, one being written), in and out, so these limits are what
+ * bounds its memory on a crafted object: about 5 × 8 MiB.
+ */
+export const MAX_FRAME_SIZE = 8 * 1024 * 1024;
 /**
  * The most one frame may decompress to by default: our largest frame, plus the unused room of
  * its last compressed block (a bound counts every compressed block as a full one).
  */
 export const DEFAULT_MAX_FRAME_OUTPUT = MAX_FRAME_SIZE + MAX_BLOCK_SIZE;
+/** Our frames never compress to more than they hold, plus 3 bytes per 128 KiB raw block. */
+export const DEFAULT_MAX_FRAME_SIZE = DEFAULT_MAX_FRAME_OUTPUT;
 
 const MIN_LEVEL = -(1 << 17);
 const MAX_LEVEL = 22;
@@ -28,17 +33,17 @@ const CONCURRENCY = 2;
 export interface CompressStreamOptions {
   /** zstd level, from -131072 (fastest) to 22; default 3. */
   level?: number;
-  /** Raw bytes per frame, 1 B to 32 MiB; default 1 MiB. */
+  /** Raw bytes per frame, 1 B to 8 MiB; default 1 MiB. */
   frameSize?: number;
   signal?: AbortSignal;
 }
 
 export interface DecompressStreamOptions {
-  /** Largest compressed frame accepted; default 64 MiB. Skippable frames are never buffered. */
+  /** Largest compressed frame accepted; default 8 MiB + 128 KiB. Skippable frames are never buffered. */
   maxFrameSize?: number;
   /**
    * Largest output a frame may be able to decode to, judged from its headers before it is
-   * decompressed (default 32 MiB + 128 KiB). A frame is decompressed whole, in memory.
+   * decompressed (default 8 MiB + 128 KiB). A frame is decompressed whole, in memory.
    */
   maxFrameOutput?: number;
   signal?: AbortSignal;
