@@ -45,7 +45,8 @@ Repository: BUCKET [PREFIX], or --config FILE (the repository of that config)
 const KEY = `
 
 Private key (to decrypt): --identity FILE, VAULTIK_PRIVATE_KEY (the key itself) or
-VAULTIK_PRIVATE_KEY_FILE.`;
+VAULTIK_PRIVATE_KEY_FILE. A snapshot database may decompress to at most 4 GiB; set
+VAULTIK_MAX_SNAPSHOT_DB (e.g. 8GiB) for larger ones.`;
 
 /** Appends the repository, key and exit-code sections to each command's --help. */
 export function addHelpSections(program: Command): void {
