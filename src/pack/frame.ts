@@ -14,7 +14,7 @@ import { MAX_BLOCK_SIZE } from "./zstd-frame.js";
  * counts the last compressed block as full (under 128 KiB more): 256 KiB covers both for every
  * frame our writer makes, and keeps a crafted frame to what its metadata declares.
  */
-export const FRAME_SLACK = 2 * MAX_BLOCK_SIZE;
+const FRAME_SLACK = 2 * MAX_BLOCK_SIZE;
 
 /** Decompresses `frame` and returns the chunks `locs` (all in this frame), each verified. */
 export async function frameChunks(frame: Uint8Array, locs: readonly ChunkLocation[], object: string): Promise<Buffer[]> {

@@ -124,11 +124,14 @@ export class Repository implements BlobSource {
    * an IntegrityError naming the object.
    */
   async getSnapshot(snapshot: SnapshotObject, identities: readonly X25519Identity[], dest: string, options: CallOptions = {}): Promise<void> {
-    const body = await this.#store.get(snapshot.key, options);
-    const plain = body.pipe(createDecryptStream(identities, snapshot.key));
-    body.once("error", (err) => plain.destroy(err));
     const file = await open(dest, "w", 0o600);
+    let body: Readable | undefined;
+    let plain: Readable | undefined;
     try {
+      body = await this.#store.get(snapshot.key, options);
+      const decrypted = body.pipe(createDecryptStream(identities, snapshot.key));
+      plain = decrypted;
+      body.once("error", (err) => decrypted.destroy(err));
       let written = 0;
       for await (const part of decompressStream(plain, snapshot.key, { signal: options.signal })) {
         written += part.length;
@@ -142,8 +145,8 @@ export class Repository implements BlobSource {
       }
     } finally {
       // Stopped early (a bomb, an abort), the download must not go on into nowhere.
-      body.destroy();
-      plain.destroy();
+      body?.destroy();
+      plain?.destroy();
       await file.close();
     }
   }
