@@ -27,6 +27,8 @@ export async function dumpFile(o: DumpOptions): Promise<number> {
   const chunks: Placement[] = [];
   for (const p of o.snapshot.placements(o.path)) if (p.path === o.path) chunks.push(p);
   chunks.sort((a, b) => a.fileOffset - b.fileOffset);
+  // Checked before a byte is written: a stream cannot take back what it has sent.
+  for (const flaw of o.snapshot.flaws(o.path)) if (flaw.path === o.path) throw flaw.error;
   const reader = o.repo.blobReader(o.identities);
   let written = 0;
   for (const c of chunks) {
