@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { copyFile, lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Catalog } from "../src/catalog/db.js";
 import { generateIdentity, parseRecipient } from "../src/crypto/keys.js";
@@ -55,7 +56,7 @@ const entry = (path: string, type: SnapshotEntry["type"], extra: Partial<Snapsho
  * A snapshot as a compromised source host can make one: its entries, chunk locations from its
  * own local index, encrypted to the public key, stored under a fresh snapshot name.
  */
-async function craft(entries: [SnapshotEntry, Buffer[]][]): Promise<string> {
+async function craft(entries: [SnapshotEntry, Buffer[]][], tamper?: (db: Database.Database) => void): Promise<string> {
   const id = newSnapshotId(new Date(), "evil");
   const db = join(dir, `${id}.sqlite`);
   const catalogCopy = join(dir, `${id}-index.sqlite`);
@@ -70,6 +71,11 @@ async function craft(entries: [SnapshotEntry, Buffer[]][]): Promise<string> {
     builder.finish(catalog);
   } finally {
     catalog.close();
+  }
+  if (tamper) {
+    const conn = new Database(db);
+    tamper(conn);
+    conn.close();
   }
   await new Repository(openFsStore(repoDir)).putSnapshot(id, db, [parseRecipient(recipient)]);
   await rm(db);
@@ -187,5 +193,31 @@ describe("a file that changed while it was read at backup", () => {
     const fetched = await vaultik(["fetch", repoDir, "", id, "torn", join(dir, "torn-fetched")], { env: env() });
     expect(fetched.code).toBe(0);
     expect(fetched.stderr).toContain("vaultik: warning: torn: changed while it was being backed up");
+  });
+});
+
+describe("a path recorded twice", () => {
+  it("refuses both entries and restores the rest", async () => {
+    // The schema says UNIQUE; a crafted database need not have that schema.
+    const id = await craft(
+      [
+        [entry("dup", "file", { size: A.length }), [A]],
+        [entry("dup-twin", "file", { size: B.length }), [B]],
+        [entry("ok", "file", { size: B.length }), [B]],
+      ],
+      (db) => {
+        db.pragma("foreign_keys = OFF");
+        db.exec("CREATE TABLE f2 AS SELECT * FROM files; DROP TABLE files; ALTER TABLE f2 RENAME TO files");
+        db.exec("UPDATE files SET path = 'dup' WHERE path = 'dup-twin'");
+      },
+    );
+    const target = join(dir, "dup-restore");
+    const r = await vaultik(["restore", repoDir, "", id, target, "--json"], { env: env() });
+    expect(r.code, r.stderr).toBe(1);
+    const res = JSON.parse(r.stdout) as Result;
+    expect(res.errors.map((e) => e.path)).toEqual(["dup", "dup"]);
+    expect(res.errors[0]!.message).toMatch(/records this path 2 times/);
+    await absent(join(target, "dup"));
+    expect(await readFile(join(target, "ok"))).toEqual(B);
   });
 });
