@@ -218,10 +218,15 @@ export class SnapshotReader {
         r,
         placed < refs
           ? `${refs - placed} of its ${refs} chunk references have no blob location`
-          : `the entry records size ${String(r["size"])} but its chunks hold ${String(r["held"])} bytes`,
+          : sizeFlaw(r["size"] as bigint, Number(r["held"])),
       );
     }
   }
+}
+
+/** Why a file entry is refused whose recorded size is not what its chunks hold. */
+export function sizeFlaw(size: number | bigint, held: number): string {
+  return `the entry records size ${String(size)} but its chunks hold ${held} bytes`;
 }
 
 /** Names a reader must understand to read correctly; the chunker's is not among them (FORMAT.md §7). */
