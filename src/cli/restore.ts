@@ -2,9 +2,11 @@ import { lstatSync, statSync, type Stats } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
-import { NotFoundError, UsageError } from "../errors.js";
+import { IntegrityError, NotFoundError, UsageError } from "../errors.js";
 import type { Repository } from "../repo/repository.js";
 import { dumpFile } from "../restore/dump.js";
+import type { EntryProblem } from "../restore/report.js";
+import { TORN_FILE } from "../restore/report.js";
 import { Restorer, type RestoreSummary } from "../restore/restorer.js";
 import type { EntryRow, SnapshotReader } from "../snapshot/read.js";
 import { formatBytes, formatDuration } from "../util/units.js";
@@ -20,7 +22,11 @@ interface Flags {
   indexPrefix?: string;
   host?: string;
   json?: boolean;
+  allErrors?: boolean;
 }
+
+/** Failures (and warnings) the text output names before it says how many more there are. */
+const SHOWN = 20;
 
 function common(cmd: Command): Command {
   return cmd
@@ -28,7 +34,8 @@ function common(cmd: Command): Command {
     .option("--identity <file>", "age identity file (default: VAULTIK_PRIVATE_KEY or VAULTIK_PRIVATE_KEY_FILE)")
     .option("--index-prefix <prefix>", "where snapshots live in the repository")
     .option("--host <host>", "with `latest`: the latest snapshot of this host")
-    .option("--json", "print a JSON summary");
+    .option("--json", "print a JSON summary (it lists every failed entry)")
+    .option("--all-errors", `name every entry that failed, not only the first ${SHOWN}`);
 }
 
 export function registerRestore(program: Command, io: Io): void {
@@ -70,7 +77,13 @@ export function registerRestore(program: Command, io: Io): void {
       const isDir = await stat(dest).then((s) => s.isDirectory(), () => false);
       const final = isDir ? join(dest, basename(wanted)) : dest;
       assertDirectoryTarget("TARGET", dirname(final));
-      return { target: dirname(final), prefix: wanted, destination: () => basename(final) };
+      // Only the entry itself lands there; the snapshot checks refuse anything recorded below a
+      // file or symlink, and this makes sure no such entry could ever land on the same name.
+      const destination = (p: string) => {
+        if (p === wanted) return basename(final);
+        throw new IntegrityError(reader.object, `${JSON.stringify(p)}: refusing an entry below ${JSON.stringify(wanted)}, which the snapshot records as a ${entry.type}`);
+      };
+      return { target: dirname(final), prefix: wanted, destination };
     });
   });
 }
@@ -124,6 +137,7 @@ async function fetchToStdout(io: Io, flags: Flags, repo: Repository, ref: string
       async (reader) => {
         const entry = findEntry(reader, filePath, wanted);
         if (entry.type !== "file") throw new UsageError("FILEPATH", `${filePath} is a ${entry.type === "dir" ? "directory" : "symlink"}; TARGET - writes one regular file to stdout`);
+        if (entry.status === "changed") io.err(`vaultik: warning: ${entry.path}: ${TORN_FILE}`);
         await dumpFile({ repo, identities, snapshot: reader, path: wanted, out: io.stdout, signal: abort.signal });
       },
       abort.signal,
@@ -183,13 +197,28 @@ async function restoreInto(
   }
 }
 
+/**
+ * The summary: with --json all of it on stdout; otherwise on stderr each failed entry and each
+ * warning (the first SHOWN of each unless --all-errors), then one line that counts what was
+ * restored and what failed.
+ */
 function report(io: Io, flags: Flags, id: string, s: RestoreSummary, ms: number): void {
-  if (flags.json) io.out(JSON.stringify({ snapshotId: id, ...s, durationMs: ms }, null, 2));
-  else {
-    io.err(
-      `restored snapshot ${id}: ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ` +
-        `${formatBytes(s.bytes)} from ${s.blobs} blob(s) in ${formatDuration(ms)}`,
-    );
+  if (flags.json) {
+    io.out(JSON.stringify({ snapshotId: id, ...s, durationMs: ms }, null, 2));
+    return;
   }
-  for (const e of s.errors) io.err(`vaultik: error: ${e.path}: ${e.message}`);
+  const list = (kind: string, problems: readonly EntryProblem[]) => {
+    const shown = flags.allErrors ? problems : problems.slice(0, SHOWN);
+    for (const p of shown) io.err(`vaultik: ${kind}: ${p.path}: ${p.message}`);
+    if (shown.length < problems.length) io.err(`vaultik: … and ${problems.length - shown.length} more (--all-errors lists every one)`);
+  };
+  list("error", s.errors);
+  list("warning", s.warnings);
+  const failed = (n: number, one: string, many: string) => (n === 0 ? [] : [`${n} ${n === 1 ? one : many}`]);
+  const lost = [...failed(s.failed.files, "file", "files"), ...failed(s.failed.dirs, "directory", "directories"), ...failed(s.failed.symlinks, "symlink", "symlinks")];
+  io.err(
+    `restored snapshot ${id}: ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ` +
+      `${formatBytes(s.bytes)} from ${s.blobs} blob(s) in ${formatDuration(ms)}` +
+      (lost.length === 0 ? "" : `; ${lost.join(", ")} failed`),
+  );
 }

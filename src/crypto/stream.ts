@@ -185,20 +185,30 @@ export function segmentSpan(offset: number, length: number): SegmentSpan {
  * `sealed` may be shorter than the span asked for when the object ends sooner.
  */
 export function openSegments(key: Buffer, firstSegment: number, sealed: Uint8Array, object: string): Buffer[] {
-  const out: Buffer[] = [];
+  return openSegmentsEach(key, firstSegment, sealed, object).map((s) => {
+    if (s instanceof IntegrityError) throw s;
+    return s;
+  });
+}
+
+/**
+ * The same as openSegments, but a segment that does not verify gives its error in its place
+ * and the others are still opened: damage in one segment costs only the plaintext in it.
+ */
+export function openSegmentsEach(key: Buffer, firstSegment: number, sealed: Uint8Array, object: string): (Buffer | IntegrityError)[] {
+  const out: (Buffer | IntegrityError)[] = [];
   let counter = firstSegment;
+  let final: number | undefined;
   for (let off = 0; off < sealed.length; off += SEALED_SEGMENT_SIZE, counter++) {
     const seg = sealed.subarray(off, Math.min(off + SEALED_SEGMENT_SIZE, sealed.length));
-    if (seg.length < TAG_SIZE) throw new IntegrityError(object, `age payload truncated in segment ${counter}`);
-    const nonFinal = seg.length === SEALED_SEGMENT_SIZE ? tryOpen(key, counter, false, seg) : undefined;
-    if (nonFinal) {
-      out.push(nonFinal);
-      continue;
+    if (final !== undefined) out.push(new IntegrityError(object, `age payload has data after its final segment ${final}`));
+    else if (seg.length < TAG_SIZE) out.push(new IntegrityError(object, `age payload truncated in segment ${counter}`));
+    else {
+      const nonFinal = seg.length === SEALED_SEGMENT_SIZE ? tryOpen(key, counter, false, seg) : undefined;
+      const opened = nonFinal ?? tryOpen(key, counter, true, seg);
+      if (!nonFinal && opened) final = counter;
+      out.push(opened ?? new IntegrityError(object, `age payload authentication failed in segment ${counter} (corrupted or altered)`));
     }
-    const final = tryOpen(key, counter, true, seg);
-    if (!final) throw new IntegrityError(object, `age payload authentication failed in segment ${counter} (corrupted or altered)`);
-    if (off + seg.length < sealed.length) throw new IntegrityError(object, `age payload has data after its final segment ${counter}`);
-    out.push(final);
   }
   return out;
 }

@@ -2,12 +2,13 @@ import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { AgeDecryptor, openHeader, planRange, type OpenedHeader } from "../crypto/age.js";
 import type { X25519Identity } from "../crypto/keys.js";
+import { openSegmentsEach, SEALED_SEGMENT_SIZE, segmentSpan } from "../crypto/stream.js";
 import { IntegrityError } from "../errors.js";
 import { frameChunks } from "./frame.js";
 import type { ChunkLocation } from "../model/chunk.js";
 
-// Reads chunks back out of blobs. Two ways: one chunk by ranged GETs (header, then only the
-// STREAM segments that hold its frame), or a whole blob streamed once, yielding its chunks in
+// Reads chunks back out of blobs. Two ways: by ranged GETs (header, then only the STREAM
+// segments that hold the wanted frames), or a whole blob streamed once, yielding its chunks in
 // order. Every chunk is checked against its id; a whole blob also against its name.
 
 export interface ReadOptions {
@@ -28,6 +29,8 @@ export interface BlobSource {
 }
 
 const HEADER_PROBE = 4096;
+/** Most ciphertext one ranged GET of readFramesRanged asks for (a larger frame gets its own). */
+const SPAN_MAX = 4 << 20;
 const HEADER_CACHE = 256;
 
 export class BlobReader {
@@ -54,6 +57,46 @@ export class BlobReader {
     const sealed = await this.source.readBlobRange(loc.blob, { offset: plan.offset, length: plan.length }, options);
     this.bytesFetched += sealed.length;
     return plan.open(sealed);
+  }
+
+  /**
+   * Reads the frames holding `chunks` by ranged GETs, one per run of adjacent segments (up to
+   * SPAN_MAX), and yields them in offset order. A frame whose segments do not verify, or whose
+   * range cannot be read, is yielded as a DamagedFrame and the others still come: one damaged
+   * segment costs only the frames in it. Throws when the header cannot be read (every frame
+   * would fail the same way) or on abort.
+   */
+  async *readFramesRanged(blob: string, chunks: readonly ChunkLocation[], options: ReadOptions = {}): AsyncGenerator<WantedFrame | DamagedFrame> {
+    const key = this.source.blobObject(blob);
+    const opened = await this.header(blob, options);
+    for (const span of spansOf(framesOf(chunks))) {
+      let segments: (Buffer | Error)[];
+      try {
+        const sealed = await this.source.readBlobRange(
+          blob,
+          { offset: opened.payloadOffset + span.first * SEALED_SEGMENT_SIZE, length: (span.last - span.first + 1) * SEALED_SEGMENT_SIZE },
+          options,
+        );
+        this.bytesFetched += sealed.length;
+        segments = openSegmentsEach(opened.payloadKey, span.first, sealed, key);
+      } catch (err) {
+        if (options.signal?.aborted) throw err;
+        for (const f of span.frames) yield { offset: f.offset, chunks: f.chunks, error: err as Error };
+        continue;
+      }
+      for (const f of span.frames) {
+        const s = segmentSpan(f.offset, f.length);
+        const parts = segments.slice(s.firstSegment - span.first, s.lastSegment - span.first + 1);
+        const bad = parts.find((p): p is Error => p instanceof Error);
+        const plain = bad ? undefined : parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts as Buffer[]);
+        if (plain && plain.length >= s.skip + f.length) {
+          yield { offset: f.offset, frame: plain.subarray(s.skip, s.skip + f.length), chunks: f.chunks };
+        } else {
+          const error = bad ?? new IntegrityError(key, `age payload ends before plaintext byte ${f.offset + f.length}`);
+          yield { offset: f.offset, chunks: f.chunks, error };
+        }
+      }
+    }
   }
 
   private header(blob: string, options: ReadOptions): Promise<OpenedHeader> {
@@ -155,6 +198,13 @@ export class BlobReader {
   }
 }
 
+/** A wanted frame that could not be read: its segments failed, or the range read did. */
+export interface DamagedFrame {
+  offset: number;
+  chunks: ChunkLocation[];
+  error: Error;
+}
+
 /** A zstd frame of a blob, compressed, and the wanted chunks it holds. */
 export interface WantedFrame {
   /** Offset in the blob's plaintext. */
@@ -173,4 +223,28 @@ function framesOf(chunks: readonly ChunkLocation[]): { offset: number; length: n
     else frames.push({ offset: loc.offset, length: loc.length, chunks: [loc] });
   }
   return frames;
+}
+
+interface Span {
+  /** First and last STREAM segment the span's frames lie in. */
+  first: number;
+  last: number;
+  frames: { offset: number; length: number; chunks: ChunkLocation[] }[];
+}
+
+/** Groups frames (in offset order) into runs of adjacent segments: one ranged GET each, no byte fetched twice or in vain. */
+function spansOf(frames: readonly { offset: number; length: number; chunks: ChunkLocation[] }[]): Span[] {
+  const spans: Span[] = [];
+  for (const f of frames) {
+    const s = segmentSpan(f.offset, f.length);
+    const last = spans[spans.length - 1];
+    const lastSegment = Math.max(last?.last ?? 0, s.lastSegment);
+    if (last && s.firstSegment <= last.last + 1 && (lastSegment - last.first + 1) * SEALED_SEGMENT_SIZE <= SPAN_MAX) {
+      last.last = lastSegment;
+      last.frames.push(f);
+    } else {
+      spans.push({ first: s.firstSegment, last: s.lastSegment, frames: [f] });
+    }
+  }
+  return spans;
 }

@@ -3,7 +3,7 @@ import type { Writable } from "node:stream";
 import type { X25519Identity } from "../crypto/keys.js";
 import { IntegrityError } from "../errors.js";
 import type { Repository } from "../repo/repository.js";
-import type { Placement, SnapshotReader } from "../snapshot/read.js";
+import { sizeFlaw, type Placement, type SnapshotReader } from "../snapshot/read.js";
 
 // One file of a snapshot written to a stream in file order (`fetch … -`, like `restic dump`).
 // Restoring to disk places chunks in blob order; a stream cannot seek, so here each chunk is
@@ -27,6 +27,9 @@ export async function dumpFile(o: DumpOptions): Promise<number> {
   const chunks: Placement[] = [];
   for (const p of o.snapshot.placements(o.path)) if (p.path === o.path) chunks.push(p);
   chunks.sort((a, b) => a.fileOffset - b.fileOffset);
+  // Checked before a byte is written: a stream cannot take back what it has sent.
+  const held = chunks.reduce((n, c) => n + c.loc.rawLength, 0);
+  if (held !== entry.size) throw new IntegrityError(o.snapshot.object, `${JSON.stringify(o.path)}: ${sizeFlaw(entry.size, held)}`);
   const reader = o.repo.blobReader(o.identities);
   let written = 0;
   for (const c of chunks) {

@@ -3,12 +3,14 @@ import {
 } from "node:fs";
 import { dirname } from "node:path";
 import type { X25519Identity } from "../crypto/keys.js";
-import { IntegrityError, LocalStateError, errorMessage } from "../errors.js";
+import { LocalStateError, NoIdentityError, NotFoundError, errorMessage } from "../errors.js";
 import type { ChunkLocation } from "../model/chunk.js";
+import type { DamagedFrame, WantedFrame } from "../pack/reader.js";
 import type { Repository } from "../repo/repository.js";
 import type { EntryRow, Placement, SnapshotReader } from "../snapshot/read.js";
 import { TaskPool } from "../util/pool.js";
 import { pathSegments, SafeTree } from "./paths.js";
+import { RestoreReport, TORN_FILE, type EntryProblem, type FailureCounts } from "./report.js";
 import { finishFile, type FileMeta, type WriteOp } from "./sink.js";
 import { routeOf, Writers } from "./writers.js";
 
@@ -20,8 +22,12 @@ import { routeOf, Writers } from "./writers.js";
 // files), then read each needed blob once and hand its chunks to writer threads, which create
 // each file with its first chunk and set its size, owner, mode and times with its last; then
 // symlinks, and directories' metadata last, deepest first, so writing children does not disturb
-// them. Memory stays bounded: the plan streams out of SQLite one blob at a time; only the ids
-// of files that failed are kept.
+// them. Memory stays bounded: the plan streams out of SQLite one blob at a time; only the
+// entries that failed are kept.
+//
+// An entry that fails (a chunk that does not verify, a damaged segment, a directory in the way,
+// an entry the snapshot should not hold) costs that entry alone: the restore goes on, and the
+// summary names every failure (RestoreReport).
 
 export interface RestoreOptions {
   repo: Repository;
@@ -45,6 +51,7 @@ export interface RestoreProgress {
 }
 
 export interface RestoreSummary {
+  /** Entries restored (failed ones not counted). */
   files: number;
   dirs: number;
   symlinks: number;
@@ -55,7 +62,12 @@ export interface RestoreSummary {
   blobsRanged: number;
   /** Ciphertext bytes read from the repository. */
   bytesFetched: number;
-  errors: { path: string; message: string }[];
+  /** Entries that could not be restored, by type; each is in `errors`. */
+  failed: FailureCounts;
+  /** Every failed entry, with why, in path order. */
+  errors: EntryProblem[];
+  /** Restored, but maybe not as the source had it (a file that changed while it was read). */
+  warnings: EntryProblem[];
 }
 
 /** Below this share of a blob, chunks are fetched by ranged GETs instead of streaming it whole. */
@@ -65,11 +77,13 @@ export class Restorer {
   readonly progress: RestoreProgress = { bytesWritten: 0, bytesTotal: 0, files: 0 };
   private readonly tree: SafeTree;
   private readonly dest: (path: string) => string;
-  private readonly summary: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0, blobs: 0, blobsStreamed: 0, blobsRanged: 0, bytesFetched: 0, errors: [] };
+  private readonly summary = { bytes: 0, blobs: 0, blobsStreamed: 0, blobsRanged: 0 };
+  /** Entries met, by type, failed or not. */
+  private readonly seen = { files: 0, dirs: 0, symlinks: 0 };
   private readonly reader;
   private readonly owners: boolean;
-  /** Files a write failed for (or whose blob could not be read): pass 3 settles them. */
-  private readonly incomplete = new Set<number>();
+  /** Failed entries (pass 3 leaves them as they are) and warnings. */
+  private readonly report = new RestoreReport();
   private writers: Writers | undefined;
 
   constructor(private readonly o: RestoreOptions) {
@@ -81,8 +95,7 @@ export class Restorer {
 
   async run(): Promise<RestoreSummary> {
     const { snapshot, signal } = this.o;
-    const unplaced = snapshot.unplacedChunks();
-    if (unplaced > 0) throw new IntegrityError(snapshot.object, `${unplaced} chunk references have no blob location`);
+    for (const f of snapshot.flaws(this.o.prefix)) this.report.fail(f.id, f.type, { path: f.path, message: f.error.message });
     if (mkdirSync(this.o.target, { recursive: true }) !== undefined) this.tree.markFresh(this.o.target);
     let writers: Writers | undefined;
     try {
@@ -93,12 +106,8 @@ export class Restorer {
           this.progress.files += files;
           this.summary.bytes += bytes;
         },
-        onFailed: (f) => {
-          // One message per file, not one per chunk that could not follow the first failure.
-          if (this.incomplete.has(f.fileId)) return;
-          this.incomplete.add(f.fileId);
-          this.summary.errors.push({ path: f.path, message: f.message });
-        },
+        // The snapshot path is filled in by pass 3 (a thread knows only the destination).
+        onFailed: (f) => this.report.fail(f.fileId, "file", { target: f.path, message: f.message }),
       });
       await this.createEntries();
       await this.writeChunks();
@@ -108,8 +117,32 @@ export class Restorer {
     }
     signal?.throwIfAborted();
     this.finishEntries();
-    this.summary.bytesFetched = this.reader.bytesFetched;
-    return this.summary;
+    const failed = this.report.counts();
+    return {
+      files: this.seen.files - failed.files,
+      dirs: this.seen.dirs - failed.dirs,
+      symlinks: this.seen.symlinks - failed.symlinks,
+      ...this.summary,
+      bytesFetched: this.reader.bytesFetched,
+      failed,
+      errors: this.report.errors(),
+      warnings: this.report.warnings(),
+    };
+  }
+
+  /**
+   * Runs `step` for entry `e` (which notes where the entry goes in `at.abs` once known). If it
+   * throws, `e` alone has failed: undefined. Otherwise `at`.
+   */
+  private attempt(e: EntryRow, step: (at: { abs?: string }) => void): { abs?: string } | undefined {
+    const at: { abs?: string } = {};
+    try {
+      step(at);
+      return at;
+    } catch (err) {
+      this.report.fail(e.id, e.type, { path: e.path, ...(at.abs === undefined ? {} : { target: at.abs }), message: errorMessage(err) });
+      return undefined;
+    }
   }
 
   private destOf(e: { path: string }): string {
@@ -131,17 +164,20 @@ export class Restorer {
   private async createEntries(): Promise<void> {
     for (const e of this.o.snapshot.entries(this.o.prefix, true)) {
       this.o.signal?.throwIfAborted();
-      if (e.type === "symlink") continue;
+      this.seen[`${e.type}s`]++;
+      if (e.type === "symlink" || this.report.failed(e.id)) continue;
       if (e.type === "dir") {
-        this.summary.dirs++;
-        this.tree.ensureDir(this.destOf(e));
+        this.attempt(e, (at) => this.tree.ensureDir((at.abs = this.destOf(e))));
         continue;
       }
+      const abs = this.attempt(e, (at) => {
+        at.abs = this.destOf(e);
+        // In a directory this restore made, nothing can be there yet.
+        if (!this.tree.isFresh(dirname(at.abs))) removeIfPresent(at.abs, "file");
+      })?.abs;
+      if (abs === undefined) continue;
       this.progress.bytesTotal += e.size;
-      this.summary.files++;
-      const abs = this.destOf(e);
-      // In a directory this restore made, nothing can be there yet.
-      if (!this.tree.isFresh(dirname(abs))) removeIfPresent(abs, "file");
+      if (e.status === "changed") this.report.warn(e.path, TORN_FILE);
       if (e.chunks === 0) {
         await this.writers!.writeRaw({ fileId: e.id, abs, offset: 0, finish: fileMeta(e) }, EMPTY, routeOf(dirname(abs)));
       }
@@ -159,6 +195,8 @@ export class Restorer {
       await pool.run(() => this.restoreBlob(rows));
     };
     for (const p of this.o.snapshot.placements(this.o.prefix)) {
+      // Refused or blocked in pass 1: nothing of it is written.
+      if (this.report.failed(p.fileId)) continue;
       if (batch.length > 0 && batch[0]!.loc.blob !== p.loc.blob) await flush();
       batch.push(p as Placement & { path: string });
     }
@@ -174,48 +212,90 @@ export class Restorer {
       entry.targets.push(r);
       byChunk.set(r.loc.id, entry);
     }
-    const needed = [...byChunk.values()];
-    const neededBytes = needed.reduce((n, c) => n + c.loc.length, 0);
-    const reader = this.reader;
+    const locs = [...byChunk.values()].map((c) => c.loc);
+    const neededBytes = locs.reduce((n, l) => n + l.length, 0);
     const options = { signal: this.o.signal };
+    // Frames come in offset order: those up to here are handled, the rest are not.
+    const progress = { upTo: -1 };
+    const rest = () => locs.filter((l) => l.offset > progress.upTo);
     this.summary.blobs++;
     try {
       if (neededBytes < RANGED_BELOW * rows[0]!.blobSize) {
         this.summary.blobsRanged++;
-        for (const c of needed) await this.place(await reader.readFrame(c.loc, options), [c]);
+        await this.placeFrames(this.reader.readFramesRanged(blob, locs, options), byChunk, progress);
       } else {
         this.summary.blobsStreamed++;
-        for await (const f of reader.readFrames(blob, needed.map((c) => c.loc), options)) {
-          await this.place(f.frame, f.chunks.map((loc) => byChunk.get(loc.id)!));
+        try {
+          await this.placeFrames(this.reader.readFrames(blob, locs, options), byChunk, progress);
+        } catch (err) {
+          if (this.fatal(err) || err instanceof NotFoundError || err instanceof NoIdentityError) throw err;
+          // The stream stops at the first damaged segment; what follows it is read by ranges,
+          // so the damage costs only the chunks in it.
+          const left = rest();
+          if (left.length > 0) await this.placeFrames(this.reader.readFramesRanged(blob, left, options), byChunk, progress);
+          else this.report.warn(this.o.repo.blobObject(blob), `${errorMessage(err)}; every chunk this restore needed from it verified`);
         }
       }
     } catch (err) {
-      // A dead writer thread or an abort ends the restore; a bad blob costs only its files.
-      if (this.o.signal?.aborted || this.writers!.failed) throw err;
-      for (const r of rows) this.incomplete.add(r.fileId);
-      const files = [...new Set(rows.map((r) => r.path))];
-      const shown = files.slice(0, 5).join(", ") + (files.length > 5 ? ` and ${files.length - 5} more` : "");
-      this.summary.errors.push({ path: shown, message: errorMessage(err) });
+      // A dead writer thread or an abort ends the restore; an unreadable blob costs only its files.
+      if (this.fatal(err)) throw err;
+      this.failChunks(rest(), byChunk, err);
     } finally {
       this.writers!.flush();
+    }
+  }
+
+  private fatal(err: unknown): boolean {
+    return this.o.signal?.aborted === true || this.writers!.failed;
+  }
+
+  /** Places the frames a blob reader yields; a damaged one fails the files that take its chunks. */
+  private async placeFrames(
+    frames: AsyncIterable<WantedFrame | DamagedFrame>,
+    byChunk: ReadonlyMap<string, { loc: ChunkLocation; targets: Placement[] }>,
+    progress: { upTo: number },
+  ): Promise<void> {
+    for await (const f of frames) {
+      if ("error" in f) this.failChunks(f.chunks, byChunk, f.error);
+      else await this.place(f.frame, f.chunks.map((loc) => byChunk.get(loc.id)!));
+      progress.upTo = f.offset;
+    }
+  }
+
+  private failChunks(locs: readonly ChunkLocation[], byChunk: ReadonlyMap<string, { targets: Placement[] }>, err: unknown): void {
+    for (const loc of locs) {
+      for (const t of byChunk.get(loc.id)!.targets) this.report.fail(t.fileId, "file", { path: t.path, message: errorMessage(err) });
     }
   }
 
   /** Hands a frame to the writers, with where each of its chunks goes. */
   private async place(frame: Buffer, chunks: readonly { loc: ChunkLocation; targets: readonly Placement[] }[]): Promise<void> {
     const object = this.o.repo.blobObject(chunks[0]!.loc.blob);
-    const ops = chunks.map((c) => ({
-      loc: c.loc,
-      targets: c.targets.map((t): WriteOp => {
-        const f = t.file;
-        // A file of one chunk is finished with its write; longer ones in pass 3.
-        const finish = t.fileChunks === 1 ? { size: f.size, mode: f.mode, uid: f.uid, gid: f.gid, mtime: utimeFromMicros(f.mtimeUs) } : undefined;
-        return { fileId: t.fileId, abs: this.knownDestOf(t), offset: t.fileOffset, finish };
-      }),
-    }));
+    let first: Placement | undefined;
+    const ops = chunks
+      .map((c) => ({
+        loc: c.loc,
+        targets: c.targets.flatMap((t): WriteOp[] => {
+          // A file that failed already gets nothing more; one whose place is refused now fails.
+          if (this.report.failed(t.fileId)) return [];
+          let abs: string;
+          try {
+            abs = this.knownDestOf(t);
+          } catch (err) {
+            this.report.fail(t.fileId, "file", { path: t.path, message: errorMessage(err) });
+            return [];
+          }
+          first ??= t;
+          const f = t.file;
+          // A file of one chunk is finished with its write; longer ones in pass 3.
+          const finish = t.fileChunks === 1 ? { size: f.size, mode: f.mode, uid: f.uid, gid: f.gid, mtime: utimeFromMicros(f.mtimeUs) } : undefined;
+          return [{ fileId: t.fileId, abs, offset: t.fileOffset, finish }];
+        }),
+      }))
+      .filter((op) => op.targets.length > 0);
+    if (!first) return;
     // Small files by directory (creating files in one directory from two threads contends for
     // its lock), a large file's chunks by file (one thread, one descriptor, no contention).
-    const first = chunks[0]!.targets[0]!;
     const route = first.fileChunks > 1 ? first.fileId : routeOf(dirname(ops[0]!.targets[0]!.abs));
     await this.writers!.writeFrame(frame, object, ops, route);
   }
@@ -230,14 +310,18 @@ export class Restorer {
     const owners = this.owners;
     const dirs: EntryRow[] = [];
     for (const e of this.o.snapshot.entries(this.o.prefix, true)) {
+      if (this.report.failed(e.id)) {
+        this.report.name(e.id, e.path);
+        continue;
+      }
       if (e.type === "dir") {
         dirs.push(e);
         continue;
       }
-      if (e.type === "file" && (e.chunks! <= 1 || this.incomplete.has(e.id))) continue;
-      const abs = this.destOf(e);
+      if (e.type === "file" && e.chunks! <= 1) continue;
       if (e.type === "file") {
-        try {
+        this.attempt(e, (at) => {
+          const abs = (at.abs = this.destOf(e));
           const fd = openSync(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
           try {
             finishFile(fd, fileMeta(e), owners);
@@ -245,25 +329,27 @@ export class Restorer {
             closeSync(fd);
           }
           this.progress.files++;
-        } catch (err) {
-          this.summary.errors.push({ path: abs, message: errorMessage(err) });
-        }
+        });
       } else {
-        removeIfPresent(abs, "symlink");
-        symlinkSync(e.linkTarget ?? "", abs);
-        const time = utimeSeconds(e.mtimeNs);
-        if (owners) lchownSync(abs, e.uid, e.gid);
-        lutimesSync(abs, time, time);
-        this.summary.symlinks++;
+        this.attempt(e, (at) => {
+          const abs = (at.abs = this.destOf(e));
+          removeIfPresent(abs, "symlink");
+          symlinkSync(e.linkTarget ?? "", abs);
+          const time = utimeSeconds(e.mtimeNs);
+          if (owners) lchownSync(abs, e.uid, e.gid);
+          lutimesSync(abs, time, time);
+        });
       }
     }
     // Deepest first: a directory made read-only must not stop changes below it.
     for (const e of dirs.reverse()) {
-      const abs = this.destOf(e);
-      const time = utimeSeconds(e.mtimeNs);
-      if (owners) chownSync(abs, e.uid, e.gid);
-      chmodSync(abs, e.mode);
-      utimesSync(abs, time, time);
+      this.attempt(e, (at) => {
+        const abs = (at.abs = this.destOf(e));
+        const time = utimeSeconds(e.mtimeNs);
+        if (owners) chownSync(abs, e.uid, e.gid);
+        chmodSync(abs, e.mode);
+        utimesSync(abs, time, time);
+      });
     }
   }
 }

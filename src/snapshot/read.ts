@@ -177,6 +177,56 @@ export class SnapshotReader {
       .pluck()
       .get() as number;
   }
+
+  /**
+   * Entries at or below `prefix` that no backup writes, each with why: an entry below a file or
+   * symlink (it would land on it or through it), a path recorded twice, a file whose size is not
+   * what its chunks hold (10^13 bytes and no chunks would be a 10 TB sparse file) or whose chunks
+   * have no location. A restore refuses these entries alone and restores the rest.
+   */
+  *flaws(prefix?: string): Generator<{ id: number; path: string; type: EntryType; error: IntegrityError }> {
+    const whole = prefix === undefined || prefix === "";
+    const within = (col: string) => (whole ? "1" : `(${col} = ? OR (${col} > ? AND ${col} < ?))`);
+    const args = whole ? [] : [prefix, ...belowBounds(prefix)];
+    const rows = (sql: string) => this.#db.prepare(sql).safeIntegers(true).iterate(...args) as Iterable<Record<string, unknown>>;
+    const flaw = (r: Record<string, unknown>, message: string) => ({
+      id: Number(r["id"]),
+      path: String(r["path"]),
+      type: (ENTRY_TYPES.has(r["type"] as string) ? r["type"] : "file") as EntryType,
+      error: new IntegrityError(this.object, `${JSON.stringify(String(r["path"]))}: ${message}`),
+    });
+    for (const r of rows(
+      `SELECT c.id, c.path, c.type, p.path AS parent, p.type AS parentType FROM files p
+       JOIN files c ON c.path >= p.path || '/' AND c.path < p.path || '0' WHERE p.type <> 'dir' AND ${within("c.path")}`,
+    )) {
+      const what = r["parentType"] === "file" ? "a file" : r["parentType"] === "symlink" ? "a symlink" : "no directory";
+      yield flaw(r, `refusing to restore through ${JSON.stringify(r["parent"])}: the snapshot records it as ${what}, which cannot have entries below it (crafted)`);
+    }
+    for (const r of rows(
+      `SELECT f.id, f.path, f.type, d.n FROM files f JOIN (SELECT path, count(*) AS n FROM files GROUP BY path HAVING n > 1) d ON d.path = f.path
+       WHERE ${within("f.path")}`,
+    )) {
+      yield flaw(r, `the snapshot records this path ${String(r["n"])} times: refusing every one (crafted)`);
+    }
+    for (const r of rows(
+      `SELECT f.id, f.path, f.type, f.size, count(fc.chunk) AS refs, count(b.id) AS placed, total(c.raw_length) AS held
+       FROM files f LEFT JOIN file_chunks fc ON fc.file_id = f.id LEFT JOIN chunks c ON c.hash = fc.chunk LEFT JOIN blobs b ON b.id = c.blob_id
+       WHERE f.type = 'file' AND ${within("f.path")} GROUP BY f.id HAVING placed < refs OR held <> f.size`,
+    )) {
+      const [refs, placed] = [Number(r["refs"]), Number(r["placed"])];
+      yield flaw(
+        r,
+        placed < refs
+          ? `${refs - placed} of its ${refs} chunk references have no blob location`
+          : sizeFlaw(r["size"] as bigint, Number(r["held"])),
+      );
+    }
+  }
+}
+
+/** Why a file entry is refused whose recorded size is not what its chunks hold. */
+export function sizeFlaw(size: number | bigint, held: number): string {
+  return `the entry records size ${String(size)} but its chunks hold ${held} bytes`;
 }
 
 /** Names a reader must understand to read correctly; the chunker's is not among them (FORMAT.md §7). */
