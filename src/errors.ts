@@ -69,11 +69,14 @@ export class IntegrityError extends VaultikError {
   }
 }
 
-/** None of the identities we hold can unwrap the file key of `object`. */
+/**
+ * None of the identities we hold can unwrap the file key of `object`. A wrapped key damaged in
+ * place fails the same way (see unwrapFileKey), so the message names both causes.
+ */
 export class NoIdentityError extends IntegrityError {
   override readonly code = "NO_IDENTITY";
   constructor(object: string) {
-    super(object, "no identity matches any recipient stanza (wrong private key?)");
+    super(object, "no identity matches any recipient stanza (wrong private key, or a damaged header)");
   }
 }
 
