@@ -81,6 +81,22 @@ export class NoIdentityError extends IntegrityError {
 }
 
 /**
+ * Snapshots whose databases could not be read (each `problem` names its object), so what they
+ * reference is unknown. `advice` is what the caller can tell the user to do about it.
+ */
+export class UnreadableSnapshotsError extends IntegrityError {
+  constructor(
+    readonly snapshots: readonly { id: string; problem: string }[],
+    readonly advice = "",
+  ) {
+    super(
+      snapshots.length === 1 ? `snapshot ${snapshots[0]!.id}` : `${snapshots.length} snapshots`,
+      `cannot be read: ${snapshots.map((s) => s.problem).join("; ")}${advice ? `. ${advice}` : ""}`,
+    );
+  }
+}
+
+/**
  * A storage backend failed: network, permissions, full disk. `store` names the backend
  * (e.g. `s3://bucket/prefix` or a directory) and `key` the object, when there is one.
  */
