@@ -1,9 +1,7 @@
 import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { runBackup } from "../src/backup/run.js";
-import { loadConfig } from "../src/config/index.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encrypt } from "../src/crypto/age.js";
 import { parseRecipient } from "../src/crypto/keys.js";
 import { blobKey, snapshotKey } from "../src/repo/layout.js";
@@ -11,9 +9,9 @@ import { openFsStore } from "../src/store/fs.js";
 import { openS3Store } from "../src/store/s3.js";
 import type { Store } from "../src/store/store.js";
 import { vaultik } from "./helpers/cli.js";
-import { s3rverStoreOptions, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
+import { s3rverConfigYaml, s3rverStoreOptions, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
 import { pseudoRandom } from "./helpers/tree.js";
-import { backupId, cliKeys, localRepo, storedBlobs, type LocalRepo } from "./helpers/setup.js";
+import { backupAt, backupId, cliKeys, localRepo, storedBlobs, type LocalRepo } from "./helpers/setup.js";
 
 // One unreadable snapshot must not hide the others (issue 14 item 6): `snapshots` lists every
 // snapshot and marks the ones it cannot read, `check` reports each and checks the rest, and
@@ -25,20 +23,6 @@ interface Row {
   status?: string;
   error?: string;
   files?: number;
-}
-
-/**
- * A backup made in-process with the clock at `at`: ids have one-second resolution, and
- * keep-last needs a clear order, which this gives without sleeping.
- */
-async function backupAt(r: LocalRepo, at: number): Promise<string> {
-  const config = await loadConfig(r.config);
-  vi.useFakeTimers({ toFake: ["Date"], now: at });
-  try {
-    return (await runBackup(config, { store: openFsStore(r.repo) })).snapshotId;
-  } finally {
-    vi.useRealTimers();
-  }
 }
 
 const snapshotObject = (id: string) => `index/${id}.sqlite.zst.age`;
@@ -181,16 +165,7 @@ describe("on s3rver", () => {
   it("snapshots lists the readable snapshot beside planted bad ones; prune names the forget command for --config", async () => {
     const keys = await cliKeys();
     const prefix = "repo";
-    const s3 = [
-      "s3:",
-      `  endpoint: ${server.endpoint}`,
-      `  bucket: ${server.bucket}`,
-      `  prefix: ${prefix}`,
-      "  access_key_id: S3RVER",
-      "  secret_access_key: S3RVER",
-      "  region: us-east-1",
-      "  force_path_style: true",
-    ].join("\n");
+    const s3 = s3rverConfigYaml(server, prefix);
     const r = await localRepo(dir, keys);
     const config = (await readFile(r.config, "utf8")).replace(/^store: .*$/m, s3);
     await writeFile(r.config, config);
