@@ -129,7 +129,7 @@ describe("on the directory store", () => {
     }
   });
 
-  it("prune deletes nothing (no snapshot forgotten, no blob) while a kept snapshot cannot be read, and prints the forget command", async () => {
+  it("prune deletes nothing (no snapshot forgotten, no blob) while a kept snapshot cannot be read and prints the forget command; once intact, a wrong key is exit 12", async () => {
     const before = { snapshots: (await readdir(join(r.repo, "index"))).sort(), blobs: await storedBlobs(r) };
     // keep-last 2 per host keeps the damaged snapshots and would forget ids[0].
     const out = await vaultik(["prune", r.repo, "", "--keep-last", "2", "--grace", "0s", "--safety-window", "0s"], env());
@@ -146,6 +146,16 @@ describe("on the directory store", () => {
     const again = await vaultik(["prune", r.repo, "", "--keep-last", "2", "--grace", "0s", "--safety-window", "0s", "--json"], env());
     expect(again.code, again.stderr).toBe(0);
     expect((JSON.parse(again.stdout) as { snapshotsRemoved: string[] }).snapshotsRemoved).toEqual([]);
+
+    // Now intact: a key that opens nothing is a wrong key, for snapshots and prune alike.
+    const wrong = { env: { VAULTIK_PRIVATE_KEY: (await cliKeys()).identity } };
+    const listed = await vaultik(["snapshots", r.repo, "", "--json"], wrong);
+    expect(listed.code).toBe(12);
+    expect((JSON.parse(listed.stdout) as Row[]).map((x) => x.status)).toEqual(["wrong_key", "wrong_key"]);
+    const refused = await vaultik(["prune", r.repo, "", "--keep-last", "1", "--grace", "0s", "--safety-window", "0s"], wrong);
+    expect(refused.code).toBe(12);
+    expect(refused.stderr).toMatch(/index\/\S+\.sqlite\.zst\.age: no identity matches/);
+    expect((await readdir(join(r.repo, "index"))).length).toBe(2);
   });
 });
 
