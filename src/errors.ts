@@ -86,7 +86,8 @@ export class NoIdentityError extends IntegrityError {
  */
 export class UnreadableSnapshotsError extends IntegrityError {
   constructor(
-    readonly snapshots: readonly { id: string; problem: string }[],
+    /** `wrongKey`: no identity given opens it (an older key, or a damaged wrapped key). */
+    readonly snapshots: readonly { id: string; problem: string; wrongKey: boolean }[],
     readonly advice = "",
   ) {
     super(

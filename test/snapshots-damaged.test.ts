@@ -172,7 +172,7 @@ describe("on s3rver", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("snapshots lists the readable snapshot beside planted bad ones; prune names the forget command for --config", async () => {
+  it("snapshots lists the readable snapshot beside planted bad ones and one for another key; prune names the forget command for --config, and the key for the other", async () => {
     const keys = await cliKeys();
     const prefix = "repo";
     const s3 = s3rverConfigYaml(server, prefix);
@@ -181,17 +181,21 @@ describe("on s3rver", () => {
     await writeFile(r.config, config);
     await writeFile(join(r.source, "a.txt"), "on s3\n");
     const id = await backupId(r);
-    const { garbage, crafted } = await plantBadSnapshots(openS3Store(s3rverStoreOptions(server, prefix)), keys.recipient);
+    const store = openS3Store(s3rverStoreOptions(server, prefix));
+    const { garbage, crafted } = await plantBadSnapshots(store, keys.recipient);
+    // Sealed to another key (as after a key rotation): not damage, a key the user did not give.
+    const otherKey = "20200101T000002Z_old_0000aaaa";
+    await store.put(snapshotKey("index/", otherKey), encrypt(Buffer.from("x"), [parseRecipient((await cliKeys()).recipient)]));
     const env = { env: { VAULTIK_PRIVATE_KEY: keys.identity } };
 
     const out = await vaultik(["snapshots", "--config", r.config, "--json"], env);
     expect(out.code, out.stderr).toBe(1);
     const rows = JSON.parse(out.stdout) as Row[];
-    expect(rows.map((x) => [x.id, x.status])).toEqual([[garbage, "damaged"], [crafted, "damaged"], [id, "ok"]]);
-    expect(rows[2]!.files).toBe(1);
+    expect(rows.map((x) => [x.id, x.status])).toEqual([[garbage, "damaged"], [crafted, "damaged"], [otherKey, "wrong_key"], [id, "ok"]]);
+    expect(rows[3]!.files).toBe(1);
 
     const pruned = await vaultik(["prune", "--config", r.config, "--keep-last", "5"], env);
     expect(pruned.code).toBe(1);
-    expect(pruned.stderr).toContain(`vaultik forget --config ${r.config} ${garbage} ${crafted}`);
+    expect(pruned.stderr).toContain(`vaultik forget --config ${r.config} ${garbage} ${crafted}. ${otherKey}: give the key that opens them too`);
   });
 });

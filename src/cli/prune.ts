@@ -77,10 +77,13 @@ export function registerPrune(program: Command, io: Io): void {
       log: (l) => (flags.json ? lines.push(l) : io.err(l)),
     }).catch((err: unknown) => {
       if (!(err instanceof UnreadableSnapshotsError)) throw err;
+      const damaged = err.snapshots.filter((s) => !s.wrongKey).map((s) => s.id);
+      const locked = err.snapshots.filter((s) => s.wrongKey).map((s) => s.id);
       throw new UnreadableSnapshotsError(
         err.snapshots,
-        "prune needs every snapshot it keeps, so nothing was forgotten or deleted. A snapshot lost for good is removed with: " +
-          forgetCommand(args, flags, err.snapshots.map((s) => s.id)),
+        "prune needs every snapshot it keeps, so nothing was forgotten or deleted. A damaged snapshot lost for good is removed with: " +
+          forgetCommand(args, flags, damaged) +
+          (locked.length > 0 ? `. ${locked.join(", ")}: give the key that opens them too (VAULTIK_PRIVATE_KEY may hold several lines)` : ""),
       );
     });
     if (flags.json) io.out(JSON.stringify(toJson(report, policy), null, 2));

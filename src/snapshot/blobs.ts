@@ -15,8 +15,9 @@ export function referencedBlobs(
 
 /**
  * Blobs referenced by `snapshots` (live), and the snapshots that were read (liveFrom). Every
- * snapshot is tried, so one error lists all that cannot be read (UnreadableSnapshotsError); when
- * none opens with the identities, that is the key, and its NoIdentityError is thrown as is.
+ * snapshot is tried, so one error lists all that cannot be read (UnreadableSnapshotsError). When
+ * the only trouble is that no identity opens some of them, that is a key to give (an older one,
+ * after a rotation), so the first NoIdentityError is thrown as is.
  */
 export async function liveBlobs(
   repo: Repository,
@@ -41,7 +42,9 @@ export async function liveBlobs(
     for (const name of names) live.add(name);
     liveFrom.add(s.id);
   }
-  if (unreadable.length > 0 && liveFrom.size === 0 && unreadable.every((e) => e instanceof NoIdentityError)) throw unreadable[0];
-  if (unreadable.length > 0) throw new UnreadableSnapshotsError(unreadable.map((e, i) => ({ id: ids[i]!, problem: e.message })));
+  if (unreadable.length > 0 && unreadable.every((e) => e instanceof NoIdentityError)) throw unreadable[0];
+  if (unreadable.length > 0) {
+    throw new UnreadableSnapshotsError(unreadable.map((e, i) => ({ id: ids[i]!, problem: e.message, wrongKey: e instanceof NoIdentityError })));
+  }
   return { live, liveFrom };
 }
