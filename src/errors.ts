@@ -69,11 +69,31 @@ export class IntegrityError extends VaultikError {
   }
 }
 
-/** None of the identities we hold can unwrap the file key of `object`. */
+/**
+ * None of the identities we hold can unwrap the file key of `object`. A wrapped key damaged in
+ * place fails the same way (see unwrapFileKey), so the message names both causes.
+ */
 export class NoIdentityError extends IntegrityError {
   override readonly code = "NO_IDENTITY";
   constructor(object: string) {
-    super(object, "no identity matches any recipient stanza (wrong private key?)");
+    super(object, "no identity matches any recipient stanza (wrong private key, or a damaged header)");
+  }
+}
+
+/**
+ * Snapshots whose databases could not be read (each `problem` names its object), so what they
+ * reference is unknown. `advice` is what the caller can tell the user to do about it.
+ */
+export class UnreadableSnapshotsError extends IntegrityError {
+  constructor(
+    /** `wrongKey`: no identity given opens it (an older key, or a damaged wrapped key). */
+    readonly snapshots: readonly { id: string; problem: string; wrongKey: boolean }[],
+    readonly advice = "",
+  ) {
+    super(
+      snapshots.length === 1 ? `snapshot ${snapshots[0]!.id}` : `${snapshots.length} snapshots`,
+      `cannot be read: ${snapshots.map((s) => s.problem).join("; ")}${advice ? `. ${advice}` : ""}`,
+    );
   }
 }
 

@@ -6,7 +6,7 @@ import { openS3Store } from "../src/store/s3.js";
 import type { Store } from "../src/store/store.js";
 import { openFsStore } from "../src/store/fs.js";
 import { BIN, vaultik } from "./helpers/cli.js";
-import { s3rverStoreOptions, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
+import { s3rverConfigYaml, s3rverStoreOptions, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
 import { describeTree, LONG_NAME, makeTree, MARKER, pseudoRandom, UNICODE_NAME } from "./helpers/tree.js";
 
 // End to end through the built binary: keygen, backup, snapshots, restore, fetch, on the
@@ -63,16 +63,7 @@ async function setup(kind: "fs" | "s3", name: string, extraYaml = ""): Promise<S
     location = [repo, ""];
   } else {
     const prefix = `${name}-repo`;
-    storeYaml = [
-      "s3:",
-      `  endpoint: ${server.endpoint}`,
-      `  bucket: ${server.bucket}`,
-      `  prefix: ${prefix}`,
-      "  access_key_id: S3RVER",
-      "  secret_access_key: S3RVER",
-      "  region: us-east-1",
-      "  force_path_style: true",
-    ].join("\n");
+    storeYaml = s3rverConfigYaml(server, prefix);
     store = openS3Store(s3rverStoreOptions(server, prefix));
     location = [server.bucket, prefix];
     env = { VAULTIK_S3_ENDPOINT: server.endpoint, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_REGION: "us-east-1" };

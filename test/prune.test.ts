@@ -1,13 +1,10 @@
 import { cp, mkdir, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { runBackup } from "../src/backup/run.js";
-import { loadConfig } from "../src/config/index.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { blobKey } from "../src/repo/layout.js";
-import { openFsStore } from "../src/store/fs.js";
 import { vaultik } from "./helpers/cli.js";
-import { backupId, blobsOf, cliKeys, copyTree, expectRestores, localRepo, storedBlobs, type LocalRepo } from "./helpers/setup.js";
+import { backupAt, backupId, blobsOf, cliKeys, copyTree, expectRestores, localRepo, storedBlobs } from "./helpers/setup.js";
 import { pseudoRandom } from "./helpers/tree.js";
 
 // Prune is where backup tools lose data. These tests run the real binary against a directory
@@ -31,20 +28,6 @@ afterAll(async () => {
 const FAST = ["--grace", "0s", "--safety-window", "0s"];
 
 const HOURS_AGO = (h: number): number => Date.now() - h * 3600_000;
-
-/**
- * A backup made in-process with the clock set to `at`. Snapshot ids have one-second
- * resolution, and keep-last must see a clear order: this gives one without sleeping.
- */
-async function backupAt(r: LocalRepo, at: number): Promise<string> {
-  const config = await loadConfig(r.config);
-  vi.useFakeTimers({ toFake: ["Date"], now: at });
-  try {
-    return (await runBackup(config, { store: openFsStore(r.repo) })).snapshotId;
-  } finally {
-    vi.useRealTimers();
-  }
-}
 
 function withKey(identity: string) {
   return { env: { VAULTIK_PRIVATE_KEY: identity } };

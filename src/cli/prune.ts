@@ -1,7 +1,7 @@
 import { Option, type Command } from "commander";
 import { check } from "../check/check.js";
 import { parseDuration } from "../config/units.js";
-import { ConfigError } from "../errors.js";
+import { ConfigError, UnreadableSnapshotsError } from "../errors.js";
 import type { RetentionPolicy } from "../prune/policy.js";
 import { prune, type PruneReport } from "../prune/prune.js";
 import { describePolicy, isEmptyPolicy } from "../prune/retention.js";
@@ -75,6 +75,16 @@ export function registerPrune(program: Command, io: Io): void {
       force: flags.force,
       now: flags.now === undefined ? undefined : clockFrom(flags.now),
       log: (l) => (flags.json ? lines.push(l) : io.err(l)),
+    }).catch((err: unknown) => {
+      if (!(err instanceof UnreadableSnapshotsError)) throw err;
+      const damaged = err.snapshots.filter((s) => !s.wrongKey).map((s) => s.id);
+      const locked = err.snapshots.filter((s) => s.wrongKey).map((s) => s.id);
+      throw new UnreadableSnapshotsError(
+        err.snapshots,
+        "prune needs every snapshot it keeps, so nothing was forgotten or deleted. A damaged snapshot lost for good is removed with: " +
+          forgetCommand(args, flags, damaged) +
+          (locked.length > 0 ? `. ${locked.join(", ")}: give the key that opens them too (VAULTIK_PRIVATE_KEY may hold several lines)` : ""),
+      );
     });
     if (flags.json) io.out(JSON.stringify(toJson(report, policy), null, 2));
     else io.out(describe(report, policy));
@@ -129,6 +139,18 @@ export function registerPrune(program: Command, io: Io): void {
     }
     io.exitCode = bad ? EXIT.FAILURE : EXIT.OK;
   });
+}
+
+/** The `vaultik forget` command line for `ids` in the repository this command was given. */
+function forgetCommand(args: readonly string[], flags: RepoFlags, ids: readonly string[]): string {
+  // forget takes BUCKET and PREFIX both (its other arguments are ids), so an omitted one is ''.
+  const repo = flags.config !== undefined ? ["--config", flags.config] : [args[0] ?? "", args[1] ?? ""];
+  const prefix = flags.indexPrefix !== undefined ? ["--index-prefix", flags.indexPrefix] : [];
+  return ["vaultik", "forget", ...repo, ...prefix, ...ids].map(shellQuote).join(" ");
+}
+
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
 function count(value: string | undefined, flag: string): number | undefined {

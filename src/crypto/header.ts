@@ -161,12 +161,23 @@ export function parseHeader(buf: Uint8Array, object: string): ParsedHeader | und
 /**
  * Finds the file key with the first identity that opens an X25519 stanza, then checks the
  * header MAC with it. Stanzas of other types are skipped: they are for someone else.
+ *
+ * What a damaged header becomes: anything that does not parse, and a MAC that fails once a
+ * stanza gave up the file key, is an IntegrityError. A header without any X25519 stanza is one
+ * too: no key vaultik can hold opens it, so "wrong key" would send the user looking for one that
+ * does not exist. A changed ephemeral share or wrapped key that still parses fails the AEAD
+ * exactly as a stanza for another recipient does, so that alone is a NoIdentityError, whose
+ * message says the header may be damaged.
  */
 export function unwrapFileKey(
   header: ParsedHeader,
   identities: readonly X25519Identity[],
   object: string,
 ): Buffer {
+  if (!header.stanzas.some((st) => st.type === "X25519")) {
+    const types = [...new Set(header.stanzas.map((st) => st.type))].join(", ");
+    throw new IntegrityError(object, `malformed age header: no X25519 recipient stanza (only ${types}): damaged, or not written by vaultik`);
+  }
   for (const st of header.stanzas) {
     if (st.type !== "X25519") continue;
     if (st.args.length !== 1 || st.body.length !== FILE_KEY_SIZE + 16) {

@@ -81,13 +81,15 @@ export async function prune(o: PruneOptions): Promise<PruneReport> {
     const retention = applyRetention(all, o.policy, new Date(now()));
     const removed = new Set(retention.remove.map((s) => s.id));
     const kept = all.filter((s) => !removed.has(s.id));
+    // Read every kept snapshot before forgetting any: while one cannot be read, what it
+    // references is unknown, and the prune must change nothing at all.
+    const { live, liveFrom } = await liveBlobs(repo, kept, o.identities, signal);
     if (!dryRun) {
       for (const s of all.filter((x) => removed.has(x.id))) {
         await repo.deleteSnapshot(s, { signal });
         log(`forgot snapshot ${s.id}`);
       }
     }
-    const { live, liveFrom } = await liveBlobs(repo, kept, o.identities, signal);
     const blobs = await repo.listBlobs({ signal });
     let existing = new Set(kept.map((s) => s.id));
     const notices = await repo.notices("pending", { signal, onBad: (k, e) => log(`ignoring unreadable notice ${k}: ${errorMessage(e)}`) });

@@ -80,6 +80,20 @@ export async function startS3rver(bucket = "vaultik-test"): Promise<S3rverHandle
   };
 }
 
+/** A config's `s3:` section for `server` under `prefix`, with s3rver's built-in credentials. */
+export function s3rverConfigYaml(server: S3rverHandle, prefix: string): string {
+  return [
+    "s3:",
+    `  endpoint: ${server.endpoint}`,
+    `  bucket: ${server.bucket}`,
+    `  prefix: ${prefix}`,
+    "  access_key_id: S3RVER",
+    "  secret_access_key: S3RVER",
+    "  region: us-east-1",
+    "  force_path_style: true",
+  ].join("\n");
+}
+
 /** Options for an S3 store on `server` under `prefix`, with s3rver's built-in credentials. */
 export function s3rverStoreOptions(server: S3rverHandle, prefix = ""): S3StoreOptions {
   return {

@@ -1,7 +1,9 @@
 import { execFileSync } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { expect } from "vitest";
+import { expect, vi } from "vitest";
+import { runBackup } from "../../src/backup/run.js";
+import { loadConfig } from "../../src/config/index.js";
 import { parseIdentity } from "../../src/crypto/keys.js";
 import { Repository } from "../../src/repo/repository.js";
 import { Restorer, type RestoreSummary } from "../../src/restore/restorer.js";
@@ -48,6 +50,20 @@ export async function backupId(r: LocalRepo): Promise<string> {
   const out = await vaultik(["backup", r.config, "--json"]);
   expect(out.code, out.stderr).toBe(0);
   return (JSON.parse(out.stdout) as { snapshotId: string }).snapshotId;
+}
+
+/**
+ * A backup made in-process with the clock set to `at`. Snapshot ids have one-second
+ * resolution, and keep-last must see a clear order: this gives one without sleeping.
+ */
+export async function backupAt(r: LocalRepo, at: number): Promise<string> {
+  const config = await loadConfig(r.config);
+  vi.useFakeTimers({ toFake: ["Date"], now: at });
+  try {
+    return (await runBackup(config, { store: openFsStore(r.repo) })).snapshotId;
+  } finally {
+    vi.useRealTimers();
+  }
 }
 
 /** Freezes the source as it is now, to compare a restore with later. */
