@@ -21,8 +21,8 @@ import { describeTree, pseudoRandom } from "./helpers/tree.js";
 
 const SEED = Number(process.env["VAULTIK_FAULT_SEED"] ?? 149);
 const KiB = 1024;
-// Retries in milliseconds, not seconds: the test checks that they happen, not how long they wait.
-const FAST: Partial<S3StoreOptions> = { retryBaseMs: 1 };
+// Retries in milliseconds, not seconds: the test checks that they happen, not how long they wait
+// (s3rverStoreOptions does the same for the stores made here).
 const FAST_ENV = { VAULTIK_S3_RETRY_BASE_MS: "1" };
 
 let server: S3rverHandle;
@@ -44,7 +44,7 @@ function stores(extra: Partial<S3StoreOptions> = {}): { prefix: string; faulty: 
   const prefix = `t${++n}-${randomBytes(3).toString("hex")}`;
   return {
     prefix,
-    faulty: openS3Store({ ...s3rverStoreOptions(server, prefix), endpoint: proxy.endpoint, ...FAST, ...extra }),
+    faulty: openS3Store({ ...s3rverStoreOptions(server, prefix), endpoint: proxy.endpoint, ...extra }),
     direct: openS3Store(s3rverStoreOptions(server, prefix)),
   };
 }
@@ -117,6 +117,27 @@ describe.each(KINDS)("a %s on the first attempt of a request", (kind) => {
     expect((await faulty.stat("blobs/h")).size).toBe(777);
     expect(requestsFor("HEAD", key)).toHaveLength(retried ? 2 : 1);
   });
+});
+
+describe("multipart uploads", () => {
+  const MiB = 1024 * KiB;
+  for (const [what, kind, match] of [
+    ["a part", "500", (r: ProxiedRequest) => r.method === "PUT" && r.query.get("partNumber") === "2"],
+    ["the completion, whose answer is lost after the server completed it", "reset-mid-body", (r: ProxiedRequest) => r.method === "POST" && r.query.has("uploadId")],
+  ] as const) {
+    it(`a fault on ${what} is retried, and the object is whole`, async () => {
+      const { prefix, faulty, direct } = stores({ multipartThreshold: 5 * MiB, partSize: 5 * MiB });
+      const data = randomBytes(11 * MiB);
+      proxy.inject({ match: (r) => r.key === `${prefix}/blobs/big` && match(r), kind });
+      expect(await faulty.put("blobs/big", data)).toBe(true);
+      // s3rver answers a completion it already did with a 500 (AWS: 404 NoSuchUpload), retried
+      // like any 500 until the budget is spent; then the object is found whole.
+      const faults = proxy.log.filter((r) => r.key === `${prefix}/blobs/big` && match(r)).map((r) => r.fault);
+      expect(faults[0]).toBe(kind);
+      expect(faults.slice(1).every((f) => f === undefined) && faults.length >= 2).toBe(true);
+      expect((await getBytes(direct, "blobs/big")).equals(data)).toBe(true);
+    });
+  }
 });
 
 describe("responses that are wrong rather than missing", () => {

@@ -314,6 +314,24 @@ describe("S3 store errors", () => {
     );
   });
 
+  it("a 412 on a retried PUT whose first answer was lost means 'stored': the first may have landed", async () => {
+    const methods: string[] = [];
+    await withFakeS3(
+      (req) => {
+        methods.push(req.method);
+        if (req.method === "HEAD") return { status: 404 };
+        // The first PUT lands but its answer breaks off; the retry finds the object there.
+        return methods.filter((m) => m === "PUT").length === 1
+          ? { status: 200, headers: { "content-length": "100" }, body: "", hangUp: true }
+          : s3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+      },
+      async (store) => {
+        expect(await store.put("blobs/x", randomBytes(10))).toBe(true);
+        expect(methods).toEqual(["HEAD", "PUT", "PUT"]);
+      },
+    );
+  });
+
   it("on 409 ConditionalRequestConflict, answers false only once the other write has landed", async () => {
     const conflict = s3Error(409, "ConditionalRequestConflict", "A conflicting conditional operation is in progress");
     for (const landsAfterConflict of [true, false]) {

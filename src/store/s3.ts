@@ -79,6 +79,11 @@ export function openS3Store(opts: S3StoreOptions): Store {
     }
   }
 
+  async function sizeOf({ sdk, client }: Connection, name: string, signal?: AbortSignal): Promise<number | undefined> {
+    const res = await alone(() => client.send(new sdk.HeadObjectCommand({ Bucket: opts.bucket, Key: name }), { abortSignal: signal }));
+    return res.ContentLength;
+  }
+
   return {
     location,
 
@@ -97,7 +102,14 @@ export function openS3Store(opts: S3StoreOptions): Store {
         if (bodySize(body) > multipartThreshold) {
           // Each part is a request of its own, with its own retries: a 20% fault rate must not
           // mean sending a large body over and over.
-          await withBudget(undefined, () => putMultipart(connection, to, body, partSize, signal));
+          try {
+            await withBudget(undefined, () => putMultipart(connection, to, body, partSize, signal));
+          } catch (err) {
+            // A completion whose answer was lost is retried by the SDK, and the server, having
+            // completed it, no longer knows the upload (NoSuchUpload, or a 500 from s3rver).
+            // The object being there whole is the answer the lost reply would have given.
+            if (signal?.aborted || (await sizeOf(connection, name, signal).catch(() => undefined)) !== bodySize(body)) throw err;
+          }
           return true;
         }
         // Object Lock buckets refuse uploads without an integrity checksum.

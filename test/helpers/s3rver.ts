@@ -80,7 +80,11 @@ export async function startS3rver(bucket = "vaultik-test"): Promise<S3rverHandle
   };
 }
 
-/** Options for an S3 store on `server` under `prefix`, with s3rver's built-in credentials. */
+/**
+ * Options for an S3 store on `server` under `prefix`, with s3rver's built-in credentials.
+ * Retries back off from 1 ms, not 100: s3rver resets some requests every time (a range of an
+ * empty object), and tests should learn that in milliseconds.
+ */
 export function s3rverStoreOptions(server: S3rverHandle, prefix = ""): S3StoreOptions {
   return {
     bucket: server.bucket,
@@ -90,5 +94,6 @@ export function s3rverStoreOptions(server: S3rverHandle, prefix = ""): S3StoreOp
     forcePathStyle: true,
     accessKeyId: "S3RVER",
     secretAccessKey: "S3RVER",
+    retryBaseMs: 1,
   };
 }
