@@ -195,7 +195,9 @@ describe("S3 store on s3rver", () => {
     await server?.close();
   });
 
-  describeStoreContract("s3 (s3rver)", async () => ({ store: fresh(), cleanup: async () => {} }), {
+  // Two attempts, not ten: s3rver answers a range of an empty object with headers and then
+  // silence until it drops the connection, about 6 s later, on every attempt.
+  describeStoreContract("s3 (s3rver)", async () => ({ store: fresh({ maxAttempts: 2 }), cleanup: async () => {} }), {
     rangeOnEmptyObject: false,
     exclusiveConcurrentPut: false,
   });
