@@ -67,21 +67,20 @@ export function openS3Store(opts: S3StoreOptions): Store {
     return { body, start: rangeStart(res.ContentRange), length: res.ContentLength, etag: res.ETag };
   }
 
+  function head({ sdk, client }: Connection, name: string, signal?: AbortSignal) {
+    return alone(() => client.send(new sdk.HeadObjectCommand({ Bucket: opts.bucket, Key: name }), { abortSignal: signal }));
+  }
+
   /** true/false when the server says; undefined when it won't (403 without s3:ListBucket). */
-  async function exists({ sdk, client }: Connection, name: string, signal?: AbortSignal): Promise<boolean | undefined> {
+  async function exists(connection: Connection, name: string, signal?: AbortSignal): Promise<boolean | undefined> {
     try {
-      await alone(() => client.send(new sdk.HeadObjectCommand({ Bucket: opts.bucket, Key: name }), { abortSignal: signal }));
+      await head(connection, name, signal);
       return true;
     } catch (err) {
       if (statusOf(err) === 404) return false;
       if (statusOf(err) === 403) return undefined;
       throw err;
     }
-  }
-
-  async function sizeOf({ sdk, client }: Connection, name: string, signal?: AbortSignal): Promise<number | undefined> {
-    const res = await alone(() => client.send(new sdk.HeadObjectCommand({ Bucket: opts.bucket, Key: name }), { abortSignal: signal }));
-    return res.ContentLength;
   }
 
   return {
@@ -108,7 +107,7 @@ export function openS3Store(opts: S3StoreOptions): Store {
             // A completion whose answer was lost is retried by the SDK, and the server, having
             // completed it, no longer knows the upload (NoSuchUpload, or a 500 from s3rver).
             // The object being there whole is the answer the lost reply would have given.
-            if (signal?.aborted || (await sizeOf(connection, name, signal).catch(() => undefined)) !== bodySize(body)) throw err;
+            if (signal?.aborted || (await head(connection, name, signal).catch(() => undefined))?.ContentLength !== bodySize(body)) throw err;
           }
           return true;
         }
@@ -178,8 +177,7 @@ export function openS3Store(opts: S3StoreOptions): Store {
       signal?.throwIfAborted();
       const name = objectName(key);
       try {
-        const { sdk, client } = await connect();
-        const res = await alone(() => client.send(new sdk.HeadObjectCommand({ Bucket: opts.bucket, Key: name }), { abortSignal: signal }));
+        const res = await head(await connect(), name, signal);
         return { key, size: res.ContentLength ?? 0, mtime: res.LastModified ?? new Date(0) };
       } catch (err) {
         if (isMissingObject(err)) throw notFound(location, key, err);
