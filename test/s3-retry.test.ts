@@ -69,13 +69,12 @@ describe("retry settings", () => {
 
   it("refuse a malformed variable, naming it", () => {
     for (const [name, value] of [["AWS_MAX_ATTEMPTS", "0"], ["VAULTIK_S3_RETRY_BASE_MS", "fast"], ["VAULTIK_S3_RETRY_TOTAL_MS", "-1"]]) {
-      const err = (() => {
-        try {
-          retryPolicy({}, { [name!]: value });
-        } catch (e) {
-          return e;
-        }
-      })();
+      let err: unknown;
+      try {
+        retryPolicy({}, { [name!]: value });
+      } catch (e) {
+        err = e;
+      }
       expect(err, name).toBeInstanceOf(UsageError);
       expect((err as Error).message).toContain(name!);
     }
