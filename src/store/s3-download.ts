@@ -1,5 +1,6 @@
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
+import { messageOf } from "./errors.js";
 import type { RetryBudget } from "./s3-retry.js";
 
 // A download that survives its body breaking off. The SDK retries a request until its headers
@@ -79,12 +80,11 @@ export function resumable(first: Part, from: number, take: number, how: Resumpti
       settled = true;
       // An answer without a Content-Length that ends cleanly ends the object.
       if (pos >= end || (err === undefined && end === Infinity)) return finish();
-      const cause = err ?? new Error(`the answer ended after ${pos - from} of ${end - from} bytes`);
-      resume(cause).catch((err: unknown) => finish(how.signal?.aborted ? how.signal.reason : err));
+      resume(brokenOff(pos - from, end - from, err)).catch((err: unknown) => finish(how.signal?.aborted ? how.signal.reason : err));
     };
     source.once("end", () => settle(undefined));
     source.once("error", settle);
-    source.once("close", () => settle(new Error("the connection closed mid-answer")));
+    source.once("close", () => settle(new Error("connection closed")));
   }
 
   async function resume(cause: unknown): Promise<void> {
@@ -107,4 +107,11 @@ export function resumable(first: Part, from: number, take: number, how: Resumpti
 
   attach(first);
   return out;
+}
+
+/** Why a body stopped short, said as such: "cannot reach" the endpoint would mislead. */
+function brokenOff(got: number, wanted: number, err: unknown): Error {
+  const size = wanted === Infinity ? "" : ` of ${wanted}`;
+  const why = err === undefined ? "" : `: ${messageOf(err)}`;
+  return Object.assign(new Error(`the answer broke off after ${got}${size} bytes${why}`, { cause: err }), { name: "IncompleteBody" });
 }
