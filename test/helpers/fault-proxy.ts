@@ -91,18 +91,19 @@ export async function startFaultProxy(upstream: string, options: FaultProxyOptio
     return createHash("sha256").update(`${seed}|${signature}|${n}|${salt}`).digest().readUInt32BE(0) / 2 ** 32;
   }
 
-  function choose(req: ProxiedRequest): { kind: FaultKind | undefined; before?: () => Promise<void> } {
+  /** The fault for `req`, if any, and where in the delay range a "delay" falls (0 to 1). */
+  function choose(req: ProxiedRequest): { kind: FaultKind | undefined; before?: () => Promise<void>; lag: number } {
     const rule = rules.find((r) => r.left > 0 && r.match(req));
     if (rule) {
       rule.left--;
-      return { kind: rule.kind, before: rule.before };
+      return { kind: rule.kind, before: rule.before, lag: 0.5 };
     }
-    if (rate <= 0) return { kind: undefined };
+    if (rate <= 0) return { kind: undefined, lag: 0 };
     const signature = signatureOf(req);
     const n = (seen.get(signature) ?? 0) + 1;
     seen.set(signature, n);
-    if (draw(signature, n, "fault") >= rate) return { kind: undefined };
-    return { kind: kinds[Math.floor(draw(signature, n, "kind") * kinds.length)] };
+    if (draw(signature, n, "fault") >= rate) return { kind: undefined, lag: 0 };
+    return { kind: kinds[Math.floor(draw(signature, n, "kind") * kinds.length)], lag: draw(signature, n, "lag") };
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -117,7 +118,7 @@ export async function startFaultProxy(upstream: string, options: FaultProxyOptio
       range: header(req.headers, "range"),
       ifMatch: header(req.headers, "if-match"),
     };
-    const { kind, before } = choose(proxied);
+    const { kind, before, lag } = choose(proxied);
     log.push({ ...proxied, fault: kind });
     const socket = req.socket;
 
@@ -132,7 +133,7 @@ export async function startFaultProxy(upstream: string, options: FaultProxyOptio
 
     const answer = await forward(req, body);
     await before?.();
-    if (kind === "delay") await sleep(minDelay + Math.floor(Math.random() * (maxDelay - minDelay + 1)));
+    if (kind === "delay") await sleep(minDelay + Math.floor(lag * (maxDelay - minDelay + 1)));
     const headers = { ...answer.headers };
     delete headers["transfer-encoding"];
     const hasBody = req.method !== "HEAD" && answer.body.byteLength > 0;
