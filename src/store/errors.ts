@@ -65,6 +65,8 @@ export interface RemoteContext extends FailureContext {
   endpoint: string;
   /** Scrubbed from every message, however unlikely an SDK message is to quote one. */
   secrets: readonly string[];
+  /** Requests made before giving up; default: what the SDK recorded on `err`. */
+  attempts?: number;
 }
 
 /** Failures that mean the endpoint itself is unreachable, so the message should name it. */
@@ -78,9 +80,12 @@ const CONNECTION_CODES = new Set([
 export function remoteFailure(ctx: RemoteContext, action: string, err: unknown): Error {
   return failure(ctx, err, (e) => {
     const status = statusOf(e);
+    const attempts = ctx.attempts ?? attemptsOf(e);
+    // Said only when there were retries: a 403 is not retried, and "after 1 attempt" is noise.
+    const after = attempts > 1 ? ` after ${attempts} attempts` : "";
     const message = isConnectionFailure(e)
-      ? `cannot reach ${ctx.endpoint}: ${messageOf(e)}`
-      : `${action} failed: ${nameOf(e)}${status ? ` (HTTP ${status})` : ""}: ${messageOf(e)}`;
+      ? `cannot reach ${ctx.endpoint}${after}: ${messageOf(e)}`
+      : `${action} failed${after}: ${nameOf(e)}${status ? ` (HTTP ${status})` : ""}: ${messageOf(e)}`;
     return scrub(message, ctx.secrets);
   });
 }
@@ -100,6 +105,11 @@ export function isMissingObject(err: unknown): boolean {
 
 export function statusOf(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+}
+
+/** How many requests the SDK made for the call that threw `err`; 1 when it did not say. */
+export function attemptsOf(err: unknown): number {
+  return (err as { $metadata?: { attempts?: number } } | null)?.$metadata?.attempts ?? 1;
 }
 
 export function nameOf(err: unknown): string {

@@ -1,4 +1,5 @@
 import type { S3Client } from "@aws-sdk/client-s3";
+import { retryStrategy, type RetryPolicy } from "./s3-retry.js";
 
 // The S3 client, built on first use: the SDK costs a few hundred ms to import, and a run
 // against a local repository never pays it.
@@ -21,8 +22,17 @@ export interface S3StoreOptions {
   multipartThreshold?: number;
   /** Multipart part size, at least 5 MiB. Default 16 MiB. */
   partSize?: number;
-  /** Attempts per request including the SDK's retries on throttling and 5xx. Default 4. */
+  /**
+   * Requests per operation, the first included, for throttling, 5xx, resets, timeouts and cut
+   * or unreadable answers. Default: AWS_MAX_ATTEMPTS, else 10 (see s3-retry.ts).
+   */
   maxAttempts?: number;
+  /** Backoff before the first retry, doubling after. Default: VAULTIK_S3_RETRY_BASE_MS, else 100. */
+  retryBaseMs?: number;
+  /** No retry starts this long after an operation began. Default: VAULTIK_S3_RETRY_TOTAL_MS, else 120000. */
+  retryTotalMs?: number;
+  /** A request idle this long is abandoned (and retried). Default: VAULTIK_S3_TIMEOUT_MS, else 120000. */
+  timeoutMs?: number;
 }
 
 export type Sdk = typeof import("@aws-sdk/client-s3");
@@ -48,7 +58,7 @@ export function endpointOf(opts: S3StoreOptions, env: NodeJS.ProcessEnv): Endpoi
 }
 
 /** A function that imports the SDK and builds the client once, however often it is called. */
-export function lazyConnection(opts: S3StoreOptions, endpoint: Endpoint): () => Promise<Connection> {
+export function lazyConnection(opts: S3StoreOptions, endpoint: Endpoint, retry: RetryPolicy, timeoutMs: number): () => Promise<Connection> {
   let loading: Promise<Connection> | undefined;
   return () =>
     (loading ??= import("@aws-sdk/client-s3").then((sdk) => ({
@@ -58,7 +68,8 @@ export function lazyConnection(opts: S3StoreOptions, endpoint: Endpoint): () => 
         endpoint: endpoint.url,
         forcePathStyle: opts.forcePathStyle ?? endpoint.url !== undefined,
         followRegionRedirects: true,
-        maxAttempts: opts.maxAttempts ?? 4,
+        maxAttempts: retry.maxAttempts,
+        retryStrategy: retryStrategy(retry),
         credentials:
           opts.accessKeyId && opts.secretAccessKey
             ? { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey, sessionToken: opts.sessionToken }
@@ -68,7 +79,7 @@ export function lazyConnection(opts: S3StoreOptions, endpoint: Endpoint): () => 
         // send an explicit x-amz-checksum-sha256 header instead, so nothing is lost.
         requestChecksumCalculation: "WHEN_REQUIRED",
         responseChecksumValidation: "WHEN_REQUIRED",
-        requestHandler: { connectionTimeout: 10_000, socketTimeout: 120_000 },
+        requestHandler: { connectionTimeout: Math.min(10_000, timeoutMs), socketTimeout: timeoutMs },
       }),
     })));
 }

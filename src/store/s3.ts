@@ -1,8 +1,10 @@
-import { Readable, Transform } from "node:stream";
+import { Readable } from "node:stream";
 import { StoreError } from "../errors.js";
-import { isMissingObject, nameOf, notFound, remoteFailure, statusOf } from "./errors.js";
+import { attemptsOf, isMissingObject, nameOf, notFound, remoteFailure, statusOf } from "./errors.js";
 import { checkKey } from "./keys.js";
 import { endpointOf, lazyConnection, type Connection, type S3StoreOptions } from "./s3-client.js";
+import { resumable, type Part } from "./s3-download.js";
+import { envNumber, RetryBudget, retryPolicy, withBudget } from "./s3-retry.js";
 import { putMultipart, putStream, sha256Of } from "./s3-upload.js";
 import { bodySize, isStreamBody } from "./store.js";
 import type { CallOptions, GetOptions, ObjectInfo, PutBody, PutOptions, Store } from "./store.js";
@@ -19,7 +21,9 @@ export function openS3Store(opts: S3StoreOptions): Store {
   const location = `s3://${opts.bucket}${prefix === "" ? "" : `/${prefix}`}`;
   if (prefix !== "") checkKey(location, prefix);
   const endpoint = endpointOf(opts, env);
-  const connect = lazyConnection(opts, endpoint);
+  const retry = retryPolicy(opts, env);
+  const timeoutMs = opts.timeoutMs ?? envNumber(env, "VAULTIK_S3_TIMEOUT_MS", 1) ?? 120_000;
+  const connect = lazyConnection(opts, endpoint, retry, timeoutMs);
   const multipartThreshold = opts.multipartThreshold ?? 64 * MiB;
   const partSize = opts.partSize ?? 16 * MiB;
   // Anything that could leak into an SDK message is scrubbed from ours, however unlikely.
@@ -31,14 +35,46 @@ export function openS3Store(opts: S3StoreOptions): Store {
     return keyPrefix + key;
   }
 
-  function fail(err: unknown, key: string | undefined, action: string, signal?: AbortSignal): Error {
-    return remoteFailure({ location, key, signal, endpoint: endpoint.name, secrets }, action, err);
+  function fail(err: unknown, key: string | undefined, action: string, signal?: AbortSignal, attempts?: number): Error {
+    return remoteFailure({ location, key, signal, endpoint: endpoint.name, secrets, attempts }, action, err);
+  }
+
+  /** `send` with a retry budget of its own, so it cannot draw on one it happens to run inside. */
+  function alone<T>(send: () => Promise<T>): Promise<T> {
+    return withBudget(new RetryBudget(retry), send);
+  }
+
+  function changed(key: string, etag: string | undefined): StoreError {
+    return new StoreError(location, key, `changed while it was read (it is no longer version ${etag ?? "?"}); nothing of the new version was used`);
+  }
+
+  /** One GET of bytes [from, to) (to undefined: to the end) of version `etag`, if given. */
+  async function getPart(
+    { sdk, client }: Connection, key: string, name: string, budget: RetryBudget, signal: AbortSignal | undefined,
+    from: number, to: number | undefined, etag: string | undefined,
+  ): Promise<Part> {
+    const ranged = from > 0 || to !== undefined;
+    const input = { Bucket: opts.bucket, Key: name, Range: ranged ? `bytes=${from}-${to === undefined ? "" : to - 1}` : undefined, IfMatch: etag };
+    const res = await withBudget(budget, () => client.send(new sdk.GetObjectCommand(input), { abortSignal: signal }));
+    const body = res.Body as Readable;
+    // Servers that ignore If-Match (s3rver) still say which version they sent.
+    if (etag !== undefined && res.ETag !== undefined && res.ETag !== etag) {
+      body.destroy();
+      throw changed(key, etag);
+    }
+    // Content-Range also covers servers that answer more than asked (s3rver sends the whole
+    // object for `bytes=0-0`) or ignore Range and send 200 with everything.
+    return { body, start: rangeStart(res.ContentRange), length: res.ContentLength, etag: res.ETag };
+  }
+
+  function head({ sdk, client }: Connection, name: string, signal?: AbortSignal) {
+    return alone(() => client.send(new sdk.HeadObjectCommand({ Bucket: opts.bucket, Key: name }), { abortSignal: signal }));
   }
 
   /** true/false when the server says; undefined when it won't (403 without s3:ListBucket). */
-  async function exists({ sdk, client }: Connection, name: string, signal?: AbortSignal): Promise<boolean | undefined> {
+  async function exists(connection: Connection, name: string, signal?: AbortSignal): Promise<boolean | undefined> {
     try {
-      await client.send(new sdk.HeadObjectCommand({ Bucket: opts.bucket, Key: name }), { abortSignal: signal });
+      await head(connection, name, signal);
       return true;
     } catch (err) {
       if (statusOf(err) === 404) return false;
@@ -63,21 +99,33 @@ export function openS3Store(opts: S3StoreOptions): Store {
         // (s3rver, older MinIO) that ignore If-None-Match on writes.
         if ((await exists(connection, name, signal)) === true) return false;
         if (bodySize(body) > multipartThreshold) {
-          await putMultipart(connection, to, body, partSize, signal);
+          // Each part is a request of its own, with its own retries: a 20% fault rate must not
+          // mean sending a large body over and over.
+          try {
+            await withBudget(undefined, () => putMultipart(connection, to, body, partSize, signal));
+          } catch (err) {
+            // A completion whose answer was lost is retried by the SDK, and the server, having
+            // completed it, no longer knows the upload (NoSuchUpload, or a 500 from s3rver).
+            // The object being there whole is the answer the lost reply would have given.
+            if (signal?.aborted || (await head(connection, name, signal).catch(() => undefined))?.ContentLength !== bodySize(body)) throw err;
+          }
           return true;
         }
         // Object Lock buckets refuse uploads without an integrity checksum.
         const checksum = Buffer.from(options.sha256 ?? (await sha256Of(body))).toString("base64");
-        if (isStreamBody(body)) await putStream(connection, to, body, checksum, signal);
+        if (isStreamBody(body)) await alone(() => putStream(connection, to, body, checksum, signal));
         else {
           const input = { Bucket: opts.bucket, Key: name, Body: body, ChecksumSHA256: checksum, IfNoneMatch: "*" };
-          await client.send(new sdk.PutObjectCommand(input), { abortSignal: signal });
+          await alone(() => client.send(new sdk.PutObjectCommand(input), { abortSignal: signal }));
         }
         return true;
       } catch (err) {
-        // 412: someone else's object was there first. 409: a concurrent conditional write is
-        // in flight; it is only "already there" once that write has landed.
-        if (statusOf(err) === 412) return false;
+        // 412: someone else's object was there first, unless an earlier attempt of ours failed
+        // without an answer and may have landed: then it may be ours, and "stored" is the safe
+        // answer (a caller that must know, like the prune lock, reads the object back).
+        // 409: a concurrent conditional write is in flight; it is only "already there" once
+        // that write has landed.
+        if (statusOf(err) === 412) return attemptsOf(err) > 1;
         if (nameOf(err) === "ConditionalRequestConflict" && connected) {
           const landed = await exists(connected, name, signal).catch(() => undefined);
           if (landed === true) return false;
@@ -93,35 +141,34 @@ export function openS3Store(opts: S3StoreOptions): Store {
       if (range && !(range.offset >= 0 && range.length >= 0)) {
         throw new StoreError(location, key, `invalid range ${range.offset}+${range.length}`);
       }
+      // One budget for the request and every resumption of its body.
+      const budget = new RetryBudget(retry);
       try {
         const connection = await connect();
-        const { sdk, client } = connection;
         if (range?.length === 0) {
           if ((await exists(connection, name, signal)) === false) throw notFound(location, key);
           return Readable.from([]);
         }
-        const res = await client.send(
-          new sdk.GetObjectCommand({
-            Bucket: opts.bucket, Key: name,
-            Range: range ? `bytes=${range.offset}-${range.offset + range.length - 1}` : undefined,
-          }),
-          { abortSignal: signal },
-        );
-        // Trim to what was asked: some servers answer a range with more (s3rver sends the
-        // whole object for `bytes=0-0`) or ignore it and send 200 with everything.
-        const start = range ? rangeStart(res.ContentRange) : 0;
-        const skip = range ? range.offset - start : 0;
-        const body = res.Body as Readable;
-        if (skip < 0) {
-          body.destroy();
-          throw new Error(`server answered range ${res.ContentRange ?? "?"} for offset ${range?.offset}`);
+        const from = range?.offset ?? 0;
+        const first = await getPart(connection, key, name, budget, signal, from, range ? from + range.length : undefined, undefined);
+        if (first.start > from) {
+          first.body.destroy();
+          throw new Error(`server answered from offset ${first.start} for offset ${from}`);
         }
-        return guard(body, skip, range?.length ?? Infinity, (err) => fail(err, key, "get", signal));
+        return resumable(first, from, range?.length ?? Infinity, {
+          budget, signal,
+          fetch: (start, end, etag) =>
+            getPart(connection, key, name, budget, signal, start, end, etag).catch((err: unknown) => {
+              if (statusOf(err) === 412) throw changed(key, etag);
+              throw fail(err, key, "get", signal, budget.attempts);
+            }),
+          fail: (cause) => fail(cause, key, "get", signal, budget.attempts),
+        });
       } catch (err) {
         // 416: the range starts at or past the end, so the bytes that exist there are none.
         if (range && statusOf(err) === 416) return Readable.from([]);
         if (isMissingObject(err)) throw notFound(location, key, err);
-        throw fail(err, key, "get", signal);
+        throw fail(err, key, "get", signal, budget.attempts);
       }
     },
 
@@ -130,8 +177,7 @@ export function openS3Store(opts: S3StoreOptions): Store {
       signal?.throwIfAborted();
       const name = objectName(key);
       try {
-        const { sdk, client } = await connect();
-        const res = await client.send(new sdk.HeadObjectCommand({ Bucket: opts.bucket, Key: name }), { abortSignal: signal });
+        const res = await head(await connect(), name, signal);
         return { key, size: res.ContentLength ?? 0, mtime: res.LastModified ?? new Date(0) };
       } catch (err) {
         if (isMissingObject(err)) throw notFound(location, key, err);
@@ -150,7 +196,8 @@ export function openS3Store(opts: S3StoreOptions): Store {
         try {
           const { sdk, client } = await connect();
           const input = { Bucket: opts.bucket, Prefix: keyPrefix + listPrefix, ContinuationToken: token };
-          page = await client.send(new sdk.ListObjectsV2Command(input), { abortSignal: signal });
+          // A budget per page: a long listing is many requests, each retried on its own.
+          page = await alone(() => client.send(new sdk.ListObjectsV2Command(input), { abortSignal: signal }));
         } catch (err) {
           throw fail(err, listPrefix === "" ? undefined : listPrefix, "list", signal);
         }
@@ -170,32 +217,13 @@ export function openS3Store(opts: S3StoreOptions): Store {
       const name = objectName(key);
       try {
         const { sdk, client } = await connect();
-        await client.send(new sdk.DeleteObjectCommand({ Bucket: opts.bucket, Key: name }), { abortSignal: signal });
+        await alone(() => client.send(new sdk.DeleteObjectCommand({ Bucket: opts.bucket, Key: name }), { abortSignal: signal }));
       } catch (err) {
         if (statusOf(err) === 404) return;
         throw fail(err, key, "delete", signal);
       }
     },
   };
-}
-
-/**
- * Drops `skip` bytes, passes at most `take`, and turns a mid-stream failure (connection reset)
- * into the store's own error so callers can tell it from corrupt data.
- */
-function guard(source: Readable, skip: number, take: number, wrap: (err: unknown) => Error): Readable {
-  let pos = 0;
-  const out = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      const from = Math.max(0, skip - pos);
-      const to = Math.min(chunk.byteLength, skip + take - pos);
-      pos += chunk.byteLength;
-      done(null, from < to ? chunk.subarray(from, to) : undefined);
-    },
-  });
-  source.once("error", (err) => out.destroy(wrap(err)));
-  out.once("close", () => source.destroy());
-  return source.pipe(out);
 }
 
 function rangeStart(contentRange: string | undefined): number {

@@ -94,7 +94,11 @@ export function s3rverConfigYaml(server: S3rverHandle, prefix: string): string {
   ].join("\n");
 }
 
-/** Options for an S3 store on `server` under `prefix`, with s3rver's built-in credentials. */
+/**
+ * Options for an S3 store on `server` under `prefix`, with s3rver's built-in credentials.
+ * Retries back off from 1 ms, not 100: s3rver resets some requests every time (a range of an
+ * empty object), and tests should learn that in milliseconds.
+ */
 export function s3rverStoreOptions(server: S3rverHandle, prefix = ""): S3StoreOptions {
   return {
     bucket: server.bucket,
@@ -104,5 +108,6 @@ export function s3rverStoreOptions(server: S3rverHandle, prefix = ""): S3StoreOp
     forcePathStyle: true,
     accessKeyId: "S3RVER",
     secretAccessKey: "S3RVER",
+    retryBaseMs: 1,
   };
 }
