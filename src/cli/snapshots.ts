@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { formatBytes } from "../util/units.js";
 import { hasIdentity, loadIdentities, repoFromArgs } from "./context.js";
-import type { Io } from "./io.js";
+import { interruptible, type Io } from "./io.js";
 import { withSnapshot } from "../snapshot/open.js";
 
 interface Flags {
@@ -31,7 +31,7 @@ export function registerSnapshots(program: Command, io: Io): void {
       for (const s of list) {
         const row: Record<string, unknown> = { id: s.id, host: s.host, time: s.time.toISOString(), stored_bytes: s.size };
         if (detailed) {
-          const stats = await withSnapshot(repo, s, identities, async (r) => r.stats);
+          const stats = await interruptible(io, (signal) => withSnapshot(repo, s, identities, async (r) => r.stats, signal));
           row["files"] = stats?.files;
           row["bytes"] = stats?.bytes;
           row["errors"] = stats?.errors;

@@ -1,5 +1,5 @@
 import {
-  chmodSync, chownSync, closeSync, constants, lchownSync, lutimesSync, mkdirSync, openSync, symlinkSync, unlinkSync, utimesSync,
+  chmodSync, chownSync, closeSync, constants, lchownSync, lutimesSync, mkdirSync, openSync, rmSync, symlinkSync, unlinkSync, utimesSync,
 } from "node:fs";
 import { dirname } from "node:path";
 import type { X25519Identity } from "../crypto/keys.js";
@@ -7,6 +7,7 @@ import { IntegrityError, LocalStateError, errorMessage } from "../errors.js";
 import type { ChunkLocation } from "../model/chunk.js";
 import type { Repository } from "../repo/repository.js";
 import type { EntryRow, Placement, SnapshotReader } from "../snapshot/read.js";
+import { Pace } from "../util/pace.js";
 import { TaskPool } from "../util/pool.js";
 import { pathSegments, SafeTree } from "./paths.js";
 import { finishFile, type FileMeta, type WriteOp } from "./sink.js";
@@ -58,6 +59,9 @@ export interface RestoreSummary {
   errors: { path: string; message: string }[];
 }
 
+/** Placements handed to one blob task at most: bounds its memory whatever a file repeats. */
+const MAX_BATCH = 65536;
+
 /** Below this share of a blob, chunks are fetched by ranged GETs instead of streaming it whole. */
 const RANGED_BELOW = 0.25;
 
@@ -70,6 +74,8 @@ export class Restorer {
   private readonly owners: boolean;
   /** Files a write failed for (or whose blob could not be read): pass 3 settles them. */
   private readonly incomplete = new Set<number>();
+  /** Files of several chunks that got a write and are not finished yet: an interrupted restore removes them. */
+  private readonly unfinished = new Map<number, string>();
   private writers: Writers | undefined;
 
   constructor(private readonly o: RestoreOptions) {
@@ -80,6 +86,16 @@ export class Restorer {
   }
 
   async run(): Promise<RestoreSummary> {
+    try {
+      return await this.passes();
+    } catch (err) {
+      // Nothing half-written stays under a file's final name; files already finished stay.
+      if (this.o.signal?.aborted) for (const abs of this.unfinished.values()) rmSync(abs, { force: true });
+      throw err;
+    }
+  }
+
+  private async passes(): Promise<RestoreSummary> {
     const { snapshot, signal } = this.o;
     const unplaced = snapshot.unplacedChunks();
     if (unplaced > 0) throw new IntegrityError(snapshot.object, `${unplaced} chunk references have no blob location`);
@@ -107,7 +123,7 @@ export class Restorer {
       await writers?.close();
     }
     signal?.throwIfAborted();
-    this.finishEntries();
+    await this.finishEntries();
     this.summary.bytesFetched = this.reader.bytesFetched;
     return this.summary;
   }
@@ -129,8 +145,9 @@ export class Restorer {
    * nothing from a blob). Files with chunks are created by their first write.
    */
   private async createEntries(): Promise<void> {
+    const pace = new Pace(this.o.signal, "restore-entries");
     for (const e of this.o.snapshot.entries(this.o.prefix, true)) {
-      this.o.signal?.throwIfAborted();
+      await pace.tick();
       if (e.type === "symlink") continue;
       if (e.type === "dir") {
         this.summary.dirs++;
@@ -158,9 +175,12 @@ export class Restorer {
       batch = [];
       await pool.run(() => this.restoreBlob(rows));
     };
+    const pace = new Pace(this.o.signal, "restore-placements");
     for (const p of this.o.snapshot.placements(this.o.prefix)) {
-      if (batch.length > 0 && batch[0]!.loc.blob !== p.loc.blob) await flush();
-      batch.push(p as Placement & { path: string });
+      await pace.tick();
+      // A blob's placements go as one task, in parts when a crafted file repeats a chunk millions of times.
+      if (batch.length > 0 && (batch[0]!.loc.blob !== p.loc.blob || batch.length >= MAX_BATCH)) await flush();
+      batch.push(p);
     }
     await flush();
     await pool.drain();
@@ -210,7 +230,9 @@ export class Restorer {
         const f = t.file;
         // A file of one chunk is finished with its write; longer ones in pass 3.
         const finish = t.fileChunks === 1 ? { size: f.size, mode: f.mode, uid: f.uid, gid: f.gid, mtime: utimeFromMicros(f.mtimeUs) } : undefined;
-        return { fileId: t.fileId, abs: this.knownDestOf(t), offset: t.fileOffset, finish };
+        const abs = this.knownDestOf(t);
+        if (!finish) this.unfinished.set(t.fileId, abs);
+        return { fileId: t.fileId, abs, offset: t.fileOffset, finish };
       }),
     }));
     // Small files by directory (creating files in one directory from two threads contends for
@@ -226,10 +248,12 @@ export class Restorer {
    * short), so nothing mistakes them for intact copies. Then symlinks (nothing is written
    * through them after this); directories last, deepest first.
    */
-  private finishEntries(): void {
+  private async finishEntries(): Promise<void> {
     const owners = this.owners;
     const dirs: EntryRow[] = [];
+    const pace = new Pace(this.o.signal, "restore-finish");
     for (const e of this.o.snapshot.entries(this.o.prefix, true)) {
+      await pace.tick();
       if (e.type === "dir") {
         dirs.push(e);
         continue;
@@ -244,6 +268,7 @@ export class Restorer {
           } finally {
             closeSync(fd);
           }
+          this.unfinished.delete(e.id);
           this.progress.files++;
         } catch (err) {
           this.summary.errors.push({ path: abs, message: errorMessage(err) });
@@ -259,6 +284,7 @@ export class Restorer {
     }
     // Deepest first: a directory made read-only must not stop changes below it.
     for (const e of dirs.reverse()) {
+      await pace.tick();
       const abs = this.destOf(e);
       const time = utimeSeconds(e.mtimeNs);
       if (owners) chownSync(abs, e.uid, e.gid);

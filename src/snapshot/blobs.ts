@@ -1,5 +1,6 @@
 import type { X25519Identity } from "../crypto/keys.js";
 import type { Repository, SnapshotObject } from "../repo/repository.js";
+import { Pace } from "../util/pace.js";
 import { withSnapshot } from "./open.js";
 
 /** Names of every blob a snapshot references. */
@@ -21,8 +22,12 @@ export async function liveBlobs(
 ): Promise<{ live: Set<string>; liveFrom: Set<string> }> {
   const live = new Set<string>();
   const liveFrom = new Set<string>();
+  const pace = new Pace(signal, "blobs-listed");
   for (const s of snapshots) {
-    for (const name of await referencedBlobs(repo, s, identities, signal)) live.add(name);
+    for (const name of await referencedBlobs(repo, s, identities, signal)) {
+      await pace.tick();
+      live.add(name);
+    }
     liveFrom.add(s.id);
   }
   return { live, liveFrom };

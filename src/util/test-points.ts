@@ -24,8 +24,9 @@ export type CrashPoint =
 
 /** Long loops of the commands that read a repository (each passes its point once per item). */
 export type TestPoint =
-  | "restore-entries" // restore/fetch pass 1 and 3: a snapshot entry
+  | "restore-entries" // restore/fetch pass 1: a snapshot entry
   | "restore-placements" // restore/fetch pass 2: a chunk placement
+  | "restore-finish" // restore/fetch pass 3: a snapshot entry
   | "restore-file-written" // restore: a file's content is written and acknowledged
   | "dump-chunks" // fetch … -: a chunk of the file
   | "check-chunks" // check --read-data: a chunk location of a snapshot

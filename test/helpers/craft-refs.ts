@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,7 +34,13 @@ export interface Crafted {
 const SEED = Buffer.from("0123456789abcdef-seed-chunk\n");
 
 /** Backs up the seed, then stores a snapshot whose files reference its chunk `refs` times each. */
-export async function craftManyRefs(r: LocalRepo, recipient: string, files: readonly CraftedFile[]): Promise<Crafted> {
+export async function craftManyRefs(
+  r: LocalRepo,
+  recipient: string,
+  files: readonly CraftedFile[],
+  /** Chunk rows no file uses, with made-up ids, all at the seed's location (for loops over chunks). */
+  extraChunks = 0,
+): Promise<Crafted> {
   await writeFile(join(r.source, "seed.bin"), SEED);
   const seedSnapshot = await backupId(r);
   expect(seedSnapshot).toBeTruthy();
@@ -52,12 +59,17 @@ export async function craftManyRefs(r: LocalRepo, recipient: string, files: read
     const path = join(dir, "crafted.sqlite");
     const db = new Database(path);
     db.exec(SNAPSHOT_SCHEMA);
+    db.function("sha256", (i: number | bigint) => createHash("sha256").update(`extra ${i}`).digest());
     const id = newSnapshotId(new Date(), "crafted");
     const root = r.source.slice(1);
     const paths = new Map<string, string>();
     db.transaction(() => {
       db.prepare("INSERT INTO blobs(id, name, size, header_length) VALUES (1, ?, ?, ?)").run(loc.name, loc.size, loc.header_length);
       db.prepare("INSERT INTO chunks VALUES (?, 1, ?, ?, ?, ?, 'zstd')").run(loc.hash, loc.offset, loc.length, loc.raw_offset, loc.raw_length);
+      db.prepare(
+        "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < ?) " +
+          "INSERT INTO chunks SELECT sha256(i), 1, ?, ?, ?, ?, 'zstd' FROM s WHERE ? > 0",
+      ).run(extraChunks, loc.offset, loc.length, loc.raw_offset, loc.raw_length, extraChunks);
       const addFile = db.prepare("INSERT INTO files(path, type, mode, uid, gid, size, mtime_ns) VALUES (?, 'file', 420, 0, 0, ?, 1700000000000000000)");
       // One statement per file, however many references: SQLite counts them out itself.
       const addRefs = db.prepare(
