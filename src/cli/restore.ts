@@ -187,7 +187,7 @@ function report(io: Io, flags: Flags, id: string, s: RestoreSummary, ms: number)
   if (flags.json) io.out(JSON.stringify({ snapshotId: id, ...s, durationMs: ms }, null, 2));
   else {
     io.err(
-      `restored snapshot ${id}: ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ` +
+      `restored snapshot ${id}: ${s.files} files${s.skipped > 0 ? ` (${s.skipped} already restored and verified, skipped)` : ""}, ${s.dirs} directories, ${s.symlinks} symlinks, ` +
         `${formatBytes(s.bytes)} from ${s.blobs} blob(s) in ${formatDuration(ms)}`,
     );
   }

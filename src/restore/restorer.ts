@@ -10,6 +10,7 @@ import type { EntryRow, Placement, SnapshotReader } from "../snapshot/read.js";
 import { Pace } from "../util/pace.js";
 import { TaskPool } from "../util/pool.js";
 import { pathSegments, SafeTree } from "./paths.js";
+import { restoredBefore } from "./resume.js";
 import { finishFile, type FileMeta, type WriteOp } from "./sink.js";
 import { routeOf, Writers } from "./writers.js";
 
@@ -56,6 +57,8 @@ export interface RestoreSummary {
   blobsRanged: number;
   /** Ciphertext bytes read from the repository. */
   bytesFetched: number;
+  /** Files already in the target as the snapshot has them (a re-run after an interruption): verified and left alone. */
+  skipped: number;
   errors: { path: string; message: string }[];
 }
 
@@ -69,13 +72,15 @@ export class Restorer {
   readonly progress: RestoreProgress = { bytesWritten: 0, bytesTotal: 0, files: 0 };
   private readonly tree: SafeTree;
   private readonly dest: (path: string) => string;
-  private readonly summary: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0, blobs: 0, blobsStreamed: 0, blobsRanged: 0, bytesFetched: 0, errors: [] };
+  private readonly summary: RestoreSummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0, blobs: 0, blobsStreamed: 0, blobsRanged: 0, bytesFetched: 0, skipped: 0, errors: [] };
   private readonly reader;
   private readonly owners: boolean;
   /** Files a write failed for (or whose blob could not be read): pass 3 settles them. */
   private readonly incomplete = new Set<number>();
   /** Files of several chunks that got a write and are not finished yet: an interrupted restore removes them. */
   private readonly unfinished = new Map<number, string>();
+  /** Files found already restored and verified in pass 1: passes 2 and 3 leave them alone. */
+  private readonly skipped = new Set<number>();
   private writers: Writers | undefined;
 
   constructor(private readonly o: RestoreOptions) {
@@ -158,7 +163,16 @@ export class Restorer {
       this.summary.files++;
       const abs = this.destOf(e);
       // In a directory this restore made, nothing can be there yet.
-      if (!this.tree.isFresh(dirname(abs))) removeIfPresent(abs, "file");
+      if (!this.tree.isFresh(dirname(abs))) {
+        if (await restoredBefore(abs, e, this.o.snapshot.chunksOf(e.id), this.owners, pace)) {
+          this.skipped.add(e.id);
+          this.summary.skipped++;
+          this.progress.bytesWritten += e.size;
+          this.progress.files++;
+          continue;
+        }
+        removeIfPresent(abs, "file");
+      }
       if (e.chunks === 0) {
         await this.writers!.writeRaw({ fileId: e.id, abs, offset: 0, finish: fileMeta(e) }, EMPTY, routeOf(dirname(abs)));
       }
@@ -178,6 +192,7 @@ export class Restorer {
     const pace = new Pace(this.o.signal, "restore-placements");
     for (const p of this.o.snapshot.placements(this.o.prefix)) {
       await pace.tick();
+      if (this.skipped.has(p.fileId)) continue;
       // A blob's placements go as one task, in parts when a crafted file repeats a chunk millions of times.
       if (batch.length > 0 && (batch[0]!.loc.blob !== p.loc.blob || batch.length >= MAX_BATCH)) await flush();
       batch.push(p);
@@ -258,7 +273,7 @@ export class Restorer {
         dirs.push(e);
         continue;
       }
-      if (e.type === "file" && (e.chunks! <= 1 || this.incomplete.has(e.id))) continue;
+      if (e.type === "file" && (e.chunks! <= 1 || this.incomplete.has(e.id) || this.skipped.has(e.id))) continue;
       const abs = this.destOf(e);
       if (e.type === "file") {
         try {

@@ -27,6 +27,9 @@ export class Pace {
   }
 
   private async pause(): Promise<void> {
+    // Two turns: a signal is read in the loop's poll phase, and the first immediate may run in
+    // the check phase right after the callback that ticked, before any poll.
+    await nextTurn();
     await nextTurn();
     this.signal?.throwIfAborted();
   }
