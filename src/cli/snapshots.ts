@@ -27,17 +27,19 @@ export function registerSnapshots(program: Command, io: Io): void {
       const list = (await repo.listSnapshots()).filter((s) => flags.host === undefined || s.host === flags.host);
       const detailed = hasIdentity(flags.identity);
       const identities = detailed ? loadIdentities(flags.identity) : [];
-      const rows = [];
-      for (const s of list) {
-        const row: Record<string, unknown> = { id: s.id, host: s.host, time: s.time.toISOString(), stored_bytes: s.size };
-        if (detailed) {
-          const stats = await interruptible(io, (signal) => withSnapshot(repo, s, identities, async (r) => r.stats, signal));
-          row["files"] = stats?.files;
-          row["bytes"] = stats?.bytes;
-          row["errors"] = stats?.errors;
+      const rows: Record<string, unknown>[] = [];
+      await interruptible(io, async (signal) => {
+        for (const s of list) {
+          const row: Record<string, unknown> = { id: s.id, host: s.host, time: s.time.toISOString(), stored_bytes: s.size };
+          if (detailed) {
+            const stats = await withSnapshot(repo, s, identities, async (r) => r.stats, signal);
+            row["files"] = stats?.files;
+            row["bytes"] = stats?.bytes;
+            row["errors"] = stats?.errors;
+          }
+          rows.push(row);
         }
-        rows.push(row);
-      }
+      });
       if (flags.json) {
         io.out(JSON.stringify(rows, null, 2));
         return;

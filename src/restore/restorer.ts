@@ -81,6 +81,7 @@ export class Restorer {
   private readonly unfinished = new Map<number, string>();
   /** Files found already restored and verified in pass 1: passes 2 and 3 leave them alone. */
   private readonly skipped = new Set<number>();
+  private lastDest: { fileId: number; abs: string } | undefined;
   private writers: Writers | undefined;
 
   constructor(private readonly o: RestoreOptions) {
@@ -245,7 +246,9 @@ export class Restorer {
         const f = t.file;
         // A file of one chunk is finished with its write; longer ones in pass 3.
         const finish = t.fileChunks === 1 ? { size: f.size, mode: f.mode, uid: f.uid, gid: f.gid, mtime: utimeFromMicros(f.mtimeUs) } : undefined;
-        const abs = this.knownDestOf(t);
+        // A file of many chunks asks for its destination once, not once per chunk.
+        if (this.lastDest?.fileId !== t.fileId) this.lastDest = { fileId: t.fileId, abs: this.knownDestOf(t) };
+        const abs = this.lastDest.abs;
         if (!finish) this.unfinished.set(t.fileId, abs);
         return { fileId: t.fileId, abs, offset: t.fileOffset, finish };
       }),

@@ -102,26 +102,25 @@ export class SnapshotReader {
     const whole = prefix === undefined || prefix === "";
     const filter = whole ? "WHERE f.type = 'file'" : "WHERE f.type = 'file' AND (f.path = ? OR (f.path > ? AND f.path < ?))";
     const args = whole ? [] : [prefix, ...belowBounds(prefix)];
-    // Each file's running offset and chunk count come from one pass over its rows (window
-    // functions over the (file_id, seq) primary key), not from a count per row: that count made
-    // a file of n chunks cost n² steps (a 10 MB file at 256 B chunks took 2 minutes to restore).
+    // Each file's running offset and chunk count come from one window pass over its rows in
+    // (file_id, seq) order, not from a count per row: that count made a file of n chunks cost
+    // n² steps (a 10 MB file at 256 B chunks took 2 minutes to restore). The count is of placed
+    // chunks; entries() counts references, and run() refuses a snapshot where they differ
+    // (unplacedChunks), so both passes agree on which files have one chunk.
     const stmt = this.#db.prepare(`
-      WITH refs AS (
-        SELECT fc.file_id, fc.seq, fc.chunk,
-               -- Counted as entries() counts, so both passes agree on which files have one chunk.
-               count(*) OVER (PARTITION BY fc.file_id) AS file_chunks
-        FROM files f JOIN file_chunks fc ON fc.file_id = f.id ${filter}
-      ),
-      placed AS (
-        SELECT r.file_id, r.chunk, r.file_chunks,
-               SUM(c.raw_length) OVER (PARTITION BY r.file_id ORDER BY r.seq) - c.raw_length AS file_offset
-        FROM refs r JOIN chunks c ON c.hash = r.chunk
+      WITH placed AS (
+        SELECT fc.file_id, c.hash, c.blob_id, c.offset, c.length, c.raw_offset, c.raw_length, c.compression,
+               count(*) OVER whole AS file_chunks,
+               SUM(c.raw_length) OVER running - c.raw_length AS file_offset
+        FROM files f JOIN file_chunks fc ON fc.file_id = f.id JOIN chunks c ON c.hash = fc.chunk ${filter}
+        WINDOW running AS (PARTITION BY fc.file_id ORDER BY fc.seq),
+               whole AS (running ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
       )
-      SELECT p.file_id AS fileId, f.path, p.file_offset AS fileOffset, hex(c.hash) AS id, b.name AS blob,
-             b.size AS blobSize, c.offset, c.length, c.raw_offset AS rawOffset, c.raw_length AS rawLength, c.compression,
+      SELECT p.file_id AS fileId, f.path, p.file_offset AS fileOffset, hex(p.hash) AS id, b.name AS blob,
+             b.size AS blobSize, p.offset, p.length, p.raw_offset AS rawOffset, p.raw_length AS rawLength, p.compression,
              p.file_chunks AS fileChunks, f.size, f.mode, f.uid, f.gid, f.mtime_ns / 1000 AS mtimeUs
-      FROM placed p JOIN chunks c ON c.hash = p.chunk JOIN blobs b ON b.id = c.blob_id JOIN files f ON f.id = p.file_id
-      ORDER BY b.name, c.offset, c.raw_offset, p.file_id, p.file_offset`);
+      FROM placed p JOIN blobs b ON b.id = p.blob_id JOIN files f ON f.id = p.file_id
+      ORDER BY b.name, p.offset, p.raw_offset, p.file_id, p.file_offset`);
     for (const row of stmt.iterate(...args) as Iterable<Record<string, unknown>>) {
       yield {
         fileId: row["fileId"] as number,
