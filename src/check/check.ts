@@ -5,6 +5,7 @@ import type { Repository, SnapshotObject } from "../repo/repository.js";
 import { withSnapshot } from "../snapshot/open.js";
 import type { SnapshotReader } from "../snapshot/read.js";
 import { errorMessage } from "../errors.js";
+import { Pace } from "../util/pace.js";
 
 // Verifies that snapshots can be restored. Without reading data: every blob a snapshot needs
 // is listed, with the size the snapshot expects. With --read-data (or a subset): each needed
@@ -60,7 +61,7 @@ export async function check(o: CheckOptions): Promise<CheckReport> {
 
   for (const s of snapshots) {
     try {
-      await withSnapshot(repo, s, o.identities, async (r) => collect(r, s, needs, o.readData > 0), signal);
+      await withSnapshot(repo, s, o.identities, async (r) => collect(r, s, needs, o.readData > 0, signal), signal);
     } catch (err) {
       if (signal?.aborted) throw err;
       report.unreadable.push({ snapshot: s.id, problem: errorMessage(err) });
@@ -102,14 +103,20 @@ export async function check(o: CheckOptions): Promise<CheckReport> {
   return report;
 }
 
-async function collect(r: SnapshotReader, s: SnapshotObject, needs: Map<string, Need>, withChunks: boolean): Promise<void> {
+async function collect(r: SnapshotReader, s: SnapshotObject, needs: Map<string, Need>, withChunks: boolean, signal?: AbortSignal): Promise<void> {
+  const pace = new Pace(signal, "blobs-listed");
   for (const b of r.blobs()) {
+    await pace.tick();
     const need = needs.get(b.name) ?? { size: b.size, users: new Set<string>(), chunks: new Map<string, ChunkLocation>() };
     need.users.add(s.id);
     needs.set(b.name, need);
   }
   if (!withChunks) return;
-  for (const loc of r.chunkLocations()) needs.get(loc.blob)!.chunks.set(`${loc.offset}:${loc.rawOffset}`, loc);
+  const chunks = new Pace(signal, "check-chunks");
+  for (const loc of r.chunkLocations()) {
+    await chunks.tick();
+    needs.get(loc.blob)!.chunks.set(`${loc.offset}:${loc.rawOffset}`, loc);
+  }
 }
 
 /** A random subset of about `fraction` of the items (all of them at 1, none at 0). */

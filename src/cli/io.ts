@@ -39,3 +39,18 @@ export function processIo(): Io {
     },
   };
 }
+
+/**
+ * Runs `fn` with a signal that SIGINT/SIGTERM abort (the command then ends with "interrupted",
+ * exit 130, after its cleanup); the handlers go when it settles. Without one, a signal kills
+ * the process on the spot and leaves its temp files (a decrypted snapshot database) behind.
+ */
+export async function interruptible<T>(io: Io, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
+  const stop = io.onInterrupt(() => abort.abort());
+  try {
+    return await fn(abort.signal);
+  } finally {
+    stop();
+  }
+}

@@ -8,7 +8,7 @@ import { describePolicy, isEmptyPolicy } from "../prune/retention.js";
 import { formatBytes, formatDuration } from "../util/units.js";
 import { loadIdentities, repoFromArgs } from "./context.js";
 import { EXIT } from "./exit.js";
-import type { Io } from "./io.js";
+import { interruptible, type Io } from "./io.js";
 
 interface RepoFlags {
   config?: string;
@@ -65,8 +65,9 @@ export function registerPrune(program: Command, io: Io): void {
     const policy = isEmptyPolicy(cli) && config ? config.retention : cli;
     const identities = loadIdentities(flags.identity);
     const lines: string[] = [];
-    const report = await prune({
+    const report = await interruptible(io, (signal) => prune({
       repo,
+      signal,
       identities,
       policy,
       dryRun: flags.dryRun,
@@ -85,7 +86,7 @@ export function registerPrune(program: Command, io: Io): void {
           forgetCommand(args, flags, damaged) +
           (locked.length > 0 ? `. ${locked.join(", ")}: give the key that opens them too (VAULTIK_PRIVATE_KEY may hold several lines)` : ""),
       );
-    });
+    }));
     if (flags.json) io.out(JSON.stringify(toJson(report, policy), null, 2));
     else io.out(describe(report, policy));
   });
@@ -121,7 +122,7 @@ export function registerPrune(program: Command, io: Io): void {
     const { repo } = await repoFromArgs(args, 0, flags);
     const identities = loadIdentities(flags.identity);
     const fraction = flags.readData ? 1 : flags.readDataSubset !== undefined ? parsePercent(flags.readDataSubset) : 0;
-    const report = await check({ repo, identities, readData: fraction });
+    const report = await interruptible(io, (signal) => check({ repo, identities, readData: fraction, signal }));
     const bad = report.damage.length > 0 || report.unreadable.length > 0;
     if (flags.json) io.out(JSON.stringify(report, null, 2));
     else {

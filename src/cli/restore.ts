@@ -217,7 +217,7 @@ function report(io: Io, flags: Flags, id: string, s: RestoreSummary, ms: number)
   const failed = (n: number, one: string, many: string) => (n === 0 ? [] : [`${n} ${n === 1 ? one : many}`]);
   const lost = [...failed(s.failed.files, "file", "files"), ...failed(s.failed.dirs, "directory", "directories"), ...failed(s.failed.symlinks, "symlink", "symlinks")];
   io.err(
-    `restored snapshot ${id}: ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ` +
+    `restored snapshot ${id}: ${s.files} files${s.skipped > 0 ? ` (${s.skipped} already restored and verified, skipped)` : ""}, ${s.dirs} directories, ${s.symlinks} symlinks, ` +
       `${formatBytes(s.bytes)} from ${s.blobs} blob(s) in ${formatDuration(ms)}` +
       (lost.length === 0 ? "" : `; ${lost.join(", ")} failed`),
   );

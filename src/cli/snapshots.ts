@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { formatBytes } from "../util/units.js";
 import { hasIdentity, loadIdentities, repoFromArgs } from "./context.js";
-import type { Io } from "./io.js";
+import { interruptible, type Io } from "./io.js";
 import { withSnapshot } from "../snapshot/open.js";
 import type { X25519Identity } from "../crypto/keys.js";
 import { IntegrityError, NoIdentityError } from "../errors.js";
@@ -31,12 +31,14 @@ export function registerSnapshots(program: Command, io: Io): void {
       const list = (await repo.listSnapshots()).filter((s) => flags.host === undefined || s.host === flags.host);
       const detailed = hasIdentity(flags.identity);
       const identities = detailed ? loadIdentities(flags.identity) : [];
-      const rows = [];
-      for (const s of list) {
-        const row: Record<string, unknown> = { id: s.id, host: s.host, time: s.time.toISOString(), stored_bytes: s.size };
-        if (detailed) Object.assign(row, await details(repo, s, identities));
-        rows.push(row);
-      }
+      const rows: Record<string, unknown>[] = [];
+      await interruptible(io, async (signal) => {
+        for (const s of list) {
+          const row: Record<string, unknown> = { id: s.id, host: s.host, time: s.time.toISOString(), stored_bytes: s.size };
+          if (detailed) Object.assign(row, await details(repo, s, identities, signal));
+          rows.push(row);
+        }
+      });
       const unread = rows.filter((r) => r["status"] !== undefined && r["status"] !== "ok");
       io.exitCode = exitFor(unread.map((r) => r["status"] as Status));
       if (flags.json) {
@@ -70,9 +72,14 @@ export function registerSnapshots(program: Command, io: Io): void {
 type Status = "ok" | "damaged" | "wrong_key";
 
 /** Files, size and errors of a snapshot; one that cannot be read is marked, not fatal. */
-async function details(repo: Repository, s: SnapshotObject, identities: readonly X25519Identity[]): Promise<Record<string, unknown>> {
+async function details(
+  repo: Repository,
+  s: SnapshotObject,
+  identities: readonly X25519Identity[],
+  signal: AbortSignal,
+): Promise<Record<string, unknown>> {
   try {
-    const stats = await withSnapshot(repo, s, identities, async (r) => r.stats);
+    const stats = await withSnapshot(repo, s, identities, async (r) => r.stats, signal);
     return { status: "ok", files: stats?.files, bytes: stats?.bytes, errors: stats?.errors };
   } catch (err) {
     // Anything else (the store failing, a snapshot forgotten meanwhile) is not about this object.

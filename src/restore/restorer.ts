@@ -1,5 +1,5 @@
 import {
-  chmodSync, chownSync, closeSync, constants, lchownSync, lutimesSync, mkdirSync, openSync, symlinkSync, unlinkSync, utimesSync,
+  chmodSync, chownSync, closeSync, constants, lchownSync, lutimesSync, mkdirSync, openSync, rmSync, symlinkSync, unlinkSync, utimesSync,
 } from "node:fs";
 import { dirname } from "node:path";
 import type { X25519Identity } from "../crypto/keys.js";
@@ -8,9 +8,11 @@ import type { ChunkLocation } from "../model/chunk.js";
 import type { DamagedFrame, WantedFrame } from "../pack/reader.js";
 import type { Repository } from "../repo/repository.js";
 import type { EntryRow, Placement, SnapshotReader } from "../snapshot/read.js";
+import { Pace } from "../util/pace.js";
 import { TaskPool } from "../util/pool.js";
 import { pathSegments, SafeTree } from "./paths.js";
 import { RestoreReport, TORN_FILE, type EntryProblem, type FailureCounts } from "./report.js";
+import { restoredBefore } from "./resume.js";
 import { finishFile, type FileMeta, type WriteOp } from "./sink.js";
 import { routeOf, Writers } from "./writers.js";
 
@@ -68,7 +70,12 @@ export interface RestoreSummary {
   errors: EntryProblem[];
   /** Restored, but maybe not as the source had it (a file that changed while it was read). */
   warnings: EntryProblem[];
+  /** Files already in the target as the snapshot has them (a re-run after an interruption): verified and left alone. */
+  skipped: number;
 }
+
+/** Placements handed to one blob task at most: bounds its memory whatever a file repeats. */
+const MAX_BATCH = 65536;
 
 /** Below this share of a blob, chunks are fetched by ranged GETs instead of streaming it whole. */
 const RANGED_BELOW = 0.25;
@@ -77,13 +84,18 @@ export class Restorer {
   readonly progress: RestoreProgress = { bytesWritten: 0, bytesTotal: 0, files: 0 };
   private readonly tree: SafeTree;
   private readonly dest: (path: string) => string;
-  private readonly summary = { bytes: 0, blobs: 0, blobsStreamed: 0, blobsRanged: 0 };
+  private readonly summary = { bytes: 0, blobs: 0, blobsStreamed: 0, blobsRanged: 0, skipped: 0 };
   /** Entries met, by type, failed or not. */
   private readonly seen = { files: 0, dirs: 0, symlinks: 0 };
   private readonly reader;
   private readonly owners: boolean;
   /** Failed entries (pass 3 leaves them as they are) and warnings. */
   private readonly report = new RestoreReport();
+  /** Files of several chunks that got a write and are not finished yet: an interrupted restore removes them. */
+  private readonly unfinished = new Map<number, string>();
+  /** Files found already restored and verified in pass 1: passes 2 and 3 leave them alone. */
+  private readonly skipped = new Set<number>();
+  private lastDest: { fileId: number; abs: string } | undefined;
   private writers: Writers | undefined;
 
   constructor(private readonly o: RestoreOptions) {
@@ -94,6 +106,16 @@ export class Restorer {
   }
 
   async run(): Promise<RestoreSummary> {
+    try {
+      return await this.passes();
+    } catch (err) {
+      // Nothing half-written stays under a file's final name; files already finished stay.
+      if (this.o.signal?.aborted) for (const abs of this.unfinished.values()) rmSync(abs, { force: true });
+      throw err;
+    }
+  }
+
+  private async passes(): Promise<RestoreSummary> {
     const { snapshot, signal } = this.o;
     for (const f of snapshot.flaws(this.o.prefix)) this.report.fail(f.id, f.type, { path: f.path, message: f.error.message });
     if (mkdirSync(this.o.target, { recursive: true }) !== undefined) this.tree.markFresh(this.o.target);
@@ -116,7 +138,7 @@ export class Restorer {
       await writers?.close();
     }
     signal?.throwIfAborted();
-    this.finishEntries();
+    await this.finishEntries();
     const failed = this.report.counts();
     return {
       files: this.seen.files - failed.files,
@@ -145,6 +167,16 @@ export class Restorer {
     }
   }
 
+  /** Whether a file already at `abs` is this entry, restored by an earlier run; a read error means no. */
+  private async restoredBefore(abs: string, e: EntryRow & { size: number }, pace: Pace): Promise<boolean> {
+    try {
+      return await restoredBefore(abs, e, this.o.snapshot.chunksOf(e.id), this.owners, pace);
+    } catch (err) {
+      if (this.o.signal?.aborted) throw err;
+      return false;
+    }
+  }
+
   private destOf(e: { path: string }): string {
     pathSegments(e.path, this.o.snapshot.object);
     return this.tree.prepare(this.dest(e.path));
@@ -162,22 +194,30 @@ export class Restorer {
    * nothing from a blob). Files with chunks are created by their first write.
    */
   private async createEntries(): Promise<void> {
+    const pace = new Pace(this.o.signal, "restore-entries");
     for (const e of this.o.snapshot.entries(this.o.prefix, true)) {
-      this.o.signal?.throwIfAborted();
+      await pace.tick();
       this.seen[`${e.type}s`]++;
       if (e.type === "symlink" || this.report.failed(e.id)) continue;
       if (e.type === "dir") {
         this.attempt(e, (at) => this.tree.ensureDir((at.abs = this.destOf(e))));
         continue;
       }
-      const abs = this.attempt(e, (at) => {
-        at.abs = this.destOf(e);
-        // In a directory this restore made, nothing can be there yet.
-        if (!this.tree.isFresh(dirname(at.abs))) removeIfPresent(at.abs, "file");
-      })?.abs;
+      const abs = this.attempt(e, (at) => (at.abs = this.destOf(e)))?.abs;
       if (abs === undefined) continue;
       this.progress.bytesTotal += e.size;
       if (e.status === "changed") this.report.warn(e.path, TORN_FILE);
+      // In a directory this restore made, nothing can be there yet.
+      if (!this.tree.isFresh(dirname(abs))) {
+        if (await this.restoredBefore(abs, e, pace)) {
+          this.skipped.add(e.id);
+          this.summary.skipped++;
+          this.progress.bytesWritten += e.size;
+          this.progress.files++;
+          continue;
+        }
+        if (this.attempt(e, (at) => removeIfPresent((at.abs = abs), "file")) === undefined) continue;
+      }
       if (e.chunks === 0) {
         await this.writers!.writeRaw({ fileId: e.id, abs, offset: 0, finish: fileMeta(e) }, EMPTY, routeOf(dirname(abs)));
       }
@@ -194,10 +234,13 @@ export class Restorer {
       batch = [];
       await pool.run(() => this.restoreBlob(rows));
     };
+    const pace = new Pace(this.o.signal, "restore-placements");
     for (const p of this.o.snapshot.placements(this.o.prefix)) {
-      // Refused or blocked in pass 1: nothing of it is written.
-      if (this.report.failed(p.fileId)) continue;
-      if (batch.length > 0 && batch[0]!.loc.blob !== p.loc.blob) await flush();
+      await pace.tick();
+      // Refused or blocked in pass 1, or found restored before: nothing of it is written.
+      if (this.report.failed(p.fileId) || this.skipped.has(p.fileId)) continue;
+      // A blob's placements go as one task, in parts when a crafted file repeats a chunk millions of times.
+      if (batch.length > 0 && (batch[0]!.loc.blob !== p.loc.blob || batch.length >= MAX_BATCH)) await flush();
       batch.push(p as Placement & { path: string });
     }
     await flush();
@@ -280,7 +323,9 @@ export class Restorer {
           if (this.report.failed(t.fileId)) return [];
           let abs: string;
           try {
-            abs = this.knownDestOf(t);
+            // A file of many chunks asks for its destination once, not once per chunk.
+            if (this.lastDest?.fileId !== t.fileId) this.lastDest = { fileId: t.fileId, abs: this.knownDestOf(t) };
+            abs = this.lastDest.abs;
           } catch (err) {
             this.report.fail(t.fileId, "file", { path: t.path, message: errorMessage(err) });
             return [];
@@ -289,6 +334,7 @@ export class Restorer {
           const f = t.file;
           // A file of one chunk is finished with its write; longer ones in pass 3.
           const finish = t.fileChunks === 1 ? { size: f.size, mode: f.mode, uid: f.uid, gid: f.gid, mtime: utimeFromMicros(f.mtimeUs) } : undefined;
+          if (!finish) this.unfinished.set(t.fileId, abs);
           return [{ fileId: t.fileId, abs, offset: t.fileOffset, finish }];
         }),
       }))
@@ -306,10 +352,12 @@ export class Restorer {
    * short), so nothing mistakes them for intact copies. Then symlinks (nothing is written
    * through them after this); directories last, deepest first.
    */
-  private finishEntries(): void {
+  private async finishEntries(): Promise<void> {
     const owners = this.owners;
     const dirs: EntryRow[] = [];
+    const pace = new Pace(this.o.signal, "restore-finish");
     for (const e of this.o.snapshot.entries(this.o.prefix, true)) {
+      await pace.tick();
       if (this.report.failed(e.id)) {
         this.report.name(e.id, e.path);
         continue;
@@ -318,7 +366,7 @@ export class Restorer {
         dirs.push(e);
         continue;
       }
-      if (e.type === "file" && e.chunks! <= 1) continue;
+      if (e.type === "file" && (e.chunks! <= 1 || this.skipped.has(e.id))) continue;
       if (e.type === "file") {
         this.attempt(e, (at) => {
           const abs = (at.abs = this.destOf(e));
@@ -328,6 +376,7 @@ export class Restorer {
           } finally {
             closeSync(fd);
           }
+          this.unfinished.delete(e.id);
           this.progress.files++;
         });
       } else {
@@ -343,6 +392,7 @@ export class Restorer {
     }
     // Deepest first: a directory made read-only must not stop changes below it.
     for (const e of dirs.reverse()) {
+      await pace.tick();
       this.attempt(e, (at) => {
         const abs = (at.abs = this.destOf(e));
         const time = utimeSeconds(e.mtimeNs);

@@ -1,6 +1,7 @@
 import type { X25519Identity } from "../crypto/keys.js";
 import { IntegrityError, NoIdentityError, UnreadableSnapshotsError } from "../errors.js";
 import type { Repository, SnapshotObject } from "../repo/repository.js";
+import { Pace } from "../util/pace.js";
 import { withSnapshot } from "./open.js";
 
 /** Names of every blob a snapshot references. */
@@ -27,6 +28,7 @@ export async function liveBlobs(
 ): Promise<{ live: Set<string>; liveFrom: Set<string> }> {
   const live = new Set<string>();
   const liveFrom = new Set<string>();
+  const pace = new Pace(signal, "blobs-listed");
   const unreadable: IntegrityError[] = [];
   const ids: string[] = [];
   for (const s of snapshots) {
@@ -39,7 +41,10 @@ export async function liveBlobs(
       ids.push(s.id);
       continue;
     }
-    for (const name of names) live.add(name);
+    for (const name of names) {
+      await pace.tick();
+      live.add(name);
+    }
     liveFrom.add(s.id);
   }
   if (unreadable.length > 0 && unreadable.every((e) => e instanceof NoIdentityError)) throw unreadable[0];
