@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
 const HASH_SIZE = 32;
+/** The inode of a row imported from a catalog seed (no stat returns it); see lookupFile. */
+export const SEEDED_INODE = -1n;
 
 /** What identifies a file's content without reading it: if all of this matches, it is unchanged. */
 export interface FileStamp {
@@ -170,6 +172,7 @@ export class Catalog {
       setChunks: this.db.prepare(
         "UPDATE entries SET chunks = ?, verified_epoch = ? WHERE path = ? AND size = ? AND mtime_ns = ? AND ctime_ns = ? AND inode = ? AND dev = ?",
       ),
+      adoptStamp: this.db.prepare("UPDATE entries SET ctime_ns = ?, inode = ?, dev = ? WHERE path = ?"),
       setVerified: this.db.prepare("UPDATE entries SET verified_epoch = ? WHERE path = ?"),
       forgetChunks: this.db.prepare("UPDATE entries SET chunks = NULL WHERE path = ?"),
       children: this.db.prepare("SELECT path FROM entries WHERE path > ? AND path < ? AND instr(substr(path, ?), '/') = 0").pluck(),
@@ -253,7 +256,12 @@ export class Catalog {
     const [size, mtimeNs, ctimeNs, inode, dev, chunkList, verifiedEpoch] = row;
     if (chunkList === null) return { status: "changed" };
     const same = size === stamp.size && mtimeNs === stamp.mtimeNs && ctimeNs === stamp.ctimeNs && inode === stamp.inode && dev === stamp.dev;
-    if (!same) return { status: "changed" };
+    if (!same) {
+      // A row from a catalog seed knows only size and mtime (seed.ts): trusted on those once,
+      // as restic's --ignore-inode would, then it holds the full stamp like any other row.
+      if (inode !== SEEDED_INODE || size !== stamp.size || mtimeNs !== stamp.mtimeNs) return { status: "changed" };
+      this.stmts.adoptStamp.run(stamp.ctimeNs, stamp.inode, stamp.dev, path);
+    }
     const chunks = splitHashes(chunkList);
     // Chunks disappear from the index only when blobs are forgotten, which bumps the epoch: a
     // row verified in this epoch needs no lookup per chunk.

@@ -1,0 +1,166 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { openFsStore } from "../src/store/fs.js";
+import { vaultik } from "./helpers/cli.js";
+import { cliKeys, copyTree, expectRestores, localRepo, type LocalRepo } from "./helpers/setup.js";
+import { pseudoRandom } from "./helpers/tree.js";
+
+// Losing the local index used to mean uploading everything again (the same 3 MB became a second
+// blob). `export-catalog` on the key-holding machine writes what the host's index needs, and
+// `import-catalog` on the host seeds a new index from it, so the next backup of unchanged data
+// uploads only its snapshot (issue 14 item 8).
+
+let keys: { identity: string; recipient: string };
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  keys = await cliKeys();
+});
+
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
+interface Backup {
+  snapshotId: string;
+  blobsUploaded: number;
+  filesUnchanged: number;
+  filesNew: number;
+  bytesRead: number;
+}
+
+async function backup(r: LocalRepo): Promise<Backup> {
+  const out = await vaultik(["backup", r.config, "--json"]);
+  expect(out.code, out.stderr).toBe(0);
+  return JSON.parse(out.stdout) as Backup;
+}
+
+/** Blob name → size, as the repository lists them. */
+async function listing(r: LocalRepo): Promise<Map<string, number>> {
+  const m = new Map<string, number>();
+  for await (const info of openFsStore(r.repo).list("blobs/")) m.set(info.key.split("/").pop()!, info.size);
+  return m;
+}
+
+const FILES = 40;
+
+/** A backed-up tree, its frozen copy, and the index deleted (as a lost disk would). */
+async function afterIndexLoss(): Promise<{ r: LocalRepo; first: Backup; frozen: string; index: string; host: string }> {
+  const dir = await mkdtemp(join(tmpdir(), "vaultik-seed-"));
+  dirs.push(dir);
+  const r = await localRepo(dir, keys);
+  await writeFile(join(r.source, "big.bin"), pseudoRandom(3 << 20, 5));
+  for (let i = 0; i < FILES - 1; i++) await writeFile(join(r.source, `small-${i}.txt`), `small file ${i}\n`.repeat(i + 1));
+  const first = await backup(r);
+  const index = join(dir, "state", "index.sqlite");
+  for (const p of [index, `${index}-wal`, `${index}-shm`]) await rm(p, { force: true });
+  await rm(`${index}.d`, { recursive: true, force: true });
+  return { r, first, frozen: copyTree(r.source, join(dir, "frozen")), index, host: first.snapshotId.split("_")[1]! };
+}
+
+async function exportSeed(r: LocalRepo, host: string, extra: string[] = []): Promise<string> {
+  const out = await vaultik(["export-catalog", r.repo, "", "--host", host, "--recipient", keys.recipient, ...extra], {
+    env: { VAULTIK_PRIVATE_KEY: r.identity },
+  });
+  expect(out.code, out.stderr).toBe(0);
+  const seed = join(r.dir, "seed.zst");
+  await writeFile(seed, out.stdoutBytes);
+  return seed;
+}
+
+describe("export-catalog and import-catalog", () => {
+  it("after the index is lost, a seeded index makes an unchanged backup upload only its snapshot, and it restores bit-exact", async () => {
+    const { r, frozen, index, host } = await afterIndexLoss();
+    const before = await listing(r);
+    expect(before.size).toBeGreaterThan(0);
+
+    const seed = await exportSeed(r, host);
+    // zstd, readable with standard tools; nothing of the content, only names and hashes.
+    expect((await readFile(seed)).readUInt32LE(0)).toBe(0xfd2fb528);
+    expect((await readFile(seed)).includes(Buffer.from("small file 1"))).toBe(false);
+
+    const imported = await vaultik(["import-catalog", seed, r.config]);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(imported.stderr).toMatch(new RegExp(`seeded ${index.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: ${before.size} blob\\(s\\)`));
+
+    const second = await backup(r);
+    expect(second.blobsUploaded).toBe(0);
+    expect(second.filesUnchanged).toBe(FILES);
+    expect(second.bytesRead).toBe(0);
+    // The repository's listing: not one blob more, not one byte more.
+    expect(await listing(r)).toEqual(before);
+    await expectRestores(r, second.snapshotId, frozen);
+
+    // The first backup after the import recorded each file's full stamp: the next one is as fast.
+    const third = await backup(r);
+    expect(third.filesUnchanged).toBe(FILES);
+    expect(third.blobsUploaded).toBe(0);
+  });
+
+  it("drops entries whose blob the repository no longer lists with its size; the backup uploads only those again", async () => {
+    const { r, frozen, host } = await afterIndexLoss();
+    const seed = await exportSeed(r, host);
+    const before = await listing(r);
+    // The blob holding big.bin's first chunks is gone (deleted by hand).
+    const [victim] = [...before.entries()].sort((a, b) => b[1] - a[1])[0]!;
+    await unlink(join(r.repo, "blobs", victim.slice(0, 2), victim.slice(2, 4), victim));
+    const imported = await vaultik(["import-catalog", seed, r.config]);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(imported.stderr).toContain(`dropped 1 blob(s) the repository does not list with their size`);
+    const second = await backup(r);
+    expect(second.blobsUploaded).toBeGreaterThan(0);
+    expect(second.filesUnchanged).toBeLessThan(FILES);
+    const after = await listing(r);
+    for (const [name, size] of before) if (name !== victim) expect(after.get(name)).toBe(size);
+    await expectRestores(r, second.snapshotId, frozen);
+  });
+
+  it("refuses an index that holds data unless --force, a seed for other recipients, and a damaged seed", async () => {
+    const { r, index, host } = await afterIndexLoss();
+    const seed = await exportSeed(r, host);
+    expect((await vaultik(["import-catalog", seed, r.config])).code).toBe(0);
+    const again = await vaultik(["import-catalog", seed, r.config]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain(`${index} already holds`);
+    expect((await vaultik(["import-catalog", seed, r.config, "--force"])).code).toBe(0);
+
+    await rm(index, { force: true });
+    const other = await cliKeys();
+    await writeFile(r.config, (await readFile(r.config, "utf8")).replace(keys.recipient, other.recipient));
+    const wrongKeys = await vaultik(["import-catalog", seed, r.config]);
+    expect(wrongKeys.code).toBe(2);
+    expect(wrongKeys.stderr).toMatch(/age_recipient: .*other recipients/);
+
+    const cut = join(r.dir, "cut.zst");
+    const whole = await readFile(seed);
+    await writeFile(cut, whole.subarray(0, Math.floor(whole.length / 2)));
+    const damaged = await vaultik(["import-catalog", cut, r.config]);
+    expect(damaged.code).toBe(1);
+    expect(damaged.stderr).toContain(cut);
+    // Nothing half-imported: the refused seed left no rows behind.
+    if (existsSync(index)) {
+      const db = new Database(index, { readonly: true });
+      try {
+        expect(db.prepare("SELECT (SELECT count(*) FROM blobs) + (SELECT count(*) FROM entries)").pluck().get()).toBe(0);
+      } finally {
+        db.close();
+      }
+    }
+  });
+
+  it("export-catalog needs the key and --host, and its help says the seed is sensitive metadata", async () => {
+    const { r, host } = await afterIndexLoss();
+    const noKey = await vaultik(["export-catalog", r.repo, "", "--host", host, "--recipient", keys.recipient]);
+    expect(noKey.code).toBe(2);
+    expect(noKey.stderr).toContain("VAULTIK_PRIVATE_KEY");
+    const help = await vaultik(["export-catalog", "--help"]);
+    expect(help.stdout).toMatch(/no secret and no file contents/);
+    expect(help.stdout).toMatch(/sensitive/);
+    const importHelp = await vaultik(["import-catalog", "--help"]);
+    expect(importHelp.stdout).toMatch(/--force/);
+  });
+});
