@@ -1,11 +1,11 @@
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { openFsStore } from "../src/store/fs.js";
 import { vaultik } from "./helpers/cli.js";
+import { useTempDirs } from "./helpers/temp.js";
 import { cliKeys, copyTree, expectRestores, localRepo, type LocalRepo } from "./helpers/setup.js";
 import { pseudoRandom } from "./helpers/tree.js";
 
@@ -15,14 +15,10 @@ import { pseudoRandom } from "./helpers/tree.js";
 // uploads only its snapshot (issue 14 item 8).
 
 let keys: { identity: string; recipient: string };
-const dirs: string[] = [];
+const tempDir = useTempDirs("vaultik-seed-");
 
 beforeAll(async () => {
   keys = await cliKeys();
-});
-
-afterEach(async () => {
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
 
 interface Backup {
@@ -50,8 +46,7 @@ const FILES = 40;
 
 /** A backed-up tree, its frozen copy, and the index deleted (as a lost disk would). */
 async function afterIndexLoss(): Promise<{ r: LocalRepo; first: Backup; frozen: string; index: string; host: string }> {
-  const dir = await mkdtemp(join(tmpdir(), "vaultik-seed-"));
-  dirs.push(dir);
+  const dir = await tempDir();
   const r = await localRepo(dir, keys);
   await writeFile(join(r.source, "big.bin"), pseudoRandom(3 << 20, 5));
   for (let i = 0; i < FILES - 1; i++) await writeFile(join(r.source, `small-${i}.txt`), `small file ${i}\n`.repeat(i + 1));

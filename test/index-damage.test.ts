@@ -1,15 +1,15 @@
 import { existsSync, readdirSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile, truncate, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { runBackup } from "../src/backup/run.js";
 import { loadConfig } from "../src/config/index.js";
 import { LocalStateError } from "../src/errors.js";
 import { openFsStore } from "../src/store/fs.js";
 import { writeAllSync } from "../src/util/fsio.js";
 import { vaultik } from "./helpers/cli.js";
+import { useTempDirs } from "./helpers/temp.js";
 import { cliKeys, copyTree, expectRestores, localRepo, type LocalRepo } from "./helpers/setup.js";
 import { pseudoRandom } from "./helpers/tree.js";
 import { closeSync, openSync } from "node:fs";
@@ -20,19 +20,14 @@ import { closeSync, openSync } from "node:fs";
 // (under /proc) is an error that names it, not a mkdir loop at 100% CPU.
 
 let keys: { identity: string; recipient: string };
-const dirs: string[] = [];
+const tempDir = useTempDirs("vaultik-idxdmg-");
 
 beforeAll(async () => {
   keys = await cliKeys();
 });
 
-afterEach(async () => {
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-});
-
 async function backedUp(): Promise<{ r: LocalRepo; index: string; frozen: string }> {
-  const dir = await mkdtemp(join(tmpdir(), "vaultik-idxdmg-"));
-  dirs.push(dir);
+  const dir = await tempDir();
   const r = await localRepo(dir, keys);
   // Enough files that the index spans many pages, so a page in the middle holds rows.
   for (let i = 0; i < 300; i++) {
@@ -138,8 +133,7 @@ describe("a damaged local index", () => {
 describe("an index path where no index can be made", () => {
   for (const path of ["/proc/self/vaultik/index.sqlite", "/proc/1/x/index.sqlite"]) {
     it(`${path}: a LocalStateError naming it, exit 1, promptly`, async () => {
-      const dir = await mkdtemp(join(tmpdir(), "vaultik-idxproc-"));
-      dirs.push(dir);
+      const dir = await tempDir();
       const r = await localRepo(dir, keys);
       await writeFile(join(r.source, "f.txt"), "x");
       await writeFile(r.config, (await readFile(r.config, "utf8")).replace(/^index_path: .*$/m, `index_path: ${path}`));

@@ -24,6 +24,10 @@ export function damageCode(err: unknown): string | undefined {
   return undefined;
 }
 
+function describe(code: string): string {
+  return code === "SQLITE_NOTADB" ? `not a SQLite database, ${code}` : `malformed, ${code}`;
+}
+
 /** Thrown by verify: the index failed the check; `reason` says how. */
 class DamagedIndex extends Error {
   constructor(readonly reason: string) {
@@ -38,7 +42,7 @@ function verify(db: Database.Database): void {
     result = (db.pragma("quick_check(3)") as { quick_check: string }[]).map((r) => r.quick_check);
   } catch (err) {
     const code = damageCode(err);
-    if (code) throw new DamagedIndex(code);
+    if (code) throw new DamagedIndex(describe(code));
     throw err;
   }
   if (result.length !== 1 || result[0] !== "ok") throw new DamagedIndex(`quick_check: ${result.join("; ")}`);
@@ -59,7 +63,8 @@ export function openCheckedCatalog(path: string, now: Date = new Date()): { cata
   try {
     return { catalog: new Catalog(path, { verify }) };
   } catch (err) {
-    const reason = err instanceof DamagedIndex ? err.reason : damageCode(err);
+    const code = damageCode(err);
+    const reason = err instanceof DamagedIndex ? err.reason : code && describe(code);
     if (reason === undefined) throw err;
     const movedTo = moveAside(path, now);
     return { catalog: new Catalog(path), damage: { reason, movedTo } };
