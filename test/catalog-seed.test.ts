@@ -147,11 +147,22 @@ describe("export-catalog and import-catalog", () => {
     }
   });
 
-  it("export-catalog needs the key and --host, and its help says the seed is sensitive metadata", async () => {
+  it("export-catalog needs the key and the host's recipients, and its help says the seed is sensitive metadata", async () => {
     const { r, host } = await afterIndexLoss();
     const noKey = await vaultik(["export-catalog", r.repo, "", "--host", host, "--recipient", keys.recipient]);
     expect(noKey.code).toBe(2);
     expect(noKey.stderr).toContain("VAULTIK_PRIVATE_KEY");
+    // The recipients must be the host's: the key that opens the snapshot among them, and as
+    // many as each blob's header has stanzas (an age header does not name its recipients).
+    const other = await cliKeys();
+    const env = { VAULTIK_PRIVATE_KEY: r.identity };
+    const notOurs = await vaultik(["export-catalog", r.repo, "", "--host", host, "--recipient", other.recipient], { env });
+    expect(notOurs.code).toBe(2);
+    expect(notOurs.stderr).toContain("none of these recipients is the public key of the private key given");
+    const tooMany = await vaultik(["export-catalog", r.repo, "", "--host", host, "--recipient", keys.recipient, "--recipient", other.recipient], { env });
+    expect(tooMany.code).toBe(2);
+    expect(tooMany.stderr).toMatch(/is sealed to 1 key\(s\), not to the 2 given/);
+    expect(tooMany.stdout).toBe("");
     const help = await vaultik(["export-catalog", "--help"]);
     expect(help.stdout).toMatch(/no secret and no file contents/);
     expect(help.stdout).toMatch(/sensitive/);

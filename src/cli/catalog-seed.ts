@@ -10,7 +10,7 @@ import { parseRecipient, type X25519Recipient } from "../crypto/keys.js";
 import { ConfigError, UsageError } from "../errors.js";
 import { compressStream, decompressStream } from "../repo/snapshot-zstd.js";
 import { withSnapshot } from "../snapshot/open.js";
-import { seedRecords } from "../snapshot/seed.js";
+import { blobSealedToOtherCount, seedRecords } from "../snapshot/seed.js";
 import { makeDirsSync } from "../util/mkdir.js";
 import { dirname } from "node:path";
 import { loadIdentities, repoFromArgs, storeFromConfig } from "./context.js";
@@ -69,6 +69,13 @@ export function registerCatalogSeed(program: Command, io: Io): void {
           snapshot,
           identities,
           async (reader) => {
+            const other = await blobSealedToOtherCount(repo, reader, keys.size, abort.signal);
+            if (other) {
+              throw new UsageError(
+                "--recipient",
+                `blob ${other.blob} of snapshot ${snapshot.id} is sealed to ${other.stanzas} key(s), not to the ${keys.size} given; list every key the host seals to`,
+              );
+            }
             const header = { host: flags.host, snapshot: snapshot.id, recipients: recipientSetId(recipients), created: new Date().toISOString() };
             const text = async function* () {
               for await (const line of seedLines(header, seedRecords(reader))) yield Buffer.from(line);

@@ -1,5 +1,9 @@
 import Database from "better-sqlite3";
 import { MAX_SEED_FILE_CHUNKS, type SeedRecord } from "../catalog/seed.js";
+import { parseHeader } from "../crypto/header.js";
+import { IntegrityError, isNotFound } from "../errors.js";
+import type { Repository } from "../repo/repository.js";
+import { TaskPool } from "../util/pool.js";
 import type { SnapshotReader } from "./read.js";
 
 // What a catalog seed (catalog/seed.ts) takes from one snapshot database: every blob and chunk
@@ -64,4 +68,47 @@ export function* seedRecords(reader: SnapshotReader): Generator<SeedRecord> {
     db.close();
     db2.close();
   }
+}
+
+/** Ranged GETs of blob headers at once: each is a few hundred bytes, so latency is the cost. */
+const HEADER_READS = 8;
+
+/**
+ * The first blob of the snapshot whose age header holds other than `keys` X25519 stanzas (one
+ * per recipient), with its count; undefined when all match. An age header does not name its
+ * recipients, so this is how far "sealed to these keys" can be checked without their private
+ * keys. Blobs the store no longer holds are skipped (import-catalog drops them).
+ */
+export async function blobSealedToOtherCount(
+  repo: Repository,
+  reader: SnapshotReader,
+  keys: number,
+  signal?: AbortSignal,
+): Promise<{ blob: string; stanzas: number } | undefined> {
+  const db = new Database(reader.path, { readonly: true, fileMustExist: true });
+  let found: { blob: string; stanzas: number } | undefined;
+  const pool = new TaskPool(HEADER_READS);
+  try {
+    for (const b of db.prepare("SELECT name, header_length AS headerLength FROM blobs ORDER BY name").iterate() as Iterable<{ name: string; headerLength: number }>) {
+      if (found) break;
+      await pool.run(async () => {
+        let head: Buffer;
+        try {
+          head = await repo.readBlobRange(b.name, { offset: 0, length: b.headerLength }, { signal });
+        } catch (err) {
+          if (isNotFound(err)) return;
+          throw err;
+        }
+        const object = repo.blobObject(b.name);
+        const header = parseHeader(head, object);
+        if (!header) throw new IntegrityError(object, `age header longer than the ${b.headerLength} bytes the snapshot records`);
+        const stanzas = header.stanzas.filter((st) => st.type === "X25519").length;
+        if (stanzas !== keys) found ??= { blob: b.name, stanzas };
+      });
+    }
+    await pool.drain();
+  } finally {
+    db.close();
+  }
+  return found;
 }
