@@ -11,7 +11,7 @@ import { Catalog } from "./db.js";
 //
 // The check is SQLite's `PRAGMA quick_check`, not `integrity_check`: on a 310 MB index (2 M
 // chunks, 500 k files) quick_check took 2.9-3.3 s and integrity_check 41 s on this machine
-// (2 cores, load 9). quick_check reads every page and checks each b-tree page's structure,
+// (2 cores, load 9); on 31 MB (200 k chunks, 50 k files) 0.36-0.44 s and 1.7 s (load 15). quick_check reads every page and checks each b-tree page's structure,
 // which finds garbage, truncation and an overwritten page; it skips only the cross-checks of
 // indexes against their tables, which cost the other 38 s.
 
