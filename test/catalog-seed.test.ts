@@ -130,6 +130,10 @@ describe("export-catalog and import-catalog", () => {
     expect(wrongKeys.code).toBe(2);
     expect(wrongKeys.stderr).toMatch(/age_recipient: .*other recipients/);
 
+    const missing = await vaultik(["import-catalog", join(r.dir, "no-such.seed"), r.config]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`SEED: cannot read ${join(r.dir, "no-such.seed")}`);
+
     const cut = join(r.dir, "cut.zst");
     const whole = await readFile(seed);
     await writeFile(cut, whole.subarray(0, Math.floor(whole.length / 2)));

@@ -1,6 +1,6 @@
 import { readdirSync, rmSync, statfsSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { damageCode, damageWarning, moveAside, openCheckedCatalog } from "../catalog/damage.js";
+import { damageCode, damagedDuringRun, damageWarning, openCheckedCatalog } from "../catalog/damage.js";
 import type { Catalog } from "../catalog/db.js";
 import { LocalStateError, VaultikError, errorMessage } from "../errors.js";
 import { Repository } from "../repo/repository.js";
@@ -98,21 +98,6 @@ export async function runBackup(config: BackupSettings, options: RunBackupOption
     catalog?.close();
     sweepWorkDir(workDir);
     lock.release();
-  }
-}
-
-/** Moves the closed, damaged index aside (we still hold its lock) and says so. */
-function damagedDuringRun(indexPath: string, code: string, cause: unknown, now: Date | undefined): LocalStateError {
-  try {
-    const movedTo = moveAside(indexPath, now);
-    return new LocalStateError(
-      indexPath,
-      `the local index is damaged (${code}); nothing was committed. It was moved aside to ${movedTo} (kept for you to ` +
-        `inspect, delete it when done); the next backup starts a new one`,
-      { cause },
-    );
-  } catch (err) {
-    return new LocalStateError(indexPath, `the local index is damaged (${code}) and could not be moved aside (${errorMessage(err)}); move it away by hand`, { cause });
   }
 }
 

@@ -1,5 +1,6 @@
 import { existsSync, renameSync } from "node:fs";
 import type Database from "better-sqlite3";
+import { LocalStateError, errorMessage } from "../errors.js";
 import { Catalog } from "./db.js";
 
 // A damaged index (a disk error, a copy cut short, a stray write) is not a reason to stop
@@ -66,7 +67,7 @@ export function openCheckedCatalog(path: string, now: Date = new Date()): { cata
     const code = damageCode(err);
     const reason = err instanceof DamagedIndex ? err.reason : code && describe(code);
     if (reason === undefined) throw err;
-    const movedTo = moveAside(path, now);
+    const movedTo = moveAside(path, reason, now);
     return { catalog: new Catalog(path), damage: { reason, movedTo } };
   }
 }
@@ -75,13 +76,28 @@ export function openCheckedCatalog(path: string, now: Date = new Date()): { cata
  * Renames the index, with its -wal and -shm (which belong to it), to
  * `<index>.damaged-<UTC time>`; returns the new name. The index must be closed.
  */
-export function moveAside(path: string, now: Date = new Date()): string {
+export function moveAside(path: string, reason: string, now: Date = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
   let target = `${path}.damaged-${stamp}`;
   for (let n = 2; existsSync(target); n++) target = `${path}.damaged-${stamp}-${n}`;
-  renameSync(path, target);
-  for (const suffix of ["-wal", "-shm"]) if (existsSync(path + suffix)) renameSync(path + suffix, target + suffix);
+  try {
+    renameSync(path, target);
+    for (const suffix of ["-wal", "-shm"]) if (existsSync(path + suffix)) renameSync(path + suffix, target + suffix);
+  } catch (err) {
+    throw new LocalStateError(path, `the local index is damaged (${reason}) and could not be moved aside (${errorMessage(err)}); move it away by hand`, { cause: err });
+  }
   return target;
+}
+
+/** The error of a run that met damage in the closed index at `path`, which it moves aside. */
+export function damagedDuringRun(path: string, code: string, cause: unknown, now?: Date): LocalStateError {
+  const movedTo = moveAside(path, describe(code), now);
+  return new LocalStateError(
+    path,
+    `the local index is damaged (${describe(code)}); nothing was committed. It was moved aside to ${movedTo} (kept for ` +
+      `you to inspect, delete it when done); the next backup starts a new one`,
+    { cause },
+  );
 }
 
 /** The warning a backup prints when it replaced a damaged index. */

@@ -1,4 +1,4 @@
-import { createReadStream } from "node:fs";
+import { accessSync, constants, createReadStream, statSync } from "node:fs";
 import { once } from "node:events";
 import type { Command } from "commander";
 import { acquireLocalLock } from "../backup/lock.js";
@@ -108,6 +108,7 @@ its full stamp.
 ${SENSITIVE}`,
     )
     .action(async (seed: string, configPath: string, flags: { force?: boolean }) => {
+      assertReadableFile("SEED", seed);
       const config = await loadConfig(configPath);
       const repo = new Repository(storeFromConfig(config), config.indexPrefix);
       const wanted = recipientSetId(config.recipients);
@@ -151,5 +152,15 @@ function parseRecipientArg(text: string): X25519Recipient {
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageError("--recipient", err.detail, { cause: err });
     throw err;
+  }
+}
+
+function assertReadableFile(argument: string, path: string): void {
+  try {
+    if (!statSync(path).isFile()) throw new UsageError(argument, `${path} is not a file`);
+    accessSync(path, constants.R_OK);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(argument, `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`, { cause: err });
   }
 }
