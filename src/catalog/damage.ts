@@ -56,13 +56,20 @@ export interface Damage {
   movedTo: string;
 }
 
+const checked = new Set<string>();
+
 /**
  * Opens the index at `path` for a backup, checked; a damaged one is moved aside (see
  * moveAside) and a new, empty one opened in its place.
  */
 export function openCheckedCatalog(path: string, now: Date = new Date()): { catalog: Catalog; damage?: Damage } {
+  // Once per process: a daemon's later runs would pay seconds each on a large index, and damage
+  // that appears meanwhile still surfaces as SQLITE_CORRUPT when a page is read (damagedDuringRun).
+  if (checked.has(path)) return { catalog: new Catalog(path) };
   try {
-    return { catalog: new Catalog(path, { verify }) };
+    const catalog = new Catalog(path, { verify });
+    checked.add(path);
+    return { catalog };
   } catch (err) {
     const code = damageCode(err);
     const reason = err instanceof DamagedIndex ? err.reason : code && describe(code);
