@@ -3,6 +3,9 @@ import { readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { beforeAll, describe, expect, it } from "vitest";
+import { Catalog } from "../src/catalog/db.js";
+import { importSeed, seedLines, type SeedRecord } from "../src/catalog/seed.js";
+import { IntegrityError } from "../src/errors.js";
 import { openFsStore } from "../src/store/fs.js";
 import { vaultik } from "./helpers/cli.js";
 import { useTempDirs } from "./helpers/temp.js";
@@ -172,5 +175,57 @@ describe("export-catalog and import-catalog", () => {
     expect(help.stdout).toMatch(/sensitive/);
     const importHelp = await vaultik(["import-catalog", "--help"]);
     expect(importHelp.stdout).toMatch(/--force/);
+  });
+});
+
+describe("importSeed", () => {
+  const blob = "ab".repeat(32);
+  const chunk = "cd".repeat(32);
+  const records: SeedRecord[] = [
+    { t: "blob", name: blob, size: 1000, headerLength: 200 },
+    { t: "chunk", id: chunk, blob, offset: 0, length: 10, rawOffset: 0, rawLength: 5 },
+    { t: "file", path: "/data/f", mode: 0o644, uid: 0, gid: 0, size: 5, mtimeNs: "1700000000000000000", chunks: [chunk] },
+  ];
+  const header = { host: "h", snapshot: "20261127T000000Z_h_00000000", recipients: "r", created: "2026-11-27T00:00:00Z" };
+
+  async function lines(edit: (all: string[]) => string[]): Promise<string[]> {
+    const all: string[] = [];
+    for await (const l of seedLines(header, records)) all.push(l.trimEnd());
+    return edit(all);
+  }
+
+  async function importInto(dir: string, text: string[]): Promise<{ error: unknown; counts: ReturnType<Catalog["counts"]> }> {
+    const catalog = new Catalog(join(dir, "index.sqlite"));
+    try {
+      const error = await importSeed(catalog, (async function* () {
+        yield* text;
+      })(), { seed: "seed", listed: new Map([[blob, 1000]]), onHeader: () => {} }).then(() => undefined, (e: unknown) => e);
+      return { error, counts: catalog.counts() };
+    } finally {
+      catalog.close();
+    }
+  }
+
+  it("imports a whole seed, and refuses one without its end record, with wrong counts, or a malformed line, leaving no rows", async () => {
+    const dir = await tempDir();
+    const whole = await importInto(dir, await lines((a) => a));
+    expect(whole.error).toBeUndefined();
+    expect(whole.counts).toEqual({ blobs: 1, chunks: 1, files: 1 });
+    const cases: [string, (a: string[]) => string[], RegExp][] = [
+      ["no end record", (a) => a.slice(0, -1), /no end record/],
+      ["wrong counts", (a) => [...a.slice(0, -1), JSON.stringify({ t: "end", blobs: 1, chunks: 2, files: 1 })], /end record counts/],
+      ["a malformed chunk id", (a) => a.map((l) => l.replace(chunk, "zz")), /id is missing or malformed/],
+      ["a chunk before its blob", (a) => [a[0]!, a[2]!, a[1]!, ...a.slice(3)], /which no earlier line names/],
+      ["not JSON", (a) => [a[0]!, "{", ...a.slice(1)], /line 2: not JSON/],
+      ["another version", (a) => [a[0]!.replace('"version":1', '"version":2'), ...a.slice(1)], /seed version 2/],
+    ];
+    for (const [name, edit, message] of cases) {
+      const sub = join(dir, name.replace(/\W+/g, "-"));
+      await rm(sub, { recursive: true, force: true });
+      const got = await importInto(sub, await lines(edit));
+      expect(got.error, name).toBeInstanceOf(IntegrityError);
+      expect((got.error as Error).message, name).toMatch(message);
+      expect(got.counts, name).toEqual({ blobs: 0, chunks: 0, files: 0 });
+    }
   });
 });
