@@ -23,6 +23,8 @@ export interface JobOptions {
   signal?: AbortSignal;
   dirty?: DirtySet;
   log: (line: string) => void;
+  /** What the user should see even when the run succeeds quietly (default: log). */
+  warn?: (line: string) => void;
   onStart?: (archiver: Archiver) => void;
   /** Extra environment for hooks (VAULTIK_RUN, …). */
   hookEnv?: Record<string, string>;
@@ -50,6 +52,7 @@ export async function runJob(config: JobSettings, o: JobOptions): Promise<JobRes
       dirty: o.dirty,
       streams: config.commands.map((c) => commandSource(c, { log: o.log })),
       onStart: o.onStart,
+      onWarning: o.warn ?? o.log,
     });
     result = { ok: true, summary };
   } catch (error) {

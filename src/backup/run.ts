@@ -1,9 +1,11 @@
-import { mkdirSync, readdirSync, rmSync, statfsSync } from "node:fs";
+import { readdirSync, rmSync, statfsSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { Catalog } from "../catalog/db.js";
+import { damageCode, damagedDuringRun, damageWarning, openCheckedCatalog } from "../catalog/damage.js";
+import type { Catalog } from "../catalog/db.js";
 import { LocalStateError, VaultikError, errorMessage } from "../errors.js";
 import { Repository } from "../repo/repository.js";
 import type { Store } from "../store/store.js";
+import { makeDirsSync } from "../util/mkdir.js";
 import { Archiver, type BackupSummary, type StreamSource } from "./archiver.js";
 import { makeExcluder, type Excluder } from "./exclude.js";
 import { acquireLocalLock } from "./lock.js";
@@ -27,6 +29,10 @@ export interface RunBackupOptions {
   onStart?: (archiver: Archiver) => void;
   /** Named points where tests run a prune to force each interleaving of docs/PRUNE.md. */
   hooks?: RunHooks;
+  /** Something the user should know although the run goes on (a damaged index was replaced). */
+  onWarning?: (message: string) => void;
+  /** The clock that names a damaged index moved aside. */
+  now?: () => Date;
 }
 
 export interface RunHooks {
@@ -38,8 +44,7 @@ export interface RunHooks {
 
 export async function runBackup(config: BackupSettings, options: RunBackupOptions): Promise<BackupSummary> {
   const workDir = `${config.indexPath}.d`;
-  mkdirSync(dirname(config.indexPath), { recursive: true, mode: 0o700 });
-  mkdirSync(workDir, { recursive: true, mode: 0o700 });
+  makeStateDirs(config.indexPath, workDir);
   let lock: ReturnType<typeof acquireLocalLock>;
   try {
     lock = acquireLocalLock(`${config.indexPath}.lock`);
@@ -51,7 +56,9 @@ export async function runBackup(config: BackupSettings, options: RunBackupOption
   try {
     // We hold the lock: whatever a run left in the work directory is a dead run's.
     sweepWorkDir(workDir);
-    catalog = new Catalog(config.indexPath);
+    const checked = openCheckedCatalog(config.indexPath, options.now?.());
+    catalog = checked.catalog;
+    if (checked.damage) options.onWarning?.(damageWarning(config.indexPath, checked.damage));
     const open = catalog;
     const repo = new Repository(options.store, config.indexPrefix);
     const { roots, exclude } = backupScope(config);
@@ -81,12 +88,32 @@ export async function runBackup(config: BackupSettings, options: RunBackupOption
     options.onStart?.(archiver);
     return await archiver.run();
   } catch (err) {
-    throw explainLocalFailure(err, config.indexPath);
+    const code = damageCode(err);
+    if (code === undefined) throw explainLocalFailure(err, config.indexPath);
+    // Damage seen mid-run: the next run starts a new index instead of failing the same way.
+    catalog?.close();
+    throw damagedDuringRun(config.indexPath, code, err, options.now?.());
   } finally {
     await heartbeat?.stop();
     catalog?.close();
     sweepWorkDir(workDir);
     lock.release();
+  }
+}
+
+/**
+ * The index's folder and work directory, private (the index lists every backed-up path). A
+ * place where they cannot be made (under /proc, a file in the way) is named, not retried.
+ */
+function makeStateDirs(indexPath: string, workDir: string): void {
+  try {
+    makeDirsSync(workDir, 0o700);
+  } catch (err) {
+    throw new LocalStateError(
+      indexPath,
+      `cannot create the folder of vaultik's local index (${errorMessage(err)}); set index_path to a writable place`,
+      { cause: err },
+    );
   }
 }
 

@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { ChunkLocation } from "../model/chunk.js";
@@ -6,7 +6,8 @@ import type { BlobName } from "../model/ids.js";
 import { COMPRESSION } from "../model/chunk.js";
 import { belowBounds } from "../util/paths.js";
 import { shareView, type PathSource, type SharedView } from "./attach.js";
-import { LocalStateError } from "../errors.js";
+import { LocalStateError, errorMessage } from "../errors.js";
+import { makeDirsSync } from "../util/mkdir.js";
 
 // The source host's local index: which chunks already sit in which stored blob, every entry the
 // last walks saw (with its stat, so a daemon run can trust unchanged subtrees without walking
@@ -56,6 +57,8 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
 const HASH_SIZE = 32;
+/** The inode of a row imported from a catalog seed (no stat returns it); see lookupFile. */
+export const SEEDED_INODE = -1n;
 
 /** What identifies a file's content without reading it: if all of this matches, it is unchanged. */
 export interface FileStamp {
@@ -105,11 +108,29 @@ export interface BlobRecord {
 
 export class Catalog {
   readonly db: Database.Database;
-  private readonly stmts;
+  private readonly stmts: ReturnType<Catalog["init"]>;
 
-  constructor(readonly path: string) {
+  /**
+   * Opens (or creates) the index at `path`. With `verify`, a damaged file (see damage.ts) throws
+   * before anything is written to it, so it can be moved aside as it was found.
+   */
+  constructor(
+    readonly path: string,
+    options: { verify?: (db: Database.Database) => void } = {},
+  ) {
     if (path !== ":memory:") createPrivate(path);
     this.db = new Database(path);
+    try {
+      options.verify?.(this.db);
+      this.stmts = this.init();
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+  }
+
+  private init() {
+    const path = this.path;
     // WAL: readers (status, health-check) never block the backup; NORMAL is durable at each
     // checkpoint and a lost tail only means re-reading some files.
     this.db.pragma("journal_mode = WAL");
@@ -120,7 +141,7 @@ export class Catalog {
     this.db.pragma("foreign_keys = ON");
     this.migrate();
     this.db.exec(SCHEMA);
-    this.stmts = {
+    const stmts = {
       chunk: this.db.prepare(
         "SELECT b.name AS blob, c.offset, c.length, c.raw_offset AS rawOffset, c.raw_length AS rawLength " +
           "FROM chunks c JOIN blobs b ON b.id = c.blob_id WHERE c.hash = ?",
@@ -151,6 +172,7 @@ export class Catalog {
       setChunks: this.db.prepare(
         "UPDATE entries SET chunks = ?, verified_epoch = ? WHERE path = ? AND size = ? AND mtime_ns = ? AND ctime_ns = ? AND inode = ? AND dev = ?",
       ),
+      adoptStamp: this.db.prepare("UPDATE entries SET ctime_ns = ?, inode = ?, dev = ? WHERE path = ?"),
       setVerified: this.db.prepare("UPDATE entries SET verified_epoch = ? WHERE path = ?"),
       forgetChunks: this.db.prepare("UPDATE entries SET chunks = NULL WHERE path = ?"),
       children: this.db.prepare("SELECT path FROM entries WHERE path > ? AND path < ? AND instr(substr(path, ?), '/') = 0").pluck(),
@@ -159,11 +181,12 @@ export class Catalog {
       getState: this.db.prepare("SELECT value FROM state WHERE key = ?").pluck(),
       setState: this.db.prepare("INSERT INTO state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
     };
-    const version = this.getState("catalog_version");
-    if (version === undefined) this.setState("catalog_version", String(CATALOG_VERSION));
+    const version = stmts.getState.get("catalog_version") as string | undefined;
+    if (version === undefined) stmts.setState.run("catalog_version", String(CATALOG_VERSION));
     else if (Number(version) !== CATALOG_VERSION) {
       throw new LocalStateError(path, `local index version ${version}, this vaultik reads ${CATALOG_VERSION}; move it aside to rebuild`);
     }
+    return stmts;
   }
 
   /**
@@ -233,7 +256,12 @@ export class Catalog {
     const [size, mtimeNs, ctimeNs, inode, dev, chunkList, verifiedEpoch] = row;
     if (chunkList === null) return { status: "changed" };
     const same = size === stamp.size && mtimeNs === stamp.mtimeNs && ctimeNs === stamp.ctimeNs && inode === stamp.inode && dev === stamp.dev;
-    if (!same) return { status: "changed" };
+    if (!same) {
+      // A row from a catalog seed knows only size and mtime (seed.ts): trusted on those once,
+      // as restic's --ignore-inode would, then it holds the full stamp like any other row.
+      if (inode !== SEEDED_INODE || size !== stamp.size || mtimeNs !== stamp.mtimeNs) return { status: "changed" };
+      this.stmts.adoptStamp.run(stamp.ctimeNs, stamp.inode, stamp.dev, path);
+    }
     const chunks = splitHashes(chunkList);
     // Chunks disappear from the index only when blobs are forgotten, which bumps the epoch: a
     // row verified in this epoch needs no lookup per chunk.
@@ -405,9 +433,13 @@ export class Catalog {
  * under the usual umask: it lists every backed-up path. An existing one is tightened.
  */
 function createPrivate(path: string): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  closeSync(openSync(path, "a", 0o600));
-  chmodSync(path, 0o600);
+  try {
+    makeDirsSync(dirname(path), 0o700);
+    closeSync(openSync(path, "a", 0o600));
+    chmodSync(path, 0o600);
+  } catch (err) {
+    throw new LocalStateError(path, `cannot create vaultik's local index here (${errorMessage(err)}); set index_path to a writable place`, { cause: err });
+  }
 }
 
 export function splitHashes(concatenated: Uint8Array): Buffer[] {

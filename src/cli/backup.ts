@@ -59,6 +59,8 @@ export async function backupOnce(configPath: string, flags: BackupFlags, io: Io)
       onStart: (a) => (archiver = a),
       // Hook and command output is part of what --cron keeps quiet only when all went well.
       log: (line) => (quiet ? logged.push(line) : io.err(line)),
+      // A replaced index is news even under --cron: it may mean a failing disk.
+      warn: (line) => io.err(`vaultik: warning: ${line}`),
       configPath,
     });
     if (!result.ok) {

@@ -28,6 +28,8 @@ const COMMANDS: Record<string, { repository: boolean; exits: readonly number[] }
   prune: { repository: true, exits: [OK, FAILURE, USAGE, LOCKED, WRONG_KEY] },
   forget: { repository: true, exits: [OK, FAILURE, USAGE, NOT_FOUND] },
   check: { repository: true, exits: [OK, FAILURE, USAGE, WRONG_KEY] },
+  "export-catalog": { repository: true, exits: [OK, FAILURE, USAGE, NOT_FOUND, WRONG_KEY, INTERRUPTED] },
+  "import-catalog": { repository: false, exits: [OK, FAILURE, USAGE, LOCKED] },
   "health-check": { repository: false, exits: [OK, FAILURE, USAGE] },
   version: { repository: false, exits: [OK] },
 };

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.js";
 import { registerBackup } from "./backup.js";
+import { registerCatalogSeed } from "./catalog-seed.js";
 import { runDaemon } from "./daemon.js";
 import { registerHealth } from "./health.js";
 import { registerPrune } from "./prune.js";
@@ -26,6 +27,7 @@ export function buildProgram(io: Io): Command {
   registerRestore(program, io);
   registerPrune(program, io);
   registerHealth(program, io);
+  registerCatalogSeed(program, io);
   addHelpSections(program);
   return program;
 }

@@ -1,6 +1,7 @@
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { writeFileAtomicSync } from "../util/fsio.js";
+import { makeDirsSync } from "../util/mkdir.js";
 import { pidAlive } from "../util/process.js";
 import { isHealthy, type DaemonState } from "./state.js";
 
@@ -22,7 +23,7 @@ export function stateFilePath(indexPath: string): string {
 
 export function writeStateFile(indexPath: string, body: Omit<StateFile, "writtenAt">): void {
   const path = stateFilePath(indexPath);
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  makeDirsSync(dirname(path), 0o700);
   const file: StateFile = { ...body, writtenAt: new Date().toISOString() };
   writeFileAtomicSync(path, `${JSON.stringify(file, null, 1)}\n`, 0o600);
 }
