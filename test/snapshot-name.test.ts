@@ -13,7 +13,7 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
 
-it("a snapshot object copied under another snapshot's name is refused by restore and check, naming both ids", async () => {
+it("a snapshot object copied under another snapshot's name is refused by restore, fetch, snapshots, check and prune, naming both ids", async () => {
   const dir = await mkdtemp(join(tmpdir(), "vaultik-snapname-"));
   dirs.push(dir);
   const r = await localRepo(dir, await cliKeys());
@@ -30,6 +30,20 @@ it("a snapshot object copied under another snapshot's name is refused by restore
   const check = await vaultik(["check", r.repo, ""], { env });
   expect(check.code).not.toBe(0);
   expect(check.stdout + check.stderr).toContain(s2);
+  const fetch = await vaultik(["fetch", r.repo, "", s1, "/a.txt", join(dir, "fetched")], { env });
+  expect(fetch.code).toBe(1);
+  expect(fetch.stderr).toContain(`the object named snapshot ${s1} holds snapshot "${s2}"`);
+  // snapshots lists it, marked damaged with both ids; the honest one is listed as ok.
+  const list = await vaultik(["snapshots", r.repo, "", "--json"], { env });
+  expect(list.code).toBe(1);
+  const rows = JSON.parse(list.stdout) as { id: string; status: string; error?: string }[];
+  expect(rows.find((x) => x.id === s1)).toMatchObject({ status: "damaged" });
+  expect(rows.find((x) => x.id === s1)?.error).toContain(s2);
+  expect(rows.find((x) => x.id === s2)).toMatchObject({ status: "ok" });
+  // prune keeps every snapshot here, and refuses to act while one of them is not what it says.
+  const prune = await vaultik(["prune", r.repo, "", "--keep-last", "5", "--dry-run"], { env });
+  expect(prune.code).toBe(1);
+  expect(prune.stderr).toContain(s1);
   // The honest snapshot still restores.
   const ok = await vaultik(["restore", r.repo, "", s2, join(dir, "ok")], { env });
   expect(ok.code, ok.stderr).toBe(0);
