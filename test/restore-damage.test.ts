@@ -185,6 +185,19 @@ describe("a flipped byte in one segment of a blob", () => {
     await expectIntactExcept(target, inSub, sub);
   });
 
+  it("check --read-data names exactly the files restore fails, not every file of the blob", async () => {
+    const r = await vaultik(["check", repoDir, "", "--read-data", "--json"], { env: env() });
+    expect(r.code, r.stderr).toBe(1);
+    const out = JSON.parse(r.stdout) as { damage: { blob: string; damagedChunks?: number; files: string[]; moreFiles: number; problem: string }[] };
+    expect(out.damage).toHaveLength(1);
+    const d = out.damage[0]!;
+    expect(d.blob).toBe(blob);
+    expect(d.problem).toContain(`segment ${segment}`);
+    expect(d.damagedChunks).toBeGreaterThan(0);
+    expect(d.moreFiles).toBe(0);
+    expect([...d.files].sort()).toEqual(damaged);
+  });
+
   it("fetch of an intact file in the damaged blob succeeds", async () => {
     const intact = allFiles.find((p) => !damaged.includes(p) && p.includes("/b-med/"))!;
     const out = join(dir, "fetched-intact");

@@ -1,6 +1,7 @@
 import { randomInt } from "node:crypto";
 import type { X25519Identity } from "../crypto/keys.js";
 import type { ChunkLocation } from "../model/chunk.js";
+import { frameChunksEach } from "../pack/frame.js";
 import type { Repository, SnapshotObject } from "../repo/repository.js";
 import { withSnapshot } from "../snapshot/open.js";
 import type { SnapshotReader } from "../snapshot/read.js";
@@ -25,7 +26,12 @@ export interface Damage {
   snapshot: string;
   blob: string;
   problem: string;
-  /** Files of the snapshot that use the blob (up to 20). */
+  /**
+   * Chunks of the blob found damaged one by one, when the blob could be read in parts; then
+   * `files` are the files that use them. Otherwise every file that uses the blob.
+   */
+  damagedChunks?: number;
+  /** Files of the snapshot that use the blob or its damaged chunks (up to 20). */
   files: string[];
   moreFiles: number;
 }
@@ -58,6 +64,7 @@ export async function check(o: CheckOptions): Promise<CheckReport> {
   const needs = new Map<string, Need>();
   const report: CheckReport = { snapshots: snapshots.length, blobsReferenced: 0, blobsRead: 0, bytesRead: 0, damage: [], unreadable: [] };
   const problems = new Map<string, string>(); // blob → problem
+  const damagedChunks = new Map<string, string[]>(); // blob → the chunks that fail alone
 
   for (const s of snapshots) {
     try {
@@ -85,6 +92,8 @@ export async function check(o: CheckOptions): Promise<CheckReport> {
     } catch (err) {
       if (signal?.aborted) throw err;
       problems.set(name, errorMessage(err));
+      const bad = await damagedChunksOf(o, name, [...need.chunks.values()]);
+      if (bad) damagedChunks.set(name, bad);
     }
   }
 
@@ -94,13 +103,48 @@ export async function check(o: CheckOptions): Promise<CheckReport> {
     if (bad.length === 0) continue;
     await withSnapshot(repo, s, o.identities, async (r) => {
       for (const [blob, problem] of bad) {
-        const files = r.filesUsing(blob);
-        report.damage.push({ snapshot: s.id, blob, problem, files: files.slice(0, FILES_SHOWN), moreFiles: Math.max(0, files.length - FILES_SHOWN) });
+        const chunks = damagedChunks.get(blob);
+        const files = chunks ? r.filesUsingChunks(chunks) : r.filesUsing(blob);
+        report.damage.push({
+          snapshot: s.id,
+          blob,
+          problem,
+          ...(chunks ? { damagedChunks: chunks.length } : {}),
+          files: files.slice(0, FILES_SHOWN),
+          moreFiles: Math.max(0, files.length - FILES_SHOWN),
+        });
         log(`snapshot ${s.id}: blob ${blob}: ${problem}`);
       }
     }, signal);
   }
   return report;
+}
+
+/**
+ * After a whole read of `blob` failed: its chunks read again by ranged reads, each on its own, so
+ * one damaged segment names only the files that need it (as restore fails only those). Undefined
+ * when that cannot narrow it down (the header fails, or every chunk verifies and the damage is
+ * elsewhere, e.g. in bytes no chunk uses).
+ */
+async function damagedChunksOf(o: CheckOptions, blob: string, chunks: readonly ChunkLocation[]): Promise<string[] | undefined> {
+  const object = o.repo.blobObject(blob);
+  const bad = new Set<string>();
+  try {
+    for await (const f of o.repo.blobReader(o.identities).readFramesRanged(blob, chunks, { signal: o.signal })) {
+      if ("error" in f) {
+        for (const c of f.chunks) bad.add(c.id);
+        continue;
+      }
+      const out = await frameChunksEach(f.frame, f.chunks, object).catch(() => f.chunks.map(() => new Error()));
+      out.forEach((c, i) => {
+        if (c instanceof Error) bad.add(f.chunks[i]!.id);
+      });
+    }
+  } catch (err) {
+    if (o.signal?.aborted) throw err;
+    return undefined;
+  }
+  return bad.size > 0 ? [...bad] : undefined;
 }
 
 async function collect(r: SnapshotReader, s: SnapshotObject, needs: Map<string, Need>, withChunks: boolean, signal?: AbortSignal): Promise<void> {

@@ -133,6 +133,7 @@ export function registerPrune(program: Command, io: Io): void {
       for (const u of report.unreadable) io.out(`snapshot ${u.snapshot}: cannot read its database: ${u.problem}`);
       for (const d of report.damage) {
         io.out(`snapshot ${d.snapshot} is damaged: blob ${d.blob}: ${d.problem}`);
+        if (d.damagedChunks !== undefined) io.out(`  ${d.damagedChunks} chunk(s) of it fail when read alone; only the files using them are affected`);
         for (const f of d.files) io.out(`  affects ${f}`);
         if (d.moreFiles > 0) io.out(`  … and ${d.moreFiles} more file(s)`);
       }

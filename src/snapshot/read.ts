@@ -182,6 +182,17 @@ export class SnapshotReader {
       .all(blob) as string[];
   }
 
+  /** Paths of the files that use any of these chunks (ids in hex), in path order. */
+  filesUsingChunks(ids: readonly string[]): string[] {
+    return this.#db
+      .prepare(
+        `SELECT DISTINCT f.path FROM files f JOIN file_chunks fc ON fc.file_id = f.id
+         WHERE fc.chunk IN (SELECT unhex(value) FROM json_each(?)) ORDER BY f.path`,
+      )
+      .pluck()
+      .all(JSON.stringify(ids)) as string[];
+  }
+
   /** Chunks per file whose hash has no location: a damaged snapshot database. */
   unplacedChunks(): number {
     return this.#db
