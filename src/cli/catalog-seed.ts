@@ -32,7 +32,7 @@ interface ExportFlags {
   identity?: string;
   indexPrefix?: string;
   host: string;
-  recipient: string[];
+  recipient?: string[];
 }
 
 export function registerCatalogSeed(program: Command, io: Io): void {
@@ -41,7 +41,7 @@ export function registerCatalogSeed(program: Command, io: Io): void {
     .description("write a catalog seed for HOST's local index to stdout, from its latest snapshot (needs the private key)")
     .argument("[bucket_prefix...]", "BUCKET [PREFIX], unless --config is given")
     .requiredOption("--host <host>", "the host whose index the seed is for (as in its snapshot ids)")
-    .option("--recipient <age1…>", "a public key the host seals to (repeat for each of its age_recipient keys; default: --config's)", (v: string, all: string[]) => [...all, v], [])
+    .option("--recipient <age1…>", "a public key the host seals to (repeat for each of its age_recipient keys; default: --config's)", (v: string, all: string[] | undefined) => [...(all ?? []), v])
     .option("-c, --config <file>", "take the repository, and the recipients, from this config (the host's)")
     .option("--identity <file>", "age identity file (default: VAULTIK_PRIVATE_KEY or VAULTIK_PRIVATE_KEY_FILE)")
     .option("--index-prefix <prefix>", "where snapshots live in the repository")
@@ -50,7 +50,7 @@ export function registerCatalogSeed(program: Command, io: Io): void {
       if (io.stdout.isTTY) throw new UsageError("stdout", "the seed is binary: redirect it to a file (… > host.seed)");
       const { repo, config } = await repoFromArgs(args, 0, flags);
       const identities = loadIdentities(flags.identity);
-      const recipients = flags.recipient.length > 0 ? flags.recipient.map(parseRecipientArg) : config?.recipients;
+      const recipients = flags.recipient !== undefined ? flags.recipient.map(parseRecipientArg) : config?.recipients;
       if (!recipients || recipients.length === 0) {
         throw new UsageError("--recipient", "which keys does the host seal to? pass --recipient for each of its age_recipient keys, or --config with its config");
       }
