@@ -1,8 +1,12 @@
-import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { buffer } from "node:stream/consumers";
 import { afterEach, expect, it } from "vitest";
+import { snapshotKey } from "../src/repo/layout.js";
+import { openS3Store } from "../src/store/s3.js";
 import { vaultik } from "./helpers/cli.js";
+import { s3rverConfigYaml, s3rverStoreOptions, startS3rver } from "./helpers/s3rver.js";
 import { backupId, cliKeys, localRepo } from "./helpers/setup.js";
 
 // A snapshot object copied over another must not restore as that other snapshot (issue 14
@@ -47,4 +51,36 @@ it("a snapshot object copied under another snapshot's name is refused by restore
   // The honest snapshot still restores.
   const ok = await vaultik(["restore", r.repo, "", s2, join(dir, "ok")], { env });
   expect(ok.code, ok.stderr).toBe(0);
+});
+
+it("on S3 (s3rver): the same copy is refused by restore, fetch and check, naming both ids", async () => {
+  const server = await startS3rver();
+  const dir = await mkdtemp(join(tmpdir(), "vaultik-snapname-s3-"));
+  dirs.push(dir);
+  try {
+    const r = await localRepo(dir, await cliKeys());
+    await writeFile(r.config, (await readFile(r.config, "utf8")).replace(/^store: .*$/m, s3rverConfigYaml(server, "repo")));
+    await writeFile(join(r.source, "a.txt"), "first\n");
+    const s1 = await backupId(r);
+    await writeFile(join(r.source, "a.txt"), "second\n");
+    const s2 = await backupId(r);
+    // A host with put and delete rights (or a bucket) replaces S1's object with S2's.
+    const store = openS3Store(s3rverStoreOptions(server, "repo"));
+    const body = await buffer(await store.get(snapshotKey("index/", s2)));
+    await store.delete(snapshotKey("index/", s1));
+    await store.put(snapshotKey("index/", s1), body);
+    const env = { VAULTIK_PRIVATE_KEY: r.identity };
+    const refused = `the object named snapshot ${s1} holds snapshot "${s2}"`;
+    const restore = await vaultik(["restore", "--config", r.config, s1, join(dir, "out")], { env });
+    expect(restore.code).toBe(1);
+    expect(restore.stderr).toContain(refused);
+    const fetch = await vaultik(["fetch", "--config", r.config, s1, "/a.txt", join(dir, "fetched")], { env });
+    expect(fetch.code).toBe(1);
+    expect(fetch.stderr).toContain(refused);
+    const check = await vaultik(["check", "--config", r.config], { env });
+    expect(check.code).toBe(1);
+    expect(check.stdout + check.stderr).toContain(refused);
+  } finally {
+    await server.close();
+  }
 });
