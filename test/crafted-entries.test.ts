@@ -12,6 +12,7 @@ import { SnapshotBuilder } from "../src/snapshot/build.js";
 import type { SnapshotEntry } from "../src/snapshot/schema.js";
 import { openFsStore } from "../src/store/fs.js";
 import { vaultik } from "./helpers/cli.js";
+import { mirrorToS3rver, s3rverCliEnv, startS3rver } from "./helpers/s3rver.js";
 
 // Issue 14 item 7: snapshot entries a compromised source host can craft with what it holds (the
 // public key, put access, its own local index of chunk locations). Each crafted entry is an
@@ -219,5 +220,32 @@ describe("a path recorded twice", () => {
     expect(res.errors[0]!.message).toMatch(/records this path 2 times/);
     await absent(join(target, "dup"));
     expect(await readFile(join(target, "ok"))).toEqual(B);
+  });
+});
+
+describe("the same crafted entries served by S3 (s3rver)", () => {
+  it("restore refuses each crafted entry alone, warns of the torn file, and restores the rest", async () => {
+    const id = await craft([
+      [entry("huge", "file", { size: 1e13 }), []],
+      [entry("a", "file", { size: A.length }), [A]],
+      [entry("a/b", "file", { size: B.length }), [B]],
+      [entry("torn", "file", { size: A.length, status: "changed" }), [A]],
+      [entry("ok", "file", { size: A.length + B.length }), [A, B]],
+    ]);
+    const server = await startS3rver();
+    try {
+      await mirrorToS3rver(repoDir, server, "mirror");
+      const target = join(dir, "s3-restore");
+      const r = await vaultik(["restore", server.bucket, "mirror", id, target, "--json"], { env: { ...s3rverCliEnv(server), ...env() } });
+      expect(r.code, r.stderr).toBe(1);
+      const res = JSON.parse(r.stdout) as Result;
+      expect(res.errors.map((e) => e.path).sort()).toEqual(["a/b", "huge"]);
+      expect(res.warnings.map((w) => w.path)).toEqual(["torn"]);
+      expect(await readFile(join(target, "a"))).toEqual(A);
+      expect(await readFile(join(target, "ok"))).toEqual(Buffer.concat([A, B]));
+      await absent(join(target, "huge"));
+    } finally {
+      await server.close();
+    }
   });
 });

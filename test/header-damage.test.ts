@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { vaultik } from "./helpers/cli.js";
+import { mirrorToS3rver, s3rverCliEnv, startS3rver } from "./helpers/s3rver.js";
 import { blobKey } from "../src/repo/layout.js";
 import { backupId, cliKeys, localRepo, storedBlobs, type LocalRepo } from "./helpers/setup.js";
 
@@ -160,5 +161,32 @@ describe("a damaged blob header, with the right key", () => {
     expect(fetched.stdout).toBe("the only file\n");
     const checked = await vaultik(["check", r.repo, "", "--read-data"], withKey(r.identity));
     expect(checked.code, checked.stdout).toBe(0);
+  });
+});
+
+describe("served by S3 (s3rver)", () => {
+  it("a damaged MAC line of the snapshot and of the blob: exit 1 naming each object; a wrong key: 12", async () => {
+    const mac = cases.find((c) => c.name === "MAC line")!;
+    const server = await startS3rver();
+    try {
+      const s3 = (key: string) => ({ env: { ...s3rverCliEnv(server), VAULTIK_PRIVATE_KEY: key } });
+      const snapshotObject = `index/${id}.sqlite.zst.age`;
+      await withDamage(snapshotPath, mac.damage, async () => {
+        await mirrorToS3rver(r.repo, server, "snap");
+      });
+      for (const [key, want] of [[r.identity, mac.right], [wrongKey, mac.wrong]] as const) {
+        const out = await vaultik(["fetch", server.bucket, "snap", id, file(), "-"], s3(key));
+        expect(out.code, out.stderr).toBe(want.code);
+        expect(out.stderr).toContain(`${snapshotObject}: ${want.message}`);
+      }
+      await withDamage(blobPath, mac.damage, async () => {
+        await mirrorToS3rver(r.repo, server, "blob");
+      });
+      const fetched = await vaultik(["fetch", server.bucket, "blob", id, file(), "-"], s3(r.identity));
+      expect(fetched.code, fetched.stderr).toBe(1);
+      expect(fetched.stderr).toContain(`${blobObject}: ${mac.right.message}`);
+    } finally {
+      await server.close();
+    }
   });
 });

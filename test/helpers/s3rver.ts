@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative, sep } from "node:path";
 import { createInterface } from "node:readline";
-import type { S3StoreOptions } from "../../src/store/s3.js";
+import { openS3Store, type S3StoreOptions } from "../../src/store/s3.js";
 
 /** Method, URL and headers of a PUT or POST s3rver received, for asserting what went on the wire. */
 export interface RecordedRequest {
@@ -110,4 +110,24 @@ export function s3rverStoreOptions(server: S3rverHandle, prefix = ""): S3StoreOp
     secretAccessKey: "S3RVER",
     retryBaseMs: 1,
   };
+}
+
+/** Environment for the CLI to reach `server` as `BUCKET PREFIX`, with s3rver's built-in credentials. */
+export function s3rverCliEnv(server: S3rverHandle): Record<string, string> {
+  return { VAULTIK_S3_ENDPOINT: server.endpoint, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_REGION: "us-east-1" };
+}
+
+/**
+ * Copies every object of a directory repository into `server` under `prefix`, byte for byte:
+ * a repository crafted or damaged on disk, served by S3.
+ */
+export async function mirrorToS3rver(repoDir: string, server: S3rverHandle, prefix: string): Promise<void> {
+  const store = openS3Store(s3rverStoreOptions(server, prefix));
+  const files = (await readdir(repoDir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
+  for (const f of files) {
+    const abs = join(f.parentPath, f.name);
+    const key = relative(repoDir, abs).split(sep).join("/");
+    if (key.startsWith(".")) continue; // the directory store's own temp and lock files
+    await store.put(key, await readFile(abs));
+  }
 }
