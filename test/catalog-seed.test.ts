@@ -218,6 +218,7 @@ describe("importSeed", () => {
       ["a chunk before its blob", (a) => [a[0]!, a[2]!, a[1]!, ...a.slice(3)], /which no earlier line names/],
       ["not JSON", (a) => [a[0]!, "{", ...a.slice(1)], /line 2: not JSON/],
       ["another version", (a) => [a[0]!.replace('"version":1', '"version":2'), ...a.slice(1)], /seed version 2/],
+      ["a chunk past its blob's end", (a) => a.map((l) => l.replace('"offset":0,"length":10', '"offset":795,"length":10')), /lies past the end of blob/],
     ];
     for (const [name, edit, message] of cases) {
       const sub = join(dir, name.replace(/\W+/g, "-"));

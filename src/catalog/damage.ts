@@ -88,8 +88,10 @@ export function moveAside(path: string, reason: string, now: Date = new Date()):
   let target = `${path}.damaged-${stamp}`;
   for (let n = 2; existsSync(target); n++) target = `${path}.damaged-${stamp}-${n}`;
   try {
-    renameSync(path, target);
+    // The -wal first: killed between two renames, a stale -wal beside a fresh index would be
+    // replayed into it; an index without its -wal is only missing its last commits.
     for (const suffix of ["-wal", "-shm"]) if (existsSync(path + suffix)) renameSync(path + suffix, target + suffix);
+    renameSync(path, target);
   } catch (err) {
     throw new LocalStateError(path, `the local index is damaged (${reason}) and could not be moved aside (${errorMessage(err)}); move it away by hand`, { cause: err });
   }

@@ -131,6 +131,8 @@ class SeedRows {
   private readonly seen = { blobs: 0, chunks: 0, files: 0 };
   /** Blob name → catalog id, or null when dropped. */
   private readonly ids = new Map<string, number | null>();
+  /** Bytes after each blob's header: no chunk of it can lie past them. */
+  private readonly payload = new Map<string, number>();
   private readonly now = Date.now();
   private readonly stmts;
 
@@ -168,6 +170,8 @@ class SeedRows {
       this.result.droppedBlobs++;
       return;
     }
+    if (headerLength > size) throw bad(`blob ${name} has a ${headerLength}-byte header in ${size} bytes`);
+    this.payload.set(name, size - headerLength);
     if (this.stmts.insertBlob.run(name, size, headerLength, this.now, this.recipients).changes > 0) this.result.blobs++;
     this.ids.set(name, this.stmts.blobId.get(name) as number);
   }
@@ -183,6 +187,9 @@ class SeedRows {
       this.result.droppedChunks++;
       return;
     }
+    // The index would otherwise point later snapshots at bytes the blob does not have.
+    const [offset, length] = at as [number, number];
+    if (offset + length > this.payload.get(blob)!) throw bad(`chunk ${id} lies past the end of blob ${blob}`);
     if (this.stmts.insertChunk.run(Buffer.from(id, "hex"), blobId, ...at).changes > 0) this.result.chunks++;
   }
 

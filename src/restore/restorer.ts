@@ -235,15 +235,22 @@ export class Restorer {
       await pool.run(() => this.restoreBlob(rows));
     };
     const pace = new Pace(this.o.signal, "restore-placements");
-    for (const p of this.o.snapshot.placements(this.o.prefix)) {
-      await pace.tick();
-      // Refused or blocked in pass 1, or found restored before: nothing of it is written.
-      if (this.report.failed(p.fileId) || this.skipped.has(p.fileId)) continue;
-      // A blob's placements go as one task, in parts when a crafted file repeats a chunk millions of times.
-      if (batch.length > 0 && (batch[0]!.loc.blob !== p.loc.blob || batch.length >= MAX_BATCH)) await flush();
-      batch.push(p as Placement & { path: string });
+    try {
+      for (const p of this.o.snapshot.placements(this.o.prefix)) {
+        await pace.tick();
+        // Refused or blocked in pass 1, or found restored before: nothing of it is written.
+        if (this.report.failed(p.fileId) || this.skipped.has(p.fileId)) continue;
+        // A blob's placements go as one task, in parts when a crafted file repeats a chunk millions of times.
+        if (batch.length > 0 && (batch[0]!.loc.blob !== p.loc.blob || batch.length >= MAX_BATCH)) await flush();
+        batch.push(p as Placement & { path: string });
+      }
+      await flush();
+    } catch (err) {
+      // Blob tasks still running would go on placing frames they hold: after an interrupt, that
+      // would create files after run() removed the unfinished ones. Nothing may write past here.
+      await pool.settle();
+      throw err;
     }
-    await flush();
     await pool.drain();
   }
 

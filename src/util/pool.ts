@@ -31,6 +31,11 @@ export class TaskPool {
     this.rethrow();
   }
 
+  /** Resolves when every running task has finished, whatever failed: nothing runs after it. */
+  async settle(): Promise<void> {
+    while (this.running.size > 0) await Promise.race(this.running);
+  }
+
   async drain(): Promise<void> {
     while (this.running.size > 0) await Promise.race(this.running);
     this.rethrow();
