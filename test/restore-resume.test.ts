@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp, open, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { open, readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { vaultik } from "./helpers/cli.js";
+import { useTempDirs } from "./helpers/temp.js";
 import { backupId, cliKeys, localRepo } from "./helpers/setup.js";
 import { describeTree } from "./helpers/tree.js";
 
@@ -12,14 +12,10 @@ import { describeTree } from "./helpers/tree.js";
 // rest (issue 14 item 9, last sentence). The first run is interrupted by SIGINT at a named point
 // of its last pass (VAULTIK_TEST_SIGNAL_AT), so part of the files are finished and part not.
 
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-});
+const tempDir = useTempDirs("vaultik-test-");
 
 it("a restore interrupted after part of its files, run again: the finished ones are verified and skipped, a tampered one and the rest are written", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "vaultik-resume-"));
-  dirs.push(dir);
+  const dir = await tempDir();
   // Small chunks, so every file has several and is finished only in the last pass.
   const r = await localRepo(dir, await cliKeys());
   await writeFile(r.config, (await readFile(r.config, "utf8")).replace("chunk_size: 64KiB", "chunk_size: 256"));

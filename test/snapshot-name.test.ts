@@ -1,25 +1,21 @@
-import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { copyFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buffer } from "node:stream/consumers";
-import { afterEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { snapshotKey } from "../src/repo/layout.js";
 import { openS3Store } from "../src/store/s3.js";
 import { vaultik } from "./helpers/cli.js";
+import { useTempDirs } from "./helpers/temp.js";
 import { s3rverConfigYaml, s3rverStoreOptions, startS3rver } from "./helpers/s3rver.js";
 import { backupId, cliKeys, localRepo } from "./helpers/setup.js";
 
 // A snapshot object copied over another must not restore as that other snapshot (issue 14
 // item 1): the database's own id is compared with the object's name wherever one is opened.
 
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-});
+const tempDir = useTempDirs("vaultik-test-");
 
 it("a snapshot object copied under another snapshot's name is refused by restore, fetch, snapshots, check and prune, naming both ids", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "vaultik-snapname-"));
-  dirs.push(dir);
+  const dir = await tempDir();
   const r = await localRepo(dir, await cliKeys());
   await writeFile(join(r.source, "a.txt"), "first\n");
   const s1 = await backupId(r);
@@ -55,8 +51,7 @@ it("a snapshot object copied under another snapshot's name is refused by restore
 
 it("on S3 (s3rver): the same copy is refused by restore, fetch and check, naming both ids", async () => {
   const server = await startS3rver();
-  const dir = await mkdtemp(join(tmpdir(), "vaultik-snapname-s3-"));
-  dirs.push(dir);
+  const dir = await tempDir();
   try {
     const r = await localRepo(dir, await cliKeys());
     await writeFile(r.config, (await readFile(r.config, "utf8")).replace(/^store: .*$/m, s3rverConfigYaml(server, "repo")));
