@@ -66,7 +66,10 @@ async function craft(entries: [SnapshotEntry, Buffer[]][], tamper?: (db: Databas
     id, host: "evil", time: new Date().toISOString(), sourceDirs: ["/"], vaultikVersion: "0",
     chunker: "fastcdc-2016", chunkSize: 1 << 20, chunkHash: "sha256", blobHash: "sha256", compression: "zstd",
   });
-  for (const [e, chunks] of entries) builder.add(e, chunks.map(sha));
+  for (const [e, chunks] of entries) {
+    let offset = 0;
+    builder.add(e, chunks.map((c) => ({ offset: (offset += c.length) - c.length, length: c.length, hash: sha(c) })));
+  }
   const catalog = new Catalog(catalogCopy);
   try {
     builder.finish(catalog);

@@ -165,9 +165,10 @@ describe("SnapshotReader answers check's questions without exposing its database
     const path = join(dir, "snap.sqlite");
     const builder = new SnapshotBuilder(path, META);
     const file = (p: string, size: number) => ({ path: p, type: "file" as const, mode: 0o644, uid: 0, gid: 0, size, mtimeNs: 0n });
-    builder.add(file("a", 20), [Buffer.from(ids[0]!, "hex"), Buffer.from(ids[1]!, "hex")]);
-    builder.add(file("b", 10), [Buffer.from(ids[2]!, "hex")]);
-    builder.add(file("c", 10), [Buffer.from(ids[0]!, "hex")]);
+    const ref = (i: number, offset: number) => ({ offset, length: 10, hash: Buffer.from(ids[i]!, "hex") });
+    builder.add(file("a", 20), [ref(0, 0), ref(1, 10)]);
+    builder.add(file("b", 10), [ref(2, 0)]);
+    builder.add(file("c", 10), [ref(0, 0)]);
     expect(builder.finish(catalog).blobs.sort()).toEqual([NAME_A, NAME_B]);
     catalog.close();
 
@@ -193,7 +194,7 @@ describe("a snapshot takes its chunk locations from the catalog", () => {
     try {
       catalog.useRecipients("r");
       const orphan = chunkId(Buffer.from("orphan"));
-      builder.add({ path: "f", type: "file", mode: 0o644, uid: 0, gid: 0, size: 6, mtimeNs: 0n }, [Buffer.from(orphan, "hex")]);
+      builder.add({ path: "f", type: "file", mode: 0o644, uid: 0, gid: 0, size: 6, mtimeNs: 0n }, [{ offset: 0, length: 6, hash: Buffer.from(orphan, "hex") }]);
       expect(() => builder.finish(catalog)).toThrow(new RegExp(`chunk ${orphan}: is referenced but its blob is not recorded as stored`));
       // The catalog was detached again: it can still be written and closed.
       catalog.recordBlob({ name: NAME_A, size: 1, headerLength: 1 }, []);

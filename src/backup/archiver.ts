@@ -6,6 +6,7 @@ import type { X25519Recipient } from "../crypto/keys.js";
 import { PackWriter } from "../pack/writer.js";
 import type { Repository } from "../repo/repository.js";
 import { SnapshotBuilder } from "../snapshot/build.js";
+import type { FileChunkRef } from "../snapshot/schema.js";
 import type { ChunkId } from "../model/ids.js";
 import { newSnapshotId } from "../model/snapshot-id.js";
 import { Budget } from "../util/budget.js";
@@ -240,11 +241,11 @@ export class Archiver {
     if (known.status !== "unchanged") this.remember(entry);
     if (known.status === "unchanged") {
       this.summary.filesUnchanged++;
-      this.builder.add(baseEntry(entry), known.chunks);
+      this.builder.add(baseEntry(entry), this.contiguous(known.chunks));
       this.fileDone(Number(entry.stamp.size));
       return;
     }
-    let result: { chunks: Buffer[]; size: number; stamp: FileStamp } | undefined;
+    let result: { chunks: FileChunkRef[]; size: number; stamp: FileStamp } | undefined;
     let changed = false;
     for (let attempt = 1; attempt <= MAX_READ_ATTEMPTS; attempt++) {
       try {
@@ -271,8 +272,20 @@ export class Archiver {
       this.summary.changedDuringBackup.push(entry.abs);
       // It must be read again next time, so its row keeps no chunk list.
       this.commits.reread(entry.abs);
-    } else this.commits.fileRead(entry.abs, result.stamp, result.chunks);
+    } else this.commits.fileRead(entry.abs, result.stamp, result.chunks.map((c) => c.hash as Buffer));
     this.fileDone(0);
+  }
+
+  /** A chunk list without holes, placed end to end (lengths from the catalog's chunk rows). */
+  private contiguous(hashes: readonly Buffer[]): FileChunkRef[] {
+    let offset = 0;
+    return hashes.map((hash) => {
+      const length = this.o.catalog.chunk(hash)?.rawLength;
+      if (length === undefined) throw new Error(`catalog lost chunk ${hash.toString("hex")} during the run`);
+      const ref = { offset, length, hash };
+      offset += length;
+      return ref;
+    });
   }
 
   private fileDone(bytes: number): void {
@@ -280,14 +293,14 @@ export class Archiver {
     this.progress.bytesDone += bytes;
   }
 
-  private async readFile(entry: WalkEntry): Promise<{ chunks: Buffer[]; size: number; stamp: FileStamp }> {
-    const chunks: Buffer[] = [];
+  private async readFile(entry: WalkEntry): Promise<{ chunks: FileChunkRef[]; size: number; stamp: FileStamp }> {
+    const chunks: FileChunkRef[] = [];
     const result = await this.pool.chunkFile(entry.abs, Number(entry.stamp.size), (items) => this.take(items, chunks, true));
     return { chunks, size: result.size, stamp: result.stamp };
   }
 
   private async stream(source: StreamSource): Promise<void> {
-    const chunks: Buffer[] = [];
+    const chunks: FileChunkRef[] = [];
     const size = await chunkSource(source.open(this.o.signal), this.params, {
       isStored: (hash) => this.o.catalog.hasChunk(hash),
       emit: (items) => this.take(items, chunks, false),
@@ -304,12 +317,13 @@ export class Archiver {
    * repository lacks (a chunk another file packed moments ago is pending, not new). Resolves
    * once the packer has room again, which paces the chunkers.
    */
-  private async take(items: ChunkItem[], chunks: Buffer[], countProgress: boolean): Promise<void> {
+  private async take(items: ChunkItem[], chunks: FileChunkRef[], countProgress: boolean): Promise<void> {
     this.o.signal?.throwIfAborted();
     await this.uploader.whenRoom();
     for (const item of items) {
       const hash = Buffer.from(item.hash.buffer, item.hash.byteOffset, item.hash.byteLength);
-      chunks.push(hash);
+      const last = chunks[chunks.length - 1];
+      chunks.push({ offset: last ? last.offset + last.length : 0, length: item.rawLength, hash });
       this.summary.bytesRead += item.rawLength;
       if (countProgress) this.progress.bytesDone += item.rawLength;
       if (!item.data) continue;

@@ -47,7 +47,7 @@ export class RestoreReport {
   }
 
   counts(): FailureCounts {
-    const counts: FailureCounts = { files: 0, dirs: 0, symlinks: 0 };
+    const counts: FailureCounts = { files: 0, dirs: 0, symlinks: 0, fifos: 0, chardevs: 0, blockdevs: 0 };
     for (const f of this.failures.values()) counts[`${f.type}s`]++;
     return counts;
   }

@@ -86,7 +86,7 @@ export class Restorer {
   private readonly dest: (path: string) => string;
   private readonly summary = { bytes: 0, blobs: 0, blobsStreamed: 0, blobsRanged: 0, skipped: 0 };
   /** Entries met, by type, failed or not. */
-  private readonly seen = { files: 0, dirs: 0, symlinks: 0 };
+  private readonly seen = { files: 0, dirs: 0, symlinks: 0, fifos: 0, chardevs: 0, blockdevs: 0 };
   private readonly reader;
   private readonly owners: boolean;
   /** Failed entries (pass 3 leaves them as they are) and warnings. */

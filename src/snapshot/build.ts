@@ -4,7 +4,8 @@ import { shareView, type PathSource, type SharedView } from "../catalog/attach.j
 import type { Catalog } from "../catalog/db.js";
 import { IntegrityError } from "../errors.js";
 import { COMPRESSION } from "../model/chunk.js";
-import { SNAPSHOT_FORMAT, SNAPSHOT_SCHEMA, type SnapshotEntry, type SnapshotMeta, type SnapshotStats } from "./schema.js";
+import { encodePath } from "../model/path-bytes.js";
+import { SNAPSHOT_FORMAT, SNAPSHOT_SCHEMA, type FileChunkRef, type SnapshotEntry, type SnapshotMeta, type SnapshotStats } from "./schema.js";
 
 // Builds a snapshot database in a local temp file while the backup runs. It is metadata only
 // (paths, modes, chunk ids), the same kind of data the local index already keeps on this host.
@@ -15,7 +16,9 @@ export class SnapshotBuilder implements PathSource {
   private readonly insertFile: Database.Statement;
   private readonly insertChunk: Database.Statement;
   private readonly insertError: Database.Statement;
-  private readonly stats: SnapshotStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0, errors: 0, changed: 0 };
+  private readonly insertXattr: Database.Statement;
+  private readonly setLinkId: Database.Statement;
+  private readonly stats: SnapshotStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0, errors: 0, changed: 0, special: 0, hardLinks: 0, sockets: 0 };
 
   constructor(
     readonly path: string,
@@ -28,31 +31,55 @@ export class SnapshotBuilder implements PathSource {
     this.db.pragma("synchronous = OFF");
     this.db.exec(SNAPSHOT_SCHEMA);
     this.insertFile = this.db.prepare(
-      "INSERT INTO files(path, type, mode, uid, gid, size, mtime_ns, link_target, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      `INSERT INTO files(path, type, mode, uid, gid, user_name, group_name, size, mtime_ns, link_target, rdev, link_id, status)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.insertChunk = this.db.prepare("INSERT INTO file_chunks(file_id, seq, chunk) VALUES (?, ?, ?)");
+    this.insertChunk = this.db.prepare("INSERT INTO file_chunks(file_id, offset, chunk) VALUES (?, ?, ?)");
     this.insertError = this.db.prepare("INSERT INTO errors(path, message) VALUES (?, ?)");
+    this.insertXattr = this.db.prepare("INSERT INTO xattrs(file_id, name, value) VALUES (?, ?, ?)");
+    this.setLinkId = this.db.prepare("UPDATE files SET link_id = id WHERE id = ? AND type = 'file'");
     this.db.exec("BEGIN");
   }
 
-  /** Adds a file, directory or symlink; `chunks` are the file's chunk hashes in order. */
-  add(entry: SnapshotEntry, chunks: readonly Uint8Array[] = []): void {
-    const { lastInsertRowid } = this.insertFile.run(
-      entry.path, entry.type, entry.mode, entry.uid, entry.gid, entry.size, entry.mtimeNs,
-      entry.linkTarget ?? null, entry.status ?? null,
+  /**
+   * Adds an entry and returns its id. `chunks` are a file's content, in offset order; a gap
+   * between them (or after the last, up to `size`) is a hole. `linkOf` makes a file another
+   * name of an entry added before (a hard link): it takes no chunks of its own, and restore
+   * links it to that entry's inode.
+   */
+  add(entry: SnapshotEntry, chunks: readonly FileChunkRef[] = [], linkOf?: number): number {
+    if (linkOf !== undefined) {
+      // The first name of a set marks the set: link_id = its own id (FORMAT.md §4.1).
+      this.setLinkId.run(linkOf);
+      this.stats.hardLinks!++;
+    }
+    const id = Number(
+      this.insertFile.run(
+        encodePath(entry.path), entry.type, entry.mode, entry.uid, entry.gid, entry.userName ?? null, entry.groupName ?? null,
+        entry.size, entry.mtimeNs, entry.linkTarget === undefined ? null : encodePath(entry.linkTarget), entry.rdev ?? null,
+        linkOf ?? null, entry.status ?? null,
+      ).lastInsertRowid,
     );
-    chunks.forEach((c, seq) => this.insertChunk.run(lastInsertRowid, seq, c));
+    if (linkOf === undefined) for (const c of chunks) this.insertChunk.run(id, c.offset, c.hash);
+    for (const x of entry.xattrs ?? []) this.insertXattr.run(id, encodePath(x.name), x.value);
     if (entry.type === "file") {
       this.stats.files++;
       this.stats.bytes += entry.size;
       if (entry.status === "changed") this.stats.changed++;
     } else if (entry.type === "dir") this.stats.dirs++;
-    else this.stats.symlinks++;
+    else if (entry.type === "symlink") this.stats.symlinks++;
+    else this.stats.special!++;
+    return id;
+  }
+
+  /** Counts a socket the walk met: nothing can restore one, so it is not recorded. */
+  addSocket(): void {
+    this.stats.sockets!++;
   }
 
   /** Records a path that could not be backed up (unreadable, vanished). */
   addError(path: string, message: string): void {
-    this.insertError.run(path, message);
+    this.insertError.run(encodePath(path), message);
     this.stats.errors++;
   }
 

@@ -3,17 +3,37 @@ import { IntegrityError, errorMessage } from "../errors.js";
 import type { ChunkLocation } from "../model/chunk.js";
 import type { BlobName, ChunkId } from "../model/ids.js";
 import { COMPRESSION } from "../model/chunk.js";
-import { SNAPSHOT_FORMAT, type EntryType, type SnapshotEntry, type SnapshotMeta, type SnapshotStats } from "./schema.js";
+import { decodePath, encodePath } from "../model/path-bytes.js";
+import { ENTRY_TYPES, OLDEST_SNAPSHOT_FORMAT, SNAPSHOT_FORMAT, type EntryType, type SnapshotEntry, type SnapshotMeta, type SnapshotStats, type Xattr } from "./schema.js";
 import { belowBounds } from "../util/paths.js";
 
 // Read access to a decrypted snapshot database on the recovery machine.
 
-export interface EntryRow extends Omit<SnapshotEntry, "linkTarget" | "status"> {
+export interface EntryRow extends Omit<SnapshotEntry, "linkTarget" | "status" | "xattrs" | "userName" | "groupName" | "rdev"> {
   id: number;
   linkTarget: string | null;
   status: string | null;
-  /** Chunks of a file, when asked for. */
+  userName: string | null;
+  groupName: string | null;
+  rdev: number | null;
+  /**
+   * A file in a hard-link set: the id of the set's first entry (which holds the content), the
+   * same for every member. Null for other entries (and always in format 1).
+   */
+  linkId: number | null;
+  /** Chunks of a file (of its link set's content), when asked for. */
   chunks?: number;
+}
+
+/** A chunk of a file in file order, with where it starts in the file (gaps are holes). */
+export type FileChunk = ChunkLocation & { fileOffset: number };
+
+/** A file entry that restore makes as a hard link to `leader`, restored with content. */
+export interface HardLink {
+  id: number;
+  path: string;
+  leaderId: number;
+  leaderPath: string;
 }
 
 /** One chunk to place: in blob `loc.blob`, destined for `fileId` at byte `fileOffset`. */
@@ -37,6 +57,8 @@ export class SnapshotReader {
   /** A second connection for per-file lookups: better-sqlite3 runs nothing else on a connection while one of its iterators is open. */
   #lookupDb: Database.Database | undefined;
   readonly meta: SnapshotMeta;
+  /** Format 2 or later: byte paths, chunks by offset, hard links, xattrs (FORMAT.md §4). */
+  readonly #v2: boolean;
 
   constructor(
     readonly path: string,
@@ -50,6 +72,48 @@ export class SnapshotReader {
       throw new IntegrityError(object, `not a readable snapshot database: ${errorMessage(err)}`, { cause: err });
     }
     refuseUnknown(this.meta, object);
+    this.#v2 = this.meta.format >= 2;
+  }
+
+  /** A path as the database compares it: bytes from format 2 on, text before. */
+  #key(path: string): string | Buffer {
+    return this.#v2 ? encodePath(path) : path;
+  }
+
+  /** The prefix and the bounds of what lies below it, as SQL arguments (see belowBounds). */
+  #within(prefix: string): (string | Buffer)[] {
+    return [prefix, ...belowBounds(prefix)].map((p) => this.#key(p));
+  }
+
+  #toEntry(row: Record<string, unknown>): EntryRow {
+    const path = this.#path(row["path"]);
+    // The schema's CHECK says so, but a crafted database need not have that schema.
+    if (!ENTRY_TYPES.has(row["type"] as string)) {
+      throw new IntegrityError(this.object, `entry ${JSON.stringify(path)} has unknown type ${JSON.stringify(row["type"])}`);
+    }
+    const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+    return {
+      id: Number(row["id"]),
+      path,
+      type: row["type"] as EntryType,
+      mode: Number(row["mode"]),
+      uid: Number(row["uid"]),
+      gid: Number(row["gid"]),
+      size: Number(row["size"]),
+      mtimeNs: BigInt(row["mtimeNs"] as bigint),
+      linkTarget: row["linkTarget"] === null || row["linkTarget"] === undefined ? null : this.#path(row["linkTarget"]),
+      status: (row["status"] as string | null) ?? null,
+      userName: (row["userName"] as string | null | undefined) ?? null,
+      groupName: (row["groupName"] as string | null | undefined) ?? null,
+      rdev: num(row["rdev"]),
+      linkId: num(row["linkId"]),
+      ...(row["chunks"] === undefined ? {} : { chunks: Number(row["chunks"]) }),
+    };
+  }
+
+  /** A path column's value as an internal path string. */
+  #path(value: unknown): string {
+    return this.#v2 && value instanceof Uint8Array ? decodePath(value) : String(value);
   }
 
   close(): void {
@@ -68,14 +132,17 @@ export class SnapshotReader {
   *entries(prefix?: string, withChunks = false): Generator<EntryRow> {
     const cols =
       "id, path, type, mode, uid, gid, size, mtime_ns AS mtimeNs, link_target AS linkTarget, status" +
-      (withChunks ? ", (SELECT count(*) FROM file_chunks fc WHERE fc.file_id = files.id) AS chunks" : "");
+      (this.#v2 ? ", user_name AS userName, group_name AS groupName, rdev, link_id AS linkId" : "") +
+      (withChunks
+        ? `, (SELECT count(*) FROM file_chunks fc WHERE fc.file_id = ${this.#v2 ? "coalesce(files.link_id, files.id)" : "files.id"}) AS chunks`
+        : "");
     const stmt =
       prefix === undefined || prefix === ""
         ? this.#db.prepare(`SELECT ${cols} FROM files ORDER BY path`)
         : this.#db.prepare(`SELECT ${cols} FROM files WHERE path = ? OR (path > ? AND path < ?) ORDER BY path`);
-    const args = prefix === undefined || prefix === "" ? [] : [prefix, ...belowBounds(prefix)];
+    const args = prefix === undefined || prefix === "" ? [] : this.#within(prefix);
     for (const row of stmt.safeIntegers(true).iterate(...args) as Iterable<Record<string, unknown>>) {
-      yield toEntry(row, this.object);
+      yield this.#toEntry(row);
     }
   }
 
@@ -85,7 +152,36 @@ export class SnapshotReader {
   }
 
   errors(): { path: string; message: string }[] {
-    return this.#db.prepare("SELECT path, message FROM errors ORDER BY path").all() as { path: string; message: string }[];
+    const rows = this.#db.prepare("SELECT path, message FROM errors ORDER BY path").all() as { path: unknown; message: string }[];
+    return rows.map((r) => ({ path: this.#path(r.path), message: r.message }));
+  }
+
+  /** A file's extended attributes (POSIX ACLs among them), by name; none in format 1. */
+  xattrs(fileId: number): Xattr[] {
+    if (!this.#v2) return [];
+    this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
+    const rows = this.#lookupDb.prepare("SELECT name, value FROM xattrs WHERE file_id = ? ORDER BY name").all(fileId) as { name: Uint8Array; value: Uint8Array }[];
+    return rows.map((r) => ({ name: decodePath(r.name), value: r.value }));
+  }
+
+  /**
+   * Hard links to make: every file at or below `prefix` in a link set but the set's first
+   * member there (its leader, restored with content), with that leader. A set whose stored
+   * first entry lies outside `prefix` gets its content from it all the same (placements()).
+   */
+  *hardLinks(prefix?: string): Generator<HardLink> {
+    if (!this.#v2) return;
+    const whole = prefix === undefined || prefix === "";
+    const filter = whole ? "" : "AND (f.path = ? OR (f.path > ? AND f.path < ?))";
+    const rows = this.#db
+      .prepare(
+        `WITH sel AS (SELECT f.id, f.path, f.link_id AS g FROM files f WHERE f.type = 'file' AND f.link_id IS NOT NULL ${filter}),
+              lead AS (SELECT g, min(id) AS id FROM sel GROUP BY g)
+         SELECT s.id, s.path, l.id AS leaderId, lf.path AS leaderPath FROM sel s JOIN lead l ON l.g = s.g JOIN files lf ON lf.id = l.id
+         WHERE s.id <> l.id ORDER BY s.path`,
+      )
+      .iterate(...(whole ? [] : this.#within(prefix))) as Iterable<{ id: number; path: unknown; leaderId: number; leaderPath: unknown }>;
+    for (const r of rows) yield { id: r.id, path: this.#path(r.path), leaderId: r.leaderId, leaderPath: this.#path(r.leaderPath) };
   }
 
   /** Every blob the snapshot references, with its size. */
@@ -98,63 +194,94 @@ export class SnapshotReader {
    * within a blob, so a restore can read each blob once, front to back.
    */
   *placements(prefix?: string): Generator<Placement> {
-    // Only regular files take chunks; a crafted database could attach chunks to anything.
     const whole = prefix === undefined || prefix === "";
-    const filter = whole ? "WHERE f.type = 'file'" : "WHERE f.type = 'file' AND (f.path = ? OR (f.path > ? AND f.path < ?))";
-    const args = whole ? [] : [prefix, ...belowBounds(prefix)];
-    // Each file's running offset and chunk count come from one window pass over its rows in
-    // (file_id, seq) order, not from a count per row: that count made a file of n chunks cost
-    // n² steps (a 10 MB file at 256 B chunks took 2 minutes to restore). The count is of placed
-    // chunks; entries() counts references, and run() refuses a snapshot where they differ
-    // (unplacedChunks), so both passes agree on which files have one chunk.
-    const stmt = this.#db.prepare(`
-      WITH placed AS (
-        SELECT fc.file_id, c.hash, c.blob_id, c.offset, c.length, c.raw_offset, c.raw_length, c.compression,
-               count(*) OVER whole AS file_chunks,
-               SUM(c.raw_length) OVER running - c.raw_length AS file_offset
-        FROM files f JOIN file_chunks fc ON fc.file_id = f.id JOIN chunks c ON c.hash = fc.chunk ${filter}
-        WINDOW running AS (PARTITION BY fc.file_id ORDER BY fc.seq),
-               whole AS (running ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-      )
-      SELECT p.file_id AS fileId, f.path, p.file_offset AS fileOffset, hex(p.hash) AS id, b.name AS blob,
-             b.size AS blobSize, p.offset, p.length, p.raw_offset AS rawOffset, p.raw_length AS rawLength, p.compression,
-             p.file_chunks AS fileChunks, f.size, f.mode, f.uid, f.gid, f.mtime_ns / 1000 AS mtimeUs
-      FROM placed p JOIN blobs b ON b.id = p.blob_id JOIN files f ON f.id = p.file_id
-      ORDER BY b.name, p.offset, p.raw_offset, p.file_id, p.file_offset`);
-    for (const row of stmt.iterate(...args) as Iterable<Record<string, unknown>>) {
+    const within = whole ? "" : "AND (f.path = ? OR (f.path > ? AND f.path < ?))";
+    const args = whole ? [] : this.#within(prefix);
+    // Rows come as arrays (an object per row costs more than the row) in this column order.
+    const cols = `hex(c.hash), b.name, b.size, c.offset, c.length, c.raw_offset, c.raw_length, c.compression, f.path, f.size, f.mode, f.uid, f.gid, f.mtime_ns / 1000`;
+    // Only regular files take chunks; a crafted database could attach chunks to anything.
+    const stmt = this.#v2
+      ? // Offsets are stored (a gap is a hole). A hard-link set's content goes to the set's first
+        // member within the prefix (its leader); the others are linked to it (hardLinks()).
+        this.#db.prepare(`
+          WITH lead AS (
+            SELECT f.id, f.id AS g FROM files f WHERE f.type = 'file' AND f.link_id IS NULL ${within}
+            UNION ALL
+            SELECT min(f.id), f.link_id FROM files f WHERE f.type = 'file' AND f.link_id IS NOT NULL ${within} GROUP BY f.link_id
+          ),
+          n AS (SELECT l.g, count(*) AS n FROM lead l JOIN file_chunks fc ON fc.file_id = l.g GROUP BY l.g)
+          SELECT l.id, fc.offset, n.n, ${cols}
+          FROM lead l JOIN n ON n.g = l.g JOIN file_chunks fc ON fc.file_id = l.g JOIN chunks c ON c.hash = fc.chunk
+          JOIN blobs b ON b.id = c.blob_id JOIN files f ON f.id = l.id
+          ORDER BY b.name, c.offset, c.raw_offset, l.id, fc.offset`)
+      : // Format 1 keeps no offsets: each file's running offset and chunk count come from one
+        // window pass over its rows in (file_id, seq) order, not from a count per row (that
+        // made a file of n chunks cost n² steps). The count is of placed chunks; entries()
+        // counts references, and a restore refuses a snapshot where they differ
+        // (unplacedChunks), so both agree on which files have one chunk.
+        this.#db.prepare(`
+          WITH placed AS (
+            SELECT fc.file_id, c.hash, c.blob_id, c.offset, c.length, c.raw_offset, c.raw_length, c.compression,
+                   count(*) OVER whole AS file_chunks,
+                   SUM(c.raw_length) OVER running - c.raw_length AS file_offset
+            FROM files f JOIN file_chunks fc ON fc.file_id = f.id JOIN chunks c ON c.hash = fc.chunk WHERE f.type = 'file' ${within}
+            WINDOW running AS (PARTITION BY fc.file_id ORDER BY fc.seq),
+                   whole AS (running ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+          )
+          SELECT c.file_id, c.file_offset, c.file_chunks, ${cols}
+          FROM placed c JOIN blobs b ON b.id = c.blob_id JOIN files f ON f.id = c.file_id
+          ORDER BY b.name, c.offset, c.raw_offset, c.file_id, c.file_offset`);
+    // A file's chunks often come one after another: its path and metadata are made once.
+    let last: { id: number; path: string; file: Placement["file"] } | undefined;
+    // Format 2 filters twice (files outside and inside link sets).
+    for (const r of stmt.raw(true).iterate(...(this.#v2 ? [...args, ...args] : args)) as Iterable<unknown[]>) {
+      const fileId = r[0] as number;
+      if (last?.id !== fileId) {
+        last = {
+          id: fileId,
+          path: this.#path(r[11]),
+          file: { size: r[12] as number, mode: r[13] as number, uid: r[14] as number, gid: r[15] as number, mtimeUs: r[16] as number },
+        };
+      }
+      if (r[10] !== COMPRESSION) throw new IntegrityError(this.object, `chunk ${String(r[3])} uses unknown compression ${String(r[10])}`);
       yield {
-        fileId: row["fileId"] as number,
-        path: row["path"] as string,
-        blobSize: row["blobSize"] as number,
-        fileOffset: row["fileOffset"] as number,
-        fileChunks: row["fileChunks"] as number,
-        file: {
-          size: row["size"] as number,
-          mode: row["mode"] as number,
-          uid: row["uid"] as number,
-          gid: row["gid"] as number,
-          mtimeUs: row["mtimeUs"] as number,
+        fileId,
+        path: last.path,
+        blobSize: r[5] as number,
+        fileOffset: r[1] as number,
+        fileChunks: r[2] as number,
+        file: last.file,
+        loc: {
+          id: (r[3] as string).toLowerCase() as ChunkId,
+          blob: r[4] as BlobName,
+          offset: r[6] as number,
+          length: r[7] as number,
+          rawOffset: r[8] as number,
+          rawLength: r[9] as number,
+          compression: COMPRESSION,
         },
-        loc: toLocation(row, this.object),
       };
     }
   }
 
   /**
-   * A file's chunks in file order (by its entry id), read on a second connection so it can run
-   * while entries() or placements() is being iterated. Streams: a file of millions of chunks
-   * is never held in memory.
+   * A file's chunks in file order (by its entry id; a hard link's are its set's), each with its
+   * offset in the file, read on a second connection so it can run while entries() or
+   * placements() is being iterated. Streams: a file of millions of chunks is never held in memory.
    */
-  *chunksOf(fileId: number): Generator<ChunkLocation> {
+  *chunksOf(fileId: number): Generator<FileChunk> {
     this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
-    const rows = this.#lookupDb
-      .prepare(
-        `SELECT hex(c.hash) AS id, b.name AS blob, c.offset, c.length, c.raw_offset AS rawOffset, c.raw_length AS rawLength, c.compression
-         FROM file_chunks fc JOIN chunks c ON c.hash = fc.chunk JOIN blobs b ON b.id = c.blob_id
-         WHERE fc.file_id = ? ORDER BY fc.seq`,
-      )
-      .iterate(fileId) as Iterable<Record<string, unknown>>;
-    for (const row of rows) yield toLocation(row, this.object);
+    const sql = `SELECT hex(c.hash) AS id, b.name AS blob, c.offset, c.length, c.raw_offset AS rawOffset, c.raw_length AS rawLength, c.compression,
+                   ${this.#v2 ? "fc.offset" : "NULL"} AS fileOffset
+                 FROM file_chunks fc JOIN chunks c ON c.hash = fc.chunk JOIN blobs b ON b.id = c.blob_id
+                 WHERE fc.file_id = ${this.#v2 ? "(SELECT coalesce(link_id, id) FROM files WHERE id = ?)" : "?"} ORDER BY ${this.#v2 ? "fc.offset" : "fc.seq"}`;
+    let end = 0;
+    for (const row of this.#lookupDb.prepare(sql).iterate(fileId) as Iterable<Record<string, unknown>>) {
+      const loc = toLocation(row, this.object);
+      const fileOffset = this.#v2 ? (row["fileOffset"] as number) : end;
+      end = fileOffset + loc.rawLength;
+      yield { ...loc, fileOffset };
+    }
   }
 
   /**
@@ -179,7 +306,8 @@ export class SnapshotReader {
          JOIN blobs b ON b.id = c.blob_id WHERE b.name = ? ORDER BY f.path`,
       )
       .pluck()
-      .all(blob) as string[];
+      .all(blob)
+      .map((p) => this.#path(p));
   }
 
   /** Paths of the files that use any of these chunks (ids in hex), in path order. */
@@ -190,7 +318,8 @@ export class SnapshotReader {
          WHERE fc.chunk IN (SELECT unhex(value) FROM json_each(?)) ORDER BY f.path`,
       )
       .pluck()
-      .all(JSON.stringify(ids)) as string[];
+      .all(JSON.stringify(ids))
+      .map((p) => this.#path(p));
   }
 
   /** Chunks per file whose hash has no location: a damaged snapshot database. */
@@ -212,20 +341,26 @@ export class SnapshotReader {
   *flaws(prefix?: string): Generator<{ id: number; path: string; type: EntryType; error: IntegrityError }> {
     const whole = prefix === undefined || prefix === "";
     const within = (col: string) => (whole ? "1" : `(${col} = ? OR (${col} > ? AND ${col} < ?))`);
-    const args = whole ? [] : [prefix, ...belowBounds(prefix)];
+    const args = whole ? [] : this.#within(prefix);
     const rows = (sql: string) => this.#db.prepare(sql).safeIntegers(true).iterate(...args) as Iterable<Record<string, unknown>>;
-    const flaw = (r: Record<string, unknown>, message: string) => ({
-      id: Number(r["id"]),
-      path: String(r["path"]),
-      type: (ENTRY_TYPES.has(r["type"] as string) ? r["type"] : "file") as EntryType,
-      error: new IntegrityError(this.object, `${JSON.stringify(String(r["path"]))}: ${message}`),
-    });
+    const flaw = (r: Record<string, unknown>, message: string) => {
+      const path = this.#path(r["path"]);
+      return {
+        id: Number(r["id"]),
+        path,
+        type: (ENTRY_TYPES.has(r["type"] as string) ? r["type"] : "file") as EntryType,
+        error: new IntegrityError(this.object, `${JSON.stringify(path)}: ${message}`),
+      };
+    };
+    // Paths below p sort in [p + "/", p + "0"); in format 2 paths are BLOBs, and || makes text.
+    const [below, beyond] = this.#v2 ? ["CAST(p.path || X'2F' AS BLOB)", "CAST(p.path || X'30' AS BLOB)"] : ["p.path || '/'", "p.path || '0'"];
     for (const r of rows(
       `SELECT c.id, c.path, c.type, p.path AS parent, p.type AS parentType FROM files p
-       JOIN files c ON c.path >= p.path || '/' AND c.path < p.path || '0' WHERE p.type <> 'dir' AND ${within("c.path")}`,
+       JOIN files c ON c.path >= ${below} AND c.path < ${beyond} WHERE p.type <> 'dir' AND ${within("c.path")}`,
     )) {
-      const what = r["parentType"] === "file" ? "a file" : r["parentType"] === "symlink" ? "a symlink" : "no directory";
-      yield flaw(r, `refusing to restore through ${JSON.stringify(r["parent"])}: the snapshot records it as ${what}, which cannot have entries below it (crafted)`);
+      const t = r["parentType"];
+      const what = t === "file" ? "a file" : t === "symlink" ? "a symlink" : t === "fifo" || t === "chardev" || t === "blockdev" ? `a ${String(t)}` : "no directory";
+      yield flaw(r, `refusing to restore through ${JSON.stringify(this.#path(r["parent"]))}: the snapshot records it as ${what}, which cannot have entries below it (crafted)`);
     }
     for (const r of rows(
       `SELECT f.id, f.path, f.type, d.n FROM files f JOIN (SELECT path, count(*) AS n FROM files GROUP BY path HAVING n > 1) d ON d.path = f.path
@@ -233,17 +368,40 @@ export class SnapshotReader {
     )) {
       yield flaw(r, `the snapshot records this path ${String(r["n"])} times: refusing every one (crafted)`);
     }
+    if (!this.#v2) {
+      for (const r of rows(
+        `SELECT f.id, f.path, f.type, f.size, count(fc.chunk) AS refs, count(b.id) AS placed, total(c.raw_length) AS held
+         FROM files f LEFT JOIN file_chunks fc ON fc.file_id = f.id LEFT JOIN chunks c ON c.hash = fc.chunk LEFT JOIN blobs b ON b.id = c.blob_id
+         WHERE f.type = 'file' AND ${within("f.path")} GROUP BY f.id HAVING placed < refs OR held <> f.size`,
+      )) {
+        const [refs, placed] = [Number(r["refs"]), Number(r["placed"])];
+        yield flaw(r, placed < refs ? `${refs - placed} of its ${refs} chunk references have no blob location` : sizeFlaw(r["size"] as bigint, Number(r["held"])));
+      }
+      return;
+    }
+    // Format 2: a gap between chunks is a hole, so a file may hold less than its size, never
+    // more; chunks that overlap only make wrong bytes, which a crafted snapshot can make anyway.
     for (const r of rows(
-      `SELECT f.id, f.path, f.type, f.size, count(fc.chunk) AS refs, count(b.id) AS placed, total(c.raw_length) AS held
-       FROM files f LEFT JOIN file_chunks fc ON fc.file_id = f.id LEFT JOIN chunks c ON c.hash = fc.chunk LEFT JOIN blobs b ON b.id = c.blob_id
-       WHERE f.type = 'file' AND ${within("f.path")} GROUP BY f.id HAVING placed < refs OR held <> f.size`,
+      `SELECT f.id, f.path, f.type, f.size, f.link_id AS linkId, l.id AS leader,
+              (SELECT count(*) FROM file_chunks fc WHERE fc.file_id = coalesce(f.link_id, f.id)) AS refs,
+              (SELECT count(b.id) FROM file_chunks fc JOIN chunks c ON c.hash = fc.chunk JOIN blobs b ON b.id = c.blob_id
+                WHERE fc.file_id = coalesce(f.link_id, f.id)) AS placed,
+              (SELECT max(fc.offset + c.raw_length) FROM file_chunks fc JOIN chunks c ON c.hash = fc.chunk WHERE fc.file_id = coalesce(f.link_id, f.id)) AS ends,
+              (SELECT min(fc.offset) FROM file_chunks fc WHERE fc.file_id = coalesce(f.link_id, f.id)) AS starts
+       FROM files f LEFT JOIN files l ON l.id = f.link_id AND l.type = 'file' AND l.link_id = l.id
+       WHERE f.type = 'file' AND ${within("f.path")}
+         AND ((f.link_id IS NOT NULL AND l.id IS NULL) OR placed < refs OR ends > f.size OR starts < 0)`,
     )) {
       const [refs, placed] = [Number(r["refs"]), Number(r["placed"])];
       yield flaw(
         r,
-        placed < refs
-          ? `${refs - placed} of its ${refs} chunk references have no blob location`
-          : sizeFlaw(r["size"] as bigint, Number(r["held"])),
+        r["linkId"] !== null && r["leader"] === null
+          ? `a hard link to entry ${String(r["linkId"])}, which is not the first file of a link set (crafted)`
+          : placed < refs
+            ? `${refs - placed} of its ${refs} chunk references have no blob location`
+            : Number(r["starts"]) < 0
+              ? `a chunk at negative offset ${String(r["starts"])} (crafted)`
+              : `the entry records size ${String(r["size"])} but its chunks reach byte ${String(r["ends"])}`,
       );
     }
   }
@@ -260,7 +418,7 @@ const READS = { compression: COMPRESSION, chunkHash: "sha256", blobHash: "sha256
 /** Refuses what this version cannot read rather than guessing: a wrong guess misreports sound data. */
 function refuseUnknown(meta: SnapshotMeta, object: string): void {
   const format: unknown = meta.format;
-  if (typeof format !== "number" || !Number.isSafeInteger(format) || format < 1) {
+  if (typeof format !== "number" || !Number.isSafeInteger(format) || format < OLDEST_SNAPSHOT_FORMAT) {
     throw new IntegrityError(object, `snapshot format ${JSON.stringify(format)} is not a format vaultik knows`);
   }
   if (format > SNAPSHOT_FORMAT) {
@@ -286,28 +444,6 @@ function toLocation(row: Record<string, unknown>, object: string): ChunkLocation
     rawOffset: row["rawOffset"] as number,
     rawLength: row["rawLength"] as number,
     compression: COMPRESSION,
-  };
-}
-
-const ENTRY_TYPES = new Set(["file", "dir", "symlink"]);
-
-function toEntry(row: Record<string, unknown>, object: string): EntryRow {
-  // The schema's CHECK says so, but a crafted database need not have that schema.
-  if (!ENTRY_TYPES.has(row["type"] as string)) {
-    throw new IntegrityError(object, `entry ${JSON.stringify(row["path"])} has unknown type ${JSON.stringify(row["type"])}`);
-  }
-  return {
-    id: Number(row["id"]),
-    path: row["path"] as string,
-    type: row["type"] as EntryType,
-    mode: Number(row["mode"]),
-    uid: Number(row["uid"]),
-    gid: Number(row["gid"]),
-    size: Number(row["size"]),
-    mtimeNs: BigInt(row["mtimeNs"] as bigint),
-    linkTarget: (row["linkTarget"] as string | null) ?? null,
-    status: (row["status"] as string | null) ?? null,
-    ...(row["chunks"] === undefined ? {} : { chunks: Number(row["chunks"]) }),
   };
 }
 

@@ -4,6 +4,7 @@ import { parseHeader } from "../crypto/header.js";
 import { IntegrityError, isNotFound } from "../errors.js";
 import type { Repository } from "../repo/repository.js";
 import { TaskPool } from "../util/pool.js";
+import { decodePath } from "../model/path-bytes.js";
 import type { SnapshotReader } from "./read.js";
 
 // What a catalog seed (catalog/seed.ts) takes from one snapshot database: every blob and chunk
@@ -37,24 +38,42 @@ export function* seedRecords(reader: SnapshotReader): Generator<SeedRecord> {
     }
     const roots = reader.meta.sourceDirs.map((d) => d.replace(/^\/+|\/+$/g, ""));
     const inSources = (path: string) => roots.some((r) => r === "" || path === r || path.startsWith(`${r}/`));
-    // One pass over file_chunks in (file_id, seq) order, merged with the files in id order.
+    // One pass over file_chunks in file order, merged with the files in id order. A seed's chunk
+    // list is contiguous: format 2 files with holes, and hard links (whose chunks are their
+    // set's), are left out, and the host reads them again.
+    const v2 = reader.meta.format >= 2;
     const files = db
-      .prepare("SELECT id, path, mode, uid, gid, size, mtime_ns AS mtimeNs, status FROM files WHERE type = 'file' ORDER BY id")
+      .prepare(`SELECT id, path, mode, uid, gid, size, mtime_ns AS mtimeNs, status, ${v2 ? "link_id" : "NULL"} AS linkId FROM files WHERE type = 'file' ORDER BY id`)
       .safeIntegers(true);
-    const fileChunks = db2.prepare("SELECT file_id AS fileId, lower(hex(chunk)) AS chunk FROM file_chunks ORDER BY file_id, seq").safeIntegers(true);
-    const chunkRows = (fileChunks.iterate() as Iterable<{ fileId: bigint; chunk: string }>)[Symbol.iterator]();
+    const fileChunks = db2
+      .prepare(
+        v2
+          ? "SELECT fc.file_id AS fileId, lower(hex(fc.chunk)) AS chunk, fc.offset, c.raw_length AS length FROM file_chunks fc LEFT JOIN chunks c ON c.hash = fc.chunk ORDER BY fc.file_id, fc.offset"
+          : "SELECT file_id AS fileId, lower(hex(chunk)) AS chunk, NULL AS offset, NULL AS length FROM file_chunks ORDER BY file_id, seq",
+      )
+      .safeIntegers(true);
+    const chunkRows = (fileChunks.iterate() as Iterable<{ fileId: bigint; chunk: string; offset: bigint | null; length: bigint | null }>)[Symbol.iterator]();
     let next = chunkRows.next();
-    for (const f of files.iterate() as Iterable<{ id: bigint; path: string; mode: bigint; uid: bigint; gid: bigint; size: bigint; mtimeNs: bigint; status: string | null }>) {
+    type FileRow = { id: bigint; path: unknown; mode: bigint; uid: bigint; gid: bigint; size: bigint; mtimeNs: bigint; status: string | null; linkId: bigint | null };
+    for (const f of files.iterate() as Iterable<FileRow>) {
       const list: string[] = [];
+      let end = 0n;
+      let contiguous = true;
       while (!next.done && next.value.fileId < f.id) next = chunkRows.next();
       while (!next.done && next.value.fileId === f.id) {
         list.push(next.value.chunk);
+        if (v2) {
+          contiguous &&= next.value.offset === end && next.value.length !== null;
+          end += next.value.length ?? 0n;
+        }
         next = chunkRows.next();
       }
-      if (f.status !== null || !inSources(f.path) || list.length > MAX_SEED_FILE_CHUNKS) continue;
+      const path = v2 ? decodePath(f.path as Uint8Array) : String(f.path);
+      if (v2 && (!contiguous || end !== f.size || f.linkId !== null)) continue;
+      if (f.status !== null || !inSources(path) || list.length > MAX_SEED_FILE_CHUNKS) continue;
       yield {
         t: "file",
-        path: `/${f.path}`,
+        path: `/${path}`,
         mode: Number(f.mode),
         uid: Number(f.uid),
         gid: Number(f.gid),
