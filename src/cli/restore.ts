@@ -3,6 +3,7 @@ import { stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { IntegrityError, NotFoundError, UsageError } from "../errors.js";
+import { displayPath, parseDisplayPath } from "../model/path-bytes.js";
 import type { Repository } from "../repo/repository.js";
 import { dumpFile } from "../restore/dump.js";
 import type { EntryProblem } from "../restore/report.js";
@@ -23,6 +24,7 @@ interface Flags {
   host?: string;
   json?: boolean;
   allErrors?: boolean;
+  numericOwner?: boolean;
 }
 
 /** Failures (and warnings) the text output names before it says how many more there are. */
@@ -35,7 +37,8 @@ function common(cmd: Command): Command {
     .option("--index-prefix <prefix>", "where snapshots live in the repository")
     .option("--host <host>", "with `latest`: the latest snapshot of this host")
     .option("--json", "print a JSON summary (it lists every failed entry)")
-    .option("--all-errors", `name every entry that failed, not only the first ${SHOWN}`);
+    .option("--all-errors", `name every entry that failed, not only the first ${SHOWN}`)
+    .option("--numeric-owner", "as root: give owners the recorded user and group ids, not this host's ids for the recorded names");
 }
 
 export function registerRestore(program: Command, io: Io): void {
@@ -56,19 +59,20 @@ export function registerRestore(program: Command, io: Io): void {
     program
       .command("fetch")
       .description("restore one file or directory subtree of a snapshot, reading only the blob ranges it needs; TARGET `-` writes one file to stdout")
-      .argument("<args...>", "[BUCKET [PREFIX]] SNAPSHOT_ID FILEPATH TARGET"),
+      .argument("<args...>", "[BUCKET [PREFIX]] SNAPSHOT_ID FILEPATH TARGET   (FILEPATH as listed: a byte that is not UTF-8 as \\xHH)"),
   ).action(async (args: string[], flags: Flags) => {
     const { repo, rest } = await repoFromArgs(args, ["SNAPSHOT_ID", "FILEPATH", "TARGET"], flags);
     const [ref, filePath, target] = rest as [string, string, string];
-    const wanted = filePath.replace(/^\/+|\/+$/g, "");
+    const typed = filePath.replace(/^\/+|\/+$/g, "");
     if (target === "-") {
       if (flags.json) throw new UsageError("--json", "TARGET - writes the file itself to stdout; leave out --json");
-      io.exitCode = await fetchToStdout(io, flags, repo, ref, filePath, wanted);
+      io.exitCode = await fetchToStdout(io, flags, repo, ref, filePath, typed);
       return;
     }
     const dest = resolve(target);
     io.exitCode = await restoreInto(io, flags, repo, ref, async (reader) => {
-      const entry = findEntry(reader, filePath, wanted);
+      const entry = findEntry(reader, filePath, typed);
+      const wanted = entry.path;
       if (entry.type === "dir") {
         assertDirectoryTarget("TARGET", dest);
         return { target: dest, prefix: wanted, destination: (p) => (p === wanted ? "" : p.slice(wanted.length + 1)) };
@@ -81,15 +85,16 @@ export function registerRestore(program: Command, io: Io): void {
       // file or symlink, and this makes sure no such entry could ever land on the same name.
       const destination = (p: string) => {
         if (p === wanted) return basename(final);
-        throw new IntegrityError(reader.object, `${JSON.stringify(p)}: refusing an entry below ${JSON.stringify(wanted)}, which the snapshot records as a ${entry.type}`);
+        throw new IntegrityError(reader.object, `"${displayPath(p)}": refusing an entry below "${displayPath(wanted)}", which the snapshot records as a ${entry.type}`);
       };
       return { target: dirname(final), prefix: wanted, destination };
     });
   });
 }
 
-function findEntry(reader: SnapshotReader, filePath: string, wanted: string): EntryRow {
-  const entry = reader.entry(wanted);
+/** The entry at the path as typed, or else as its listed form reads back (`bad\xff`: see displayPath). */
+function findEntry(reader: SnapshotReader, filePath: string, typed: string): EntryRow {
+  const entry = reader.entry(typed) ?? reader.entry(parseDisplayPath(typed));
   if (!entry) throw new NotFoundError(filePath, `is not in snapshot ${reader.meta.id}`);
   return entry;
 }
@@ -136,9 +141,9 @@ async function fetchToStdout(io: Io, flags: Flags, repo: Repository, ref: string
       identities,
       async (reader) => {
         const entry = findEntry(reader, filePath, wanted);
-        if (entry.type !== "file") throw new UsageError("FILEPATH", `${filePath} is a ${entry.type === "dir" ? "directory" : "symlink"}; TARGET - writes one regular file to stdout`);
-        if (entry.status === "changed") io.err(`vaultik: warning: ${entry.path}: ${TORN_FILE}`);
-        await dumpFile({ repo, identities, snapshot: reader, path: wanted, out: io.stdout, signal: abort.signal });
+        if (entry.type !== "file") throw new UsageError("FILEPATH", `${filePath} is a ${KIND[entry.type]}; TARGET - writes one regular file to stdout`);
+        if (entry.status === "changed") io.err(`vaultik: warning: ${displayPath(entry.path)}: ${TORN_FILE}`);
+        await dumpFile({ repo, identities, snapshot: reader, path: entry.path, out: io.stdout, signal: abort.signal });
       },
       abort.signal,
     );
@@ -174,7 +179,7 @@ async function restoreInto(
       identities,
       async (reader) => {
         const p = await plan(reader);
-        const restorer = new Restorer({ repo, identities, snapshot: reader, ...p, signal: abort.signal });
+        const restorer = new Restorer({ repo, identities, snapshot: reader, ...p, numericOwner: flags.numericOwner === true, signal: abort.signal });
         const stop = flags.json
           ? () => {}
           : startProgress("restore", {
@@ -204,21 +209,34 @@ async function restoreInto(
  */
 function report(io: Io, flags: Flags, id: string, s: RestoreSummary, ms: number): void {
   if (flags.json) {
-    io.out(JSON.stringify({ snapshotId: id, ...s, durationMs: ms }, null, 2));
+    // Paths as listings show them: JSON cannot carry bytes that are not UTF-8.
+    const shown = (ps: readonly EntryProblem[]) => ps.map((p) => ({ ...p, path: displayPath(p.path), ...(p.target === undefined ? {} : { target: displayPath(p.target) }) }));
+    io.out(JSON.stringify({ snapshotId: id, ...s, errors: shown(s.errors), warnings: shown(s.warnings), durationMs: ms }, null, 2));
     return;
   }
   const list = (kind: string, problems: readonly EntryProblem[]) => {
     const shown = flags.allErrors ? problems : problems.slice(0, SHOWN);
-    for (const p of shown) io.err(`vaultik: ${kind}: ${p.path}: ${p.message}`);
+    for (const p of shown) io.err(`vaultik: ${kind}: ${displayPath(p.path)}: ${p.message}`);
     if (shown.length < problems.length) io.err(`vaultik: … and ${problems.length - shown.length} more (--all-errors lists every one)`);
   };
   list("error", s.errors);
   list("warning", s.warnings);
-  const failed = (n: number, one: string, many: string) => (n === 0 ? [] : [`${n} ${n === 1 ? one : many}`]);
-  const lost = [...failed(s.failed.files, "file", "files"), ...failed(s.failed.dirs, "directory", "directories"), ...failed(s.failed.symlinks, "symlink", "symlinks")];
+  const counted = (n: number, one: string, many: string) => (n === 0 ? [] : [`${n} ${n === 1 ? one : many}`]);
+  const special = (c: { fifos: number; chardevs: number; blockdevs: number }) => [
+    ...counted(c.fifos, "FIFO", "FIFOs"),
+    ...counted(c.chardevs, "character device", "character devices"),
+    ...counted(c.blockdevs, "block device", "block devices"),
+  ];
+  const lost = [...counted(s.failed.files, "file", "files"), ...counted(s.failed.dirs, "directory", "directories"), ...counted(s.failed.symlinks, "symlink", "symlinks"), ...special(s.failed)];
   io.err(
     `restored snapshot ${id}: ${s.files} files${s.skipped > 0 ? ` (${s.skipped} already restored and verified, skipped)` : ""}, ${s.dirs} directories, ${s.symlinks} symlinks, ` +
+      special(s.special).map((c) => `${c}, `).join("") +
       `${formatBytes(s.bytes)} from ${s.blobs} blob(s) in ${formatDuration(ms)}` +
-      (lost.length === 0 ? "" : `; ${lost.join(", ")} failed`),
+      (lost.length === 0 ? "" : `; ${lost.join(", ")} failed`) +
+      (s.devicesSkipped === 0 ? "" : `; ${s.devicesSkipped} device node${s.devicesSkipped === 1 ? "" : "s"} skipped (not root)`),
   );
 }
+
+const KIND: Record<EntryRow["type"], string> = {
+  file: "file", dir: "directory", symlink: "symlink", fifo: "FIFO", chardev: "character device", blockdev: "block device",
+};

@@ -1,17 +1,20 @@
 import { lstatSync, mkdirSync } from "node:fs";
 import { dirname, join, normalize, sep } from "node:path";
 import { IntegrityError } from "../errors.js";
+import { displayPath, fsPath } from "../model/path-bytes.js";
 
 // Snapshot metadata comes from the bucket, which a compromised source could have written. A path
 // in it must never make a restore write outside the target: no absolute paths, no `..`, and no
-// walking through a symlink, whether the target already held it or the restore made it.
+// walking through a symlink, whether the target already held it or the restore made it. Paths
+// here are internal strings (model/path-bytes): a name may hold bytes that are not UTF-8, or a
+// newline; node:fs gets them as fsPath(), messages show them as displayPath().
 
 /** Checks a snapshot path and returns its segments; "" (the target itself) only when allowed. */
 export function pathSegments(path: string, object: string, allowEmpty = false): string[] {
   if (path === "" && allowEmpty) return [];
   const segs = path.split("/");
   if (path.startsWith("/") || path.includes("\0") || segs.some((s) => s === "" || s === "." || s === "..")) {
-    throw new IntegrityError(object, `refusing path ${JSON.stringify(path)}: it would escape the restore target`);
+    throw new IntegrityError(object, `refusing path "${displayPath(path)}": it would escape the restore target`);
   }
   return segs;
 }
@@ -56,15 +59,15 @@ export class SafeTree {
   ensureDir(dir: string): void {
     if (this.checked.has(dir)) return;
     try {
-      mkdirSync(dir, { mode: 0o700 });
+      mkdirSync(fsPath(dir), { mode: 0o700 });
       this.fresh.add(dir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
-    const st = lstatSync(dir);
+    const st = lstatSync(fsPath(dir));
     if (!st.isDirectory()) {
       const what = st.isSymbolicLink() ? "a symlink" : "not a directory";
-      throw new IntegrityError(this.object, `refusing to restore through ${dir}: it is ${what}`);
+      throw new IntegrityError(this.object, `refusing to restore through ${displayPath(dir)}: it is ${what}`);
     }
     this.checked.add(dir);
   }

@@ -1,20 +1,23 @@
-import {
-  chmodSync, chownSync, closeSync, constants, lchownSync, lutimesSync, mkdirSync, openSync, rmSync, symlinkSync, unlinkSync, utimesSync,
-} from "node:fs";
+import { linkSync, mkdirSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import type { X25519Identity } from "../crypto/keys.js";
-import { LocalStateError, NoIdentityError, NotFoundError, errorMessage } from "../errors.js";
+import { NoIdentityError, NotFoundError, errorMessage } from "../errors.js";
 import type { ChunkLocation } from "../model/chunk.js";
+import { displayPath, fsPath } from "../model/path-bytes.js";
 import type { DamagedFrame, WantedFrame } from "../pack/reader.js";
 import type { Repository } from "../repo/repository.js";
-import type { EntryRow, Placement, SnapshotReader } from "../snapshot/read.js";
+import type { EntryRow, HardLink, Placement, SnapshotReader } from "../snapshot/read.js";
+import type { EntryType } from "../snapshot/schema.js";
 import { Pace } from "../util/pace.js";
 import { TaskPool } from "../util/pool.js";
 import { pathSegments, SafeTree } from "./paths.js";
 import { RestoreReport, TORN_FILE, type EntryProblem, type FailureCounts } from "./report.js";
+import { Finisher, removeIfPresent, utimeFromMicros } from "./finish.js";
+import { OwnerMap } from "./owners.js";
 import { restoredBefore } from "./resume.js";
-import { finishFile, type FileMeta, type WriteOp } from "./sink.js";
+import { restoredMode, type WriteOp } from "./sink.js";
 import { routeOf, Writers } from "./writers.js";
+import { XattrRefusals } from "./xattrs.js";
 
 // File system calls are synchronous on purpose: they hit the page cache and take microseconds,
 // while each promise-based call costs the main thread about 15 µs of bookkeeping, which for
@@ -23,9 +26,12 @@ import { routeOf, Writers } from "./writers.js";
 // Restores a snapshot (or a subtree of it) in three passes: create directories (and empty
 // files), then read each needed blob once and hand its chunks to writer threads, which create
 // each file with its first chunk and set its size, owner, mode and times with its last; then
-// symlinks, and directories' metadata last, deepest first, so writing children does not disturb
-// them. Memory stays bounded: the plan streams out of SQLite one blob at a time; only the
-// entries that failed are kept.
+// files of several chunks or with extended attributes are finished, symlinks, FIFOs and device
+// nodes made, further names of hard-linked files linked to the first, and directories'
+// metadata set last, deepest first, so writing children does not disturb them. Paths are
+// internal strings (model/path-bytes), handed to node:fs as fsPath() and shown as displayPath().
+// Memory stays bounded: the plan streams out of SQLite one blob at a time; only the entries
+// that failed (and the hard links to make) are kept.
 //
 // An entry that fails (a chunk that does not verify, a damaged segment, a directory in the way,
 // an entry the snapshot should not hold) costs that entry alone: the restore goes on, and the
@@ -41,8 +47,12 @@ export interface RestoreOptions {
   /** Where a snapshot path lands, relative to the target ("" is the target itself). */
   destination?: (path: string) => string;
   concurrency?: number;
-  /** Restore owners (uid/gid); only possible as root. Default: when running as root. */
+  /** Restore owners (uid/gid), and with them setuid and setgid; only possible as root. Default: when running as root. */
   owners?: boolean;
+  /** Give owners the recorded ids, not this host's ids for the recorded names (--numeric-owner). */
+  numericOwner?: boolean;
+  /** Create device nodes (needs root). Default: when running as root; otherwise each is skipped with a warning. */
+  devices?: boolean;
   signal?: AbortSignal;
 }
 
@@ -64,6 +74,10 @@ export interface RestoreSummary {
   blobsRanged: number;
   /** Ciphertext bytes read from the repository. */
   bytesFetched: number;
+  /** FIFOs and device nodes restored. */
+  special: { fifos: number; chardevs: number; blockdevs: number };
+  /** Device nodes not created because the restore does not run as root (each is in `warnings`). */
+  devicesSkipped: number;
   /** Entries that could not be restored, by type; each is in `errors`. */
   failed: FailureCounts;
   /** Every failed entry, with why, in path order. */
@@ -84,11 +98,18 @@ export class Restorer {
   readonly progress: RestoreProgress = { bytesWritten: 0, bytesTotal: 0, files: 0 };
   private readonly tree: SafeTree;
   private readonly dest: (path: string) => string;
-  private readonly summary = { bytes: 0, blobs: 0, blobsStreamed: 0, blobsRanged: 0, skipped: 0 };
+  private readonly summary = { bytes: 0, blobs: 0, blobsStreamed: 0, blobsRanged: 0, skipped: 0, devicesSkipped: 0 };
+  private readonly special = { fifos: 0, chardevs: 0, blockdevs: 0 };
   /** Entries met, by type, failed or not. */
   private readonly seen = { files: 0, dirs: 0, symlinks: 0, fifos: 0, chardevs: 0, blockdevs: 0 };
   private readonly reader;
   private readonly owners: boolean;
+  private readonly devices: boolean;
+  private readonly ids: OwnerMap;
+  private readonly refusals = new XattrRefusals();
+  private readonly finisher: Finisher;
+  /** Further names of hard-linked files, by entry id: linked to their set's first name in pass 3. */
+  private readonly links = new Map<number, HardLink>();
   /** Failed entries (pass 3 leaves them as they are) and warnings. */
   private readonly report = new RestoreReport();
   /** Files of several chunks that got a write and are not finished yet: an interrupted restore removes them. */
@@ -102,7 +123,18 @@ export class Restorer {
     this.tree = new SafeTree(o.target, o.snapshot.object);
     this.reader = o.repo.blobReader(o.identities);
     this.dest = o.destination ?? ((p) => p);
-    this.owners = o.owners ?? process.getuid?.() === 0;
+    const root = process.getuid?.() === 0;
+    this.owners = o.owners ?? root;
+    this.devices = o.devices ?? root;
+    this.ids = new OwnerMap(!o.numericOwner);
+    this.finisher = new Finisher({
+      owners: this.owners,
+      ids: this.ids,
+      refusals: this.refusals,
+      xattrsOf: (id) => o.snapshot.xattrs(id),
+      root: o.target,
+      object: o.snapshot.object,
+    });
   }
 
   async run(): Promise<RestoreSummary> {
@@ -110,7 +142,7 @@ export class Restorer {
       return await this.passes();
     } catch (err) {
       // Nothing half-written stays under a file's final name; files already finished stay.
-      if (this.o.signal?.aborted) for (const abs of this.unfinished.values()) rmSync(abs, { force: true });
+      if (this.o.signal?.aborted) for (const abs of this.unfinished.values()) rmSync(fsPath(abs), { force: true });
       throw err;
     }
   }
@@ -119,6 +151,7 @@ export class Restorer {
     const { snapshot, signal } = this.o;
     for (const f of snapshot.flaws(this.o.prefix)) this.report.fail(f.id, f.type, { path: f.path, message: f.error.message });
     if (mkdirSync(this.o.target, { recursive: true }) !== undefined) this.tree.markFresh(this.o.target);
+    for (const l of snapshot.hardLinks(this.o.prefix)) this.links.set(l.id, l);
     let writers: Writers | undefined;
     try {
       writers = this.writers = new Writers({
@@ -139,11 +172,13 @@ export class Restorer {
     }
     signal?.throwIfAborted();
     await this.finishEntries();
+    for (const w of this.refusals.warnings()) this.report.warn(w.path, w.message);
     const failed = this.report.counts();
     return {
       files: this.seen.files - failed.files,
       dirs: this.seen.dirs - failed.dirs,
       symlinks: this.seen.symlinks - failed.symlinks,
+      special: this.special,
       ...this.summary,
       bytesFetched: this.reader.bytesFetched,
       failed,
@@ -156,7 +191,7 @@ export class Restorer {
    * Runs `step` for entry `e` (which notes where the entry goes in `at.abs` once known). If it
    * throws, `e` alone has failed: undefined. Otherwise `at`.
    */
-  private attempt(e: EntryRow, step: (at: { abs?: string }) => void): { abs?: string } | undefined {
+  private attempt(e: { id: number; type: EntryType; path: string }, step: (at: { abs?: string }) => void): { abs?: string } | undefined {
     const at: { abs?: string } = {};
     try {
       step(at);
@@ -168,9 +203,9 @@ export class Restorer {
   }
 
   /** Whether a file already at `abs` is this entry, restored by an earlier run; a read error means no. */
-  private async restoredBefore(abs: string, e: EntryRow & { size: number }, pace: Pace): Promise<boolean> {
+  private async restoredBefore(abs: string, e: EntryRow, pace: Pace): Promise<boolean> {
     try {
-      return await restoredBefore(abs, e, this.o.snapshot.chunksOf(e.id), this.owners, pace);
+      return await restoredBefore(abs, { ...this.finisher.meta(e), mtimeNs: e.mtimeNs }, this.o.snapshot.chunksOf(e.id), this.owners, pace);
     } catch (err) {
       if (this.o.signal?.aborted) throw err;
       return false;
@@ -190,21 +225,29 @@ export class Restorer {
 
   /**
    * Pass 1: directories exist, every path is checked, whatever was in the target at a file's
-   * path is removed (a write then never meets older bytes or follows a link), and files without chunks are written (they need
-   * nothing from a blob). Files with chunks are created by their first write.
+   * path is removed (a write then never meets older bytes or follows a link), and files without
+   * chunks are written (they need nothing from a blob). Files with chunks are created by their
+   * first write; hard links, symlinks and special files in pass 3.
    */
   private async createEntries(): Promise<void> {
     const pace = new Pace(this.o.signal, "restore-entries");
     for (const e of this.o.snapshot.entries(this.o.prefix, true)) {
       await pace.tick();
       this.seen[`${e.type}s`]++;
-      if (e.type === "symlink" || this.report.failed(e.id)) continue;
+      // Learns what each recorded owner becomes here, for the files the writer threads finish.
+      this.ids.of(e);
+      if ((e.type !== "file" && e.type !== "dir") || this.report.failed(e.id)) continue;
       if (e.type === "dir") {
         this.attempt(e, (at) => this.tree.ensureDir((at.abs = this.destOf(e))));
         continue;
       }
       const abs = this.attempt(e, (at) => (at.abs = this.destOf(e)))?.abs;
       if (abs === undefined) continue;
+      if (this.links.has(e.id)) {
+        // A further name of a hard-linked file: no content of its own, linked in pass 3.
+        if (!this.tree.isFresh(dirname(abs))) this.attempt(e, () => removeIfPresent(abs, "file"));
+        continue;
+      }
       this.progress.bytesTotal += e.size;
       if (e.status === "changed") this.report.warn(e.path, TORN_FILE);
       // In a directory this restore made, nothing can be there yet.
@@ -218,8 +261,9 @@ export class Restorer {
         }
         if (this.attempt(e, (at) => removeIfPresent((at.abs = abs), "file")) === undefined) continue;
       }
-      if (e.chunks === 0) {
-        await this.writers!.writeRaw({ fileId: e.id, abs, offset: 0, finish: fileMeta(e) }, EMPTY, routeOf(dirname(abs)));
+      // A file with extended attributes is finished in pass 3 (they go before its mode).
+      if (e.chunks === 0 && !this.hasXattrs(e.id)) {
+        await this.writers!.writeRaw({ fileId: e.id, abs, offset: 0, finish: this.finisher.meta(e) }, EMPTY, routeOf(dirname(abs)));
       }
     }
   }
@@ -339,8 +383,12 @@ export class Restorer {
           }
           first ??= t;
           const f = t.file;
-          // A file of one chunk is finished with its write; longer ones in pass 3.
-          const finish = t.fileChunks === 1 ? { size: f.size, mode: f.mode, uid: f.uid, gid: f.gid, mtime: utimeFromMicros(f.mtimeUs) } : undefined;
+          // A file of one chunk is finished with its write; longer ones, and those with
+          // extended attributes (set before the mode), in pass 3.
+          const finish =
+            t.fileChunks === 1 && !this.hasXattrs(t.fileId)
+              ? { size: f.size, mode: restoredMode(f.mode, this.owners), uid: this.ids.uid(f.uid), gid: this.ids.gid(f.gid), mtime: utimeFromMicros(f.mtimeUs) }
+              : undefined;
           if (!finish) this.unfinished.set(t.fileId, abs);
           return [{ fileId: t.fileId, abs, offset: t.fileOffset, finish }];
         }),
@@ -353,14 +401,18 @@ export class Restorer {
     await this.writers!.writeFrame(frame, object, ops, route);
   }
 
+  private hasXattrs(id: number): boolean {
+    return this.o.snapshot.xattrs(id).length > 0;
+  }
+
   /**
-   * Pass 3: files of several chunks (all written now) get their exact size, owner, mode and
-   * times. Files a write failed for are left as they are (mode 0600, the restore's time, maybe
-   * short), so nothing mistakes them for intact copies. Then symlinks (nothing is written
-   * through them after this); directories last, deepest first.
+   * Pass 3: files of several chunks (all written now) or with extended attributes get their
+   * exact size, owner, attributes, mode and times. Files a write failed for are left as they
+   * are (mode 0600, the restore's time, maybe short), so nothing mistakes them for intact
+   * copies. Then symlinks (nothing is written through them after this), FIFOs and device
+   * nodes; hard links to finished files; directories last, deepest first.
    */
   private async finishEntries(): Promise<void> {
-    const owners = this.owners;
     const dirs: EntryRow[] = [];
     const pace = new Pace(this.o.signal, "restore-finish");
     for (const e of this.o.snapshot.entries(this.o.prefix, true)) {
@@ -373,77 +425,52 @@ export class Restorer {
         dirs.push(e);
         continue;
       }
-      if (e.type === "file" && (e.chunks! <= 1 || this.skipped.has(e.id))) continue;
       if (e.type === "file") {
+        if (this.skipped.has(e.id) || this.links.has(e.id)) continue;
+        // One chunk or none: finished with its write, unless it has attributes to set first.
+        if (e.chunks! <= 1 && !this.hasXattrs(e.id)) continue;
         this.attempt(e, (at) => {
-          const abs = (at.abs = this.destOf(e));
-          const fd = openSync(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-          try {
-            finishFile(fd, fileMeta(e), owners);
-          } finally {
-            closeSync(fd);
-          }
+          this.finisher.file((at.abs = this.destOf(e)), e);
           this.unfinished.delete(e.id);
           this.progress.files++;
         });
+      } else if (e.type === "symlink") {
+        this.attempt(e, (at) => this.finisher.symlink((at.abs = this.destOf(e)), e));
+      } else if (e.type !== "fifo" && !this.devices) {
+        this.summary.devicesSkipped++;
+        this.report.warn(e.path, `a ${e.type === "chardev" ? "character" : "block"} device node not restored: only root can create one`);
       } else {
-        this.attempt(e, (at) => {
-          const abs = (at.abs = this.destOf(e));
-          removeIfPresent(abs, "symlink");
-          symlinkSync(e.linkTarget ?? "", abs);
-          const time = utimeSeconds(e.mtimeNs);
-          if (owners) lchownSync(abs, e.uid, e.gid);
-          lutimesSync(abs, time, time);
-        });
+        const type = e.type;
+        if (this.attempt(e, (at) => this.finisher.node((at.abs = this.destOf(e)), { ...e, type }))) this.special[`${type}s`]++;
       }
+    }
+    for (const l of this.links.values()) {
+      await pace.tick();
+      this.link(l);
     }
     // Deepest first: a directory made read-only must not stop changes below it.
     for (const e of dirs.reverse()) {
       await pace.tick();
-      this.attempt(e, (at) => {
-        const abs = (at.abs = this.destOf(e));
-        const time = utimeSeconds(e.mtimeNs);
-        if (owners) chownSync(abs, e.uid, e.gid);
-        chmodSync(abs, e.mode);
-        utimesSync(abs, time, time);
-      });
+      this.attempt(e, (at) => this.finisher.dir((at.abs = this.destOf(e)), e));
     }
+  }
+
+  /** Makes a further name of a hard-linked file a link to the set's first name (finished by now). */
+  private link(l: HardLink): void {
+    if (this.report.failed(l.id)) return;
+    const e = { id: l.id, type: "file" as const, path: l.path };
+    if (this.report.failed(l.leaderId)) {
+      this.report.fail(l.id, "file", { path: l.path, message: `not linked: ${displayPath(l.leaderPath)}, the name of its hard-link set that holds the content, was not restored` });
+      return;
+    }
+    this.attempt(e, (at) => {
+      const leader = this.destOf({ path: l.leaderPath });
+      const abs = (at.abs = this.destOf(e));
+      removeIfPresent(abs, "file");
+      linkSync(fsPath(leader), fsPath(abs));
+      this.progress.files++;
+    });
   }
 }
 
 const EMPTY = new Uint8Array(0);
-
-/**
- * Removes what is at `abs` (a file of an earlier restore, a symlink, a hard link to a file
- * elsewhere, a FIFO), so what the restore makes there is new: it never writes into, through or
- * beside something it did not make. A directory in the way is an error.
- */
-function removeIfPresent(abs: string, what: "file" | "symlink"): void {
-  try {
-    unlinkSync(abs);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return;
-    if (code === "EISDIR") throw new LocalStateError(abs, `cannot restore this ${what}: a directory is in the way`, { cause: err });
-    throw err;
-  }
-}
-
-/** What a file entry gets once its content is written. */
-function fileMeta(e: EntryRow): FileMeta {
-  return { size: e.size, mode: e.mode, uid: e.uid, gid: e.gid, mtime: utimeSeconds(e.mtimeNs) };
-}
-
-/**
- * Node's utimes takes seconds as a double, which libuv truncates to nanoseconds; at today's
- * epoch a double resolves about 0.24 µs. Aiming half a microsecond in makes the truncation land
- * on the right microsecond, so restored mtimes are exact to the microsecond.
- */
-export function utimeSeconds(mtimeNs: bigint): number {
-  return utimeFromMicros(Number(mtimeNs / 1000n));
-}
-
-/** The same from whole microseconds (which SQLite can hand out as a safe JavaScript number). */
-export function utimeFromMicros(us: number): number {
-  return us / 1e6 + 5e-7;
-}

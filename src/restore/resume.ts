@@ -1,14 +1,17 @@
 import { createHash } from "node:crypto";
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
-import type { ChunkLocation } from "../model/chunk.js";
 import { HASH } from "../model/ids.js";
+import { fsPath } from "../model/path-bytes.js";
+import type { FileChunk } from "../snapshot/read.js";
 import type { Pace } from "../util/pace.js";
 
 // A re-run of an interrupted restore into the same target skips the files the first run
 // finished. Like restic, cheap checks first (a regular file with the entry's size, and the mode
 // and mtime a restore gives it, which an unfinished file does not have), then the content: each
-// chunk's bytes hashed against the chunk's id. Reading is the price of never keeping a file that
-// looks right but is not (a torn write, a later edit that kept size and mtime).
+// chunk's bytes, at its offset in the file, hashed against the chunk's id, and every byte outside
+// the chunks (the holes) read and found zero. Reading is the price of never keeping a file that
+// looks right but is not (a torn write, a later edit that kept size and mtime); a hole reads
+// without touching the disk.
 
 export interface Expected {
   size: number;
@@ -22,13 +25,14 @@ export interface Expected {
 const READ_SIZE = 1 << 20;
 
 /**
- * Whether `abs` holds exactly the entry: `chunks` are its chunks in file order. A symlink or
- * anything but a regular file of one link is never taken (opened with O_NOFOLLOW).
+ * Whether `abs` holds exactly the entry: `chunks` are its chunks in file order, with their
+ * offsets. A symlink or anything but a regular file of one link is never taken (opened with
+ * O_NOFOLLOW).
  */
-export async function restoredBefore(abs: string, want: Expected, chunks: Iterable<ChunkLocation>, owners: boolean, pace: Pace): Promise<boolean> {
+export async function restoredBefore(abs: string, want: Expected, chunks: Iterable<FileChunk>, owners: boolean, pace: Pace): Promise<boolean> {
   let fd: number;
   try {
-    fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    fd = openSync(fsPath(abs), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch {
     return false;
   }
@@ -41,21 +45,35 @@ export async function restoredBefore(abs: string, want: Expected, chunks: Iterab
     if (owners && (Number(st.uid) !== want.uid || Number(st.gid) !== want.gid)) return false;
     const buf = Buffer.allocUnsafe(READ_SIZE);
     let pos = 0;
-    for (const loc of chunks) {
-      await pace.tick();
-      if (pos + loc.rawLength > want.size) return false;
+    for (const c of chunks) {
+      if (c.fileOffset < pos || c.fileOffset + c.rawLength > want.size) return false;
+      if (!(await zeros(fd, buf, pos, c.fileOffset, pace))) return false;
       const hash = createHash(HASH);
-      for (let left = loc.rawLength; left > 0; ) {
-        const n = readSync(fd, buf, 0, Math.min(left, READ_SIZE), pos);
+      for (let at = c.fileOffset, end = c.fileOffset + c.rawLength; at < end; ) {
+        await pace.tick();
+        const n = readSync(fd, buf, 0, Math.min(end - at, READ_SIZE), at);
         if (n === 0) return false;
         hash.update(buf.subarray(0, n));
-        pos += n;
-        left -= n;
+        at += n;
       }
-      if (hash.digest("hex") !== loc.id) return false;
+      if (hash.digest("hex") !== c.id) return false;
+      pos = c.fileOffset + c.rawLength;
     }
-    return pos === want.size;
+    return await zeros(fd, buf, pos, want.size, pace);
   } finally {
     closeSync(fd);
   }
+}
+
+const ZERO = Buffer.alloc(READ_SIZE);
+
+/** Whether bytes [from, to) of `fd` are all zero (a hole, or zeros written). */
+async function zeros(fd: number, buf: Buffer, from: number, to: number, pace: Pace): Promise<boolean> {
+  for (let at = from; at < to; ) {
+    await pace.tick();
+    const n = readSync(fd, buf, 0, Math.min(to - at, READ_SIZE), at);
+    if (n === 0 || !buf.subarray(0, n).equals(ZERO.subarray(0, n))) return false;
+    at += n;
+  }
+  return true;
 }

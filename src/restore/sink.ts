@@ -3,6 +3,7 @@ import { frameChunksEach } from "../pack/frame.js";
 import type { ChunkLocation } from "../model/chunk.js";
 import { writeAllSync } from "../util/fsio.js";
 import { errorMessage } from "../errors.js";
+import { fsPath } from "../model/path-bytes.js";
 
 // The file end of a restore: decompresses and checks frames, writes their chunks at their
 // offsets, and finishes a single-chunk file (size, owner, mode, times) through the descriptor
@@ -21,9 +22,14 @@ export interface FileMeta {
   mtime: number;
 }
 
+/** The mode a restore gives: setuid and setgid only with the owner they were for (as restic). */
+export function restoredMode(mode: number, owners: boolean): number {
+  return mode & (owners ? 0o7777 : 0o1777);
+}
+
 export interface WriteOp {
   fileId: number;
-  /** Absolute destination, its parents already made safe (SafeTree), no older file in it. */
+  /** Absolute destination (an internal path string: model/path-bytes), its parents already made safe (SafeTree), no older file in it. */
   abs: string;
   offset: number;
   /** Set when this write is the file's whole content: finish the file with it. */
@@ -98,7 +104,7 @@ export class FileSink {
     let fd = this.open.get(op.fileId);
     const kept = fd !== undefined;
     // O_NOFOLLOW: a symlink at this name in the target is never followed.
-    fd ??= openSync(op.abs, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    fd ??= openSync(fsPath(op.abs), constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     try {
       writeAllSync(fd, data, op.offset);
       this.bytes += data.length;
@@ -135,12 +141,15 @@ export class FileSink {
 }
 
 /**
- * Gives an open file its size, owner (when restoring owners), mode and times, all through the
- * descriptor so nothing follows a symlink. `written` is the size it is known to have already.
+ * Gives an open file its size (what is not written is a hole), owner (when restoring owners),
+ * then `attributes` (extended attributes: after the owner, since a chown drops file
+ * capabilities; before the mode, since setting an ACL changes it), mode and times, all through
+ * the descriptor so nothing follows a symlink. `written` is the size it is known to have already.
  */
-export function finishFile(fd: number, meta: FileMeta, owners: boolean, written?: number): void {
+export function finishFile(fd: number, meta: FileMeta, owners: boolean, written?: number, attributes?: (fd: number) => void): void {
   if (written !== meta.size) ftruncateSync(fd, meta.size);
   if (owners) fchownSync(fd, meta.uid, meta.gid);
+  attributes?.(fd);
   fchmodSync(fd, meta.mode);
   futimesSync(fd, meta.mtime, meta.mtime);
 }

@@ -56,6 +56,7 @@ export class SnapshotReader {
   readonly #db: Database.Database;
   /** A second connection for per-file lookups: better-sqlite3 runs nothing else on a connection while one of its iterators is open. */
   #lookupDb: Database.Database | undefined;
+  #xattrsOf: Database.Statement | undefined;
   readonly meta: SnapshotMeta;
   /** Format 2 or later: byte paths, chunks by offset, hard links, xattrs (FORMAT.md §4). */
   readonly #v2: boolean;
@@ -160,7 +161,9 @@ export class SnapshotReader {
   xattrs(fileId: number): Xattr[] {
     if (!this.#v2) return [];
     this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
-    const rows = this.#lookupDb.prepare("SELECT name, value FROM xattrs WHERE file_id = ? ORDER BY name").all(fileId) as { name: Uint8Array; value: Uint8Array }[];
+    // Prepared once: restore asks for every entry, and a prepare costs ~20 µs, the query ~1 µs.
+    this.#xattrsOf ??= this.#lookupDb.prepare("SELECT name, value FROM xattrs WHERE file_id = ? ORDER BY name");
+    const rows = this.#xattrsOf.all(fileId) as { name: Uint8Array; value: Uint8Array }[];
     return rows.map((r) => ({ name: decodePath(r.name), value: r.value }));
   }
 
