@@ -126,7 +126,7 @@ export class Restorer {
     const root = process.getuid?.() === 0;
     this.owners = o.owners ?? root;
     this.devices = o.devices ?? root;
-    this.ids = new OwnerMap(!o.numericOwner);
+    this.ids = new OwnerMap(this.owners && !o.numericOwner);
     this.finisher = new Finisher({
       owners: this.owners,
       ids: this.ids,
