@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { chownSync, closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, utimesSync, writeSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodePath } from "../src/model/path-bytes.js";
-import { vaultik, type CliOptions } from "./helpers/cli.js";
+import { BIN, cleanEnv, collect, vaultik, type CliOptions } from "./helpers/cli.js";
 import { craftV2, entryOf, seedRepo, type CraftEntry, type Seeded } from "./helpers/craft-v2.js";
 
 // Issue 15, restore side: what a format-2 snapshot records comes back as it was recorded —
@@ -318,6 +318,20 @@ describe("FIFOs and device nodes (item 4)", () => {
       const fetched = await vaultik(["fetch", s.repo, "", id, "s/fifo", join(target(), "p")], env());
       expect(fetched.stderr).toMatch(/: 0 files, 0 directories, 0 symlinks, 1 FIFO, /);
     });
+  });
+
+  it.runIf(isRoot)("as root without CAP_MKNOD (root of a user namespace): a device node is skipped the same way", async () => {
+    const t = target();
+    const child = spawn("unshare", ["--user", "--map-root-user", process.execPath, BIN, "fetch", s.repo, "", id, "s/null", join(t, "null"), "--json"], {
+      env: cleanEnv({ VAULTIK_PRIVATE_KEY: s.identity }),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const r = await collect(child);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as Summary;
+    expect([out.devicesSkipped, out.special.chardevs, out.errors]).toEqual([1, 0, []]);
+    expect(out.warnings.map((w) => w.path)).toEqual(["s/null"]);
+    expect(readdirSync(t)).toEqual([]);
   });
 
   it("without root: FIFOs are made, device nodes are skipped, counted and named, and the restore succeeds", async () => {

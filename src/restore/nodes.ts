@@ -8,9 +8,13 @@ import { displayPath, fsPath, hasRawBytes } from "../model/path-bytes.js";
 // a temporary ASCII name (a command line cannot carry a name that is not UTF-8), mode 0600 until
 // the restore sets the recorded one; it is then renamed to its name, which also replaces whatever
 // an earlier restore left there. Creating device nodes needs root (CAP_MKNOD): the restorer
-// does not try without it.
+// does not try without it, and takes a refusal as root (a container's or user namespace's
+// root has no CAP_MKNOD) as the same skip.
 
 let made = 0;
+
+/** mknod was not permitted to make a device node (no CAP_MKNOD). */
+export class DeviceNotPermitted extends LocalStateError {}
 
 export type NodeType = "fifo" | "chardev" | "blockdev";
 
@@ -24,10 +28,12 @@ export function makeNode(abs: string, type: NodeType, rdev: number | null, root:
   const dir = dirname(abs);
   const tmp = join(hasRawBytes(dir) ? root : dir, `.vaultik-node-${process.pid}-${++made}`);
   try {
-    execFileSync("mknod", ["-m", "0600", tmp, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    // The C locale: the refusal is recognised by its message.
+    execFileSync("mknod", ["-m", "0600", tmp, ...args], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, LC_ALL: "C" } });
   } catch (err) {
     const stderr = String((err as { stderr?: Buffer }).stderr ?? "").trim();
-    throw new LocalStateError(displayPath(abs), `cannot create this ${type}: ${stderr || (err as Error).message}`, { cause: err });
+    const Refusal = type !== "fifo" && /Operation not permitted/.test(stderr) ? DeviceNotPermitted : LocalStateError;
+    throw new Refusal(displayPath(abs), `cannot create this ${type}: ${stderr || (err as Error).message}`, { cause: err });
   }
   try {
     prepare(tmp);

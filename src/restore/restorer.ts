@@ -13,6 +13,7 @@ import { TaskPool } from "../util/pool.js";
 import { pathSegments, SafeTree } from "./paths.js";
 import { RestoreReport, TORN_FILE, type EntryProblem, type FailureCounts } from "./report.js";
 import { Finisher, removeIfPresent, utimeFromMicros } from "./finish.js";
+import { DeviceNotPermitted } from "./nodes.js";
 import { OwnerMap } from "./owners.js";
 import { restoredBefore } from "./resume.js";
 import { restoredMode, type WriteOp } from "./sink.js";
@@ -436,12 +437,8 @@ export class Restorer {
         });
       } else if (e.type === "symlink") {
         this.attempt(e, (at) => this.finisher.symlink((at.abs = this.destOf(e)), e));
-      } else if (e.type !== "fifo" && !this.devices) {
-        this.summary.devicesSkipped++;
-        this.report.warn(e.path, `a ${e.type === "chardev" ? "character" : "block"} device node not restored: only root can create one`);
       } else {
-        const type = e.type;
-        if (this.attempt(e, (at) => this.finisher.node((at.abs = this.destOf(e)), { ...e, type }))) this.special[`${type}s`]++;
+        this.makeNode({ ...e, type: e.type });
       }
     }
     for (const l of this.links.values()) {
@@ -453,6 +450,25 @@ export class Restorer {
       await pace.tick();
       this.attempt(e, (at) => this.finisher.dir((at.abs = this.destOf(e)), e));
     }
+  }
+
+  /** A FIFO or device node; a device node without the privilege to make one is skipped, with a warning. */
+  private makeNode(e: EntryRow & { type: "fifo" | "chardev" | "blockdev" }): void {
+    let denied = e.type !== "fifo" && !this.devices;
+    const made =
+      !denied &&
+      this.attempt(e, (at) => {
+        try {
+          this.finisher.node((at.abs = this.destOf(e)), e);
+        } catch (err) {
+          if (!(err instanceof DeviceNotPermitted)) throw err;
+          denied = true;
+        }
+      }) !== undefined;
+    if (denied) {
+      this.summary.devicesSkipped++;
+      this.report.warn(e.path, `a ${e.type === "chardev" ? "character" : "block"} device node not restored: only root can create one`);
+    } else if (made) this.special[`${e.type}s`]++;
   }
 
   /** Makes a further name of a hard-linked file a link to the set's first name (finished by now). */
