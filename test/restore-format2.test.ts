@@ -4,7 +4,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseRecipient } from "../src/crypto/keys.js";
+import { newSnapshotId } from "../src/model/snapshot-id.js";
+import { Repository } from "../src/repo/repository.js";
+import { SNAPSHOT_SCHEMA_V1 } from "../src/snapshot/schema.js";
+import { openFsStore } from "../src/store/fs.js";
 import { decodePath } from "../src/model/path-bytes.js";
 import { BIN, cleanEnv, collect, vaultik, type CliOptions } from "./helpers/cli.js";
 import { craftV2, entryOf, seedRepo, type CraftEntry, type Seeded } from "./helpers/craft-v2.js";
@@ -492,5 +498,50 @@ describe("extended attributes and ACLs (item 6)", () => {
     const text = await vaultik(["restore", s.repo, "", id, target(unprivileged)], env(unprivileged));
     expect(text.code, text.stderr).toBe(0);
     expect(text.stderr.split("\n").filter((l) => l.includes("trusted.* extended attributes not restored"))).toHaveLength(1);
+  });
+});
+
+describe("a format-1 snapshot (text paths, chunks in sequence, no holes)", () => {
+  let id: string;
+  beforeAll(async () => {
+    // As vaultik before issue 15 wrote it, from the seeded chunks' locations in the local index.
+    const catalog = new Database(s.index, { readonly: true });
+    const locate = catalog.prepare(
+      "SELECT c.hash, c.offset, c.length, c.raw_offset, c.raw_length, b.name, b.size, b.header_length FROM chunks c JOIN blobs b ON b.id = c.blob_id WHERE c.raw_length = ?",
+    );
+    const [a, b] = [A, B].map((c) => locate.get(c.length) as { hash: Buffer; offset: number; length: number; raw_offset: number; raw_length: number; name: string; size: number; header_length: number });
+    catalog.close();
+    id = newSnapshotId(new Date(), "format1");
+    const path = join(dir, `${id}.sqlite`);
+    const db = new Database(path);
+    db.exec(SNAPSHOT_SCHEMA_V1);
+    const blob = db.prepare("INSERT OR IGNORE INTO blobs(name, size, header_length) VALUES (?, ?, ?)");
+    const chunk = db.prepare("INSERT INTO chunks VALUES (?, (SELECT id FROM blobs WHERE name = ?), ?, ?, ?, ?, 'zstd')");
+    for (const l of [a!, b!]) {
+      blob.run(l.name, l.size, l.header_length);
+      chunk.run(l.hash, l.name, l.offset, l.length, l.raw_offset, l.raw_length);
+    }
+    const file = db.prepare("INSERT INTO files(path, type, mode, uid, gid, size, mtime_ns, link_target) VALUES (?, ?, ?, 0, 0, ?, 1600000000123456789, ?)");
+    file.run("v1", "dir", 0o750, 0, null);
+    file.run("v1/ab", "file", 0o640, A.length + B.length, null);
+    file.run("v1/link", "symlink", 0o777, 0, "ab");
+    db.prepare("INSERT INTO file_chunks VALUES ((SELECT id FROM files WHERE path = 'v1/ab'), ?, ?)").run(0, a!.hash);
+    db.prepare("INSERT INTO file_chunks VALUES ((SELECT id FROM files WHERE path = 'v1/ab'), ?, ?)").run(1, b!.hash);
+    const meta = { format: 1, id, host: "format1", time: new Date().toISOString(), sourceDirs: ["/"], vaultikVersion: "0.1.0", chunker: "fastcdc-2016", chunkSize: 1 << 20, chunkHash: "sha256", blobHash: "sha256", compression: "zstd" };
+    for (const [k, v] of Object.entries(meta)) db.prepare("INSERT INTO meta VALUES (?, ?)").run(k, typeof v === "string" ? v : JSON.stringify(v));
+    db.close();
+    await new Repository(openFsStore(s.repo)).putSnapshot(id, path, [parseRecipient(s.recipient)]);
+    await rm(path);
+  });
+
+  it("restores, fetches and dumps bit-exact with the new code", async () => {
+    const t = target();
+    await restore(id, t);
+    expect(readFileSync(join(t, "v1/ab"))).toEqual(Buffer.concat([A, B]));
+    expect(readlinkSync(join(t, "v1/link"))).toBe("ab");
+    expect([lstatSync(join(t, "v1")).mode & 0o7777, lstatSync(join(t, "v1/ab")).mode & 0o7777]).toEqual([0o750, 0o640]);
+    expect(lstatSync(join(t, "v1/ab")).mtimeMs).toBe(1_600_000_000_123.456);
+    const dump = await vaultik(["fetch", s.repo, "", id, "v1/ab", "-"], env());
+    expect(dump.stdoutBytes).toEqual(Buffer.concat([A, B]));
   });
 });
