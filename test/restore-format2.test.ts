@@ -266,6 +266,18 @@ describe("hard links (item 3)", () => {
     expectSets(t);
   });
 
+  it("when the name holding the content cannot be restored, the other names fail with it, each named", async () => {
+    const t = target();
+    mkdirSync(join(t, "l/a/in-the-way"), { recursive: true });
+    const r = await vaultik(["restore", s.repo, "", id, t, "--json"], env());
+    expect(r.code, r.stderr).toBe(1);
+    const out = JSON.parse(r.stdout) as Summary;
+    expect(out.errors.map((e) => e.path)).toEqual(["l/a", "l/b"]);
+    expect(out.errors[1]!.message).toMatch(/not linked: l\/a, the name of its hard-link set that holds the content, was not restored/);
+    expect(out.failed["files"]).toBe(2);
+    expect(statSync(join(t, "l/three")).nlink).toBe(3);
+  });
+
   it("fetch of one member restores a plain file with the set's bytes", async () => {
     const t = target();
     const r = await vaultik(["fetch", s.repo, "", id, "l/y/two", join(t, "two")], env());
@@ -347,12 +359,12 @@ describe("FIFOs and device nodes (item 4)", () => {
     expect(r.devicesSkipped).toBe(3);
     expect(r.errors).toEqual([]);
     expect(r.warnings.map((w) => w.path)).toEqual(["s/big", "s/loop", "s/null"]);
-    for (const w of r.warnings) expect(w.message).toMatch(/device node not restored: only root can create one/);
+    for (const w of r.warnings) expect(w.message).toMatch(/device node not restored: creating one needs root \(CAP_MKNOD\)/);
     expect(lstatSync(join(t, "s/fifo")).isFIFO()).toBe(true);
     expect(readdirSync(join(t, "s")).sort()).toEqual(["f\uFFFD", "fifo", "file"].sort());
     const text = await vaultik(["restore", s.repo, "", id, target(unprivileged)], env(unprivileged));
     expect(text.code, text.stderr).toBe(0);
-    expect(text.stderr).toMatch(/1 files, 1 directories, 0 symlinks, 2 FIFOs, .*; 3 device nodes skipped \(not root\)/);
+    expect(text.stderr).toMatch(/1 files, 1 directories, 0 symlinks, 2 FIFOs, .*; 3 device nodes skipped \(needs root\)/);
   });
 });
 

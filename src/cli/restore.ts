@@ -233,7 +233,7 @@ function report(io: Io, flags: Flags, id: string, s: RestoreSummary, ms: number)
       special(s.special).map((c) => `${c}, `).join("") +
       `${formatBytes(s.bytes)} from ${s.blobs} blob(s) in ${formatDuration(ms)}` +
       (lost.length === 0 ? "" : `; ${lost.join(", ")} failed`) +
-      (s.devicesSkipped === 0 ? "" : `; ${s.devicesSkipped} device node${s.devicesSkipped === 1 ? "" : "s"} skipped (not root)`),
+      (s.devicesSkipped === 0 ? "" : `; ${s.devicesSkipped} device node${s.devicesSkipped === 1 ? "" : "s"} skipped (needs root)`),
   );
 }
 

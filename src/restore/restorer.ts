@@ -467,7 +467,7 @@ export class Restorer {
       }) !== undefined;
     if (denied) {
       this.summary.devicesSkipped++;
-      this.report.warn(e.path, `a ${e.type === "chardev" ? "character" : "block"} device node not restored: only root can create one`);
+      this.report.warn(e.path, `a ${e.type === "chardev" ? "character" : "block"} device node not restored: creating one needs root (CAP_MKNOD)`);
     } else if (made) this.special[`${e.type}s`]++;
   }
 
