@@ -87,17 +87,6 @@ export class Finisher {
     });
   }
 
-  /** Extended attributes for a file finished with its only write: then its mode again (an ACL changes it). */
-  attributesOnly(abs: string, e: EntryRow): void {
-    const fd = openSync(fsPath(abs), constants.O_RDONLY | constants.O_NOFOLLOW);
-    try {
-      this.xattrs(fd, e);
-      fchmodSync(fd, restoredMode(e.mode, this.c.owners));
-    } finally {
-      closeSync(fd);
-    }
-  }
-
   private throughFd(fd: number, e: EntryRow): void {
     const { uid, gid } = this.c.ids.of(e);
     if (this.c.owners) fchownSync(fd, uid, gid);
