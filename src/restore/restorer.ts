@@ -151,7 +151,7 @@ export class Restorer {
   private async passes(): Promise<RestoreSummary> {
     const { snapshot, signal } = this.o;
     for (const f of snapshot.flaws(this.o.prefix)) this.report.fail(f.id, f.type, { path: f.path, message: f.error.message });
-    if (mkdirSync(this.o.target, { recursive: true }) !== undefined) this.tree.markFresh(this.o.target);
+    if (mkdirSync(fsPath(this.o.target), { recursive: true }) !== undefined) this.tree.markFresh(this.o.target);
     for (const l of snapshot.hardLinks(this.o.prefix)) this.links.set(l.id, l);
     let writers: Writers | undefined;
     try {
