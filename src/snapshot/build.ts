@@ -143,7 +143,8 @@ export class SnapshotBuilder implements PathSource {
 
   /** The walked paths, for the catalog to drop what the walk no longer saw (after finish). */
   sharePaths(conn: Database.Database): SharedView {
-    return shareView(conn, this.path, "snap", "snapshot_paths", "SELECT path FROM snap.files");
+    // The catalog keys entries by text paths (valid UTF-8: see catalog/db.ts).
+    return shareView(conn, this.path, "snap", "snapshot_paths", "SELECT CAST(path AS TEXT) AS path FROM snap.files");
   }
 
   /** Abandons the snapshot and removes its temp file. */
