@@ -75,6 +75,7 @@ describe("fidelity tree and comparator", () => {
       expect(get("owners/unnamed.txt")).toMatchObject({ uid: 4242, gid: 4343 });
       expect(get("owners/setuid-nobody")).toMatchObject({ uid: 65534, mode: 0o4755 });
     }
+    expect(get("times/nanoseconds.txt").mtimeNs).toBe(1_600_000_000_123_456_789n);
     // Directories were stamped after their contents (with times before 2020), not left at their creation.
     for (const [path, f] of facts) if (f.type === "dir") expect(f.mtimeNs, path).toBeLessThan(1_600_000_000n * 1_000_000_000n);
   });

@@ -45,6 +45,8 @@ export const MiB = 1024 * 1024;
 export const SPARSE_SIZE = 100 * MiB;
 export const SPARSE_DATA_AT = 50 * MiB;
 export const SPARSE_DATA = 4096;
+/** The mtime of times/nanoseconds.txt, in seconds. */
+export const NANOSECOND_MTIME = "1600000000.123456789";
 
 /** Readable and unambiguous: printable ASCII as is, a backslash doubled, every other byte \xHH. */
 export function escapeBytes(b: Buffer): string {
@@ -268,10 +270,16 @@ export function buildFidelityTree(root: string, opts: { root: boolean }): Fideli
     stamp(p);
   }
 
+  dir("times");
+  const nanoseconds = file("times/nanoseconds.txt", "an mtime with all nine digits\n");
+
   for (const [p, t] of times) {
     if (lstatSync(p).isSymbolicLink()) lutimesSync(p, t, t);
     else utimesSync(p, t, t);
   }
+  // Node's utimes stops at microseconds; touch(1) reaches the nanosecond, to tell a restore
+  // that keeps nanoseconds from one that keeps microseconds.
+  execFileSync("touch", ["-d", `@${NANOSECOND_MTIME}`, nanoseconds.toString()]);
   // Directories last, deepest first: creating an entry moves its parent's mtime.
   const byDepth = [...dirs].sort((a, b) => b.filter((c) => c === 0x2f).length - a.filter((c) => c === 0x2f).length);
   for (const d of [...byDepth, Buffer.from(root)]) {
