@@ -167,6 +167,19 @@ describe("fidelity tree and comparator", () => {
     ]);
   });
 
+  it("compares mtimes to 1 µs by default (what Node's utimes can set) and to the nanosecond on request", async () => {
+    const { src, dst } = await twoTrees();
+    const file = join(dst, "times/nanoseconds.txt");
+    // Through Node, as a restore in Node sets it: …123456789 ns lands on …123456000.
+    utimesSync(file, 1_600_000_000.123456789, 1_600_000_000.123456789);
+    expect(compareTrees(src, dst)).toEqual([]);
+    expect(compareTrees(src, dst, { mtimeToleranceNs: 0n })).toEqual([
+      `times/nanoseconds.txt: mtime: source 1600000000123456789, restored ${lstatSync(file, { bigint: true }).mtimeNs} ns`,
+    ]);
+    utimesSync(file, 1_600_000_000.123454, 1_600_000_000.123454);
+    expect(compareTrees(src, dst)).toEqual(["times/nanoseconds.txt: mtime: source 1600000000123456789, restored 1600000000123454000 ns"]);
+  });
+
   it("reports an entry missing from the restore", async () => {
     const { src, dst } = await twoTrees();
     keepingTimes([joinB(dst, "empty")], () => rmdirSync(joinB(dst, "empty/empty-dir")));
