@@ -382,15 +382,12 @@ export class SnapshotReader {
     // Format 2: a gap between chunks is a hole, so a file may hold less than its size, never
     // more; chunks that overlap only make wrong bytes, which a crafted snapshot can make anyway.
     for (const r of rows(
-      `SELECT f.id, f.path, f.type, f.size, f.link_id AS linkId, l.id AS leader,
-              (SELECT count(*) FROM file_chunks fc WHERE fc.file_id = coalesce(f.link_id, f.id)) AS refs,
-              (SELECT count(b.id) FROM file_chunks fc JOIN chunks c ON c.hash = fc.chunk JOIN blobs b ON b.id = c.blob_id
-                WHERE fc.file_id = coalesce(f.link_id, f.id)) AS placed,
-              (SELECT max(fc.offset + c.raw_length) FROM file_chunks fc JOIN chunks c ON c.hash = fc.chunk WHERE fc.file_id = coalesce(f.link_id, f.id)) AS ends,
-              (SELECT min(fc.offset) FROM file_chunks fc WHERE fc.file_id = coalesce(f.link_id, f.id)) AS starts
+      `SELECT f.id, f.path, f.type, f.size, f.link_id AS linkId, l.id AS leader, count(fc.chunk) AS refs, count(b.id) AS placed,
+              max(fc.offset + c.raw_length) AS ends, min(fc.offset) AS starts
        FROM files f LEFT JOIN files l ON l.id = f.link_id AND l.type = 'file' AND l.link_id = l.id
-       WHERE f.type = 'file' AND ${within("f.path")}
-         AND ((f.link_id IS NOT NULL AND l.id IS NULL) OR placed < refs OR ends > f.size OR starts < 0)`,
+       LEFT JOIN file_chunks fc ON fc.file_id = coalesce(f.link_id, f.id) LEFT JOIN chunks c ON c.hash = fc.chunk LEFT JOIN blobs b ON b.id = c.blob_id
+       WHERE f.type = 'file' AND ${within("f.path")} GROUP BY f.id
+       HAVING (linkId IS NOT NULL AND leader IS NULL) OR placed < refs OR ends > f.size OR starts < 0`,
     )) {
       const [refs, placed] = [Number(r["refs"]), Number(r["placed"])];
       yield flaw(
