@@ -25,6 +25,32 @@ export interface EntryRow extends Omit<SnapshotEntry, "linkTarget" | "status" | 
   chunks?: number;
 }
 
+/**
+ * One zstd frame of a restore plan: the distinct chunks wanted from it (in raw-offset order) and
+ * where each goes. Target k puts chunk `chunks[chunkOf[k]]` into file entry `fileOf[k]` at byte
+ * `fileOffsetOf[k]`; targets are in chunk order. Typed arrays: a frame can have thousands.
+ */
+export interface FramePlan {
+  blob: BlobName;
+  /** Ciphertext size of the blob. */
+  blobSize: number;
+  /** The frame in the blob's plaintext. */
+  offset: number;
+  length: number;
+  chunks: ChunkLocation[];
+  chunkOf: Uint32Array;
+  fileOf: Float64Array;
+  fileOffsetOf: Float64Array;
+}
+
+/** What a restore needs of a file entry a plan names. */
+export interface FileInfo {
+  path: string;
+  /** Chunks of the file (of its link set) in all. */
+  chunks: number;
+  meta: { size: number; mode: number; uid: number; gid: number; mtimeUs: number };
+}
+
 /** A chunk of a file in file order, with where it starts in the file (gaps are holes). */
 export type FileChunk = ChunkLocation & { fileOffset: number };
 
@@ -56,6 +82,7 @@ export class SnapshotReader {
   readonly #db: Database.Database;
   /** A second connection for per-file lookups: better-sqlite3 runs nothing else on a connection while one of its iterators is open. */
   #lookupDb: Database.Database | undefined;
+  #fileInfo: Database.Statement | undefined;
   readonly meta: SnapshotMeta;
   /** Format 2 or later: byte paths, chunks by offset, hard links, xattrs (FORMAT.md §4). */
   readonly #v2: boolean;
@@ -266,6 +293,102 @@ export class SnapshotReader {
         },
       };
     }
+  }
+
+  /**
+   * The same plan as placements(), a frame at a time: each yield is one zstd frame of one blob
+   * (in blob, then offset order), its distinct chunks, and every place they go. SQLite hands
+   * each frame over as one row of concatenated lists, not a row per chunk: a row costs a few µs
+   * in JavaScript, which for a file of 100k small chunks was most of its restore. A frame used
+   * by many files or many times by one file comes in several parts (at most 16 files and 4 KiB
+   * of each file's offsets per part), so no part grows with what a crafted snapshot repeats.
+   */
+  *framePlans(prefix?: string): Generator<FramePlan> {
+    const whole = prefix === undefined || prefix === "";
+    const within = whole ? "" : "AND (f.path = ? OR (f.path > ? AND f.path < ?))";
+    const args = whole ? [] : this.#within(prefix);
+    const unknown = this.#db.prepare("SELECT hex(hash) AS id, compression FROM chunks WHERE compression <> ? LIMIT 1").get(COMPRESSION) as
+      | { id: string; compression: unknown }
+      | undefined;
+    if (unknown) throw new IntegrityError(this.object, `chunk ${unknown.id} uses unknown compression ${String(unknown.compression)}`);
+    // Each placement: file id (the restore leader of a link set), its offset in the file, and the chunk.
+    const placed = this.#v2
+      ? `WITH lead AS (
+           SELECT f.id, f.id AS g FROM files f WHERE f.type = 'file' AND f.link_id IS NULL ${within}
+           UNION ALL
+           SELECT min(f.id), f.link_id FROM files f WHERE f.type = 'file' AND f.link_id IS NOT NULL ${within} GROUP BY f.link_id)
+         SELECT l.id AS fid, fc.offset AS foff, fc.chunk AS h FROM lead l JOIN file_chunks fc ON fc.file_id = l.g`
+      : // Format 1 keeps no offsets: a running sum over each file's rows in seq order.
+        `SELECT fc.file_id AS fid, SUM(c.raw_length) OVER (PARTITION BY fc.file_id ORDER BY fc.seq) - c.raw_length AS foff, fc.chunk AS h
+         FROM files f JOIN file_chunks fc ON fc.file_id = f.id JOIN chunks c ON c.hash = fc.chunk WHERE f.type = 'file' ${within}`;
+    // group_concat lists of one group are built over the same rows in the same order, so they
+    // line up; the order within a frame is put right in JavaScript.
+    const stmt = this.#db.prepare(`
+      WITH p AS (${placed})
+      SELECT c.blob_id, c.offset, max(c.length), group_concat(hex(c.hash), ''), group_concat(c.raw_offset), group_concat(c.raw_length),
+             group_concat(p.fid), group_concat(p.foff)
+      FROM p JOIN chunks c ON c.hash = p.h
+      GROUP BY c.blob_id, c.offset, p.fid >> 4, p.foff >> 12
+      ORDER BY c.blob_id, c.offset`);
+    this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
+    const blobRow = this.#lookupDb.prepare("SELECT name, size FROM blobs WHERE id = ?").raw(true);
+    let blob: { id: number; name: BlobName; size: number } | undefined;
+    const nums = (v: unknown) => String(v).split(",").map(Number);
+    for (const r of stmt.raw(true).iterate(...(this.#v2 ? [...args, ...args] : args)) as Iterable<unknown[]>) {
+      const blobId = r[0] as number;
+      if (blob?.id !== blobId) {
+        const b = blobRow.get(blobId) as unknown[];
+        blob = { id: blobId, name: b[0] as BlobName, size: b[1] as number };
+      }
+      const hex = (r[3] as string).toLowerCase();
+      const [rawOffsets, rawLengths, fileIds, fileOffsets] = [nums(r[4]), nums(r[5]), nums(r[6]), nums(r[7])];
+      const n = fileIds.length;
+      const ids = Array.from({ length: n }, (_, i) => hex.slice(i * 64, i * 64 + 64) as ChunkId);
+      // Targets by chunk (raw offset, then id), then file and offset: a chunk's targets together.
+      // SQLite mostly hands them over in that order already; sorting is the exception.
+      const before = (a: number, b: number) =>
+        rawOffsets[a]! - rawOffsets[b]! || (ids[a]! < ids[b]! ? -1 : ids[a]! > ids[b]! ? 1 : 0) || fileIds[a]! - fileIds[b]! || fileOffsets[a]! - fileOffsets[b]!;
+      const order = Array.from({ length: n }, (_, i) => i);
+      if (order.some((i) => i > 0 && before(i - 1, i) > 0)) order.sort(before);
+      const chunks: ChunkLocation[] = [];
+      const chunkOf = new Uint32Array(n);
+      const fileOf = new Float64Array(n);
+      const fileOffsetOf = new Float64Array(n);
+      let last: ChunkLocation | undefined;
+      for (let k = 0; k < n; k++) {
+        const i = order[k]!;
+        if (!last || last.id !== ids[i] || last.rawOffset !== rawOffsets[i]) {
+          last = { id: ids[i]!, blob: blob.name, offset: r[1] as number, length: r[2] as number, rawOffset: rawOffsets[i]!, rawLength: rawLengths[i]!, compression: COMPRESSION };
+          chunks.push(last);
+        }
+        chunkOf[k] = chunks.length - 1;
+        fileOf[k] = fileIds[i]!;
+        fileOffsetOf[k] = fileOffsets[i]!;
+      }
+      yield { blob: blob.name, blobSize: blob.size, offset: r[1] as number, length: r[2] as number, chunks, chunkOf, fileOf, fileOffsetOf };
+    }
+  }
+
+  /**
+   * A file's path and metadata, and how many chunks it has (its link set's): what a restore
+   * needs of a file that framePlans() names. Looked up per file, not carried per chunk.
+   */
+  fileInfo(id: number): FileInfo {
+    this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
+    this.#fileInfo ??= this.#lookupDb
+      .prepare(
+        `SELECT path, size, mode, uid, gid, mtime_ns / 1000,
+                (SELECT count(*) FROM file_chunks fc WHERE fc.file_id = ${this.#v2 ? "coalesce(f.link_id, f.id)" : "f.id"})
+         FROM files f WHERE id = ?`,
+      )
+      .raw(true);
+    const r = this.#fileInfo.get(id) as unknown[] | undefined;
+    if (!r) throw new IntegrityError(this.object, `a chunk is placed in entry ${id}, which the snapshot does not record`);
+    return {
+      path: this.#path(r[0]),
+      chunks: r[6] as number,
+      meta: { size: r[1] as number, mode: r[2] as number, uid: r[3] as number, gid: r[4] as number, mtimeUs: r[5] as number },
+    };
   }
 
   /**
