@@ -62,21 +62,6 @@ export interface HardLink {
   leaderPath: string;
 }
 
-/** One chunk to place: in blob `loc.blob`, destined for `fileId` at byte `fileOffset`. */
-export interface Placement {
-  loc: ChunkLocation;
-  fileId: number;
-  /** Snapshot path of the file. */
-  path: string;
-  fileOffset: number;
-  /** Ciphertext size of the chunk's blob. */
-  blobSize: number;
-  /** How many chunks the file has in all (this one is one of them). */
-  fileChunks: number;
-  /** The file's entry, for setting its metadata once its last chunk is written. */
-  file: { size: number; mode: number; uid: number; gid: number; mtimeUs: number };
-}
-
 export class SnapshotReader {
   // Private: the snapshot schema's SQL stays in snapshot/, callers ask through methods.
   readonly #db: Database.Database;
@@ -194,7 +179,7 @@ export class SnapshotReader {
   /**
    * Hard links to make: every file at or below `prefix` in a link set but the set's first
    * member there (its leader, restored with content), with that leader. A set whose stored
-   * first entry lies outside `prefix` gets its content from it all the same (placements()).
+   * first entry lies outside `prefix` gets its content from it all the same (framePlans()).
    */
   *hardLinks(prefix?: string): Generator<HardLink> {
     if (!this.#v2) return;
@@ -217,87 +202,9 @@ export class SnapshotReader {
   }
 
   /**
-   * Every chunk placement for the files at or below `prefix`, grouped by blob and in offset order
-   * within a blob, so a restore can read each blob once, front to back.
-   */
-  *placements(prefix?: string): Generator<Placement> {
-    const whole = prefix === undefined || prefix === "";
-    const within = whole ? "" : "AND (f.path = ? OR (f.path > ? AND f.path < ?))";
-    const args = whole ? [] : this.#within(prefix);
-    // A chunk whose compression this reader does not know fails the whole plan up front (rather
-    // than a column per row: each value a row carries costs a restore of 100k chunks ~30 ms).
-    const unknown = this.#db.prepare("SELECT hex(hash) AS id, compression FROM chunks WHERE compression <> ? LIMIT 1").get(COMPRESSION) as
-      | { id: string; compression: unknown }
-      | undefined;
-    if (unknown) throw new IntegrityError(this.object, `chunk ${unknown.id} uses unknown compression ${String(unknown.compression)}`);
-    // Rows are arrays of what varies per chunk; a blob's name and a file's metadata are looked up
-    // once per run of rows (rows come grouped by blob, a file's chunks mostly together).
-    const cols = "hex(c.hash), c.blob_id, c.offset, c.length, c.raw_offset, c.raw_length";
-    // Only regular files take chunks; a crafted database could attach chunks to anything.
-    const stmt = this.#v2
-      ? // Offsets are stored (a gap is a hole). A hard-link set's content goes to the set's first
-        // member within the prefix (its leader); the others are linked to it (hardLinks()).
-        this.#db.prepare(`
-          WITH lead AS (
-            SELECT f.id, f.id AS g FROM files f WHERE f.type = 'file' AND f.link_id IS NULL ${within}
-            UNION ALL
-            SELECT min(f.id), f.link_id FROM files f WHERE f.type = 'file' AND f.link_id IS NOT NULL ${within} GROUP BY f.link_id
-          ),
-          n AS (SELECT l.g, count(*) AS n FROM lead l JOIN file_chunks fc ON fc.file_id = l.g GROUP BY l.g)
-          SELECT l.id, fc.offset, n.n, ${cols}
-          FROM lead l JOIN n ON n.g = l.g JOIN file_chunks fc ON fc.file_id = l.g JOIN chunks c ON c.hash = fc.chunk
-          ORDER BY c.blob_id, c.offset, c.raw_offset, l.id, fc.offset`)
-      : // Format 1 keeps no offsets: each file's running offset and chunk count come from one
-        // window pass over its rows in (file_id, seq) order, not from a count per row (that
-        // made a file of n chunks cost n² steps). The count is of placed chunks; entries()
-        // counts references, and a restore refuses a snapshot where they differ
-        // (unplacedChunks), so both agree on which files have one chunk.
-        this.#db.prepare(`
-          SELECT fc.file_id, SUM(c.raw_length) OVER running - c.raw_length, count(*) OVER whole, ${cols}
-          FROM files f JOIN file_chunks fc ON fc.file_id = f.id JOIN chunks c ON c.hash = fc.chunk WHERE f.type = 'file' ${within}
-          WINDOW running AS (PARTITION BY fc.file_id ORDER BY fc.seq),
-                 whole AS (running ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-          ORDER BY c.blob_id, c.offset, c.raw_offset, fc.file_id, 2`);
-    this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
-    const blobRow = this.#lookupDb.prepare("SELECT name, size FROM blobs WHERE id = ?").raw(true);
-    const fileRow = this.#lookupDb.prepare("SELECT path, size, mode, uid, gid, mtime_ns / 1000 FROM files WHERE id = ?").raw(true);
-    let blob: { id: number; name: BlobName; size: number } | undefined;
-    let file: { id: number; path: string; meta: Placement["file"] } | undefined;
-    // Format 2 filters twice (files outside and inside link sets).
-    for (const r of stmt.raw(true).iterate(...(this.#v2 ? [...args, ...args] : args)) as Iterable<unknown[]>) {
-      const fileId = r[0] as number;
-      if (file?.id !== fileId) {
-        const f = fileRow.get(fileId) as unknown[];
-        file = { id: fileId, path: this.#path(f[0]), meta: { size: f[1] as number, mode: f[2] as number, uid: f[3] as number, gid: f[4] as number, mtimeUs: f[5] as number } };
-      }
-      const blobId = r[4] as number;
-      if (blob?.id !== blobId) {
-        const b = blobRow.get(blobId) as unknown[];
-        blob = { id: blobId, name: b[0] as BlobName, size: b[1] as number };
-      }
-      yield {
-        fileId,
-        path: file.path,
-        blobSize: blob.size,
-        fileOffset: r[1] as number,
-        fileChunks: r[2] as number,
-        file: file.meta,
-        loc: {
-          id: (r[3] as string).toLowerCase() as ChunkId,
-          blob: blob.name,
-          offset: r[5] as number,
-          length: r[6] as number,
-          rawOffset: r[7] as number,
-          rawLength: r[8] as number,
-          compression: COMPRESSION,
-        },
-      };
-    }
-  }
-
-  /**
-   * The same plan as placements(), a frame at a time: each yield is one zstd frame of one blob
-   * (in blob, then offset order), its distinct chunks, and every place they go. SQLite hands
+   * Every chunk placement for the files at or below `prefix`, a zstd frame at a time, grouped by
+   * blob and in offset order within a blob, so a restore reads each blob once, front to back:
+   * each yield is one frame, its distinct chunks, and every place they go. SQLite hands
    * each frame over as one row of concatenated lists, not a row per chunk: a row costs a few µs
    * in JavaScript, which for a file of 100k small chunks was most of its restore. A frame used
    * by many files or many times by one file comes in several parts (at most 16 files and 4 KiB
@@ -394,7 +301,7 @@ export class SnapshotReader {
   /**
    * A file's chunks in file order (by its entry id; a hard link's are its set's), each with its
    * offset in the file, read on a second connection so it can run while entries() or
-   * placements() is being iterated. Streams: a file of millions of chunks is never held in memory.
+   * framePlans() is being iterated. Streams: a file of millions of chunks is never held in memory.
    */
   *chunksOf(fileId: number): Generator<FileChunk> {
     this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
@@ -555,7 +462,7 @@ function refuseUnknown(meta: SnapshotMeta, object: string): void {
   }
 }
 
-/** A chunk location from a row with the columns placements() and chunksOf() select. */
+/** A chunk location from a row with the columns chunksOf() selects. */
 function toLocation(row: Record<string, unknown>, object: string): ChunkLocation {
   if (row["compression"] !== COMPRESSION) {
     throw new IntegrityError(object, `chunk ${String(row["id"])} uses unknown compression ${String(row["compression"])}`);
