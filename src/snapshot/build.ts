@@ -143,8 +143,8 @@ export class SnapshotBuilder implements PathSource {
 
   /** The walked paths, for the catalog to drop what the walk no longer saw (after finish). */
   sharePaths(conn: Database.Database): SharedView {
-    // The catalog keys entries by text paths (valid UTF-8: see catalog/db.ts).
-    return shareView(conn, this.path, "snap", "snapshot_paths", "SELECT CAST(path AS TEXT) AS path FROM snap.files");
+    // Paths are BLOBs (bytes): the catalog compares its own in that form, so the UNIQUE index serves.
+    return shareView(conn, this.path, "snap", "snapshot_paths", "SELECT path FROM snap.files");
   }
 
   /** Abandons the snapshot and removes its temp file. */
