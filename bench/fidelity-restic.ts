@@ -10,7 +10,11 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { buildFidelityTree, diffTrees, type Difference } from "../test/helpers/fidelity.js";
+
+const VAULTIK = fileURLToPath(new URL("../bin/vaultik.js", import.meta.url));
 
 /** One row of the table: the entries it is about and the properties that must match for them. */
 interface Row {
@@ -99,6 +103,31 @@ try {
   restoreAs(asRoot ? "restore as root" : "restore as the same user");
   if (asRoot) restoreAs(`restore as uid ${NOBODY}`, NOBODY);
 
+  // vaultik, the same way: back up the same tree into a directory store, restore it as root and
+  // as the user.
+  const keys = execFileSync(process.execPath, [VAULTIK, "keygen"], { encoding: "utf8" });
+  const identity = keys.split("\n").find((l) => l.startsWith("AGE-SECRET-KEY-1"))!;
+  const recipient = /# public key: (age1\S+)/.exec(keys)![1]!;
+  const vrepo = join(work, "vaultik-repo");
+  const config = join(work, "vaultik.yml");
+  writeFileSync(config, `age_recipient: ${recipient}\nsource_dirs: [${src}]\nstore: ${vrepo}\nindex_path: ${work}/vaultik-index.sqlite\n`);
+  execFileSync(process.execPath, [VAULTIK, "backup", config, "--cron"], { stdio: "inherit" });
+  const vaultikAs = (label: string, user?: number): void => {
+    const target = join(work, `vaultik-${label.replace(/\W+/g, "-")}`);
+    mkdirSync(target);
+    if (user !== undefined) {
+      execFileSync("chmod", ["-R", "a+rX", vrepo]);
+      chownSync(target, user, user);
+    }
+    const argv = [VAULTIK, "restore", vrepo, "", "latest", target];
+    const [cmd, args] = user === undefined ? [process.execPath, argv] : ["setpriv", [`--reuid=${user}`, `--regid=${user}`, "--clear-groups", process.execPath, ...argv]];
+    const r = spawnSync(cmd, args, { env: { ...process.env, VAULTIK_PRIVATE_KEY: identity }, encoding: "utf8" });
+    const dst = join(target, src);
+    runs.push({ label: `vaultik, ${label}`, status: r.status, stderr: r.stderr, diffs: diffTrees(src, dst), exact: diffTrees(src, dst, { mtimeToleranceNs: 0n }) });
+  };
+  vaultikAs(asRoot ? "restore as root" : "restore as the same user");
+  if (asRoot) vaultikAs(`restore as uid ${NOBODY}`, NOBODY);
+
   console.log(`${version}; tree built ${asRoot ? "as root" : "as a user"}${skipped.length ? `, skipped: ${skipped.join("; ")}` : ""}\n`);
   for (const run of runs) {
     console.log(`# ${run.label}: exit ${run.status}, ${run.diffs.length} difference(s)\n${run.stderr.trim()}\n`);
@@ -107,9 +136,9 @@ try {
     for (const [property, texts] of byProperty) console.log(`## ${property} (${texts.length})\n${texts.map((t) => `  ${t}`).join("\n")}\n`);
   }
 
-  console.log(`| What | ${runs.map((r) => `restic 0.14, ${r.label}`).join(" | ")} | vaultik |`);
-  console.log(`|---|${runs.map(() => "---|").join("")}---|`);
-  for (const row of ROWS) console.log(`| ${row.what} | ${runs.map((r) => verdict(row, r.diffs, r.exact)).join(" | ")} | (filled in by the lead) |`);
+  console.log(`| What | ${runs.map((r) => (r.label.startsWith("vaultik") ? r.label : `restic 0.14, ${r.label}`)).join(" | ")} |`);
+  console.log(`|---|${runs.map(() => "---|").join("")}`);
+  for (const row of ROWS) console.log(`| ${row.what} | ${runs.map((r) => verdict(row, r.diffs, r.exact)).join(" | ")} |`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
