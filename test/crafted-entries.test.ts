@@ -251,6 +251,28 @@ describe("a path recorded twice", () => {
   });
 });
 
+describe("a path stored once as bytes and once as text (format 2)", () => {
+  it("refuses both entries: SQL tells them apart, the file system would not", async () => {
+    // No schema change needed: UNIQUE too tells TEXT 'dup' from BLOB X'647570'.
+    const id = await craft(
+      [
+        [entry("dup", "file", { size: A.length }), [A]],
+        [entry("dup-twin", "file", { size: B.length }), [B]],
+        [entry("ok", "file", { size: B.length }), [B]],
+      ],
+      (db) => db.exec("UPDATE files SET path = 'dup' WHERE path = CAST('dup-twin' AS BLOB)"),
+    );
+    const target = join(dir, "dup-text-restore");
+    const r = await vaultik(["restore", repoDir, "", id, target, "--json"], { env: env() });
+    expect(r.code, r.stderr).toBe(1);
+    const res = JSON.parse(r.stdout) as Result;
+    expect(res.errors.map((e) => e.path)).toEqual(["dup", "dup"]);
+    expect(res.errors.map((e) => e.message).join("\n")).toMatch(/records this path 2 times/);
+    await absent(join(target, "dup"));
+    expect(await readFile(join(target, "ok"))).toEqual(B);
+  });
+});
+
 describe("the same crafted entries served by S3 (s3rver)", () => {
   it("restore refuses each crafted entry alone, warns of the torn file, and restores the rest", async () => {
     const id = await craft([

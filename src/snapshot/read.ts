@@ -399,11 +399,18 @@ export class SnapshotReader {
       const what = t === "file" ? "a file" : t === "symlink" ? "a symlink" : t === "fifo" || t === "chardev" || t === "blockdev" ? `a ${String(t)}` : "no directory";
       yield flaw(r, `refusing to restore through ${JSON.stringify(this.#path(r["parent"]))}: the snapshot records it as ${what}, which cannot have entries below it (crafted)`);
     }
+    // In format 2 a path is a BLOB; SQL tells a TEXT 'a' from a BLOB X'61', a file system does not.
+    const key = this.#v2 ? "CAST(path AS BLOB)" : "path";
     for (const r of rows(
-      `SELECT f.id, f.path, f.type, d.n FROM files f JOIN (SELECT path, count(*) AS n FROM files GROUP BY path HAVING n > 1) d ON d.path = f.path
+      `SELECT f.id, f.path, f.type, d.n FROM files f JOIN (SELECT ${key} AS k, count(*) AS n FROM files GROUP BY k HAVING n > 1) d ON d.k = ${key.replace("path", "f.path")}
        WHERE ${within("f.path")}`,
     )) {
       yield flaw(r, `the snapshot records this path ${String(r["n"])} times: refusing every one (crafted)`);
+    }
+    if (this.#v2) {
+      for (const r of this.#db.prepare("SELECT id, path, type FROM files WHERE typeof(path) <> 'blob'").safeIntegers(true).iterate() as Iterable<Record<string, unknown>>) {
+        yield flaw(r, "the path is not stored as bytes, as format 2 stores every path (crafted)");
+      }
     }
     if (!this.#v2) {
       for (const r of rows(
