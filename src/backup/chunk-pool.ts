@@ -80,17 +80,17 @@ export class ChunkPool {
     return this.slots.length > 0;
   }
 
-  /** Chunks one file; `onItems` receives its chunks in order. */
-  async chunkFile(abs: string, size: number, onItems: OnItems): Promise<FileChunked> {
+  /** Chunks one file; `onItems` receives its chunks in order. `sparse`: see chunker.ts chunkFile. */
+  async chunkFile(abs: string, size: number, onItems: OnItems, sparse = false): Promise<FileChunked> {
     this.start();
-    if (!this.threaded) return chunkFile(abs, size, this.o.params, { isStored: this.o.isStored, emit: onItems });
+    if (!this.threaded) return chunkFile(abs, size, this.o.params, { isStored: this.o.isStored, emit: onItems }, false, undefined, sparse);
     const slot = await this.slot();
     if (this.failure) throw this.failure;
     const id = this.nextId++;
     slot.busy++;
     return new Promise<FileChunked>((resolve, reject) => {
       this.tasks.set(id, { resolve, reject, onItems, worker: slot });
-      slot.worker.postMessage({ kind: "file", id, abs, size } satisfies ToWorker);
+      slot.worker.postMessage({ kind: "file", id, abs, size, sparse } satisfies ToWorker);
     }).finally(() => {
       slot.busy--;
       this.waiting.shift()?.();

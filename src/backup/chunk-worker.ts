@@ -15,7 +15,8 @@ export interface WorkerInit {
 }
 
 export type ToWorker =
-  | { kind: "file"; id: number; abs: string; size: number }
+  /** `sparse`: read its data regions only (chunker.ts). */
+  | { kind: "file"; id: number; abs: string; size: number; sparse: boolean }
   | { kind: "ack"; id: number }
   /** The main thread gave up on this file: stop it. */
   | { kind: "cancel"; id: number };
@@ -53,7 +54,7 @@ async function run(task: Extract<ToWorker, { kind: "file" }>): Promise<void> {
           acks.set(task.id, { resolve, reject });
           port.postMessage({ kind: "items", id: task.id, items } satisfies FromWorker, transferable(items));
         }),
-    }, true, scratch);
+    }, true, scratch, task.sparse);
     acks.delete(task.id);
     port.postMessage({ kind: "done", id: task.id, size: result.size, stamp: result.stamp } satisfies FromWorker);
   } catch (err) {
