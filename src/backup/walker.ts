@@ -182,7 +182,7 @@ function fromStats(st: BigIntStats, type: EntryKind): Pick<WalkEntry, "mode" | "
 
 function fromCatalog(e: CatalogEntry): WalkEntry {
   const { path: abs, type, mode, uid, gid, stamp, nlink, rdev, linkTarget } = e;
-  return { abs, path: snapshotPath(abs), type, mode, uid, gid, stamp, nlink, rdev, linkTarget, fromCatalog: true };
+  return { abs, path: snapshotPath(abs), type, mode, uid, gid, stamp, nlink: nlink ?? 1, rdev, linkTarget, fromCatalog: true };
 }
 
 async function* walkDir(root: string, exclude: Excluder, options: WalkOptions, plan: Plan | undefined): AsyncGenerator<WalkEvent> {

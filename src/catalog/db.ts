@@ -88,8 +88,8 @@ export interface CatalogEntry {
   uid: number;
   gid: number;
   stamp: FileStamp;
-  /** Names of the inode (st_nlink): a file with more is part of a hard-link set. */
-  nlink: number;
+  /** Names of the inode (st_nlink; absent = 1): a file with more is part of a hard-link set. */
+  nlink?: number;
   /** st_rdev of a device node. */
   rdev?: number;
   linkTarget?: string;
@@ -170,6 +170,11 @@ export class Catalog {
     this.db.pragma("foreign_keys = ON");
     migrate(this.db, CATALOG_VERSION);
     this.db.exec(SCHEMA);
+    // Before any statement is prepared: a newer index may lack or rename columns.
+    const version = this.db.prepare("SELECT value FROM state WHERE key = 'catalog_version'").pluck().get() as string | undefined;
+    if (version !== undefined && Number(version) !== CATALOG_VERSION) {
+      throw new LocalStateError(path, `local index version ${version}, this vaultik reads ${CATALOG_VERSION}; move it aside to rebuild`);
+    }
     const stmts = {
       chunk: this.db.prepare(
         "SELECT b.name AS blob, c.offset, c.length, c.raw_offset AS rawOffset, c.raw_length AS rawLength " +
@@ -212,11 +217,7 @@ export class Catalog {
       getState: this.db.prepare("SELECT value FROM state WHERE key = ?").pluck(),
       setState: this.db.prepare("INSERT INTO state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
     };
-    const version = stmts.getState.get("catalog_version") as string | undefined;
     if (version === undefined) stmts.setState.run("catalog_version", String(CATALOG_VERSION));
-    else if (Number(version) !== CATALOG_VERSION) {
-      throw new LocalStateError(path, `local index version ${version}, this vaultik reads ${CATALOG_VERSION}; move it aside to rebuild`);
-    }
     return stmts;
   }
 
@@ -310,7 +311,7 @@ export class Catalog {
       for (const e of entries) {
         this.stmts.upsertEntry.run(
           encodePath(e.path), e.type, e.mode, e.uid, e.gid, e.stamp.size, e.stamp.mtimeNs, e.stamp.ctimeNs, e.stamp.inode, e.stamp.dev,
-          e.nlink, e.rdev ?? null, e.linkTarget === undefined ? null : encodePath(e.linkTarget),
+          e.nlink ?? 1, e.rdev ?? null, e.linkTarget === undefined ? null : encodePath(e.linkTarget),
           e.xattrs === undefined ? null : packXattrs(e.xattrs),
         );
       }
