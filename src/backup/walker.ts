@@ -193,7 +193,7 @@ async function* walkDir(root: string, exclude: Excluder, options: WalkOptions, p
     const dir = stack.pop()!;
     let names: string[];
     try {
-      names = readdirSync(fsPath(dir), { encoding: "buffer" }).map(decodePath).sort();
+      names = readdirSync(fsPath(dir), { encoding: "latin1" }).map(nameOf).sort();
     } catch (error) {
       yield { kind: "error", abs: dir, error: error as Error };
       continue;
@@ -224,6 +224,14 @@ async function* walkDir(root: string, exclude: Excluder, options: WalkOptions, p
     // Reversed onto the stack so they come off in name order.
     for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
   }
+}
+
+/**
+ * A name listed as latin1 (one char per byte, so nothing is lost) as an internal string. Nearly
+ * every name is ASCII and is its own string: no Buffer per name, unlike `encoding: "buffer"`.
+ */
+function nameOf(latin1: string): string {
+  return /[^\x00-\x7f]/.test(latin1) ? decodePath(Buffer.from(latin1, "latin1")) : latin1;
 }
 
 function known(abs: string, options: WalkOptions): WalkEvent | undefined {
