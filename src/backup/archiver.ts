@@ -9,6 +9,7 @@ import { SnapshotBuilder } from "../snapshot/build.js";
 import type { FileChunkRef, SnapshotEntry, Xattr } from "../snapshot/schema.js";
 import type { ChunkId } from "../model/ids.js";
 import { newSnapshotId } from "../model/snapshot-id.js";
+import { displayPath } from "../model/path-bytes.js";
 import { Budget } from "../util/budget.js";
 import { TaskPool } from "../util/pool.js";
 import { VERSION } from "../version.js";
@@ -96,7 +97,7 @@ export interface BackupSummary {
   bytesUploaded: number;
   blobsUploaded: number;
   snapshotSize: number;
-  /** Paths that could not be read (absolute, as shown to users). */
+  /** Paths that could not be read (absolute, as shown to users: model/path-bytes displayPath). */
   errors: { path: string; message: string }[];
   /** Absolute paths of files that changed while being read. */
   changedDuringBackup: string[];
@@ -247,7 +248,7 @@ export class Archiver {
   /** A path that could not be read: absolute in messages, as every other path in the snapshot. */
   private error(abs: string, err: unknown): void {
     const message = errorMessage(err);
-    this.summary.errors.push({ path: abs, message });
+    this.summary.errors.push({ path: displayPath(abs), message });
     this.builder.addError(snapshotPath(abs), message);
   }
 
@@ -337,7 +338,7 @@ export class Archiver {
     else this.summary.filesNew++;
     const id = this.builder.add({ ...this.base(entry), size: result.size, status: changed ? "changed" : undefined, xattrs }, result.chunks);
     if (changed) {
-      this.summary.changedDuringBackup.push(entry.abs);
+      this.summary.changedDuringBackup.push(displayPath(entry.abs));
       // It must be read again next time, so its row keeps no chunk list.
       this.commits.reread(entry.abs);
     } else this.commits.fileRead(entry.abs, result.stamp, result.chunks);
