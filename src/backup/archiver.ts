@@ -22,6 +22,7 @@ import { Uploader } from "./uploader.js";
 import { checkSourceDirs, snapshotPath, walk, type DirtySet, type WalkEntry } from "./walker.js";
 import { loadOwnerNames, type OwnerNames } from "./owners.js";
 import { readXattrs } from "./xattrs.js";
+import { sparseRegions } from "./sparse.js";
 import { crashPoint } from "../util/test-points.js";
 import { errorMessage } from "../errors.js";
 
@@ -369,9 +370,10 @@ export class Archiver {
 
   private async readFile(entry: WalkEntry): Promise<{ chunks: FileChunkRef[]; size: number; stamp: FileStamp }> {
     const chunks: FileChunkRef[] = [];
+    const size = Number(entry.stamp.size);
     // Fewer bytes allocated than the size: it may have holes, read its data regions only.
-    const sparse = entry.allocated !== undefined && entry.allocated < Number(entry.stamp.size);
-    const result = await this.pool.chunkFile(entry.abs, Number(entry.stamp.size), (items) => this.take(items, chunks, true), sparse);
+    const regions = entry.allocated !== undefined && entry.allocated < size ? sparseRegions(entry.abs, size) : undefined;
+    const result = await this.pool.chunkFile(entry.abs, size, (items) => this.take(items, chunks, true), regions);
     return { chunks, size: result.size, stamp: result.stamp };
   }
 

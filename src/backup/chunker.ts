@@ -4,7 +4,6 @@ import { open } from "node:fs/promises";
 import type { FileStamp } from "../catalog/db.js";
 import { chunkStream, type ChunkerParams } from "../chunk/fastcdc.js";
 import { fsPath } from "../model/path-bytes.js";
-import { dataRegions } from "./sparse.js";
 
 // The CPU-heavy front of a backup, for one byte source: cut it into chunks and hash each; the
 // bytes of chunks the repository does not have yet go along to the packer (which compresses
@@ -82,9 +81,15 @@ export async function chunkSource(source: AsyncIterable<Uint8Array>, params: Chu
 }
 
 /**
- * Reads a regular file (never through a symlink that replaced it) and chunks it. A `sparse`
- * file (fewer blocks allocated than its size) is read region by region (sparse.ts): chunks
- * never span a hole, and the holes are neither read nor stored.
+ * A file's data regions, [start, end) in order (sparse.ts); the bytes between them are holes.
+ * Absent for a dense file, which is read to its end, however long that turns out to be.
+ */
+export type Regions = readonly (readonly [number, number])[];
+
+/**
+ * Reads a regular file (never through a symlink that replaced it) and chunks it. A file with
+ * `regions` (it has holes) is read region by region: chunks never span a hole, and the holes
+ * are neither read nor stored.
  *
  * `sync` reads with blocking system calls: right in a worker thread, whose only job this is,
  * because promise-based file I/O costs about 15 µs of the calling thread per call, which for
@@ -97,20 +102,20 @@ export async function chunkFile(
   sink: ChunkSink,
   sync = false,
   scratch?: Scratch,
-  sparse = false,
+  regions?: Regions,
 ): Promise<FileChunked> {
-  return sync ? chunkFileSync(abs, expectedSize, params, sink, scratch, sparse) : chunkFileAsync(abs, expectedSize, params, sink, sparse);
+  return sync ? chunkFileSync(abs, expectedSize, params, sink, scratch, regions) : chunkFileAsync(abs, expectedSize, params, sink, regions);
 }
 
-async function chunkFileAsync(abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink, sparse: boolean): Promise<FileChunked> {
+async function chunkFileAsync(abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink, regions?: Regions): Promise<FileChunked> {
   // O_NONBLOCK: a FIFO swapped in since the walk must not block the open (see notRegular).
   const fh = await open(fsPath(abs), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     const st = await fh.stat();
     notRegular(abs, st);
-    if (sparse) {
+    if (regions) {
       const read = (buf: Buffer, length: number, position: number) => fh.read(buf, 0, length, position).then((r) => r.bytesRead);
-      await chunkRegions(dataRegions(fh.fd, st.size), params, sink, read);
+      await chunkRegions(regions, params, sink, read);
       return { size: st.size, stamp: stampOf(await fh.stat({ bigint: true })) };
     }
     const buf = readBuffer(expectedSize);
@@ -129,15 +134,15 @@ async function chunkFileAsync(abs: string, expectedSize: number, params: Chunker
 }
 
 async function chunkFileSync(
-  abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink, scratch: Scratch | undefined, sparse: boolean,
+  abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink, scratch: Scratch | undefined, regions: Regions | undefined,
 ): Promise<FileChunked> {
   const fd = openSync(fsPath(abs), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     const st = fstatSync(fd);
     notRegular(abs, st);
-    if (sparse) {
+    if (regions) {
       const read = async (buf: Buffer, length: number, position: number) => readSync(fd, buf, 0, length, position);
-      await chunkRegions(dataRegions(fd, st.size), params, sink, read, scratch);
+      await chunkRegions(regions, params, sink, read, scratch);
       return { size: st.size, stamp: stampOf(fstatSync(fd, { bigint: true })) };
     }
     const buf = scratch?.read ?? readBuffer(expectedSize);
@@ -158,7 +163,7 @@ async function chunkFileSync(
 type PositionalRead = (buf: Buffer, length: number, position: number) => Promise<number>;
 
 /** Chunks each data region on its own, at its offset: a chunk never spans a hole. */
-async function chunkRegions(regions: [number, number][], params: ChunkerParams, sink: ChunkSink, read: PositionalRead, scratch?: Scratch): Promise<void> {
+async function chunkRegions(regions: Regions, params: ChunkerParams, sink: ChunkSink, read: PositionalRead, scratch?: Scratch): Promise<void> {
   const buf = scratch?.read ?? Buffer.allocUnsafe(READ_SIZE);
   for (const [start, end] of regions) {
     async function* reads(): AsyncGenerator<Uint8Array> {
