@@ -259,7 +259,7 @@ export class Archiver {
     else this.summary.special++;
     // Directories only: see xattrs.ts for why not symlinks, FIFOs and devices.
     const xattrs = entry.type === "dir" ? this.xattrsOf(entry) : [];
-    this.builder.add({ ...this.base(entry), linkTarget: entry.linkTarget, xattrs });
+    this.builder.add(this.base(entry, xattrs));
     this.remember(entry, xattrs);
   }
 
@@ -277,7 +277,9 @@ export class Archiver {
   private async file(entry: WalkEntry): Promise<void> {
     this.progress.currentPath = entry.abs;
     if (entry.nlink <= 1) {
-      await this.content(entry);
+      // Synchronous for an unchanged file: no extra promise per file on a re-run.
+      const done = this.content(entry);
+      if (done instanceof Promise) await done;
       return;
     }
     // Memory for hard links only: one map entry per inode with several names.
@@ -295,24 +297,28 @@ export class Archiver {
     const leader = before && (await before);
     if (!leader) return this.content(entry);
     this.summary.hardLinks++;
-    this.builder.add({ ...this.base(entry), size: leader.size, xattrs: leader.xattrs }, [], leader.id);
+    this.builder.add(this.base(entry, leader.xattrs, leader.size), [], leader.id);
     this.remember(entry, leader.xattrs);
     this.fileDone(0);
     return leader;
   }
 
   /** Records a file with its content: from the catalog when unchanged, else read. Undefined when unreadable. */
-  private async content(entry: WalkEntry): Promise<LinkLeader | undefined> {
+  private content(entry: WalkEntry): LinkLeader | Promise<LinkLeader | undefined> {
     const known = this.o.catalog.lookupFile(entry.abs, entry.stamp);
-    if (known.status === "unchanged") {
-      this.summary.filesUnchanged++;
-      // Only the metadata changed (or its attributes were never read): its row is rewritten.
-      const xattrs = known.xattrs ?? readXattrs(entry.abs);
-      if (!known.xattrs) this.remember(entry, xattrs);
-      const id = this.builder.add({ ...this.base(entry), xattrs }, known.chunks);
-      this.fileDone(Number(entry.stamp.size));
-      return { id, size: Number(entry.stamp.size), xattrs };
-    }
+    if (known.status !== "unchanged") return this.read(entry, known.status);
+    this.summary.filesUnchanged++;
+    // Only the metadata changed (or its attributes were never read): its row is rewritten.
+    const xattrs = known.xattrs ?? readXattrs(entry.abs);
+    if (!known.xattrs) this.remember(entry, xattrs);
+    const size = Number(entry.stamp.size);
+    const id = this.builder.add(this.base(entry, xattrs, size), known.chunks);
+    this.fileDone(size);
+    return { id, size, xattrs };
+  }
+
+  /** Reads a new or changed file. */
+  private async read(entry: WalkEntry, status: "new" | "changed"): Promise<LinkLeader | undefined> {
     const xattrs = readXattrs(entry.abs);
     this.remember(entry, xattrs);
     let result: { chunks: FileChunkRef[]; size: number; stamp: FileStamp } | undefined;
@@ -335,9 +341,9 @@ export class Archiver {
       entry = { ...entry, stamp: result.stamp };
     }
     if (!result) return undefined;
-    if (known.status === "changed") this.summary.filesChanged++;
+    if (status === "changed") this.summary.filesChanged++;
     else this.summary.filesNew++;
-    const id = this.builder.add({ ...this.base(entry), size: result.size, status: changed ? "changed" : undefined, xattrs }, result.chunks);
+    const id = this.builder.add({ ...this.base(entry, xattrs, result.size), status: changed ? "changed" : undefined }, result.chunks);
     if (changed) {
       this.summary.changedDuringBackup.push(displayPath(entry.abs));
       // It must be read again next time, so its row keeps no chunk list.
@@ -347,8 +353,8 @@ export class Archiver {
     return { id, size: result.size, xattrs };
   }
 
-  /** The snapshot row of a walked entry, owner names included. */
-  private base(entry: WalkEntry): SnapshotEntry {
+  /** The snapshot row of a walked entry, owner names included; `size` is a file's (0 for others). */
+  private base(entry: WalkEntry, xattrs: readonly Xattr[], size = 0): SnapshotEntry {
     return {
       path: entry.path,
       type: entry.type,
@@ -357,9 +363,11 @@ export class Archiver {
       gid: entry.gid,
       userName: this.owners.user(entry.uid),
       groupName: this.owners.group(entry.gid),
-      size: entry.type === "file" ? Number(entry.stamp.size) : 0,
+      size,
       mtimeNs: entry.stamp.mtimeNs,
+      linkTarget: entry.linkTarget,
       rdev: entry.rdev,
+      xattrs,
     };
   }
 
