@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { copyFile, lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -57,7 +57,10 @@ const entry = (path: string, type: SnapshotEntry["type"], extra: Partial<Snapsho
  * A snapshot as a compromised source host can make one: its entries, chunk locations from its
  * own local index, encrypted to the public key, stored under a fresh snapshot name.
  */
-async function craft(entries: [SnapshotEntry, Buffer[]][], tamper?: (db: Database.Database) => void): Promise<string> {
+/** A chunk of a crafted file: its bytes, placed after the previous one, or at an offset of its own. */
+type CraftedChunk = Buffer | { at: number; data: Buffer };
+
+async function craft(entries: [SnapshotEntry, CraftedChunk[]][], tamper?: (db: Database.Database) => void): Promise<string> {
   const id = newSnapshotId(new Date(), "evil");
   const db = join(dir, `${id}.sqlite`);
   const catalogCopy = join(dir, `${id}-index.sqlite`);
@@ -68,7 +71,14 @@ async function craft(entries: [SnapshotEntry, Buffer[]][], tamper?: (db: Databas
   });
   for (const [e, chunks] of entries) {
     let offset = 0;
-    builder.add(e, chunks.map((c) => ({ offset: (offset += c.length) - c.length, length: c.length, hash: sha(c) })));
+    builder.add(
+      e,
+      chunks.map((c) => {
+        const [at, data] = Buffer.isBuffer(c) ? [offset, c] : [c.at, c.data];
+        offset = at + data.length;
+        return { offset: at, length: data.length, hash: sha(data) };
+      }),
+    );
   }
   const catalog = new Catalog(catalogCopy);
   try {
@@ -96,39 +106,54 @@ interface Result {
 }
 const absent = async (p: string) => expect(await lstat(p).catch((e: NodeJS.ErrnoException) => e.code)).toBe("ENOENT");
 
-describe("an entry whose size is not the sum of its chunks", () => {
+describe("an entry whose chunks reach past its size", () => {
+  // Format 2 places chunks by offset: a gap is a hole, so a file may hold less than its size
+  // (a sparse file), never more.
   let id: string;
   beforeAll(async () => {
     id = await craft([
       [entry("d", "dir"), []],
-      [entry("d/huge", "file", { size: 1e13 }), []],
-      [entry("d/long", "file", { size: A.length + 1 }), [A]],
+      [entry("d/beyond", "file", { size: A.length }), [{ at: 1e12, data: A }]],
       [entry("d/short", "file", { size: 10 }), [A]],
+      [entry("d/holes", "file", { size: 1 << 30 }), [{ at: 1 << 20, data: A }]],
       [entry("d/ok", "file", { size: A.length + B.length }), [A, B]],
     ]);
   });
 
-  it("restore: an integrity error for that file alone, nothing written for it, the rest restored", async () => {
+  it("restore: an integrity error for that file alone, nothing written for it, the rest restored (holes too)", async () => {
     const target = join(dir, "size-restore");
     const r = await vaultik(["restore", repoDir, "", id, target, "--json"], { env: env() });
     expect(r.code, r.stderr).toBe(1);
     const out = JSON.parse(r.stdout) as Result;
-    expect(out.errors.map((e) => e.path).sort()).toEqual(["d/huge", "d/long", "d/short"]);
-    const huge = out.errors.find((e) => e.path === "d/huge")!;
-    expect(huge.message).toMatch(/size 10000000000000 .*its chunks hold 0 bytes/);
-    expect(out.failed.files).toBe(3);
-    expect(out.files).toBe(1);
+    expect(out.errors.map((e) => e.path).sort()).toEqual(["d/beyond", "d/short"]);
+    const beyond = out.errors.find((e) => e.path === "d/beyond")!;
+    expect(beyond.message).toMatch(new RegExp(`size ${A.length} but its chunks reach byte ${1e12 + A.length}`));
+    expect(out.failed.files).toBe(2);
+    expect(out.files).toBe(2);
     expect(await readFile(join(target, "d", "ok"))).toEqual(Buffer.concat([A, B]));
-    for (const f of ["huge", "long", "short"]) await absent(join(target, "d", f));
+    const holes = join(target, "d", "holes");
+    const st = await lstat(holes);
+    expect(st.size).toBe(1 << 30);
+    // A sparse 1 GiB file: only the chunk's blocks are allocated.
+    expect(st.blocks * 512).toBeLessThan(1 << 20);
+    const fh = await open(holes, "r");
+    try {
+      const at = Buffer.alloc(A.length);
+      await fh.read(at, 0, A.length, 1 << 20);
+      expect(at).toEqual(A);
+    } finally {
+      await fh.close();
+    }
+    for (const f of ["beyond", "short"]) await absent(join(target, "d", f));
   });
 
   it("fetch: the same, to a file and to stdout", async () => {
     const out = join(dir, "size-fetch");
-    const r = await vaultik(["fetch", repoDir, "", id, "d/huge", out], { env: env() });
+    const r = await vaultik(["fetch", repoDir, "", id, "d/beyond", out], { env: env() });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/d\/huge: .*size 10000000000000/);
+    expect(r.stderr).toMatch(/d\/beyond: .*chunks reach byte/);
     await absent(out);
-    const dump = await vaultik(["fetch", repoDir, "", id, "d/long", "-"], { env: env() });
+    const dump = await vaultik(["fetch", repoDir, "", id, "d/short", "-"], { env: env() });
     expect(dump.code).toBe(1);
     expect(dump.stdoutBytes.length).toBe(0);
   });
@@ -212,7 +237,7 @@ describe("a path recorded twice", () => {
       (db) => {
         db.pragma("foreign_keys = OFF");
         db.exec("CREATE TABLE f2 AS SELECT * FROM files; DROP TABLE files; ALTER TABLE f2 RENAME TO files");
-        db.exec("UPDATE files SET path = 'dup' WHERE path = 'dup-twin'");
+        db.exec("UPDATE files SET path = CAST('dup' AS BLOB) WHERE path = CAST('dup-twin' AS BLOB)");
       },
     );
     const target = join(dir, "dup-restore");
@@ -229,7 +254,7 @@ describe("a path recorded twice", () => {
 describe("the same crafted entries served by S3 (s3rver)", () => {
   it("restore refuses each crafted entry alone, warns of the torn file, and restores the rest", async () => {
     const id = await craft([
-      [entry("huge", "file", { size: 1e13 }), []],
+      [entry("beyond", "file", { size: 1 }), [{ at: 1e12, data: A }]],
       [entry("a", "file", { size: A.length }), [A]],
       [entry("a/b", "file", { size: B.length }), [B]],
       [entry("torn", "file", { size: A.length, status: "changed" }), [A]],
@@ -242,11 +267,11 @@ describe("the same crafted entries served by S3 (s3rver)", () => {
       const r = await vaultik(["restore", server.bucket, "mirror", id, target, "--json"], { env: { ...s3rverCliEnv(server), ...env() } });
       expect(r.code, r.stderr).toBe(1);
       const res = JSON.parse(r.stdout) as Result;
-      expect(res.errors.map((e) => e.path).sort()).toEqual(["a/b", "huge"]);
+      expect(res.errors.map((e) => e.path).sort()).toEqual(["a/b", "beyond"]);
       expect(res.warnings.map((w) => w.path)).toEqual(["torn"]);
       expect(await readFile(join(target, "a"))).toEqual(A);
       expect(await readFile(join(target, "ok"))).toEqual(Buffer.concat([A, B]));
-      await absent(join(target, "huge"));
+      await absent(join(target, "beyond"));
     } finally {
       await server.close();
     }

@@ -303,7 +303,7 @@ describe("version and health-check", () => {
     const v = JSON.parse(r.stdout) as { vaultik: string; node: string; snapshotFormat: number };
     expect(v.vaultik).toMatch(/^\d+\.\d+\.\d+/);
     expect(v.node).toBe(process.versions.node);
-    expect(v.snapshotFormat).toBe(1);
+    expect(v.snapshotFormat).toBe(2);
   });
 
   it("health-check without any daemon state is unhealthy (exit 1)", async () => {

@@ -13,6 +13,7 @@ import { openS3Store } from "../src/store/s3.js";
 import { vaultik } from "./helpers/cli.js";
 import { s3rverStoreOptions, startS3rver } from "./helpers/s3rver.js";
 import { describeTree, pseudoRandom, type TreeEntry } from "./helpers/tree.js";
+import { placementsOf } from "./helpers/plans.js";
 
 // Issue 14 item 4: one damaged STREAM segment (or one entry that cannot be created) costs exactly
 // the files that touch it. Every other file is restored bit-exact and finished, every failure is
@@ -99,7 +100,7 @@ beforeAll(async () => {
     const blobs = reader.blobs();
     const files = [...reader.entries()].filter((e) => e.type === "file").map((e) => e.path);
     // Chunk workers run in parallel, so the order of files in the blob varies from run to run.
-    const placements = [...reader.placements()];
+    const placements = placementsOf(reader);
     const filesIn = (seg: number) => {
       const [lo, hi] = [seg * SEGMENT_SIZE, (seg + 1) * SEGMENT_SIZE];
       return [...new Set(placements.filter((p) => p.loc.offset < hi && p.loc.offset + p.loc.length > lo).map((p) => p.path))].sort();

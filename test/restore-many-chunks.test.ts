@@ -11,6 +11,7 @@ import { vaultik } from "./helpers/cli.js";
 import { craftManyRefs } from "./helpers/craft-refs.js";
 import { vaultikPeakRss } from "./helpers/hostile.js";
 import { cliKeys, localRepo } from "./helpers/setup.js";
+import { placementsOf } from "./helpers/plans.js";
 
 // Restore, fetch and check are linear in a file's chunk references (issue 14 item 3). Before,
 // each placement row counted its file's chunks again: a file of n chunks cost n² steps, and
@@ -68,7 +69,7 @@ it("the placement queries have no correlated subquery (one per chunk row made th
     return prepare.call(this, sql);
   });
   await withSnapshot(repo, snapshot, [parseIdentity(r.identity)], async (reader) => {
-    const offsets = (p?: string) => [...reader.placements(p)].map((x) => [x.path, x.fileOffset, x.fileChunks]);
+    const offsets = (p?: string) => placementsOf(reader, p).map((x) => [x.path, x.fileOffset, x.fileChunks]);
     expect(offsets(c.paths.get("a.bin"))).toEqual([0, 1, 2].map((i) => [c.paths.get("a.bin"), i * c.seed.length, 3]));
     expect(offsets()).toHaveLength(8);
     const plans = prepared
@@ -76,9 +77,14 @@ it("the placement queries have no correlated subquery (one per chunk row made th
       .map(({ db, sql }) => {
         const params = (sql.match(/\?/g) ?? []).length;
         const rows = prepare.call(db, `EXPLAIN QUERY PLAN ${sql}`).all(Array<null>(params).fill(null)) as { detail: string }[];
-        return rows.map((row) => row.detail).join("\n");
+        return { sql, plan: rows.map((row) => row.detail).join("\n") };
       });
-    expect(plans).toHaveLength(2);
-    for (const plan of plans) expect(plan).not.toMatch(/CORRELATED/);
+    // The frame plan, the one-row file lookup (its chunk count runs once per file, not per
+    // chunk), and the flaws check.
+    expect(plans).toHaveLength(3);
+    for (const { sql, plan } of plans) {
+      if (/WHERE id = \?/.test(sql)) expect(plan).toMatch(/SEARCH f USING INTEGER PRIMARY KEY/);
+      else expect(plan).not.toMatch(/CORRELATED/);
+    }
   });
 });

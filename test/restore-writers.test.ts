@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { blobKey } from "../src/repo/layout.js";
 import type { ChunkLocation } from "../src/model/chunk.js";
 import { compressFrame } from "../src/pack/zstd.js";
-import { FileSink, type SinkFailure, type SinkItem, type WriteOp } from "../src/restore/sink.js";
+import { FileSink, frameWork, type SinkFailure, type SinkItem, type WriteOp } from "../src/restore/sink.js";
 import { vaultik } from "./helpers/cli.js";
 import { backupId, cliKeys, copyTree, localRepo, storedBlobs } from "./helpers/setup.js";
 import { describeTree, pseudoRandom } from "./helpers/tree.js";
@@ -50,7 +50,7 @@ const whole = (fileId: number, abs: string, size: number, mode?: number): WriteO
 function batchOf(frames: { frame: Buffer; chunks: { loc: ChunkLocation; targets: WriteOp[] }[] }[]): { data: Buffer; items: SinkItem[] } {
   let start = 0;
   const items: SinkItem[] = frames.map((f) => {
-    const item: SinkItem = { kind: "frame", start, length: f.frame.length, object: blobKey(BLOB), chunks: f.chunks };
+    const item: SinkItem = { kind: "frame", start, length: f.frame.length, object: blobKey(BLOB), work: frameWork(f.chunks) };
     start += f.frame.length;
     return item;
   });
@@ -169,10 +169,10 @@ describe("Writers on threads (compiled)", () => {
         const abs = join(out, `f${i}`);
         expected.set(abs, content);
         // Routed by file here, so both threads get work.
-        await writers.writeFrame(frame, blobKey(BLOB), [{ loc: locs[0]!, targets: [whole(i, abs, content.length)] }], i);
+        await writers.writeFrame(frame, blobKey(BLOB), frameWork([{ loc: locs[0]!, targets: [whole(i, abs, content.length)] }]), i);
       }
       const { frame, locs } = await frameOf([pseudoRandom(500, 1)], 99_000_000);
-      await writers.writeFrame(frame, blobKey(BLOB), [{ loc: { ...locs[0]!, id: "11".repeat(32) as ChunkId }, targets: [whole(1000, join(out, "bad"), 500)] }], 0);
+      await writers.writeFrame(frame, blobKey(BLOB), frameWork([{ loc: { ...locs[0]!, id: "11".repeat(32) as ChunkId }, targets: [whole(1000, join(out, "bad"), 500)] }]), 0);
       await writers.drain();
     } finally {
       await writers.close();

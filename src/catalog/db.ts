@@ -420,7 +420,7 @@ export class Catalog {
     try {
       // Catalog paths are absolute, snapshot paths are not.
       return this.db
-        .prepare(`DELETE FROM entries WHERE NOT EXISTS (SELECT 1 FROM ${paths.name} f WHERE f.path = substr(entries.path, 2))`)
+        .prepare(`DELETE FROM entries WHERE NOT EXISTS (SELECT 1 FROM ${paths.name} f WHERE f.path = CAST(substr(entries.path, 2) AS BLOB))`)
         .run().changes;
     } finally {
       paths.close();

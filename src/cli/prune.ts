@@ -9,6 +9,7 @@ import { formatBytes, formatDuration } from "../util/units.js";
 import { loadIdentities, repoFromArgs } from "./context.js";
 import { EXIT } from "./exit.js";
 import { interruptible, type Io } from "./io.js";
+import { displayPath } from "../model/path-bytes.js";
 
 interface RepoFlags {
   config?: string;
@@ -134,7 +135,7 @@ export function registerPrune(program: Command, io: Io): void {
       for (const d of report.damage) {
         io.out(`snapshot ${d.snapshot} is damaged: blob ${d.blob}: ${d.problem}`);
         if (d.damagedChunks !== undefined) io.out(`  ${d.damagedChunks} chunk(s) of it fail when read alone; only the files using them are affected`);
-        for (const f of d.files) io.out(`  affects ${f}`);
+        for (const f of d.files) io.out(`  affects ${displayPath(f)}`);
         if (d.moreFiles > 0) io.out(`  … and ${d.moreFiles} more file(s)`);
       }
       io.out(bad ? "repository has errors" : "no errors found");

@@ -16,6 +16,9 @@ import { MAX_BLOCK_SIZE } from "./zstd-frame.js";
  */
 const FRAME_SLACK = 2 * MAX_BLOCK_SIZE;
 
+/** What checking a chunk of a frame needs of its location. */
+export type FrameChunk = Pick<ChunkLocation, "id" | "offset" | "rawOffset" | "rawLength">;
+
 /** Decompresses `frame` and returns the chunks `locs` (all in this frame), each verified. */
 export async function frameChunks(frame: Uint8Array, locs: readonly ChunkLocation[], object: string): Promise<Buffer[]> {
   return (await frameChunksEach(frame, locs, object)).map((c) => {
@@ -28,7 +31,7 @@ export async function frameChunks(frame: Uint8Array, locs: readonly ChunkLocatio
  * The same, with a chunk that fails its check as its error in place: the other chunks of a
  * shared frame are still good. A frame that does not decompress throws.
  */
-export async function frameChunksEach(frame: Uint8Array, locs: readonly ChunkLocation[], object: string): Promise<(Buffer | IntegrityError)[]> {
+export async function frameChunksEach(frame: Uint8Array, locs: readonly FrameChunk[], object: string): Promise<(Buffer | IntegrityError)[]> {
   const need = locs.reduce((n, loc) => Math.max(n, loc.rawOffset + loc.rawLength), 0);
   const offset = locs[0]?.offset ?? 0;
   // A crafted location could declare a 4 GiB chunk and a frame to match.
@@ -40,7 +43,7 @@ export async function frameChunksEach(frame: Uint8Array, locs: readonly ChunkLoc
 }
 
 /** The chunk's bytes inside its decompressed frame if they match its id. */
-function chunkOf(frameRaw: Buffer, loc: ChunkLocation, object: string): Buffer | IntegrityError {
+function chunkOf(frameRaw: Buffer, loc: FrameChunk, object: string): Buffer | IntegrityError {
   if (frameRaw.length < loc.rawOffset + loc.rawLength) {
     return new IntegrityError(object, `zstd frame at offset ${loc.offset} is shorter than chunk ${loc.id.slice(0, 16)}… needs`);
   }

@@ -4,16 +4,15 @@ import {
 import { dirname } from "node:path";
 import type { X25519Identity } from "../crypto/keys.js";
 import { LocalStateError, NoIdentityError, NotFoundError, errorMessage } from "../errors.js";
-import type { ChunkLocation } from "../model/chunk.js";
 import type { DamagedFrame, WantedFrame } from "../pack/reader.js";
 import type { Repository } from "../repo/repository.js";
-import type { EntryRow, Placement, SnapshotReader } from "../snapshot/read.js";
+import type { EntryRow, FileInfo, FramePlan, SnapshotReader } from "../snapshot/read.js";
 import { Pace } from "../util/pace.js";
 import { TaskPool } from "../util/pool.js";
 import { pathSegments, SafeTree } from "./paths.js";
 import { RestoreReport, TORN_FILE, type EntryProblem, type FailureCounts } from "./report.js";
 import { restoredBefore } from "./resume.js";
-import { finishFile, type FileMeta, type WriteOp } from "./sink.js";
+import { finishFile, type FileMeta, type FrameWork } from "./sink.js";
 import { routeOf, Writers } from "./writers.js";
 
 // File system calls are synchronous on purpose: they hit the page cache and take microseconds,
@@ -77,6 +76,9 @@ export interface RestoreSummary {
 /** Placements handed to one blob task at most: bounds its memory whatever a file repeats. */
 const MAX_BATCH = 65536;
 
+/** Files whose path and metadata a restore keeps at hand (a file is looked up again after a clear). */
+const INFO_CACHE = 4096;
+
 /** Below this share of a blob, chunks are fetched by ranged GETs instead of streaming it whole. */
 const RANGED_BELOW = 0.25;
 
@@ -96,6 +98,7 @@ export class Restorer {
   /** Files found already restored and verified in pass 1: passes 2 and 3 leave them alone. */
   private readonly skipped = new Set<number>();
   private lastDest: { fileId: number; abs: string } | undefined;
+  private readonly infos = new Map<number, FileInfo>();
   private writers: Writers | undefined;
 
   constructor(private readonly o: RestoreOptions) {
@@ -227,22 +230,24 @@ export class Restorer {
   /** Pass 2: each blob read once (whole or by ranges), its chunks written where they belong. */
   private async writeChunks(): Promise<void> {
     const pool = new TaskPool(this.o.concurrency ?? 4);
-    let batch: Placement[] = [];
+    let batch: FramePlan[] = [];
+    let targets = 0;
     const flush = async () => {
       if (batch.length === 0) return;
-      const rows = batch;
+      const plans = batch;
       batch = [];
-      await pool.run(() => this.restoreBlob(rows));
+      targets = 0;
+      await pool.run(() => this.restoreBlob(plans));
     };
     const pace = new Pace(this.o.signal, "restore-placements");
     try {
-      for (const p of this.o.snapshot.placements(this.o.prefix)) {
-        await pace.tick();
-        // Refused or blocked in pass 1, or found restored before: nothing of it is written.
-        if (this.report.failed(p.fileId) || this.skipped.has(p.fileId)) continue;
-        // A blob's placements go as one task, in parts when a crafted file repeats a chunk millions of times.
-        if (batch.length > 0 && (batch[0]!.loc.blob !== p.loc.blob || batch.length >= MAX_BATCH)) await flush();
-        batch.push(p as Placement & { path: string });
+      for (const plan of this.o.snapshot.framePlans(this.o.prefix)) {
+        const turn = pace.tick();
+        if (turn) await turn;
+        // A blob's frames go as one task, in parts when a crafted file repeats a chunk millions of times.
+        if (batch.length > 0 && (batch[0]!.blob !== plan.blob || targets >= MAX_BATCH)) await flush();
+        batch.push(plan);
+        targets += plan.fileOf.length;
       }
       await flush();
     } catch (err) {
@@ -254,42 +259,43 @@ export class Restorer {
     await pool.drain();
   }
 
-  private async restoreBlob(rows: Placement[]): Promise<void> {
-    const blob = rows[0]!.loc.blob;
-    const byChunk = new Map<string, { loc: ChunkLocation; targets: Placement[] }>();
-    for (const r of rows) {
-      const entry = byChunk.get(r.loc.id) ?? { loc: r.loc, targets: [] };
-      entry.targets.push(r);
-      byChunk.set(r.loc.id, entry);
+  private async restoreBlob(plans: FramePlan[]): Promise<void> {
+    const blob = plans[0]!.blob;
+    const byFrame = new Map<number, FramePlan[]>();
+    for (const p of plans) {
+      const list = byFrame.get(p.offset);
+      if (list) list.push(p);
+      else byFrame.set(p.offset, [p]);
     }
-    const locs = [...byChunk.values()].map((c) => c.loc);
-    const neededBytes = locs.reduce((n, l) => n + l.length, 0);
+    const locs = plans.flatMap((p) => p.chunks);
+    let neededBytes = 0;
+    for (const list of byFrame.values()) neededBytes += list[0]!.length;
     const options = { signal: this.o.signal };
     // Frames come in offset order: those up to here are handled, the rest are not.
     const progress = { upTo: -1 };
     const rest = () => locs.filter((l) => l.offset > progress.upTo);
     this.summary.blobs++;
     try {
-      if (neededBytes < RANGED_BELOW * rows[0]!.blobSize) {
+      if (neededBytes < RANGED_BELOW * plans[0]!.blobSize) {
         this.summary.blobsRanged++;
-        await this.placeFrames(this.reader.readFramesRanged(blob, locs, options), byChunk, progress);
+        await this.placeFrames(this.reader.readFramesRanged(blob, locs, options), byFrame, progress);
       } else {
         this.summary.blobsStreamed++;
         try {
-          await this.placeFrames(this.reader.readFrames(blob, locs, options), byChunk, progress);
+          await this.placeFrames(this.reader.readFrames(blob, locs, options), byFrame, progress);
         } catch (err) {
           if (this.fatal(err) || err instanceof NotFoundError || err instanceof NoIdentityError) throw err;
           // The stream stops at the first damaged segment; what follows it is read by ranges,
           // so the damage costs only the chunks in it.
           const left = rest();
-          if (left.length > 0) await this.placeFrames(this.reader.readFramesRanged(blob, left, options), byChunk, progress);
+          if (left.length > 0) await this.placeFrames(this.reader.readFramesRanged(blob, left, options), byFrame, progress);
           else this.report.warn(this.o.repo.blobObject(blob), `${errorMessage(err)}; every chunk this restore needed from it verified`);
         }
       }
     } catch (err) {
       // A dead writer thread or an abort ends the restore; an unreadable blob costs only its files.
       if (this.fatal(err)) throw err;
-      this.failChunks(rest(), byChunk, err);
+      for (const [offset, list] of byFrame) if (offset > progress.upTo) this.failFrame(list, err);
     } finally {
       this.writers!.flush();
     }
@@ -302,55 +308,92 @@ export class Restorer {
   /** Places the frames a blob reader yields; a damaged one fails the files that take its chunks. */
   private async placeFrames(
     frames: AsyncIterable<WantedFrame | DamagedFrame>,
-    byChunk: ReadonlyMap<string, { loc: ChunkLocation; targets: Placement[] }>,
+    byFrame: ReadonlyMap<number, FramePlan[]>,
     progress: { upTo: number },
   ): Promise<void> {
     for await (const f of frames) {
-      if ("error" in f) this.failChunks(f.chunks, byChunk, f.error);
-      else await this.place(f.frame, f.chunks.map((loc) => byChunk.get(loc.id)!));
+      const plans = byFrame.get(f.offset)!;
+      if ("error" in f) this.failFrame(plans, f.error);
+      else await this.place(f.frame, plans);
       progress.upTo = f.offset;
     }
   }
 
-  private failChunks(locs: readonly ChunkLocation[], byChunk: ReadonlyMap<string, { targets: Placement[] }>, err: unknown): void {
-    for (const loc of locs) {
-      for (const t of byChunk.get(loc.id)!.targets) this.report.fail(t.fileId, "file", { path: t.path, message: errorMessage(err) });
+  /** Fails every file a frame's chunks were for. */
+  private failFrame(plans: readonly FramePlan[], err: unknown): void {
+    for (const p of plans) {
+      for (const fileId of new Set(p.fileOf)) {
+        if (this.skipped.has(fileId)) continue;
+        this.report.fail(fileId, "file", { path: this.fileInfo(fileId).path, message: errorMessage(err) });
+      }
     }
   }
 
-  /** Hands a frame to the writers, with where each of its chunks goes. */
-  private async place(frame: Buffer, chunks: readonly { loc: ChunkLocation; targets: readonly Placement[] }[]): Promise<void> {
-    const object = this.o.repo.blobObject(chunks[0]!.loc.blob);
-    let first: Placement | undefined;
-    const ops = chunks
-      .map((c) => ({
-        loc: c.loc,
-        targets: c.targets.flatMap((t): WriteOp[] => {
-          // A file that failed already gets nothing more; one whose place is refused now fails.
-          if (this.report.failed(t.fileId)) return [];
-          let abs: string;
-          try {
-            // A file of many chunks asks for its destination once, not once per chunk.
-            if (this.lastDest?.fileId !== t.fileId) this.lastDest = { fileId: t.fileId, abs: this.knownDestOf(t) };
-            abs = this.lastDest.abs;
-          } catch (err) {
-            this.report.fail(t.fileId, "file", { path: t.path, message: errorMessage(err) });
-            return [];
+  /** A file a plan names, looked up once while its chunks come (a file of 100k chunks: once). */
+  private fileInfo(id: number): FileInfo {
+    let info = this.infos.get(id);
+    if (!info) {
+      if (this.infos.size >= INFO_CACHE) this.infos.clear();
+      info = this.o.snapshot.fileInfo(id);
+      this.infos.set(id, info);
+    }
+    return info;
+  }
+
+  /** Hands a frame to the writers, with where each of its chunks goes (FrameWork). */
+  private async place(frame: Buffer, plans: readonly FramePlan[]): Promise<void> {
+    const object = this.o.repo.blobObject(plans[0]!.blob);
+    const files: FrameWork["files"] = [];
+    // Per frame: file id → index in `files`, or -1 for a file that gets nothing (failed, skipped).
+    const index = new Map<number, number>();
+    const ids: string[] = [];
+    const raw: number[] = [];
+    const t: number[] = [];
+    let route: number | undefined;
+    for (const p of plans) {
+      const base = ids.length;
+      for (const c of p.chunks) {
+        ids.push(c.id);
+        raw.push(c.rawOffset, c.rawLength);
+      }
+      for (let k = 0; k < p.fileOf.length; k++) {
+        const fileId = p.fileOf[k]!;
+        let f = index.get(fileId);
+        if (f === undefined) {
+          f = this.target(fileId, files);
+          index.set(fileId, f);
+          if (f >= 0 && route === undefined) {
+            // Small files by directory (creating files in one directory from two threads
+            // contends for its lock), a large file's chunks by file (one thread, one descriptor).
+            route = files[f]!.finish ? routeOf(dirname(files[f]!.abs)) : fileId;
           }
-          first ??= t;
-          const f = t.file;
-          // A file of one chunk is finished with its write; longer ones in pass 3.
-          const finish = t.fileChunks === 1 ? { size: f.size, mode: f.mode, uid: f.uid, gid: f.gid, mtime: utimeFromMicros(f.mtimeUs) } : undefined;
-          if (!finish) this.unfinished.set(t.fileId, abs);
-          return [{ fileId: t.fileId, abs, offset: t.fileOffset, finish }];
-        }),
-      }))
-      .filter((op) => op.targets.length > 0);
-    if (!first) return;
-    // Small files by directory (creating files in one directory from two threads contends for
-    // its lock), a large file's chunks by file (one thread, one descriptor, no contention).
-    const route = first.fileChunks > 1 ? first.fileId : routeOf(dirname(ops[0]!.targets[0]!.abs));
-    await this.writers!.writeFrame(frame, object, ops, route);
+        }
+        if (f >= 0) t.push(base + p.chunkOf[k]!, f, p.fileOffsetOf[k]!);
+      }
+    }
+    if (t.length === 0) return;
+    const work: FrameWork = { offset: plans[0]!.offset, ids, raw: Float64Array.from(raw), t: Float64Array.from(t), files };
+    await this.writers!.writeFrame(frame, object, work, route!);
+  }
+
+  /** Adds file `fileId` to a frame's files and returns its index; -1 when it is to get nothing. */
+  private target(fileId: number, files: FrameWork["files"]): number {
+    // Refused or blocked in pass 1, failed since, or found restored before: nothing more of it.
+    if (this.report.failed(fileId) || this.skipped.has(fileId)) return -1;
+    const info = this.fileInfo(fileId);
+    let abs: string;
+    try {
+      if (this.lastDest?.fileId !== fileId) this.lastDest = { fileId, abs: this.knownDestOf(info) };
+      abs = this.lastDest.abs;
+    } catch (err) {
+      this.report.fail(fileId, "file", { path: info.path, message: errorMessage(err) });
+      return -1;
+    }
+    const m = info.meta;
+    // A file of one chunk is finished with its write; longer ones in pass 3.
+    if (info.chunks === 1) return files.push({ fileId, abs, finish: { size: m.size, mode: m.mode, uid: m.uid, gid: m.gid, mtime: utimeFromMicros(m.mtimeUs) } }) - 1;
+    this.unfinished.set(fileId, abs);
+    return files.push({ fileId, abs }) - 1;
   }
 
   /**

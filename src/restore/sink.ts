@@ -1,6 +1,7 @@
 import { closeSync, constants, fchownSync, fchmodSync, ftruncateSync, futimesSync, openSync } from "node:fs";
 import { frameChunksEach } from "../pack/frame.js";
 import type { ChunkLocation } from "../model/chunk.js";
+import type { ChunkId } from "../model/ids.js";
 import { writeAllSync } from "../util/fsio.js";
 import { errorMessage } from "../errors.js";
 
@@ -30,15 +31,52 @@ export interface WriteOp {
   finish?: FileMeta;
 }
 
+/**
+ * What to do with one zstd frame, compact: typed arrays and one entry per file, not objects per
+ * chunk, which cost the main thread more to build and to post than the chunks cost to write.
+ */
+export interface FrameWork {
+  /** The frame's offset in the blob's plaintext (for messages). */
+  offset: number;
+  /** The distinct chunks wanted from it: ids, and [rawOffset, rawLength] pairs in `raw`. */
+  ids: string[];
+  raw: Float64Array;
+  /** Targets as [chunk index, file index, offset in the file] triples, in chunk order. */
+  t: Float64Array;
+  files: { fileId: number; abs: string; finish?: FileMeta }[];
+}
+
 /** Work for a sink, its bytes at [start, start + length) of the batch's buffer. */
 export type SinkItem =
-  | { kind: "frame"; start: number; length: number; object: string; chunks: { loc: ChunkLocation; targets: WriteOp[] }[] }
+  | { kind: "frame"; start: number; length: number; object: string; work: FrameWork }
   | { kind: "raw"; start: number; length: number; target: WriteOp };
+
+/** FrameWork from chunk locations and their writes (tests and callers with few chunks). */
+export function frameWork(chunks: readonly { loc: ChunkLocation; targets: readonly WriteOp[] }[]): FrameWork {
+  const files: FrameWork["files"] = [];
+  const index = new Map<number, number>();
+  const t: number[] = [];
+  const raw: number[] = [];
+  chunks.forEach((c, i) => {
+    raw.push(c.loc.rawOffset, c.loc.rawLength);
+    for (const op of c.targets) {
+      let f = index.get(op.fileId);
+      if (f === undefined) index.set(op.fileId, (f = files.push({ fileId: op.fileId, abs: op.abs, ...(op.finish ? { finish: op.finish } : {}) }) - 1));
+      t.push(i, f, op.offset);
+    }
+  });
+  return { offset: chunks[0]?.loc.offset ?? 0, ids: chunks.map((c) => c.loc.id), raw: Float64Array.from(raw), t: Float64Array.from(t), files };
+}
 
 export interface SinkFailure {
   fileId: number;
   path: string;
   message: string;
+}
+
+/** Whether `b` starts where `a` ends in the same memory (chunks of one decompressed frame). */
+function adjoins(a: Buffer, b: Buffer): boolean {
+  return a.buffer === b.buffer && a.byteOffset + a.length === b.byteOffset;
 }
 
 /** Descriptors kept open between a file's chunks. */
@@ -56,10 +94,12 @@ export class FileSink {
   /** Applies a batch; what fails is returned per file, the rest is still done. */
   async applyBatch(items: readonly SinkItem[], data: Uint8Array): Promise<SinkFailure[]> {
     const failed: SinkFailure[] = [];
-    const decode = (item: SinkItem): Promise<(Buffer | Error)[] | Error> =>
-      item.kind === "raw"
-        ? Promise.resolve([])
-        : frameChunksEach(data.subarray(item.start, item.start + item.length), item.chunks.map((c) => c.loc), item.object).catch((e: Error) => e);
+    const decode = (item: SinkItem): Promise<(Buffer | Error)[] | Error> => {
+      if (item.kind === "raw") return Promise.resolve([]);
+      const w = item.work;
+      const locs = w.ids.map((id, i) => ({ id: id as ChunkId, offset: w.offset, rawOffset: w.raw[2 * i]!, rawLength: w.raw[2 * i + 1]! }));
+      return frameChunksEach(data.subarray(item.start, item.start + item.length), locs, item.object).catch((e: Error) => e);
+    };
     const decoding: Promise<(Buffer | Error)[] | Error>[] = [];
     for (let i = 0; i < items.length; i++) {
       while (decoding.length < Math.min(items.length, i + DECODE_AHEAD)) decoding.push(decode(items[decoding.length]!));
@@ -70,15 +110,44 @@ export class FileSink {
         this.tryApply(item.target, data.subarray(item.start, item.start + item.length), failed);
         continue;
       }
-      item.chunks.forEach((c, j) => {
-        const chunk = chunks instanceof Error ? chunks : chunks[j]!;
-        for (const t of c.targets) {
-          if (chunk instanceof Error) failed.push({ fileId: t.fileId, path: t.abs, message: chunk.message });
-          else this.tryApply(t, chunk, failed);
-        }
-      });
+      this.applyFrame(item.work, chunks, failed);
     }
     return failed;
+  }
+
+  /**
+   * Writes a frame's chunks. Consecutive chunks of one file that follow each other in the file
+   * and in the frame go out as one write: a file of 100k small chunks is a few hundred writes.
+   */
+  private applyFrame(w: FrameWork, chunks: (Buffer | Error)[] | Error, failed: SinkFailure[]): void {
+    let run: { file: number; offset: number; data: Buffer } | undefined;
+    const flush = () => {
+      if (!run) return;
+      const f = w.files[run.file]!;
+      this.tryApply({ fileId: f.fileId, abs: f.abs, offset: run.offset }, run.data, failed);
+      run = undefined;
+    };
+    for (let k = 0; k < w.t.length; k += 3) {
+      const f = w.files[w.t[k + 1]!]!;
+      const chunk = chunks instanceof Error ? chunks : chunks[w.t[k]!]!;
+      const offset = w.t[k + 2]!;
+      if (chunk instanceof Error) {
+        failed.push({ fileId: f.fileId, path: f.abs, message: chunk.message });
+        continue;
+      }
+      // A file of one chunk is finished by its write, through the same descriptor.
+      if (f.finish) {
+        this.tryApply({ fileId: f.fileId, abs: f.abs, offset, finish: f.finish }, chunk, failed);
+        continue;
+      }
+      if (run && run.file === w.t[k + 1] && run.offset + run.data.length === offset && adjoins(run.data, chunk)) {
+        run.data = Buffer.from(run.data.buffer, run.data.byteOffset, run.data.length + chunk.length);
+        continue;
+      }
+      flush();
+      run = { file: w.t[k + 1]!, offset, data: chunk };
+    }
+    flush();
   }
 
   /** Closes what is still open (files with more chunks, finished by the restorer). */

@@ -1,8 +1,7 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import type { ChunkLocation } from "../model/chunk.js";
 import { compiledWorker, threadsFromEnv } from "../util/worker.js";
-import { FileSink, type SinkFailure, type SinkItem, type WriteOp } from "./sink.js";
+import { FileSink, type FrameWork, type SinkFailure, type SinkItem, type WriteOp } from "./sink.js";
 
 // Hands a restore's frames to writer threads, which decompress them, check each chunk against
 // its id and write it where it belongs: that is most of a restore's CPU time (kernel time for
@@ -106,8 +105,8 @@ export class Writers {
    * Queues a compressed frame and where each of its chunks goes. Work with the same `route`
    * goes to the same thread (see routeOf).
    */
-  writeFrame(frame: Uint8Array, object: string, chunks: { loc: ChunkLocation; targets: WriteOp[] }[], route: number): Promise<void> {
-    return this.add({ kind: "frame", start: 0, length: frame.length, object, chunks }, frame, route);
+  writeFrame(frame: Uint8Array, object: string, work: FrameWork, route: number): Promise<void> {
+    return this.add({ kind: "frame", start: 0, length: frame.length, object, work }, frame, route);
   }
 
   /** Queues bytes to write as they are (an empty file: no bytes, only its metadata). */

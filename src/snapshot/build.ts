@@ -143,6 +143,7 @@ export class SnapshotBuilder implements PathSource {
 
   /** The walked paths, for the catalog to drop what the walk no longer saw (after finish). */
   sharePaths(conn: Database.Database): SharedView {
+    // Paths are BLOBs (bytes): the catalog compares its own in that form, so the UNIQUE index serves.
     return shareView(conn, this.path, "snap", "snapshot_paths", "SELECT path FROM snap.files");
   }
 

@@ -25,6 +25,32 @@ export interface EntryRow extends Omit<SnapshotEntry, "linkTarget" | "status" | 
   chunks?: number;
 }
 
+/**
+ * One zstd frame of a restore plan: the distinct chunks wanted from it (in raw-offset order) and
+ * where each goes. Target k puts chunk `chunks[chunkOf[k]]` into file entry `fileOf[k]` at byte
+ * `fileOffsetOf[k]`; targets are in chunk order. Typed arrays: a frame can have thousands.
+ */
+export interface FramePlan {
+  blob: BlobName;
+  /** Ciphertext size of the blob. */
+  blobSize: number;
+  /** The frame in the blob's plaintext. */
+  offset: number;
+  length: number;
+  chunks: ChunkLocation[];
+  chunkOf: Uint32Array;
+  fileOf: Float64Array;
+  fileOffsetOf: Float64Array;
+}
+
+/** What a restore needs of a file entry a plan names. */
+export interface FileInfo {
+  path: string;
+  /** Chunks of the file (of its link set) in all. */
+  chunks: number;
+  meta: { size: number; mode: number; uid: number; gid: number; mtimeUs: number };
+}
+
 /** A chunk of a file in file order, with where it starts in the file (gaps are holes). */
 export type FileChunk = ChunkLocation & { fileOffset: number };
 
@@ -36,26 +62,12 @@ export interface HardLink {
   leaderPath: string;
 }
 
-/** One chunk to place: in blob `loc.blob`, destined for `fileId` at byte `fileOffset`. */
-export interface Placement {
-  loc: ChunkLocation;
-  fileId: number;
-  /** Snapshot path of the file. */
-  path: string;
-  fileOffset: number;
-  /** Ciphertext size of the chunk's blob. */
-  blobSize: number;
-  /** How many chunks the file has in all (this one is one of them). */
-  fileChunks: number;
-  /** The file's entry, for setting its metadata once its last chunk is written. */
-  file: { size: number; mode: number; uid: number; gid: number; mtimeUs: number };
-}
-
 export class SnapshotReader {
   // Private: the snapshot schema's SQL stays in snapshot/, callers ask through methods.
   readonly #db: Database.Database;
   /** A second connection for per-file lookups: better-sqlite3 runs nothing else on a connection while one of its iterators is open. */
   #lookupDb: Database.Database | undefined;
+  #fileInfo: Database.Statement | undefined;
   readonly meta: SnapshotMeta;
   /** Format 2 or later: byte paths, chunks by offset, hard links, xattrs (FORMAT.md §4). */
   readonly #v2: boolean;
@@ -167,7 +179,7 @@ export class SnapshotReader {
   /**
    * Hard links to make: every file at or below `prefix` in a link set but the set's first
    * member there (its leader, restored with content), with that leader. A set whose stored
-   * first entry lies outside `prefix` gets its content from it all the same (placements()).
+   * first entry lies outside `prefix` gets its content from it all the same (framePlans()).
    */
   *hardLinks(prefix?: string): Generator<HardLink> {
     if (!this.#v2) return;
@@ -190,84 +202,106 @@ export class SnapshotReader {
   }
 
   /**
-   * Every chunk placement for the files at or below `prefix`, grouped by blob and in offset order
-   * within a blob, so a restore can read each blob once, front to back.
+   * Every chunk placement for the files at or below `prefix`, a zstd frame at a time, grouped by
+   * blob and in offset order within a blob, so a restore reads each blob once, front to back:
+   * each yield is one frame, its distinct chunks, and every place they go. SQLite hands
+   * each frame over as one row of concatenated lists, not a row per chunk: a row costs a few µs
+   * in JavaScript, which for a file of 100k small chunks was most of its restore. A frame used
+   * by many files or many times by one file comes in several parts (at most 16 files and 4 KiB
+   * of each file's offsets per part), so no part grows with what a crafted snapshot repeats.
    */
-  *placements(prefix?: string): Generator<Placement> {
+  *framePlans(prefix?: string): Generator<FramePlan> {
     const whole = prefix === undefined || prefix === "";
     const within = whole ? "" : "AND (f.path = ? OR (f.path > ? AND f.path < ?))";
     const args = whole ? [] : this.#within(prefix);
-    // Rows come as arrays (an object per row costs more than the row) in this column order.
-    const cols = `hex(c.hash), b.name, b.size, c.offset, c.length, c.raw_offset, c.raw_length, c.compression, f.path, f.size, f.mode, f.uid, f.gid, f.mtime_ns / 1000`;
-    // Only regular files take chunks; a crafted database could attach chunks to anything.
-    const stmt = this.#v2
-      ? // Offsets are stored (a gap is a hole). A hard-link set's content goes to the set's first
-        // member within the prefix (its leader); the others are linked to it (hardLinks()).
-        this.#db.prepare(`
-          WITH lead AS (
-            SELECT f.id, f.id AS g FROM files f WHERE f.type = 'file' AND f.link_id IS NULL ${within}
-            UNION ALL
-            SELECT min(f.id), f.link_id FROM files f WHERE f.type = 'file' AND f.link_id IS NOT NULL ${within} GROUP BY f.link_id
-          ),
-          n AS (SELECT l.g, count(*) AS n FROM lead l JOIN file_chunks fc ON fc.file_id = l.g GROUP BY l.g)
-          SELECT l.id, fc.offset, n.n, ${cols}
-          FROM lead l JOIN n ON n.g = l.g JOIN file_chunks fc ON fc.file_id = l.g JOIN chunks c ON c.hash = fc.chunk
-          JOIN blobs b ON b.id = c.blob_id JOIN files f ON f.id = l.id
-          ORDER BY b.name, c.offset, c.raw_offset, l.id, fc.offset`)
-      : // Format 1 keeps no offsets: each file's running offset and chunk count come from one
-        // window pass over its rows in (file_id, seq) order, not from a count per row (that
-        // made a file of n chunks cost n² steps). The count is of placed chunks; entries()
-        // counts references, and a restore refuses a snapshot where they differ
-        // (unplacedChunks), so both agree on which files have one chunk.
-        this.#db.prepare(`
-          WITH placed AS (
-            SELECT fc.file_id, c.hash, c.blob_id, c.offset, c.length, c.raw_offset, c.raw_length, c.compression,
-                   count(*) OVER whole AS file_chunks,
-                   SUM(c.raw_length) OVER running - c.raw_length AS file_offset
-            FROM files f JOIN file_chunks fc ON fc.file_id = f.id JOIN chunks c ON c.hash = fc.chunk WHERE f.type = 'file' ${within}
-            WINDOW running AS (PARTITION BY fc.file_id ORDER BY fc.seq),
-                   whole AS (running ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-          )
-          SELECT c.file_id, c.file_offset, c.file_chunks, ${cols}
-          FROM placed c JOIN blobs b ON b.id = c.blob_id JOIN files f ON f.id = c.file_id
-          ORDER BY b.name, c.offset, c.raw_offset, c.file_id, c.file_offset`);
-    // A file's chunks often come one after another: its path and metadata are made once.
-    let last: { id: number; path: string; file: Placement["file"] } | undefined;
-    // Format 2 filters twice (files outside and inside link sets).
+    const unknown = this.#db.prepare("SELECT hex(hash) AS id, compression FROM chunks WHERE compression <> ? LIMIT 1").get(COMPRESSION) as
+      | { id: string; compression: unknown }
+      | undefined;
+    if (unknown) throw new IntegrityError(this.object, `chunk ${unknown.id} uses unknown compression ${String(unknown.compression)}`);
+    // Each placement: file id (the restore leader of a link set), its offset in the file, and the chunk.
+    const placed = this.#v2
+      ? `WITH lead AS (
+           SELECT f.id, f.id AS g FROM files f WHERE f.type = 'file' AND f.link_id IS NULL ${within}
+           UNION ALL
+           SELECT min(f.id), f.link_id FROM files f WHERE f.type = 'file' AND f.link_id IS NOT NULL ${within} GROUP BY f.link_id)
+         SELECT l.id AS fid, fc.offset AS foff, fc.chunk AS h FROM lead l JOIN file_chunks fc ON fc.file_id = l.g`
+      : // Format 1 keeps no offsets: a running sum over each file's rows in seq order.
+        `SELECT fc.file_id AS fid, SUM(c.raw_length) OVER (PARTITION BY fc.file_id ORDER BY fc.seq) - c.raw_length AS foff, fc.chunk AS h
+         FROM files f JOIN file_chunks fc ON fc.file_id = f.id JOIN chunks c ON c.hash = fc.chunk WHERE f.type = 'file' ${within}`;
+    // group_concat lists of one group are built over the same rows in the same order, so they
+    // line up; the order within a frame is put right in JavaScript.
+    const stmt = this.#db.prepare(`
+      WITH p AS (${placed})
+      SELECT c.blob_id, c.offset, max(c.length), group_concat(hex(c.hash), ''), group_concat(c.raw_offset), group_concat(c.raw_length),
+             group_concat(p.fid), group_concat(p.foff)
+      FROM p JOIN chunks c ON c.hash = p.h
+      GROUP BY c.blob_id, c.offset, p.fid >> 4, p.foff >> 12
+      ORDER BY c.blob_id, c.offset`);
+    this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
+    const blobRow = this.#lookupDb.prepare("SELECT name, size FROM blobs WHERE id = ?").raw(true);
+    let blob: { id: number; name: BlobName; size: number } | undefined;
+    const nums = (v: unknown) => String(v).split(",").map(Number);
     for (const r of stmt.raw(true).iterate(...(this.#v2 ? [...args, ...args] : args)) as Iterable<unknown[]>) {
-      const fileId = r[0] as number;
-      if (last?.id !== fileId) {
-        last = {
-          id: fileId,
-          path: this.#path(r[11]),
-          file: { size: r[12] as number, mode: r[13] as number, uid: r[14] as number, gid: r[15] as number, mtimeUs: r[16] as number },
-        };
+      const blobId = r[0] as number;
+      if (blob?.id !== blobId) {
+        const b = blobRow.get(blobId) as unknown[];
+        blob = { id: blobId, name: b[0] as BlobName, size: b[1] as number };
       }
-      if (r[10] !== COMPRESSION) throw new IntegrityError(this.object, `chunk ${String(r[3])} uses unknown compression ${String(r[10])}`);
-      yield {
-        fileId,
-        path: last.path,
-        blobSize: r[5] as number,
-        fileOffset: r[1] as number,
-        fileChunks: r[2] as number,
-        file: last.file,
-        loc: {
-          id: (r[3] as string).toLowerCase() as ChunkId,
-          blob: r[4] as BlobName,
-          offset: r[6] as number,
-          length: r[7] as number,
-          rawOffset: r[8] as number,
-          rawLength: r[9] as number,
-          compression: COMPRESSION,
-        },
-      };
+      const hex = (r[3] as string).toLowerCase();
+      const [rawOffsets, rawLengths, fileIds, fileOffsets] = [nums(r[4]), nums(r[5]), nums(r[6]), nums(r[7])];
+      const n = fileIds.length;
+      const ids = Array.from({ length: n }, (_, i) => hex.slice(i * 64, i * 64 + 64) as ChunkId);
+      // Targets by chunk (raw offset, then id), then file and offset: a chunk's targets together.
+      // SQLite mostly hands them over in that order already; sorting is the exception.
+      const before = (a: number, b: number) =>
+        rawOffsets[a]! - rawOffsets[b]! || (ids[a]! < ids[b]! ? -1 : ids[a]! > ids[b]! ? 1 : 0) || fileIds[a]! - fileIds[b]! || fileOffsets[a]! - fileOffsets[b]!;
+      const order = Array.from({ length: n }, (_, i) => i);
+      if (order.some((i) => i > 0 && before(i - 1, i) > 0)) order.sort(before);
+      const chunks: ChunkLocation[] = [];
+      const chunkOf = new Uint32Array(n);
+      const fileOf = new Float64Array(n);
+      const fileOffsetOf = new Float64Array(n);
+      let last: ChunkLocation | undefined;
+      for (let k = 0; k < n; k++) {
+        const i = order[k]!;
+        if (!last || last.id !== ids[i] || last.rawOffset !== rawOffsets[i]) {
+          last = { id: ids[i]!, blob: blob.name, offset: r[1] as number, length: r[2] as number, rawOffset: rawOffsets[i]!, rawLength: rawLengths[i]!, compression: COMPRESSION };
+          chunks.push(last);
+        }
+        chunkOf[k] = chunks.length - 1;
+        fileOf[k] = fileIds[i]!;
+        fileOffsetOf[k] = fileOffsets[i]!;
+      }
+      yield { blob: blob.name, blobSize: blob.size, offset: r[1] as number, length: r[2] as number, chunks, chunkOf, fileOf, fileOffsetOf };
     }
+  }
+
+  /**
+   * A file's path and metadata, and how many chunks it has (its link set's): what a restore
+   * needs of a file that framePlans() names. Looked up per file, not carried per chunk.
+   */
+  fileInfo(id: number): FileInfo {
+    this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
+    this.#fileInfo ??= this.#lookupDb
+      .prepare(
+        `SELECT path, size, mode, uid, gid, mtime_ns / 1000,
+                (SELECT count(*) FROM file_chunks fc WHERE fc.file_id = ${this.#v2 ? "coalesce(f.link_id, f.id)" : "f.id"})
+         FROM files f WHERE id = ?`,
+      )
+      .raw(true);
+    const r = this.#fileInfo.get(id) as unknown[] | undefined;
+    if (!r) throw new IntegrityError(this.object, `a chunk is placed in entry ${id}, which the snapshot does not record`);
+    return {
+      path: this.#path(r[0]),
+      chunks: r[6] as number,
+      meta: { size: r[1] as number, mode: r[2] as number, uid: r[3] as number, gid: r[4] as number, mtimeUs: r[5] as number },
+    };
   }
 
   /**
    * A file's chunks in file order (by its entry id; a hard link's are its set's), each with its
    * offset in the file, read on a second connection so it can run while entries() or
-   * placements() is being iterated. Streams: a file of millions of chunks is never held in memory.
+   * framePlans() is being iterated. Streams: a file of millions of chunks is never held in memory.
    */
   *chunksOf(fileId: number): Generator<FileChunk> {
     this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
@@ -382,15 +416,12 @@ export class SnapshotReader {
     // Format 2: a gap between chunks is a hole, so a file may hold less than its size, never
     // more; chunks that overlap only make wrong bytes, which a crafted snapshot can make anyway.
     for (const r of rows(
-      `SELECT f.id, f.path, f.type, f.size, f.link_id AS linkId, l.id AS leader,
-              (SELECT count(*) FROM file_chunks fc WHERE fc.file_id = coalesce(f.link_id, f.id)) AS refs,
-              (SELECT count(b.id) FROM file_chunks fc JOIN chunks c ON c.hash = fc.chunk JOIN blobs b ON b.id = c.blob_id
-                WHERE fc.file_id = coalesce(f.link_id, f.id)) AS placed,
-              (SELECT max(fc.offset + c.raw_length) FROM file_chunks fc JOIN chunks c ON c.hash = fc.chunk WHERE fc.file_id = coalesce(f.link_id, f.id)) AS ends,
-              (SELECT min(fc.offset) FROM file_chunks fc WHERE fc.file_id = coalesce(f.link_id, f.id)) AS starts
+      `SELECT f.id, f.path, f.type, f.size, f.link_id AS linkId, l.id AS leader, count(fc.chunk) AS refs, count(b.id) AS placed,
+              max(fc.offset + c.raw_length) AS ends, min(fc.offset) AS starts
        FROM files f LEFT JOIN files l ON l.id = f.link_id AND l.type = 'file' AND l.link_id = l.id
-       WHERE f.type = 'file' AND ${within("f.path")}
-         AND ((f.link_id IS NOT NULL AND l.id IS NULL) OR placed < refs OR ends > f.size OR starts < 0)`,
+       LEFT JOIN file_chunks fc ON fc.file_id = coalesce(f.link_id, f.id) LEFT JOIN chunks c ON c.hash = fc.chunk LEFT JOIN blobs b ON b.id = c.blob_id
+       WHERE f.type = 'file' AND ${within("f.path")} GROUP BY f.id
+       HAVING (linkId IS NOT NULL AND leader IS NULL) OR placed < refs OR ends > f.size OR starts < 0`,
     )) {
       const [refs, placed] = [Number(r["refs"]), Number(r["placed"])];
       yield flaw(
@@ -431,7 +462,7 @@ function refuseUnknown(meta: SnapshotMeta, object: string): void {
   }
 }
 
-/** A chunk location from a row with the columns placements() and chunksOf() select. */
+/** A chunk location from a row with the columns chunksOf() selects. */
 function toLocation(row: Record<string, unknown>, object: string): ChunkLocation {
   if (row["compression"] !== COMPRESSION) {
     throw new IntegrityError(object, `chunk ${String(row["id"])} uses unknown compression ${String(row["compression"])}`);

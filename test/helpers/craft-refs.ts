@@ -70,15 +70,15 @@ export async function craftManyRefs(
         "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < ?) " +
           "INSERT INTO chunks SELECT sha256(i), 1, ?, ?, ?, ?, 'zstd' FROM s WHERE ? > 0",
       ).run(extraChunks, loc.offset, loc.length, loc.raw_offset, loc.raw_length, extraChunks);
-      const addFile = db.prepare("INSERT INTO files(path, type, mode, uid, gid, size, mtime_ns) VALUES (?, 'file', 420, 0, 0, ?, 1700000000000000000)");
+      const addFile = db.prepare("INSERT INTO files(path, type, mode, uid, gid, size, mtime_ns) VALUES (CAST(? AS BLOB), 'file', 420, 0, 0, ?, 1700000000000000000)");
       // One statement per file, however many references: SQLite counts them out itself.
       const addRefs = db.prepare(
-        "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < ?) INSERT INTO file_chunks SELECT ?, i, ? FROM s",
+        "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < ?) INSERT INTO file_chunks SELECT ?, i * ?, ? FROM s",
       );
       for (const f of files) {
         const p = `${root}/${f.name}`;
         const { lastInsertRowid } = addFile.run(p, f.refs * SEED.length);
-        addRefs.run(f.refs, lastInsertRowid, loc.hash);
+        addRefs.run(f.refs, lastInsertRowid, SEED.length, loc.hash);
         paths.set(f.name, p);
       }
       const bytes = files.reduce((n, f) => n + f.refs * SEED.length, 0);

@@ -98,12 +98,12 @@ export async function putSnapshot(store: Store, recipient: string, id: string, f
     };
     const setMeta = db.prepare("INSERT INTO meta(key, value) VALUES (?, ?)");
     for (const [k, v] of Object.entries(meta)) setMeta.run(k, typeof v === "string" ? v : JSON.stringify(v));
-    const addEntry = db.prepare("INSERT INTO files(path, type, mode, uid, gid, size, mtime_ns) VALUES (?, ?, ?, 0, 0, ?, 0)");
+    const addEntry = db.prepare("INSERT INTO files(path, type, mode, uid, gid, size, mtime_ns) VALUES (CAST(? AS BLOB), ?, ?, 0, 0, ?, 0)");
     for (const d of [...dirs].sort()) addEntry.run(d, "dir", 0o755, 0);
     const addBlob = db.prepare("INSERT OR IGNORE INTO blobs(name, size, header_length) VALUES (?, ?, ?)");
     const blobId = db.prepare("SELECT id FROM blobs WHERE name = ?").pluck();
     const addChunk = db.prepare("INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?, ?, ?, 'zstd')");
-    const addRef = db.prepare("INSERT INTO file_chunks(file_id, seq, chunk) VALUES (?, 0, ?)");
+    const addRef = db.prepare("INSERT INTO file_chunks(file_id, offset, chunk) VALUES (?, 0, ?)");
     for (const f of files) {
       const { lastInsertRowid } = addEntry.run(f.path, "file", 0o644, f.size);
       const c = f.chunk;
