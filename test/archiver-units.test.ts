@@ -53,7 +53,7 @@ describe("CatalogCommits", () => {
     commits.claim(a.hash, a.hex);
     commits.claim(b.hash, b.hex);
     commits.entry(entry("/f"));
-    commits.fileRead("/f", STAMP, [a.hash, b.hash, a.hash]);
+    commits.fileRead("/f", STAMP, [a.hash, b.hash, a.hash].map((hash, i) => ({ hash, offset: i * 10, length: 10 })));
     commits.committed(sealed(a.hex));
     commits.flush();
     expect(catalog.calls, "b is not stored yet").toEqual(["entries /f", "chunks ", "forget "]);
@@ -68,7 +68,7 @@ describe("CatalogCommits", () => {
   it("a file whose chunks are all stored already is ready at once", () => {
     const catalog = fakeCatalog();
     const commits = new CatalogCommits(catalog);
-    commits.fileRead("/stored", STAMP, [chunk("x").hash]);
+    commits.fileRead("/stored", STAMP, [{ hash: chunk("x").hash, offset: 0, length: 3 }]);
     commits.flush();
     expect(catalog.calls).toEqual(["entries ", "chunks /stored", "forget "]);
   });

@@ -72,7 +72,7 @@ describe("catalog: blobs are recorded with their recipient set", () => {
       catalog.useRecipients(recipientSetId([A]));
       catalog.recordEntries([{ path: "/f", type: "file", mode: 0o644, uid: 0, gid: 0, stamp }]);
       catalog.recordBlob({ name: "aa".repeat(32), size: 100, headerLength: 50 }, [location]);
-      catalog.recordChunks([{ path: "/f", stamp, chunks: [chunk] }]);
+      catalog.recordChunks([{ path: "/f", stamp, chunks: [{ hash: chunk, offset: 0, length: 10 }] }]);
       expect(catalog.hasChunk(chunk)).toBe(true);
       expect(catalog.lookupFile("/f", stamp).status).toBe("unchanged");
 

@@ -6,9 +6,10 @@ import type { X25519Recipient } from "../crypto/keys.js";
 import { PackWriter } from "../pack/writer.js";
 import type { Repository } from "../repo/repository.js";
 import { SnapshotBuilder } from "../snapshot/build.js";
-import type { FileChunkRef } from "../snapshot/schema.js";
+import type { FileChunkRef, SnapshotEntry, Xattr } from "../snapshot/schema.js";
 import type { ChunkId } from "../model/ids.js";
 import { newSnapshotId } from "../model/snapshot-id.js";
+import { displayPath } from "../model/path-bytes.js";
 import { Budget } from "../util/budget.js";
 import { TaskPool } from "../util/pool.js";
 import { VERSION } from "../version.js";
@@ -19,6 +20,9 @@ import { chunkSource, type ChunkItem } from "./chunker.js";
 import { Packer } from "./packer.js";
 import { Uploader } from "./uploader.js";
 import { checkSourceDirs, snapshotPath, walk, type DirtySet, type WalkEntry } from "./walker.js";
+import { loadOwnerNames, type OwnerNames } from "./owners.js";
+import { readXattrs } from "./xattrs.js";
+import { sparseRegions } from "./sparse.js";
 import { crashPoint } from "../util/test-points.js";
 import { errorMessage } from "../errors.js";
 
@@ -26,6 +30,13 @@ import { errorMessage } from "../errors.js";
 // rest, pack and upload new chunks, then upload the snapshot database. Files are processed a
 // few at a time so disk reads, zstd (on the libuv pool) and uploads overlap. What the catalog
 // learns and when is catalog-commits.ts; compression and its memory bound is packer.ts.
+//
+// What is recorded of each entry (README "What a backup records"): hard-link sets (the first
+// name of an inode carries the content, later names link to it and are not read), holes
+// (sparse.ts), extended attributes and ACLs (xattrs.ts), owner names (owners.ts), FIFOs and
+// device nodes; sockets are counted and skipped. A file whose content stamp (size, mtime,
+// inode, device) is unchanged but whose ctime moved had only its metadata changed: its chunks
+// are reused and its attributes read again.
 
 export interface BackupOptions {
   repo: Repository;
@@ -73,7 +84,13 @@ export interface BackupSummary {
   filesUnchanged: number;
   dirs: number;
   symlinks: number;
-  /** Bytes of file content read from disk (unchanged files are not read). */
+  /** FIFOs and device nodes recorded. */
+  special: number;
+  /** Further names of a file already recorded in this snapshot (hard links): not read again. */
+  hardLinks: number;
+  /** Sockets met and not recorded (nothing can restore one). */
+  sockets: number;
+  /** Bytes of file content read from disk (unchanged files and holes are not read). */
   bytesRead: number;
   /** Bytes of chunks not already in the repository, before compression. */
   bytesNew: number;
@@ -81,7 +98,7 @@ export interface BackupSummary {
   bytesUploaded: number;
   blobsUploaded: number;
   snapshotSize: number;
-  /** Paths that could not be read (absolute, as shown to users). */
+  /** Paths that could not be read (absolute, as shown to users: model/path-bytes displayPath). */
   errors: { path: string; message: string }[];
   /** Absolute paths of files that changed while being read. */
   changedDuringBackup: string[];
@@ -96,6 +113,13 @@ const FILE_COST_MAX = 16 << 20;
 /** What any file costs at least (buffers, messages, a file descriptor). */
 const FILE_COST_MIN = 64 << 10;
 
+/** The first name of a hard-link set that was backed up: what its later names link to. */
+interface LinkLeader {
+  id: number;
+  size: number;
+  xattrs: Xattr[];
+}
+
 export class Archiver {
   readonly progress: BackupProgress = { filesDone: 0, bytesDone: 0, currentPath: "" };
   private readonly params: ChunkerParams;
@@ -109,6 +133,9 @@ export class Archiver {
   private readonly builder: SnapshotBuilder;
   private readonly snapshotId: string;
   private readonly started: Date;
+  /** Files with more than one name, by `${dev}:${inode}`: each name waits for the one before it. */
+  private readonly links = new Map<string, Promise<LinkLeader | undefined>>();
+  private owners: OwnerNames = { user: () => undefined, group: () => undefined };
 
   constructor(private readonly o: BackupOptions) {
     // Here, not in run(): the caller builds the archiver before it writes anything to the store.
@@ -132,7 +159,7 @@ export class Archiver {
     });
     this.packer = new Packer(writer, (sealed) => this.uploader.enqueue(sealed));
     this.summary = {
-      filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirs: 0, symlinks: 0,
+      filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirs: 0, symlinks: 0, special: 0, hardLinks: 0, sockets: 0,
       bytesRead: 0, bytesNew: 0, errors: [], changedDuringBackup: [],
     };
     this.builder = new SnapshotBuilder(`${o.workDir}/snapshot-${this.snapshotId}.sqlite`, {
@@ -157,6 +184,7 @@ export class Archiver {
     const { signal } = this.o;
     // Before any lookup, and before the chunk workers open their own view of the catalog.
     this.o.catalog.useRecipients(recipientSetId(this.o.recipients));
+    this.owners = loadOwnerNames();
     this.pool = new ChunkPool({
       catalogPath: this.o.catalog.path,
       params: this.params,
@@ -171,6 +199,10 @@ export class Archiver {
         this.packer.throwIfFailed();
         if (ev.kind === "error") this.error(ev.abs, ev.error);
         else if (ev.kind === "gone") this.o.catalog.dropSubtree(ev.abs);
+        else if (ev.kind === "socket") {
+          this.summary.sockets++;
+          this.builder.addSocket();
+        }
         else if (ev.kind === "entry") {
           const { entry } = ev;
           if (entry.type === "file") {
@@ -217,34 +249,78 @@ export class Archiver {
   /** A path that could not be read: absolute in messages, as every other path in the snapshot. */
   private error(abs: string, err: unknown): void {
     const message = errorMessage(err);
-    this.summary.errors.push({ path: abs, message });
+    this.summary.errors.push({ path: displayPath(abs), message });
     this.builder.addError(snapshotPath(abs), message);
   }
 
   private other(entry: WalkEntry): void {
     if (entry.type === "symlink") this.summary.symlinks++;
-    else this.summary.dirs++;
-    this.builder.add({ ...baseEntry(entry), linkTarget: entry.linkTarget });
-    this.remember(entry);
+    else if (entry.type === "dir") this.summary.dirs++;
+    else this.summary.special++;
+    // Directories only: see xattrs.ts for why not symlinks, FIFOs and devices.
+    const xattrs = entry.type === "dir" ? this.xattrsOf(entry) : [];
+    this.builder.add(this.base(entry, xattrs));
+    this.remember(entry, xattrs);
+  }
+
+  /** Attributes as recorded while the ctime has not moved (any xattr or ACL change moves it), else read. */
+  private xattrsOf(entry: WalkEntry): Xattr[] {
+    return this.o.catalog.knownXattrs(entry.abs, entry.type, entry.stamp.ctimeNs) ?? readXattrs(entry.abs);
   }
 
   /** Queues the entry's catalog row (written in batches). */
-  private remember(entry: WalkEntry): void {
-    const { abs, type, mode, uid, gid, stamp, linkTarget } = entry;
-    this.commits.entry({ path: abs, type, mode, uid, gid, stamp, linkTarget });
+  private remember(entry: WalkEntry, xattrs: readonly Xattr[]): void {
+    const { abs, type, mode, uid, gid, stamp, nlink, rdev, linkTarget } = entry;
+    this.commits.entry({ path: abs, type, mode, uid, gid, stamp, nlink, rdev, linkTarget, xattrs });
   }
 
   private async file(entry: WalkEntry): Promise<void> {
-    const known = this.o.catalog.lookupFile(entry.abs, entry.stamp);
     this.progress.currentPath = entry.abs;
-    // An unchanged file's row is already right (a chmod or chown would have changed its ctime).
-    if (known.status !== "unchanged") this.remember(entry);
-    if (known.status === "unchanged") {
-      this.summary.filesUnchanged++;
-      this.builder.add(baseEntry(entry), this.contiguous(known.chunks));
-      this.fileDone(Number(entry.stamp.size));
+    if (entry.nlink <= 1) {
+      // Synchronous for an unchanged file: no extra promise per file on a re-run.
+      const done = this.content(entry);
+      if (done instanceof Promise) await done;
       return;
     }
+    // Memory for hard links only: one map entry per inode with several names.
+    const key = `${entry.stamp.dev}:${entry.stamp.inode}`;
+    const mine = this.linkOrRead(entry, this.links.get(key));
+    this.links.set(key, mine);
+    await mine;
+  }
+
+  /**
+   * A name of an inode with several: linked to the set's first name that was backed up (its
+   * content is the set's), or, when none was (the first could not be read), read as the first.
+   */
+  private async linkOrRead(entry: WalkEntry, before: Promise<LinkLeader | undefined> | undefined): Promise<LinkLeader | undefined> {
+    const leader = before && (await before);
+    if (!leader) return this.content(entry);
+    this.summary.hardLinks++;
+    this.builder.add(this.base(entry, leader.xattrs, leader.size), [], leader.id);
+    this.remember(entry, leader.xattrs);
+    this.fileDone(0);
+    return leader;
+  }
+
+  /** Records a file with its content: from the catalog when unchanged, else read. Undefined when unreadable. */
+  private content(entry: WalkEntry): LinkLeader | Promise<LinkLeader | undefined> {
+    const known = this.o.catalog.lookupFile(entry.abs, entry.stamp);
+    if (known.status !== "unchanged") return this.read(entry, known.status);
+    this.summary.filesUnchanged++;
+    // Only the metadata changed (or its attributes were never read): its row is rewritten.
+    const xattrs = known.xattrs ?? readXattrs(entry.abs);
+    if (!known.xattrs) this.remember(entry, xattrs);
+    const size = Number(entry.stamp.size);
+    const id = this.builder.add(this.base(entry, xattrs, size), known.chunks);
+    this.fileDone(size);
+    return { id, size, xattrs };
+  }
+
+  /** Reads a new or changed file. */
+  private async read(entry: WalkEntry, status: "new" | "changed"): Promise<LinkLeader | undefined> {
+    const xattrs = readXattrs(entry.abs);
+    this.remember(entry, xattrs);
     let result: { chunks: FileChunkRef[]; size: number; stamp: FileStamp } | undefined;
     let changed = false;
     for (let attempt = 1; attempt <= MAX_READ_ATTEMPTS; attempt++) {
@@ -257,35 +333,42 @@ export class Archiver {
         if (!isFileError(err)) throw err;
         this.error(entry.abs, err);
         this.commits.reread(entry.abs);
-        return;
+        return undefined;
       }
       changed = !sameContent(entry.stamp, result.stamp) || BigInt(result.size) !== result.stamp.size;
       if (!changed) break;
       // Read it again against its new stat; a file still changing after that is recorded as is.
       entry = { ...entry, stamp: result.stamp };
     }
-    if (!result) return;
-    if (known.status === "changed") this.summary.filesChanged++;
+    if (!result) return undefined;
+    if (status === "changed") this.summary.filesChanged++;
     else this.summary.filesNew++;
-    this.builder.add({ ...baseEntry(entry), size: result.size, status: changed ? "changed" : undefined }, result.chunks);
+    const id = this.builder.add({ ...this.base(entry, xattrs, result.size), status: changed ? "changed" : undefined }, result.chunks);
     if (changed) {
-      this.summary.changedDuringBackup.push(entry.abs);
+      this.summary.changedDuringBackup.push(displayPath(entry.abs));
       // It must be read again next time, so its row keeps no chunk list.
       this.commits.reread(entry.abs);
-    } else this.commits.fileRead(entry.abs, result.stamp, result.chunks.map((c) => c.hash as Buffer));
+    } else this.commits.fileRead(entry.abs, result.stamp, result.chunks);
     this.fileDone(0);
+    return { id, size: result.size, xattrs };
   }
 
-  /** A chunk list without holes, placed end to end (lengths from the catalog's chunk rows). */
-  private contiguous(hashes: readonly Buffer[]): FileChunkRef[] {
-    let offset = 0;
-    return hashes.map((hash) => {
-      const length = this.o.catalog.chunk(hash)?.rawLength;
-      if (length === undefined) throw new Error(`catalog lost chunk ${hash.toString("hex")} during the run`);
-      const ref = { offset, length, hash };
-      offset += length;
-      return ref;
-    });
+  /** The snapshot row of a walked entry, owner names included; `size` is a file's (0 for others). */
+  private base(entry: WalkEntry, xattrs: readonly Xattr[], size = 0): SnapshotEntry {
+    return {
+      path: entry.path,
+      type: entry.type,
+      mode: entry.mode,
+      uid: entry.uid,
+      gid: entry.gid,
+      userName: this.owners.user(entry.uid),
+      groupName: this.owners.group(entry.gid),
+      size,
+      mtimeNs: entry.stamp.mtimeNs,
+      linkTarget: entry.linkTarget,
+      rdev: entry.rdev,
+      xattrs,
+    };
   }
 
   private fileDone(bytes: number): void {
@@ -295,7 +378,10 @@ export class Archiver {
 
   private async readFile(entry: WalkEntry): Promise<{ chunks: FileChunkRef[]; size: number; stamp: FileStamp }> {
     const chunks: FileChunkRef[] = [];
-    const result = await this.pool.chunkFile(entry.abs, Number(entry.stamp.size), (items) => this.take(items, chunks, true));
+    const size = Number(entry.stamp.size);
+    // Fewer bytes allocated than the size: it may have holes, read its data regions only.
+    const regions = entry.allocated !== undefined && entry.allocated < size ? sparseRegions(entry.abs, size) : undefined;
+    const result = await this.pool.chunkFile(entry.abs, size, (items) => this.take(items, chunks, true), regions);
     return { chunks, size: result.size, stamp: result.stamp };
   }
 
@@ -322,8 +408,7 @@ export class Archiver {
     await this.uploader.whenRoom();
     for (const item of items) {
       const hash = Buffer.from(item.hash.buffer, item.hash.byteOffset, item.hash.byteLength);
-      const last = chunks[chunks.length - 1];
-      chunks.push({ offset: last ? last.offset + last.length : 0, length: item.rawLength, hash });
+      chunks.push({ offset: item.offset, length: item.rawLength, hash });
       this.summary.bytesRead += item.rawLength;
       if (countProgress) this.progress.bytesDone += item.rawLength;
       if (!item.data) continue;
@@ -345,16 +430,4 @@ function isFileError(err: unknown): boolean {
 /** ctime too: `cp -p` and `rsync -t` rewrite content and then restore the mtime. */
 function sameContent(a: FileStamp, b: FileStamp): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.inode === b.inode;
-}
-
-function baseEntry(entry: WalkEntry) {
-  return {
-    path: entry.path,
-    type: entry.type,
-    mode: entry.mode,
-    uid: entry.uid,
-    gid: entry.gid,
-    size: entry.type === "file" ? Number(entry.stamp.size) : 0,
-    mtimeNs: entry.stamp.mtimeNs,
-  };
 }

@@ -1,3 +1,4 @@
+import type { ChunkRef } from "../catalog/codec.js";
 import type { Catalog, CatalogEntry, FileStamp } from "../catalog/db.js";
 import type { ChunkId } from "../model/ids.js";
 import type { SealedBlob } from "../pack/writer.js";
@@ -17,7 +18,7 @@ const FILE_BATCH = 500;
 interface Waiter {
   path: string;
   stamp: FileStamp;
-  chunks: Buffer[];
+  chunks: readonly ChunkRef[];
   remaining: number;
 }
 
@@ -47,10 +48,10 @@ export class CatalogCommits {
   }
 
   /** A file read whole and unchanged: its chunk list is recorded once every chunk is stored. */
-  fileRead(path: string, stamp: FileStamp, chunks: Buffer[]): void {
+  fileRead(path: string, stamp: FileStamp, chunks: readonly ChunkRef[]): void {
     const w: Waiter = { path, stamp, chunks, remaining: 0 };
     for (const c of chunks) {
-      const waiters = this.pending.get(c.toString("hex"));
+      const waiters = this.pending.get(Buffer.from(c.hash.buffer, c.hash.byteOffset, c.hash.byteLength).toString("hex"));
       if (waiters) {
         waiters.push(w);
         w.remaining++;

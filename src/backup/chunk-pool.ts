@@ -3,7 +3,7 @@ import { Worker } from "node:worker_threads";
 import type { FileStamp } from "../catalog/db.js";
 import { compiledWorker, threadsFromEnv } from "../util/worker.js";
 import type { ChunkerParams } from "../chunk/fastcdc.js";
-import { chunkFile, type ChunkItem, type FileChunked } from "./chunker.js";
+import { chunkFile, type ChunkItem, type FileChunked, type Regions } from "./chunker.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./chunk-worker.js";
 
 // Spreads file reading, chunking and hashing over worker threads, so they use a core of their
@@ -80,17 +80,17 @@ export class ChunkPool {
     return this.slots.length > 0;
   }
 
-  /** Chunks one file; `onItems` receives its chunks in order. */
-  async chunkFile(abs: string, size: number, onItems: OnItems): Promise<FileChunked> {
+  /** Chunks one file; `onItems` receives its chunks in order. `regions`: see chunker.ts chunkFile. */
+  async chunkFile(abs: string, size: number, onItems: OnItems, regions?: Regions): Promise<FileChunked> {
     this.start();
-    if (!this.threaded) return chunkFile(abs, size, this.o.params, { isStored: this.o.isStored, emit: onItems });
+    if (!this.threaded) return chunkFile(abs, size, this.o.params, { isStored: this.o.isStored, emit: onItems }, false, undefined, regions);
     const slot = await this.slot();
     if (this.failure) throw this.failure;
     const id = this.nextId++;
     slot.busy++;
     return new Promise<FileChunked>((resolve, reject) => {
       this.tasks.set(id, { resolve, reject, onItems, worker: slot });
-      slot.worker.postMessage({ kind: "file", id, abs, size } satisfies ToWorker);
+      slot.worker.postMessage({ kind: "file", id, abs, size, regions } satisfies ToWorker);
     }).finally(() => {
       slot.busy--;
       this.waiting.shift()?.();

@@ -1,7 +1,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { openChunkLookup } from "../catalog/chunk-lookup.js";
 import type { ChunkerParams } from "../chunk/fastcdc.js";
-import { chunkFile, newScratch, type ChunkItem, type Scratch } from "./chunker.js";
+import { chunkFile, newScratch, type ChunkItem, type Regions, type Scratch } from "./chunker.js";
 
 // A worker thread of the chunk pool: reads, chunks and hashes the files the main thread hands
 // it. It asks its own read-only connection to the catalog which chunks are stored, so the bytes
@@ -15,7 +15,8 @@ export interface WorkerInit {
 }
 
 export type ToWorker =
-  | { kind: "file"; id: number; abs: string; size: number }
+  /** `regions`: a file with holes, read there only (chunker.ts). */
+  | { kind: "file"; id: number; abs: string; size: number; regions?: Regions }
   | { kind: "ack"; id: number }
   /** The main thread gave up on this file: stop it. */
   | { kind: "cancel"; id: number };
@@ -53,7 +54,7 @@ async function run(task: Extract<ToWorker, { kind: "file" }>): Promise<void> {
           acks.set(task.id, { resolve, reject });
           port.postMessage({ kind: "items", id: task.id, items } satisfies FromWorker, transferable(items));
         }),
-    }, true, scratch);
+    }, true, scratch, task.regions);
     acks.delete(task.id);
     port.postMessage({ kind: "done", id: task.id, size: result.size, stamp: result.stamp } satisfies FromWorker);
   } catch (err) {

@@ -3,6 +3,7 @@ import { closeSync, constants, fstatSync, openSync, readSync, type BigIntStats }
 import { open } from "node:fs/promises";
 import type { FileStamp } from "../catalog/db.js";
 import { chunkStream, type ChunkerParams } from "../chunk/fastcdc.js";
+import { fsPath } from "../model/path-bytes.js";
 
 // The CPU-heavy front of a backup, for one byte source: cut it into chunks and hash each; the
 // bytes of chunks the repository does not have yet go along to the packer (which compresses
@@ -13,6 +14,8 @@ import { chunkStream, type ChunkerParams } from "../chunk/fastcdc.js";
 export interface ChunkItem {
   /** SHA-256 of the chunk: its id. */
   hash: Uint8Array;
+  /** Where in the file the chunk starts (a gap after the previous chunk is a hole). */
+  offset: number;
   rawLength: number;
   /** The chunk's bytes; absent when the repository already has the chunk. */
   data?: Uint8Array;
@@ -38,6 +41,7 @@ export interface ChunkSink {
 }
 
 export interface FileChunked {
+  /** Bytes of the file, holes included. */
   size: number;
   /** The file's stat after reading, to detect a change during the read. */
   stamp: FileStamp;
@@ -48,18 +52,22 @@ const READ_SIZE = 1 << 20;
 const BATCH_BYTES = 4 << 20;
 const BATCH_ITEMS = 256;
 
-/** Chunks and hashes a byte stream, passing on the bytes of new chunks; returns its length. */
-export async function chunkSource(source: AsyncIterable<Uint8Array>, params: ChunkerParams, sink: ChunkSink, scratch?: Buffer): Promise<number> {
+/**
+ * Chunks and hashes a byte stream, passing on the bytes of new chunks; returns its length.
+ * `start` is the stream's offset in its file (a data region after a hole).
+ */
+export async function chunkSource(source: AsyncIterable<Uint8Array>, params: ChunkerParams, sink: ChunkSink, scratch?: Buffer, start = 0): Promise<number> {
   let size = 0;
   let batch: ChunkItem[] = [];
   let batchBytes = 0;
   for await (const data of chunkStream(source, params, { scratch })) {
     sink.signal?.throwIfAborted();
+    const offset = start + size;
     size += data.length;
     const hash = createHash("sha256").update(data).digest();
-    if (sink.isStored(hash)) batch.push({ hash, rawLength: data.length });
+    if (sink.isStored(hash)) batch.push({ hash, offset, rawLength: data.length });
     else {
-      batch.push({ hash, rawLength: data.length, data });
+      batch.push({ hash, offset, rawLength: data.length, data });
       batchBytes += data.length;
     }
     if (batchBytes >= BATCH_BYTES || batch.length >= BATCH_ITEMS) {
@@ -73,7 +81,15 @@ export async function chunkSource(source: AsyncIterable<Uint8Array>, params: Chu
 }
 
 /**
- * Reads a regular file (never through a symlink that replaced it) and chunks it.
+ * A file's data regions, [start, end) in order (sparse.ts); the bytes between them are holes.
+ * Absent for a dense file, which is read to its end, however long that turns out to be.
+ */
+export type Regions = readonly (readonly [number, number])[];
+
+/**
+ * Reads a regular file (never through a symlink that replaced it) and chunks it. A file with
+ * `regions` (it has holes) is read region by region: chunks never span a hole, and the holes
+ * are neither read nor stored.
  *
  * `sync` reads with blocking system calls: right in a worker thread, whose only job this is,
  * because promise-based file I/O costs about 15 µs of the calling thread per call, which for
@@ -86,15 +102,22 @@ export async function chunkFile(
   sink: ChunkSink,
   sync = false,
   scratch?: Scratch,
+  regions?: Regions,
 ): Promise<FileChunked> {
-  return sync ? chunkFileSync(abs, expectedSize, params, sink, scratch) : chunkFileAsync(abs, expectedSize, params, sink);
+  return sync ? chunkFileSync(abs, expectedSize, params, sink, scratch, regions) : chunkFileAsync(abs, expectedSize, params, sink, regions);
 }
 
-async function chunkFileAsync(abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink): Promise<FileChunked> {
+async function chunkFileAsync(abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink, regions?: Regions): Promise<FileChunked> {
   // O_NONBLOCK: a FIFO swapped in since the walk must not block the open (see notRegular).
-  const fh = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  const fh = await open(fsPath(abs), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
-    notRegular(abs, await fh.stat());
+    const st = await fh.stat();
+    notRegular(abs, st);
+    if (regions) {
+      const read = (buf: Buffer, length: number, position: number) => fh.read(buf, 0, length, position).then((r) => r.bytesRead);
+      await chunkRegions(regions, params, sink, read);
+      return { size: st.size, stamp: stampOf(await fh.stat({ bigint: true })) };
+    }
     const buf = readBuffer(expectedSize);
     async function* reads(): AsyncGenerator<Uint8Array> {
       for (;;) {
@@ -110,10 +133,18 @@ async function chunkFileAsync(abs: string, expectedSize: number, params: Chunker
   }
 }
 
-async function chunkFileSync(abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink, scratch?: Scratch): Promise<FileChunked> {
-  const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+async function chunkFileSync(
+  abs: string, expectedSize: number, params: ChunkerParams, sink: ChunkSink, scratch: Scratch | undefined, regions: Regions | undefined,
+): Promise<FileChunked> {
+  const fd = openSync(fsPath(abs), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
-    notRegular(abs, fstatSync(fd));
+    const st = fstatSync(fd);
+    notRegular(abs, st);
+    if (regions) {
+      const read = async (buf: Buffer, length: number, position: number) => readSync(fd, buf, 0, length, position);
+      await chunkRegions(regions, params, sink, read, scratch);
+      return { size: st.size, stamp: stampOf(fstatSync(fd, { bigint: true })) };
+    }
     const buf = scratch?.read ?? readBuffer(expectedSize);
     function* reads(): Generator<Uint8Array> {
       for (;;) {
@@ -126,6 +157,24 @@ async function chunkFileSync(abs: string, expectedSize: number, params: ChunkerP
     return { size, stamp: stampOf(fstatSync(fd, { bigint: true })) };
   } finally {
     closeSync(fd);
+  }
+}
+
+type PositionalRead = (buf: Buffer, length: number, position: number) => Promise<number>;
+
+/** Chunks each data region on its own, at its offset: a chunk never spans a hole. */
+async function chunkRegions(regions: Regions, params: ChunkerParams, sink: ChunkSink, read: PositionalRead, scratch?: Scratch): Promise<void> {
+  const buf = scratch?.read ?? Buffer.allocUnsafe(READ_SIZE);
+  for (const [start, end] of regions) {
+    async function* reads(): AsyncGenerator<Uint8Array> {
+      for (let pos = start; pos < end; ) {
+        const n = await read(buf, Math.min(buf.length, end - pos), pos);
+        if (n === 0) return; // truncated meanwhile: the stamp after the read tells
+        pos += n;
+        yield buf.subarray(0, n);
+      }
+    }
+    await chunkSource(reads(), params, sink, scratch?.work, start);
   }
 }
 

@@ -3,6 +3,7 @@ import { lstatSync, readdirSync, readlinkSync } from "node:fs";
 import { SourceError } from "../errors.js";
 import { dirname, join, resolve, sep } from "node:path";
 import type { CatalogEntry, FileStamp } from "../catalog/db.js";
+import { decodePath, fsPath } from "../model/path-bytes.js";
 import type { Excluder } from "./exclude.js";
 
 // Walks the source directories depth-first in name order, directories before their contents,
@@ -15,8 +16,11 @@ import type { Excluder } from "./exclude.js";
 // A daemon run after watch events walks incrementally: only directories on the way to a changed
 // path are listed and stat'ed; every other subtree comes from the catalog as the last walk saw
 // it. Full scans (and every CLI run) list everything, which also catches what a watcher missed.
+//
+// Names are listed as bytes and carried as internal strings (model/path-bytes), so a name that
+// is not UTF-8 is walked, stat'ed and recorded like any other.
 
-export type EntryKind = "file" | "dir" | "symlink";
+export type EntryKind = "file" | "dir" | "symlink" | "fifo" | "chardev" | "blockdev";
 
 export interface WalkEntry {
   /** Absolute path on this host. */
@@ -28,6 +32,12 @@ export interface WalkEntry {
   uid: number;
   gid: number;
   stamp: FileStamp;
+  /** st_nlink: a file with more than one name is part of a hard-link set. */
+  nlink: number;
+  /** st_rdev of a device node. */
+  rdev?: number;
+  /** Bytes allocated (st_blocks × 512); fewer than the size means the file may have holes. */
+  allocated?: number;
   linkTarget?: string;
   /** Taken from the catalog instead of the filesystem (incremental walks). */
   fromCatalog?: boolean;
@@ -37,8 +47,8 @@ export type WalkEvent =
   | { kind: "entry"; entry: WalkEntry }
   /** `abs` is the absolute path: it is shown to the user as is. */
   | { kind: "error"; abs: string; error: Error }
-  /** A socket, FIFO or device: not backed up, like most file-level backup tools. */
-  | { kind: "special"; path: string }
+  /** A socket: nothing can restore one, so it is counted and not recorded (as restic does). */
+  | { kind: "socket"; abs: string }
   /** Incremental walks: an entry the catalog knows that is no longer there. */
   | { kind: "gone"; abs: string };
 
@@ -106,7 +116,7 @@ export async function* walk(sourceDirs: readonly string[], exclude: Excluder, op
       if (emitted.has(p)) continue;
       emitted.add(p);
       const ev = statEvent(p);
-      if (ev.kind !== "special") yield ev;
+      if (ev.kind !== "socket") yield ev;
     }
     const top = statEvent(root);
     yield top;
@@ -136,27 +146,43 @@ function incrementalPlan(dirty: DirtySet): Plan {
 
 function statEvent(abs: string): WalkEvent {
   try {
-    const st = lstatSync(abs, { bigint: true });
-    const type: EntryKind | undefined = st.isFile() ? "file" : st.isDirectory() ? "dir" : st.isSymbolicLink() ? "symlink" : undefined;
-    if (!type) return { kind: "special", path: snapshotPath(abs) };
-    const linkTarget = type === "symlink" ? readlinkSync(abs) : undefined;
-    return { kind: "entry", entry: { abs, path: snapshotPath(abs), type, linkTarget, ...fromStats(st) } };
+    const st = lstatSync(fsPath(abs), { bigint: true });
+    const type = typeOf(st);
+    if (!type) return { kind: "socket", abs };
+    const linkTarget = type === "symlink" ? decodePath(readlinkSync(fsPath(abs), { encoding: "buffer" })) : undefined;
+    return { kind: "entry", entry: { abs, path: snapshotPath(abs), type, linkTarget, ...fromStats(st, type) } };
   } catch (error) {
     return { kind: "error", abs, error: error as Error };
   }
 }
 
-function fromStats(st: BigIntStats): Pick<WalkEntry, "mode" | "uid" | "gid" | "stamp"> {
+/** The entry type of a stat; undefined for a socket. */
+function typeOf(st: BigIntStats): EntryKind | undefined {
+  if (st.isFile()) return "file";
+  if (st.isDirectory()) return "dir";
+  if (st.isSymbolicLink()) return "symlink";
+  if (st.isFIFO()) return "fifo";
+  if (st.isCharacterDevice()) return "chardev";
+  if (st.isBlockDevice()) return "blockdev";
+  return undefined;
+}
+
+function fromStats(st: BigIntStats, type: EntryKind): Pick<WalkEntry, "mode" | "uid" | "gid" | "stamp" | "nlink" | "rdev" | "allocated"> {
+  const device = type === "chardev" || type === "blockdev";
   return {
     mode: Number(st.mode & 0o7777n),
     uid: Number(st.uid),
     gid: Number(st.gid),
+    nlink: Number(st.nlink),
+    rdev: device ? Number(st.rdev) : undefined,
+    allocated: type === "file" ? Number(st.blocks) * 512 : undefined,
     stamp: { size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, inode: st.ino, dev: st.dev },
   };
 }
 
 function fromCatalog(e: CatalogEntry): WalkEntry {
-  return { abs: e.path, path: snapshotPath(e.path), type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, stamp: e.stamp, linkTarget: e.linkTarget, fromCatalog: true };
+  const { path: abs, type, mode, uid, gid, stamp, nlink, rdev, linkTarget } = e;
+  return { abs, path: snapshotPath(abs), type, mode, uid, gid, stamp, nlink: nlink ?? 1, rdev, linkTarget, fromCatalog: true };
 }
 
 async function* walkDir(root: string, exclude: Excluder, options: WalkOptions, plan: Plan | undefined): AsyncGenerator<WalkEvent> {
@@ -167,7 +193,7 @@ async function* walkDir(root: string, exclude: Excluder, options: WalkOptions, p
     const dir = stack.pop()!;
     let names: string[];
     try {
-      names = readdirSync(dir).sort();
+      names = readdirSync(fsPath(dir), { encoding: "latin1" }).map(nameOf).sort();
     } catch (error) {
       yield { kind: "error", abs: dir, error: error as Error };
       continue;
@@ -198,6 +224,14 @@ async function* walkDir(root: string, exclude: Excluder, options: WalkOptions, p
     // Reversed onto the stack so they come off in name order.
     for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
   }
+}
+
+/**
+ * A name listed as latin1 (one char per byte, so nothing is lost) as an internal string. Nearly
+ * every name is ASCII and is its own string: no Buffer per name, unlike `encoding: "buffer"`.
+ */
+function nameOf(latin1: string): string {
+  return /[^\x00-\x7f]/.test(latin1) ? decodePath(Buffer.from(latin1, "latin1")) : latin1;
 }
 
 function known(abs: string, options: WalkOptions): WalkEvent | undefined {

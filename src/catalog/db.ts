@@ -4,10 +4,13 @@ import Database from "better-sqlite3";
 import type { ChunkLocation } from "../model/chunk.js";
 import type { BlobName } from "../model/ids.js";
 import { COMPRESSION } from "../model/chunk.js";
+import { decodePath, encodePath } from "../model/path-bytes.js";
 import { belowBounds } from "../util/paths.js";
 import { shareView, type PathSource, type SharedView } from "./attach.js";
 import { LocalStateError, errorMessage } from "../errors.js";
 import { makeDirsSync } from "../util/mkdir.js";
+import { packChunks, packXattrs, unpackChunks, unpackXattrs, type ChunkRef, type XattrRecord } from "./codec.js";
+import { migrate } from "./migrate.js";
 
 // The source host's local index: which chunks already sit in which stored blob, every entry the
 // last walks saw (with its stat, so a daemon run can trust unchanged subtrees without walking
@@ -16,8 +19,10 @@ import { makeDirsSync } from "../util/mkdir.js";
 // backup reference a blob that does not exist. Losing the whole file costs a full re-read.
 // Every blob row carries the id of the recipient set it is sealed to (see recipients.ts and
 // useRecipients): only blobs of the current run's set are ever deduplicated against.
+// Paths are the bytes the kernel gave (BLOB, model/path-bytes): two names that differ only in
+// bytes that are not UTF-8 are two rows.
 
-export const CATALOG_VERSION = 5;
+export const CATALOG_VERSION = 6;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS blobs (
@@ -39,7 +44,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunks_by_blob ON chunks(blob_id);
 CREATE TABLE IF NOT EXISTS entries (
-  path TEXT PRIMARY KEY,
+  path BLOB PRIMARY KEY,
   type TEXT NOT NULL,
   mode INTEGER NOT NULL,
   uid INTEGER NOT NULL,
@@ -49,14 +54,18 @@ CREATE TABLE IF NOT EXISTS entries (
   ctime_ns INTEGER NOT NULL,
   inode INTEGER NOT NULL,
   dev INTEGER NOT NULL,
-  link_target TEXT,
+  nlink INTEGER NOT NULL DEFAULT 1,
+  rdev INTEGER,
+  link_target BLOB,
+  -- codec.ts packChunks: (hash, file offset, length) per chunk; NULL = read the file again
   chunks BLOB,
+  -- codec.ts packXattrs as of ctime_ns; NULL = not read yet (rows from before version 6)
+  xattrs BLOB,
   verified_epoch INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
-const HASH_SIZE = 32;
 /** The inode of a row imported from a catalog seed (no stat returns it); see lookupFile. */
 export const SEEDED_INODE = -1n;
 
@@ -69,20 +78,30 @@ export interface FileStamp {
   dev: bigint;
 }
 
-/** One walked entry as the catalog keeps it. */
+export type CatalogEntryType = "file" | "dir" | "symlink" | "fifo" | "chardev" | "blockdev";
+
+/** One walked entry as the catalog keeps it. Paths are internal strings (model/path-bytes). */
 export interface CatalogEntry {
   path: string;
-  type: "file" | "dir" | "symlink";
+  type: CatalogEntryType;
   mode: number;
   uid: number;
   gid: number;
   stamp: FileStamp;
+  /** Names of the inode (st_nlink; absent = 1): a file with more is part of a hard-link set. */
+  nlink?: number;
+  /** st_rdev of a device node. */
+  rdev?: number;
   linkTarget?: string;
+  /** Extended attributes as of stamp.ctimeNs; undefined = not read. */
+  xattrs?: readonly XattrRecord[];
 }
 
-function toCatalogEntry(r: Record<string, bigint | string | null>): CatalogEntry {
+const ENTRY_COLUMNS = "path, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, dev, nlink, rdev, link_target";
+
+function toCatalogEntry(r: Record<string, bigint | string | Buffer | null>): CatalogEntry {
   return {
-    path: r["path"] as string,
+    path: decodePath(r["path"] as Buffer),
     type: r["type"] as CatalogEntry["type"],
     mode: Number(r["mode"]),
     uid: Number(r["uid"]),
@@ -94,11 +113,21 @@ function toCatalogEntry(r: Record<string, bigint | string | null>): CatalogEntry
       inode: r["inode"] as bigint,
       dev: r["dev"] as bigint,
     },
-    linkTarget: (r["link_target"] as string | null) ?? undefined,
+    nlink: Number(r["nlink"]),
+    rdev: r["rdev"] === null ? undefined : Number(r["rdev"]),
+    linkTarget: r["link_target"] === null ? undefined : decodePath(r["link_target"] as Buffer),
   };
 }
 
-export type FileLookup = { status: "unchanged"; chunks: Buffer[] } | { status: "changed" } | { status: "new" };
+/**
+ * "unchanged": the content is as recorded (size, mtime, inode and device match), `chunks` are
+ * its chunks. `xattrs` are the recorded attributes when the ctime matches too; absent, the
+ * metadata changed (chmod, chown, setfattr, a new link all move ctime) and must be read again.
+ */
+export type FileLookup =
+  | { status: "unchanged"; chunks: ChunkRef[]; xattrs?: XattrRecord[] }
+  | { status: "changed" }
+  | { status: "new" };
 
 export interface BlobRecord {
   name: string;
@@ -139,8 +168,13 @@ export class Catalog {
     if (path !== ":memory:") for (const p of [`${path}-wal`, `${path}-shm`]) if (existsSync(p)) chmodSync(p, 0o600);
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("foreign_keys = ON");
-    this.migrate();
+    migrate(this.db, CATALOG_VERSION);
     this.db.exec(SCHEMA);
+    // Before any statement is prepared: a newer index may lack or rename columns.
+    const version = this.db.prepare("SELECT value FROM state WHERE key = 'catalog_version'").pluck().get() as string | undefined;
+    if (version !== undefined && Number(version) !== CATALOG_VERSION) {
+      throw new LocalStateError(path, `local index version ${version}, this vaultik reads ${CATALOG_VERSION}; move it aside to rebuild`);
+    }
     const stmts = {
       chunk: this.db.prepare(
         "SELECT b.name AS blob, c.offset, c.length, c.raw_offset AS rawOffset, c.raw_length AS rawLength " +
@@ -155,19 +189,26 @@ export class Catalog {
         "INSERT OR IGNORE INTO chunks(hash, blob_id, offset, length, raw_offset, raw_length) VALUES (?, ?, ?, ?, ?, ?)",
       ),
       // Raw rows: asked once per walked file, and an array costs less than an object.
+      // xattrs: 0 when none (most files). A BLOB result, even empty, costs a Buffer allocation
+      // of several µs: more than the rest of an unchanged file's lookup.
       file: this.db
-        .prepare("SELECT size, mtime_ns, ctime_ns, inode, dev, chunks, verified_epoch FROM entries WHERE path = ? AND type = 'file'")
+        .prepare(
+          "SELECT size, mtime_ns, ctime_ns, inode, dev, chunks, verified_epoch, CASE WHEN length(xattrs) = 0 THEN 0 ELSE xattrs END " +
+            "FROM entries WHERE path = ? AND type = 'file'",
+        )
         .safeIntegers()
         .raw(),
-      // A row whose stamp changed loses its chunk list: the content must be read again.
+      xattrs: this.db.prepare("SELECT CASE WHEN length(xattrs) = 0 THEN 0 ELSE xattrs END FROM entries WHERE path = ? AND type = ? AND ctime_ns = ?").pluck(),
+      // A row whose content stamp changed loses its chunk list: the content must be read again.
+      // ctime alone does not count: it moves with every metadata change (FileLookup).
       upsertEntry: this.db.prepare(
-        "INSERT INTO entries(path, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, dev, link_target, chunks) " +
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT(path) DO UPDATE SET " +
+        "INSERT INTO entries(path, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, dev, nlink, rdev, link_target, chunks, xattrs) " +
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?) ON CONFLICT(path) DO UPDATE SET " +
           "chunks = CASE WHEN type = excluded.type AND size = excluded.size AND mtime_ns = excluded.mtime_ns AND " +
-          "ctime_ns = excluded.ctime_ns AND inode = excluded.inode AND dev = excluded.dev THEN chunks ELSE NULL END, " +
+          "inode = excluded.inode AND dev = excluded.dev THEN chunks ELSE NULL END, " +
           "type = excluded.type, mode = excluded.mode, uid = excluded.uid, gid = excluded.gid, size = excluded.size, " +
           "mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns, inode = excluded.inode, dev = excluded.dev, " +
-          "link_target = excluded.link_target",
+          "nlink = excluded.nlink, rdev = excluded.rdev, link_target = excluded.link_target, xattrs = excluded.xattrs",
       ),
       setChunks: this.db.prepare(
         "UPDATE entries SET chunks = ?, verified_epoch = ? WHERE path = ? AND size = ? AND mtime_ns = ? AND ctime_ns = ? AND inode = ? AND dev = ?",
@@ -175,35 +216,14 @@ export class Catalog {
       adoptStamp: this.db.prepare("UPDATE entries SET ctime_ns = ?, inode = ?, dev = ? WHERE path = ?"),
       setVerified: this.db.prepare("UPDATE entries SET verified_epoch = ? WHERE path = ?"),
       forgetChunks: this.db.prepare("UPDATE entries SET chunks = NULL WHERE path = ?"),
-      children: this.db.prepare("SELECT path FROM entries WHERE path > ? AND path < ? AND instr(substr(path, ?), '/') = 0").pluck(),
+      children: this.db.prepare("SELECT path FROM entries WHERE path > ? AND path < ? AND instr(substr(path, ?), x'2f') = 0").pluck(),
       dropSubtree: this.db.prepare("DELETE FROM entries WHERE path = ? OR (path > ? AND path < ?)"),
       deleteBlob: this.db.prepare("DELETE FROM blobs WHERE name = ?"),
       getState: this.db.prepare("SELECT value FROM state WHERE key = ?").pluck(),
       setState: this.db.prepare("INSERT INTO state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
     };
-    const version = stmts.getState.get("catalog_version") as string | undefined;
     if (version === undefined) stmts.setState.run("catalog_version", String(CATALOG_VERSION));
-    else if (Number(version) !== CATALOG_VERSION) {
-      throw new LocalStateError(path, `local index version ${version}, this vaultik reads ${CATALOG_VERSION}; move it aside to rebuild`);
-    }
     return stmts;
-  }
-
-  /**
-   * Version 4 → 5 adds blobs.recipients. Which keys the old blobs were sealed to is unknown (an
-   * age header does not name its recipients), so they get '' and match no run: the first
-   * backup after the upgrade uploads everything once, rather than risk a snapshot that the
-   * configured key cannot open.
-   */
-  private migrate(): void {
-    const hasState = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'state'").get() !== undefined;
-    if (!hasState) return;
-    const version = this.db.prepare("SELECT value FROM state WHERE key = 'catalog_version'").pluck().get();
-    if (version !== "4") return;
-    this.db.transaction(() => {
-      this.db.exec("ALTER TABLE blobs ADD COLUMN recipients TEXT NOT NULL DEFAULT ''");
-      this.db.prepare("UPDATE state SET value = ? WHERE key = 'catalog_version'").run(String(CATALOG_VERSION));
-    })();
   }
 
   private recipients: string | undefined;
@@ -251,25 +271,36 @@ export class Catalog {
    * longer known (a prune notice removed its blob) makes the file "changed": it is read again.
    */
   lookupFile(path: string, stamp: FileStamp): FileLookup {
-    const row = this.stmts.file.get(path) as [bigint, bigint, bigint, bigint, bigint, Buffer | null, bigint] | undefined;
+    const key = encodePath(path);
+    const row = this.stmts.file.get(key) as [bigint, bigint, bigint, bigint, bigint, Buffer | null, bigint, Buffer | bigint | null] | undefined;
     if (!row) return { status: "new" };
-    const [size, mtimeNs, ctimeNs, inode, dev, chunkList, verifiedEpoch] = row;
+    const [size, mtimeNs, ctimeNs, inode, dev, chunkList, verifiedEpoch, xattrs] = row;
     if (chunkList === null) return { status: "changed" };
-    const same = size === stamp.size && mtimeNs === stamp.mtimeNs && ctimeNs === stamp.ctimeNs && inode === stamp.inode && dev === stamp.dev;
+    const same = size === stamp.size && mtimeNs === stamp.mtimeNs && inode === stamp.inode && dev === stamp.dev;
+    let metaSame = ctimeNs === stamp.ctimeNs;
     if (!same) {
       // A row from a catalog seed knows only size and mtime (seed.ts): trusted on those once,
       // as restic's --ignore-inode would, then it holds the full stamp like any other row.
       if (inode !== SEEDED_INODE || size !== stamp.size || mtimeNs !== stamp.mtimeNs) return { status: "changed" };
-      this.stmts.adoptStamp.run(stamp.ctimeNs, stamp.inode, stamp.dev, path);
+      this.stmts.adoptStamp.run(stamp.ctimeNs, stamp.inode, stamp.dev, key);
+      metaSame = false;
     }
-    const chunks = splitHashes(chunkList);
+    const chunks = unpackChunks(chunkList);
+    const known = metaSame && xattrs !== null ? { xattrs: typeof xattrs === "bigint" ? [] : unpackXattrs(xattrs) } : {};
     // Chunks disappear from the index only when blobs are forgotten, which bumps the epoch: a
     // row verified in this epoch needs no lookup per chunk.
     const epoch = this.epoch();
-    if (Number(verifiedEpoch) === epoch) return { status: "unchanged", chunks };
-    if (!chunks.every((h) => this.hasChunk(h))) return { status: "changed" };
-    this.stmts.setVerified.run(epoch, path);
-    return { status: "unchanged", chunks };
+    if (Number(verifiedEpoch) === epoch) return { status: "unchanged", chunks, ...known };
+    if (!chunks.every((c) => this.hasChunk(c.hash))) return { status: "changed" };
+    this.stmts.setVerified.run(epoch, key);
+    return { status: "unchanged", chunks, ...known };
+  }
+
+  /** The recorded extended attributes of an entry whose type and ctime are still `type` and `ctimeNs`. */
+  knownXattrs(path: string, type: CatalogEntryType, ctimeNs: bigint): XattrRecord[] | undefined {
+    const packed = this.stmts.xattrs.get(encodePath(path), type, ctimeNs) as Buffer | number | null | undefined;
+    if (packed === null || packed === undefined) return undefined;
+    return typeof packed === "number" ? [] : unpackXattrs(packed);
   }
 
   private epochCache: number | undefined;
@@ -285,8 +316,9 @@ export class Catalog {
     this.db.transaction(() => {
       for (const e of entries) {
         this.stmts.upsertEntry.run(
-          e.path, e.type, e.mode, e.uid, e.gid, e.stamp.size, e.stamp.mtimeNs, e.stamp.ctimeNs, e.stamp.inode, e.stamp.dev,
-          e.linkTarget ?? null,
+          encodePath(e.path), e.type, e.mode, e.uid, e.gid, e.stamp.size, e.stamp.mtimeNs, e.stamp.ctimeNs, e.stamp.inode, e.stamp.dev,
+          e.nlink ?? 1, e.rdev ?? null, e.linkTarget === undefined ? null : encodePath(e.linkTarget),
+          e.xattrs === undefined ? null : packXattrs(e.xattrs),
         );
       }
     })();
@@ -296,12 +328,12 @@ export class Catalog {
    * Stores the chunk lists of files whose chunks are all stored now. A file whose row no longer
    * has the same stamp (it changed meanwhile) keeps no chunk list.
    */
-  recordChunks(files: readonly { path: string; stamp: FileStamp; chunks: readonly Uint8Array[] }[]): void {
+  recordChunks(files: readonly { path: string; stamp: FileStamp; chunks: readonly ChunkRef[] }[]): void {
     if (files.length === 0) return;
     this.db.transaction(() => {
       for (const f of files) {
         const { size, mtimeNs, ctimeNs, inode, dev } = f.stamp;
-        this.stmts.setChunks.run(Buffer.concat(f.chunks), this.epoch(), f.path, size, mtimeNs, ctimeNs, inode, dev);
+        this.stmts.setChunks.run(packChunks(f.chunks), this.epoch(), encodePath(f.path), size, mtimeNs, ctimeNs, inode, dev);
       }
     })();
   }
@@ -309,7 +341,7 @@ export class Catalog {
   /** Makes the next run read these files again (they changed while read, or failed). */
   forgetChunks(paths: readonly string[]): void {
     this.db.transaction(() => {
-      for (const p of paths) this.stmts.forgetChunks.run(p);
+      for (const p of paths) this.stmts.forgetChunks.run(encodePath(p));
     })();
   }
 
@@ -318,40 +350,37 @@ export class Catalog {
    * (no open cursor: the backup writes to this database while it reads).
    */
   *subtree(dir: string, pageSize = 1000): Generator<CatalogEntry> {
-    const [prefix, end] = belowBounds(dir);
+    const [prefix, end] = belowBounds(dir).map(encodePath) as [Buffer, Buffer];
     const page = this.db
-      .prepare(
-        "SELECT path, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, dev, link_target FROM entries " +
-          "WHERE path > ? AND path < ? ORDER BY path LIMIT ?",
-      )
+      .prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE path > ? AND path < ? ORDER BY path LIMIT ?`)
       .safeIntegers();
     let after = prefix;
     for (;;) {
-      const rows = page.all(after, end, pageSize) as Record<string, bigint | string | null>[];
+      const rows = page.all(after, end, pageSize) as Record<string, bigint | string | Buffer | null>[];
       for (const r of rows) yield toCatalogEntry(r);
       if (rows.length < pageSize) return;
-      after = rows[rows.length - 1]!["path"] as string;
+      after = rows[rows.length - 1]!["path"] as Buffer;
     }
   }
 
   /** Absolute paths of the recorded entries directly inside directory `dir`. */
   children(dir: string): string[] {
     // Called for every directory an incremental walk lists: a prepared statement, not a new one.
-    const [low, high] = belowBounds(dir);
-    return this.stmts.children.all(low, high, low.length + 1) as string[];
+    const [low, high] = belowBounds(dir).map(encodePath) as [Buffer, Buffer];
+    return (this.stmts.children.all(low, high, low.length + 1) as Buffer[]).map(decodePath);
   }
 
   /** Forgets an entry and everything recorded below it (it is gone from the source). */
   dropSubtree(path: string): void {
-    this.stmts.dropSubtree.run(path, ...belowBounds(path));
+    this.stmts.dropSubtree.run(encodePath(path), ...belowBounds(path).map(encodePath));
   }
 
   /** The recorded entry at `path`, if any. */
   entry(path: string): CatalogEntry | undefined {
     const row = this.db
-      .prepare("SELECT path, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, dev, link_target FROM entries WHERE path = ?")
+      .prepare(`SELECT ${ENTRY_COLUMNS} FROM entries WHERE path = ?`)
       .safeIntegers()
-      .get(path) as Record<string, bigint | string | null> | undefined;
+      .get(encodePath(path)) as Record<string, bigint | string | Buffer | null> | undefined;
     return row && toCatalogEntry(row);
   }
 
@@ -440,12 +469,4 @@ function createPrivate(path: string): void {
   } catch (err) {
     throw new LocalStateError(path, `cannot create vaultik's local index here (${errorMessage(err)}); set index_path to a writable place`, { cause: err });
   }
-}
-
-export function splitHashes(concatenated: Uint8Array): Buffer[] {
-  const out: Buffer[] = [];
-  for (let i = 0; i < concatenated.length; i += HASH_SIZE) {
-    out.push(Buffer.from(concatenated.buffer, concatenated.byteOffset + i, HASH_SIZE));
-  }
-  return out;
 }

@@ -1,5 +1,7 @@
 import { IntegrityError } from "../errors.js";
 import { SEEDED_INODE, type Catalog } from "./db.js";
+import { packChunks, type ChunkRef } from "./codec.js";
+import { encodePath } from "../model/path-bytes.js";
 
 // A catalog seed: what a source host's local index needs to deduplicate against what its
 // repository already holds, written by `vaultik export-catalog` on the key-holding machine from
@@ -145,7 +147,7 @@ class SeedRows {
       insertBlob: db.prepare("INSERT INTO blobs(name, size, header_length, stored_at, recipients) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING"),
       blobId: db.prepare("SELECT id FROM blobs WHERE name = ?").pluck(),
       insertChunk: db.prepare("INSERT OR IGNORE INTO chunks(hash, blob_id, offset, length, raw_offset, raw_length) VALUES (?, ?, ?, ?, ?, ?)"),
-      hasChunk: db.prepare("SELECT 1 FROM chunks WHERE hash = ?").pluck(),
+      rawLength: db.prepare("SELECT raw_length FROM chunks WHERE hash = ?").pluck(),
       insertFile: db.prepare(
         "INSERT OR IGNORE INTO entries(path, type, mode, uid, gid, size, mtime_ns, ctime_ns, inode, dev, link_target, chunks) " +
           "VALUES (?, 'file', ?, ?, ?, ?, ?, -1, ?, -1, NULL, ?)",
@@ -200,15 +202,24 @@ class SeedRows {
     const list = v["chunks"];
     if (!Array.isArray(list) || !list.every((c) => typeof c === "string" && HEX64.test(c))) throw bad("chunks is not a list of chunk ids");
     this.seen.files++;
-    const hashes = (list as string[]).map((c) => Buffer.from(c, "hex"));
-    // A file whose chunks are not all stored is left out: the backup reads it as new. The
-    // seed knows size and mtime only (a snapshot records no ctime, inode or device): the
-    // row gets SEEDED_INODE, and its first backup trusts those two (Catalog.lookupFile).
-    if (!hashes.every((h) => this.stmts.hasChunk.get(h) !== undefined)) {
-      this.result.droppedFiles++;
-      return;
+    // A seed's chunk list is contiguous (snapshot/seed.ts): each chunk starts where the last ended.
+    const refs: ChunkRef[] = [];
+    let offset = 0;
+    for (const c of list as string[]) {
+      const hash = Buffer.from(c, "hex");
+      const length = this.stmts.rawLength.get(hash) as number | undefined;
+      // A file whose chunks are not all stored is left out: the backup reads it as new.
+      if (length === undefined) {
+        this.result.droppedFiles++;
+        return;
+      }
+      refs.push({ hash, offset, length });
+      offset += length;
     }
-    if (this.stmts.insertFile.run(path, mode, uid, gid, size, BigInt(mtimeNs), SEEDED_INODE, Buffer.concat(hashes)).changes > 0) this.result.files++;
+    // The seed knows size and mtime only (a snapshot records no ctime, inode or device): the
+    // row gets SEEDED_INODE, and its first backup trusts those two (Catalog.lookupFile).
+    const row = [encodePath(path), mode, uid, gid, size, BigInt(mtimeNs), SEEDED_INODE, packChunks(refs)];
+    if (this.stmts.insertFile.run(...row).changes > 0) this.result.files++;
   }
 
   /** Checks the end record's counts against the lines read. */

@@ -94,7 +94,9 @@ function describe(s: BackupSummary): string {
   const files = `${s.filesNew} new, ${s.filesChanged} changed, ${s.filesUnchanged} unchanged`;
   const lines = [
     `snapshot ${s.snapshotId} saved`,
-    `  files:    ${files}; ${s.dirs} directories, ${s.symlinks} symlinks`,
+    `  files:    ${files}; ${s.dirs} directories, ${s.symlinks} symlinks` +
+      `${s.special > 0 ? `, ${s.special} FIFOs/devices` : ""}${s.hardLinks > 0 ? `, ${s.hardLinks} hard links` : ""}` +
+      `${s.sockets > 0 ? `; ${s.sockets} sockets skipped` : ""}`,
     `  read:     ${formatBytes(s.bytesRead)}, new data ${formatBytes(s.bytesNew)}`,
     `  uploaded: ${formatBytes(s.bytesUploaded - s.snapshotSize)} in ${s.blobsUploaded} blob(s) + snapshot ${formatBytes(s.snapshotSize)}`,
     `  took:     ${formatDuration(s.durationMs)}`,
