@@ -57,7 +57,7 @@ describe("restore", () => {
   it.each(SIGNALS)("%s while planning a file of 20,000 chunk references: exit 130, nothing written under the file's name", async (signal) => {
     const s = await setup([{ name: "big.bin", refs: 20_000 }]);
     const target = join(s.dir, "out");
-    const out = await run(s, ["restore", s.r.repo, "", s.c.id, target], "restore-placements:100", signal);
+    const out = await run(s, ["restore", s.r.repo, "", s.c.id, target], "restore-placements:10", signal);
     await expectInterrupted(s, out, "restore-placements", signal);
     await expect(stat(join(target, s.c.paths.get("big.bin")!))).rejects.toThrow(/ENOENT/);
   });
@@ -87,7 +87,7 @@ describe("restore", () => {
 describe("fetch", () => {
   it.each(SIGNALS)("%s while planning a file's placements: exit 130, nothing written under its name", async (signal) => {
     const s = await setup([{ name: "big.bin", refs: 20_000 }]);
-    const out = await run(s, ["fetch", s.r.repo, "", s.c.id, s.c.paths.get("big.bin")!, join(s.dir, "big.bin")], "restore-placements:100", signal);
+    const out = await run(s, ["fetch", s.r.repo, "", s.c.id, s.c.paths.get("big.bin")!, join(s.dir, "big.bin")], "restore-placements:10", signal);
     await expectInterrupted(s, out, "restore-placements", signal);
     await expect(stat(join(s.dir, "big.bin"))).rejects.toThrow(/ENOENT/);
   });

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 // The names everything else speaks of. Chunk ids hash the plaintext (they never leave the
 // source host or the encrypted metadata); blob names hash the ciphertext, so they reveal
@@ -18,11 +18,12 @@ export const HASH = "sha256";
 const HEX64 = /^[0-9a-f]{64}$/;
 
 export function sha256(data: Uint8Array): Buffer {
-  return createHash(HASH).update(data).digest();
+  return hash(HASH, data, "buffer");
 }
 
+/** One-shot: half the time of a Hash object per chunk, which a restore of 100k small chunks feels. */
 export function chunkId(plain: Uint8Array): ChunkId {
-  return sha256(plain).toString("hex") as ChunkId;
+  return hash(HASH, plain, "hex") as ChunkId;
 }
 
 /** A blob name read from metadata or a listing, once it has the form of one. */

@@ -121,6 +121,8 @@ export class Restorer {
   private readonly skipped = new Set<number>();
   private lastDest: { fileId: number; abs: string } | undefined;
   private readonly infos = new Map<number, FileInfo>();
+  /** Turns for routing a large file's frames across writer threads. */
+  private turn = 0;
   private writers: Writers | undefined;
 
   constructor(private readonly o: RestoreOptions) {
@@ -284,7 +286,8 @@ export class Restorer {
       targets = 0;
       await pool.run(() => this.restoreBlob(plans));
     };
-    const pace = new Pace(this.o.signal, "restore-placements");
+    // A part holds up to 65,536 targets: a turn every 8 parts keeps an interrupt under a second.
+    const pace = new Pace(this.o.signal, "restore-placements", 8);
     try {
       for (const plan of this.o.snapshot.framePlans(this.o.prefix)) {
         const turn = pace.tick();
@@ -409,8 +412,9 @@ export class Restorer {
           index.set(fileId, f);
           if (f >= 0 && route === undefined) {
             // Small files by directory (creating files in one directory from two threads
-            // contends for its lock), a large file's chunks by file (one thread, one descriptor).
-            route = files[f]!.finish ? routeOf(dirname(files[f]!.abs)) : fileId;
+            // contends for its lock); a large file's frames by turns, so every writer thread
+            // decompresses and checks its chunks (each thread writes through a descriptor of its own).
+            route = files[f]!.finish ? routeOf(dirname(files[f]!.abs)) : this.turn++;
           }
         }
         if (f >= 0) t.push(base + p.chunkOf[k]!, f, p.fileOffsetOf[k]!);

@@ -210,7 +210,7 @@ export class SnapshotReader {
    * each yield is one frame, its distinct chunks, and every place they go. SQLite hands
    * each frame over as one row of concatenated lists, not a row per chunk: a row costs a few µs
    * in JavaScript, which for a file of 100k small chunks was most of its restore. A frame used
-   * by many files or many times by one file comes in several parts (at most 16 files and 4 KiB
+   * by many files or many times by one file comes in several parts (at most 8 files and 8 KiB
    * of each file's offsets per part), so no part grows with what a crafted snapshot repeats.
    */
   *framePlans(prefix?: string): Generator<FramePlan> {
@@ -238,7 +238,7 @@ export class SnapshotReader {
       SELECT c.blob_id, c.offset, max(c.length), group_concat(hex(c.hash), ''), group_concat(c.raw_offset), group_concat(c.raw_length),
              group_concat(p.fid), group_concat(p.foff)
       FROM p JOIN chunks c ON c.hash = p.h
-      GROUP BY c.blob_id, c.offset, p.fid >> 4, p.foff >> 12
+      GROUP BY c.blob_id, c.offset, p.fid >> 3, p.foff >> 13
       ORDER BY c.blob_id, c.offset`);
     this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
     const blobRow = this.#lookupDb.prepare("SELECT name, size FROM blobs WHERE id = ?").raw(true);
