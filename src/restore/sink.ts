@@ -23,9 +23,13 @@ export interface FileMeta {
   mtime: number;
 }
 
-/** The mode a restore gives: setuid and setgid only with the owner they were for (as restic). */
+/**
+ * The mode a restore gives: setuid only with the owner it was for (a setuid file owned by
+ * whoever restores would run as them); setgid and sticky always, as restic does. The kernel
+ * itself drops setgid where the restoring user is not in the file's group.
+ */
 export function restoredMode(mode: number, owners: boolean): number {
-  return mode & (owners ? 0o7777 : 0o1777);
+  return mode & (owners ? 0o7777 : 0o3777);
 }
 
 export interface WriteOp {
