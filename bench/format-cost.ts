@@ -20,6 +20,7 @@ const arg = (name: string, fallback?: string): string => {
   return fallback;
 };
 const OLD = arg("--old");
+/** One directory, or several separated by commas (the bench corpus: /usr/share,/usr/lib/x86_64-linux-gnu). */
 const CORPUS = arg("--corpus", "/usr/share/doc");
 const ROUNDS = Number(arg("--rounds", "3"));
 const NEW_BIN = fileURLToPath(new URL("../bin/vaultik.js", import.meta.url));
@@ -41,7 +42,7 @@ function setup(name: string) {
   const dir = join(root, name);
   mkdirSync(dir, { recursive: true });
   const config = join(dir, "vaultik.yml");
-  writeFileSync(config, `age_recipient: ${recipient}\nsource_dirs: [${CORPUS}]\nstore: ${dir}/repo\nindex_path: ${dir}/index.sqlite\n`);
+  writeFileSync(config, `age_recipient: ${recipient}\nsource_dirs: [${CORPUS.split(",").join(", ")}]\nstore: ${dir}/repo\nindex_path: ${dir}/index.sqlite\n`);
   return { dir, config };
 }
 

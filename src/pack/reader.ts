@@ -66,10 +66,15 @@ export class BlobReader {
    * segment costs only the frames in it. Throws when the header cannot be read (every frame
    * would fail the same way) or on abort.
    */
-  async *readFramesRanged(blob: string, chunks: readonly ChunkLocation[], options: ReadOptions = {}): AsyncGenerator<WantedFrame | DamagedFrame> {
+  readFramesRanged(blob: string, chunks: readonly ChunkLocation[], options: ReadOptions = {}): AsyncGenerator<WantedFrame | DamagedFrame> {
+    return this.rangedFrames(blob, framesOf(chunks), options);
+  }
+
+  /** readFramesRanged for frames given as such (in offset order), for a caller that tracks their chunks itself. */
+  async *rangedFrames(blob: string, frames: readonly Frame[], options: ReadOptions = {}): AsyncGenerator<WantedFrame | DamagedFrame> {
     const key = this.source.blobObject(blob);
     const opened = await this.header(blob, options);
-    for (const span of spansOf(framesOf(chunks))) {
+    for (const span of spansOf(frames)) {
       let segments: (Buffer | Error)[];
       try {
         const sealed = await this.source.readBlobRange(
@@ -144,9 +149,13 @@ export class BlobReader {
    * compressed, each with its chunks (for a caller that decompresses and checks them elsewhere,
    * with frameChunks). Same provisional rule as readBlob: the blob's name is checked at the end.
    */
-  async *readFrames(blob: string, chunks: readonly ChunkLocation[], options: ReadOptions = {}): AsyncGenerator<WantedFrame> {
+  readFrames(blob: string, chunks: readonly ChunkLocation[], options: ReadOptions = {}): AsyncGenerator<WantedFrame> {
+    return this.streamFrames(blob, framesOf(chunks), options);
+  }
+
+  /** readFrames for frames given as such (in offset order), for a caller that tracks their chunks itself. */
+  async *streamFrames(blob: string, frames: readonly Frame[], options: ReadOptions = {}): AsyncGenerator<WantedFrame> {
     const key = this.source.blobObject(blob);
-    const frames = framesOf(chunks);
     const dec = new AgeDecryptor(this.identities, key);
     const hash = createHash("sha256");
     let plainPos = 0; // plaintext offset of pending[0]
@@ -161,7 +170,7 @@ export class BlobReader {
         pendingLen += p.length;
       }
       while (next < frames.length) {
-        const f = frames[next] as { offset: number; length: number; chunks: ChunkLocation[] };
+        const f = frames[next] as Frame;
         while (pending.length > 0 && plainPos + (pending[0] as Buffer).length <= f.offset) {
           const dropped = pending.shift() as Buffer;
           plainPos += dropped.length;
@@ -198,10 +207,17 @@ export class BlobReader {
   }
 }
 
+/** A zstd frame wanted from a blob's plaintext, with the wanted chunks it holds (none: the caller keeps them). */
+export interface Frame {
+  offset: number;
+  length: number;
+  chunks: readonly ChunkLocation[];
+}
+
 /** A wanted frame that could not be read: its segments failed, or the range read did. */
 export interface DamagedFrame {
   offset: number;
-  chunks: ChunkLocation[];
+  chunks: readonly ChunkLocation[];
   error: Error;
 }
 
@@ -210,11 +226,11 @@ export interface WantedFrame {
   /** Offset in the blob's plaintext. */
   offset: number;
   frame: Buffer;
-  chunks: ChunkLocation[];
+  chunks: readonly ChunkLocation[];
 }
 
 /** Groups chunks by the frame that holds them, in offset order. */
-function framesOf(chunks: readonly ChunkLocation[]): { offset: number; length: number; chunks: ChunkLocation[] }[] {
+function framesOf(chunks: readonly ChunkLocation[]): Frame[] {
   const sorted = [...chunks].sort((a, b) => a.offset - b.offset || a.rawOffset - b.rawOffset);
   const frames: { offset: number; length: number; chunks: ChunkLocation[] }[] = [];
   for (const loc of sorted) {
@@ -229,11 +245,11 @@ interface Span {
   /** First and last STREAM segment the span's frames lie in. */
   first: number;
   last: number;
-  frames: { offset: number; length: number; chunks: ChunkLocation[] }[];
+  frames: Frame[];
 }
 
 /** Groups frames (in offset order) into runs of adjacent segments: one ranged GET each, no byte fetched twice or in vain. */
-function spansOf(frames: readonly { offset: number; length: number; chunks: ChunkLocation[] }[]): Span[] {
+function spansOf(frames: readonly Frame[]): Span[] {
   const spans: Span[] = [];
   for (const f of frames) {
     const s = segmentSpan(f.offset, f.length);

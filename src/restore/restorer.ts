@@ -3,7 +3,7 @@ import { dirname } from "node:path";
 import type { X25519Identity } from "../crypto/keys.js";
 import { NoIdentityError, NotFoundError, errorMessage } from "../errors.js";
 import { displayPath, fsPath } from "../model/path-bytes.js";
-import type { DamagedFrame, WantedFrame } from "../pack/reader.js";
+import type { DamagedFrame, Frame, WantedFrame } from "../pack/reader.js";
 import type { Repository } from "../repo/repository.js";
 import type { EntryRow, FileInfo, FramePlan, HardLink, SnapshotReader } from "../snapshot/read.js";
 import type { EntryType } from "../snapshot/schema.js";
@@ -315,28 +315,30 @@ export class Restorer {
       if (list) list.push(p);
       else byFrame.set(p.offset, [p]);
     }
-    const locs = plans.flatMap((p) => p.chunks);
+    // Plans come in offset order; a frame in several parts is read once.
+    const frames: Frame[] = [];
+    for (const p of plans) if (frames[frames.length - 1]?.offset !== p.offset) frames.push({ offset: p.offset, length: p.length, chunks: [] });
     let neededBytes = 0;
-    for (const list of byFrame.values()) neededBytes += list[0]!.length;
+    for (const f of frames) neededBytes += f.length;
     const options = { signal: this.o.signal };
     // Frames come in offset order: those up to here are handled, the rest are not.
     const progress = { upTo: -1 };
-    const rest = () => locs.filter((l) => l.offset > progress.upTo);
+    const rest = () => frames.filter((f) => f.offset > progress.upTo);
     this.summary.blobs++;
     try {
       if (neededBytes < RANGED_BELOW * plans[0]!.blobSize) {
         this.summary.blobsRanged++;
-        await this.placeFrames(this.reader.readFramesRanged(blob, locs, options), byFrame, progress);
+        await this.placeFrames(this.reader.rangedFrames(blob, frames, options), byFrame, progress);
       } else {
         this.summary.blobsStreamed++;
         try {
-          await this.placeFrames(this.reader.readFrames(blob, locs, options), byFrame, progress);
+          await this.placeFrames(this.reader.streamFrames(blob, frames, options), byFrame, progress);
         } catch (err) {
           if (this.fatal(err) || err instanceof NotFoundError || err instanceof NoIdentityError) throw err;
           // The stream stops at the first damaged segment; what follows it is read by ranges,
           // so the damage costs only the chunks in it.
           const left = rest();
-          if (left.length > 0) await this.placeFrames(this.reader.readFramesRanged(blob, left, options), byFrame, progress);
+          if (left.length > 0) await this.placeFrames(this.reader.rangedFrames(blob, left, options), byFrame, progress);
           else this.report.warn(this.o.repo.blobObject(blob), `${errorMessage(err)}; every chunk this restore needed from it verified`);
         }
       }
@@ -400,9 +402,9 @@ export class Restorer {
     let route: number | undefined;
     for (const p of plans) {
       const base = ids.length;
-      for (const c of p.chunks) {
-        ids.push(c.id);
-        raw.push(c.rawOffset, c.rawLength);
+      for (let i = 0; i < p.ids.length; i++) {
+        ids.push(p.ids[i]!);
+        raw.push(p.raw[2 * i]!, p.raw[2 * i + 1]!);
       }
       for (let k = 0; k < p.fileOf.length; k++) {
         const fileId = p.fileOf[k]!;

@@ -27,7 +27,7 @@ export interface EntryRow extends Omit<SnapshotEntry, "linkTarget" | "status" | 
 
 /**
  * One zstd frame of a restore plan: the distinct chunks wanted from it (in raw-offset order) and
- * where each goes. Target k puts chunk `chunks[chunkOf[k]]` into file entry `fileOf[k]` at byte
+ * where each goes. Target k puts chunk `ids[chunkOf[k]]` into file entry `fileOf[k]` at byte
  * `fileOffsetOf[k]`; targets are in chunk order. Typed arrays: a frame can have thousands.
  */
 export interface FramePlan {
@@ -37,7 +37,9 @@ export interface FramePlan {
   /** The frame in the blob's plaintext. */
   offset: number;
   length: number;
-  chunks: ChunkLocation[];
+  /** The distinct chunks: ids, and [rawOffset, rawLength] pairs in `raw`. */
+  ids: ChunkId[];
+  raw: Float64Array;
   chunkOf: Uint32Array;
   fileOf: Float64Array;
   fileOffsetOf: Float64Array;
@@ -260,22 +262,23 @@ export class SnapshotReader {
         rawOffsets[a]! - rawOffsets[b]! || (ids[a]! < ids[b]! ? -1 : ids[a]! > ids[b]! ? 1 : 0) || fileIds[a]! - fileIds[b]! || fileOffsets[a]! - fileOffsets[b]!;
       const order = Array.from({ length: n }, (_, i) => i);
       if (order.some((i) => i > 0 && before(i - 1, i) > 0)) order.sort(before);
-      const chunks: ChunkLocation[] = [];
+      const distinct: ChunkId[] = [];
+      const raw: number[] = [];
       const chunkOf = new Uint32Array(n);
       const fileOf = new Float64Array(n);
       const fileOffsetOf = new Float64Array(n);
-      let last: ChunkLocation | undefined;
       for (let k = 0; k < n; k++) {
         const i = order[k]!;
-        if (!last || last.id !== ids[i] || last.rawOffset !== rawOffsets[i]) {
-          last = { id: ids[i]!, blob: blob.name, offset: r[1] as number, length: r[2] as number, rawOffset: rawOffsets[i]!, rawLength: rawLengths[i]!, compression: COMPRESSION };
-          chunks.push(last);
+        const last = distinct.length - 1;
+        if (last < 0 || distinct[last] !== ids[i] || raw[2 * last] !== rawOffsets[i]) {
+          distinct.push(ids[i]!);
+          raw.push(rawOffsets[i]!, rawLengths[i]!);
         }
-        chunkOf[k] = chunks.length - 1;
+        chunkOf[k] = distinct.length - 1;
         fileOf[k] = fileIds[i]!;
         fileOffsetOf[k] = fileOffsets[i]!;
       }
-      yield { blob: blob.name, blobSize: blob.size, offset: r[1] as number, length: r[2] as number, chunks, chunkOf, fileOf, fileOffsetOf };
+      yield { blob: blob.name, blobSize: blob.size, offset: r[1] as number, length: r[2] as number, ids: distinct, raw: Float64Array.from(raw), chunkOf, fileOf, fileOffsetOf };
     }
   }
 

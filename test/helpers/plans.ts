@@ -7,7 +7,12 @@ export function placementsOf(reader: SnapshotReader, prefix?: string): { path: s
   for (const plan of reader.framePlans(prefix)) {
     for (let k = 0; k < plan.fileOf.length; k++) {
       const info = reader.fileInfo(plan.fileOf[k]!);
-      out.push({ path: info.path, fileOffset: plan.fileOffsetOf[k]!, fileChunks: info.chunks, loc: plan.chunks[plan.chunkOf[k]!]! });
+      const c = plan.chunkOf[k]!;
+      const loc: ChunkLocation = {
+        id: plan.ids[c]!, blob: plan.blob, offset: plan.offset, length: plan.length,
+        rawOffset: plan.raw[2 * c]!, rawLength: plan.raw[2 * c + 1]!, compression: "zstd",
+      };
+      out.push({ path: info.path, fileOffset: plan.fileOffsetOf[k]!, fileChunks: info.chunks, loc });
     }
   }
   return out;
