@@ -273,6 +273,41 @@ describe("a path stored once as bytes and once as text (format 2)", () => {
   });
 });
 
+describe("a file referencing a chunk the snapshot gives no location for", () => {
+  let id: string;
+  beforeAll(async () => {
+    id = await craft(
+      [
+        [entry("u", "dir"), []],
+        [entry("u/unplaced", "file", { size: A.length + 10 }), [A]],
+        [entry("u/ok", "file", { size: B.length }), [B]],
+      ],
+      (db) => {
+        db.pragma("foreign_keys = OFF");
+        db.exec("INSERT INTO file_chunks(file_id, offset, chunk) SELECT id, " + A.length + ", randomblob(32) FROM files WHERE path = CAST('u/unplaced' AS BLOB)");
+      },
+    );
+  });
+
+  it("restore fails that file alone, writes nothing of it, and restores the rest", async () => {
+    const target = join(dir, "unplaced-restore");
+    const r = await vaultik(["restore", repoDir, "", id, target, "--json"], { env: env() });
+    expect(r.code, r.stderr).toBe(1);
+    const res = JSON.parse(r.stdout) as Result;
+    expect(res.errors.map((e) => e.path)).toEqual(["u/unplaced"]);
+    expect(res.errors[0]!.message).toMatch(/no blob location/);
+    await absent(join(target, "u", "unplaced"));
+    expect(await readFile(join(target, "u", "ok"))).toEqual(B);
+  });
+
+  it("fetch to stdout refuses it before writing a byte", async () => {
+    const dump = await vaultik(["fetch", repoDir, "", id, "u/unplaced", "-"], { env: env() });
+    expect(dump.code).toBe(1);
+    expect(dump.stderr).toMatch(/1 of its 2 chunk references have no blob location/);
+    expect(dump.stdoutBytes.length).toBe(0);
+  });
+});
+
 describe("the same crafted entries served by S3 (s3rver)", () => {
   it("restore refuses each crafted entry alone, warns of the torn file, and restores the rest", async () => {
     const id = await craft([

@@ -34,12 +34,19 @@ export async function dumpFile(o: DumpOptions): Promise<number> {
   const reader = o.repo.blobReader(o.identities);
   const pace = new Pace(o.signal, "dump-chunks");
   let end = 0;
+  let placed = 0;
   for (const loc of o.snapshot.chunksOf(entry.id)) {
     await pace.tick();
     if (loc.fileOffset < end || loc.fileOffset + loc.rawLength > size) {
       throw new IntegrityError(o.snapshot.object, `${displayPath(o.path)}: chunk ${loc.id} at byte ${loc.fileOffset} overlaps another or ends past the recorded size ${size}`);
     }
     end = loc.fileOffset + loc.rawLength;
+    placed++;
+  }
+  // chunksOf gives only chunks with a location: one without would stream as a hole.
+  const refs = o.snapshot.fileInfo(entry.id).chunks;
+  if (placed < refs) {
+    throw new IntegrityError(o.snapshot.object, `${displayPath(o.path)}: ${refs - placed} of its ${refs} chunk references have no blob location`);
   }
   const write = async (data: Uint8Array) => {
     if (!o.out.write(data)) await once(o.out, "drain", { signal: o.signal });

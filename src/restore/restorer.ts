@@ -91,6 +91,8 @@ export interface RestoreSummary {
 /** Placements handed to one blob task at most: bounds its memory whatever a file repeats. */
 const MAX_BATCH = 65536;
 
+const UNPLACED = "it references chunks the snapshot gives no blob location for (damaged or crafted snapshot)";
+
 /** Files whose path and metadata a restore keeps at hand (a file is looked up again after a clear). */
 const INFO_CACHE = 4096;
 
@@ -292,6 +294,13 @@ export class Restorer {
       for (const plan of this.o.snapshot.framePlans(this.o.prefix)) {
         const turn = pace.tick();
         if (turn) await turn;
+        if (plan.unplaced) {
+          for (const fileId of new Set(plan.fileOf)) {
+            if (this.skipped.has(fileId)) continue;
+            this.report.fail(fileId, "file", { path: this.fileInfo(fileId).path, message: UNPLACED });
+          }
+          continue;
+        }
         // A blob's frames go as one task, in parts when a crafted file repeats a chunk millions of times.
         if (batch.length > 0 && (batch[0]!.blob !== plan.blob || targets >= MAX_BATCH)) await flush();
         batch.push(plan);
