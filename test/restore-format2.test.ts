@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { chownSync, closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, utimesSync, writeSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -42,6 +42,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
+});
+
+it("the user the unprivileged restores run as can reach bin/vaultik.js", () => {
+  // Says why plainly, rather than MODULE_NOT_FOUND in every unprivileged test, when the checkout
+  // sits in a directory others cannot search (mktemp -d makes 0700; .ci/run opens the path).
+  const probe = spawnSync(process.execPath, ["-e", `require("fs").accessSync(${JSON.stringify(BIN)})`], isRoot ? { uid: 65534, gid: 65534 } : {});
+  expect(probe.status, `uid ${isRoot ? 65534 : process.getuid?.()} cannot reach ${BIN}: make each directory above it searchable by others (chmod o+x)`).toBe(0);
 });
 
 const env = (extra: CliOptions = {}): CliOptions => ({ ...extra, env: { ...extra.env, VAULTIK_PRIVATE_KEY: s.identity } });
