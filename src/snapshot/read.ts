@@ -370,16 +370,6 @@ export class SnapshotReader {
       .map((p) => this.#path(p));
   }
 
-  /** Chunks per file whose hash has no location: a damaged snapshot database. */
-  unplacedChunks(): number {
-    return this.#db
-      .prepare(
-        "SELECT count(*) FROM file_chunks fc LEFT JOIN chunks c ON c.hash = fc.chunk LEFT JOIN blobs b ON b.id = c.blob_id WHERE b.id IS NULL",
-      )
-      .pluck()
-      .get() as number;
-  }
-
   /**
    * Entries at or below `prefix` that no backup writes, each with why: an entry below a file or
    * symlink (it would land on it or through it), a path recorded twice, a file whose size is not
@@ -464,7 +454,7 @@ export class SnapshotReader {
 }
 
 /** Why a file entry is refused whose recorded size is not what its chunks hold. */
-export function sizeFlaw(size: number | bigint, held: number): string {
+function sizeFlaw(size: number | bigint, held: number): string {
   return `the entry records size ${String(size)} but its chunks hold ${held} bytes`;
 }
 
