@@ -5,6 +5,12 @@ import type { X25519Identity } from "../crypto/keys.js";
 import { IntegrityError } from "../errors.js";
 import type { Repository, SnapshotObject } from "../repo/repository.js";
 import { SnapshotReader } from "./read.js";
+import type { SnapshotCache } from "./cache.js";
+
+export interface OpenOptions {
+  /** Where decrypted snapshot databases are kept between commands; none: a temp copy per call. */
+  cache?: SnapshotCache;
+}
 
 /**
  * Downloads and opens a snapshot database in a private temp directory, runs `fn`, and removes
@@ -16,6 +22,7 @@ export async function withSnapshot<T>(
   identities: readonly X25519Identity[],
   fn: (reader: SnapshotReader) => Promise<T>,
   signal?: AbortSignal,
+  _options: OpenOptions = {},
 ): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), "vaultik-snap-"));
   let reader: SnapshotReader | undefined;
