@@ -2,8 +2,9 @@ import { lstatSync, statSync, type Stats } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
-import { IntegrityError, NotFoundError, UsageError } from "../errors.js";
-import { displayPath, parseDisplayPath } from "../model/path-bytes.js";
+import { IntegrityError, UsageError } from "../errors.js";
+import { displayPath } from "../model/path-bytes.js";
+import { findEntry } from "./snapshot-path.js";
 import type { Repository } from "../repo/repository.js";
 import { dumpFile } from "../restore/dump.js";
 import type { EntryProblem } from "../restore/report.js";
@@ -63,15 +64,14 @@ export function registerRestore(program: Command, io: Io): void {
   ).action(async (args: string[], flags: Flags) => {
     const { repo, rest } = await repoFromArgs(args, ["SNAPSHOT_ID", "FILEPATH", "TARGET"], flags);
     const [ref, filePath, target] = rest as [string, string, string];
-    const typed = filePath.replace(/^\/+|\/+$/g, "");
     if (target === "-") {
       if (flags.json) throw new UsageError("--json", "TARGET - writes the file itself to stdout; leave out --json");
-      io.exitCode = await fetchToStdout(io, flags, repo, ref, filePath, typed);
+      io.exitCode = await fetchToStdout(io, flags, repo, ref, filePath);
       return;
     }
     const dest = resolve(target);
     io.exitCode = await restoreInto(io, flags, repo, ref, async (reader) => {
-      const entry = findEntry(reader, filePath, typed);
+      const entry = findEntry(reader, filePath);
       const wanted = entry.path;
       if (entry.type === "dir") {
         assertDirectoryTarget("TARGET", dest);
@@ -90,13 +90,6 @@ export function registerRestore(program: Command, io: Io): void {
       return { target: dirname(final), prefix: wanted, destination };
     });
   });
-}
-
-/** The entry at the path as typed, or else as its listed form reads back (`bad\xff`: see displayPath). */
-function findEntry(reader: SnapshotReader, filePath: string, typed: string): EntryRow {
-  const entry = reader.entry(typed) ?? reader.entry(parseDisplayPath(typed));
-  if (!entry) throw new NotFoundError(filePath, `is not in snapshot ${reader.meta.id}`);
-  return entry;
 }
 
 /**
@@ -126,7 +119,7 @@ function statIfThere(stat: () => Stats): Stats | undefined {
 }
 
 /** `fetch … -`: the file's bytes on stdout and nothing else there, like `restic dump`. */
-async function fetchToStdout(io: Io, flags: Flags, repo: Repository, ref: string, filePath: string, wanted: string): Promise<number> {
+async function fetchToStdout(io: Io, flags: Flags, repo: Repository, ref: string, filePath: string): Promise<number> {
   const identities = loadIdentities(flags.identity);
   const snapshot = await repo.findSnapshot(ref, { host: flags.host });
   const abort = new AbortController();
@@ -140,7 +133,7 @@ async function fetchToStdout(io: Io, flags: Flags, repo: Repository, ref: string
       snapshot,
       identities,
       async (reader) => {
-        const entry = findEntry(reader, filePath, wanted);
+        const entry = findEntry(reader, filePath);
         if (entry.type !== "file") throw new UsageError("FILEPATH", `${filePath} is a ${KIND[entry.type]}; TARGET - writes one regular file to stdout`);
         if (entry.status === "changed") io.err(`vaultik: warning: ${displayPath(entry.path)}: ${TORN_FILE}`);
         await dumpFile({ repo, identities, snapshot: reader, path: entry.path, out: io.stdout, signal: abort.signal });
