@@ -59,7 +59,10 @@ export interface DeferredNotice {
 }
 
 export const DAY = 24 * 3600_000;
-const SKEW = 60_000;
+/** prune's defaults, which `vaultik stats` assumes too when it says what a prune could free. */
+export const DEFAULT_WINDOW_MS = 3600_000;
+export const DEFAULT_STALE_RUN_MS = 3600_000;
+export const SKEW = 60_000;
 const DONE_KEEP = 30 * DAY;
 const DEAD_RUN_KEEP = DAY;
 
@@ -68,8 +71,8 @@ export async function prune(o: PruneOptions): Promise<PruneReport> {
   const { repo, signal } = o;
   const log = o.log ?? (() => {});
   const graceMs = o.graceMs ?? DAY;
-  const windowMs = o.windowMs ?? 3600_000;
-  const staleRunMs = o.staleRunMs ?? 3600_000;
+  const windowMs = o.windowMs ?? DEFAULT_WINDOW_MS;
+  const staleRunMs = o.staleRunMs ?? DEFAULT_STALE_RUN_MS;
   const dryRun = o.dryRun ?? false;
   const lock = dryRun ? undefined : await repo.acquirePruneLock(now(), 6 * 3600_000, { signal });
   try {

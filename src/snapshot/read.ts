@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
 import { IntegrityError, errorMessage } from "../errors.js";
 import type { ChunkLocation } from "../model/chunk.js";
@@ -451,6 +452,104 @@ export class SnapshotReader {
       );
     }
   }
+
+  // ---- diff and stats (issue 16) ----
+
+  /** The snapshot's format (FORMAT.md §4): what it records and how. */
+  get format(): number {
+    return this.meta.format;
+  }
+
+  /**
+   * Entries at or below `prefix` in path order (bytes order, in both formats), each with a
+   * digest of its content as chunks at file offsets (a link set's for a hard link; format 1's
+   * offsets are summed from its chunk sequence, so both formats give the same digest for the
+   * same content) and of its extended attributes. The chunk list is concatenated in SQL, one row
+   * per entry, not one query per file.
+   */
+  *diffEntries(prefix?: string): Generator<DiffEntry> {
+    const content = this.#v2
+      ? `(SELECT group_concat(hex(fc.chunk) || '@' || fc.offset, ',' ORDER BY fc.offset) FROM file_chunks fc WHERE fc.file_id = coalesce(f.link_id, f.id))`
+      : `(SELECT group_concat(x.h || '@' || x.o, ',' ORDER BY x.s) FROM (
+           SELECT fc.seq AS s, hex(fc.chunk) AS h, SUM(coalesce(c.raw_length, 0)) OVER (ORDER BY fc.seq) - coalesce(c.raw_length, 0) AS o
+           FROM file_chunks fc LEFT JOIN chunks c ON c.hash = fc.chunk WHERE fc.file_id = f.id) x)`;
+    const xattrs = this.#v2 ? `(SELECT group_concat(hex(x.name) || '=' || hex(x.value), ',' ORDER BY x.name) FROM xattrs x WHERE x.file_id = f.id)` : "NULL";
+    const cols =
+      "f.id, f.path, f.type, f.mode, f.uid, f.gid, f.size, f.mtime_ns AS mtimeNs, f.link_target AS linkTarget, f.status" +
+      (this.#v2 ? ", f.user_name AS userName, f.group_name AS groupName, f.rdev, f.link_id AS linkId" : "") +
+      `, CASE WHEN f.type = 'file' THEN ${content} END AS content, ${xattrs} AS xattrs`;
+    const whole = prefix === undefined || prefix === "";
+    const stmt = this.#db.prepare(`SELECT ${cols} FROM files f ${whole ? "" : "WHERE f.path = ? OR (f.path > ? AND f.path < ?)"} ORDER BY f.path`);
+    const digest = (v: unknown) => (v === null || v === undefined ? null : createHash("sha256").update(String(v)).digest("hex"));
+    for (const row of stmt.safeIntegers(true).iterate(...(whole ? [] : this.#within(prefix))) as Iterable<Record<string, unknown>>) {
+      const entry = this.#toEntry(row);
+      yield { ...entry, content: digest(row["content"]) ?? (entry.type === "file" ? "" : null), xattrs: row["xattrs"] === undefined ? null : digest(row["xattrs"]) ?? "" };
+    }
+  }
+
+  /** Files (hard links each) and the sum of their sizes: the snapshot's logical size. */
+  fileTotals(): { files: number; bytes: number } {
+    const r = this.#db.prepare("SELECT count(*), total(size) FROM files WHERE type = 'file'").raw(true).get() as [number, number];
+    return { files: r[0], bytes: r[1] };
+  }
+
+  /**
+   * Attaches this snapshot's database to `db` as schema `alias`, for set operations between
+   * snapshots in SQL (usedChunksSql); only ever read there.
+   */
+  attachTo(db: Database.Database, alias: string): void {
+    db.prepare(`ATTACH DATABASE ? AS ${alias}`).run(this.path);
+  }
+
+  /**
+   * A SELECT, for a connection this snapshot is attached to as `alias`, of the distinct chunks
+   * its files use (at or below `prefix`): hash, raw (bytes of the chunk) and stored (its share
+   * of its zstd frame's length, by raw bytes: chunks that share a frame share its cost).
+   */
+  usedChunksSql(alias: string, prefix?: string): { sql: string; args: (string | Buffer)[] } {
+    const whole = prefix === undefined || prefix === "";
+    const used = whole
+      ? `SELECT chunk FROM ${alias}.file_chunks`
+      : `SELECT fc.chunk FROM ${alias}.files f JOIN ${alias}.file_chunks fc ON fc.file_id = ${this.#v2 ? "coalesce(f.link_id, f.id)" : "f.id"}
+         WHERE f.type = 'file' AND (f.path = ? OR (f.path > ? AND f.path < ?))`;
+    return {
+      sql: `SELECT c.hash AS hash, c.raw_length AS raw, c.length * 1.0 * c.raw_length / max(fr.fend, 1) AS stored
+            FROM ${alias}.chunks c JOIN (SELECT blob_id, offset, max(raw_offset + raw_length) AS fend FROM ${alias}.chunks GROUP BY blob_id, offset) fr
+              ON fr.blob_id = c.blob_id AND fr.offset = c.offset
+            WHERE c.hash IN (${used})`,
+      args: whole ? [] : this.#within(prefix),
+    };
+  }
+
+  /**
+   * The distinct chunks files at or below `prefix` use in `to` and not in `from` (there at or
+   * below `prefix` too): their number, raw and stored bytes (usedChunksSql). Both databases are
+   * attached to a throwaway connection, so the sets are compared in SQL, not held in memory.
+   */
+  static chunksOnlyIn(to: SnapshotReader, from: SnapshotReader, prefix?: string): { chunks: number; raw: number; stored: number } {
+    const db = new Database(":memory:");
+    try {
+      to.attachTo(db, "b");
+      from.attachTo(db, "a");
+      const b = to.usedChunksSql("b", prefix);
+      const a = from.usedChunksSql("a", prefix);
+      const r = db
+        .prepare(`SELECT count(*), total(raw), total(stored) FROM (${b.sql}) WHERE hash NOT IN (SELECT hash FROM (${a.sql}))`)
+        .raw(true)
+        .get(...b.args, ...a.args) as [number, number, number];
+      return { chunks: r[0], raw: r[1], stored: Math.round(r[2]) };
+    } finally {
+      db.close();
+    }
+  }
+}
+
+/** An entry with digests of what diff compares beyond its columns. */
+export interface DiffEntry extends EntryRow {
+  /** Digest of a file's chunks at their offsets ("" for none); null for other types. */
+  content: string | null;
+  /** Digest of its extended attributes ("" for none); null in format 1, which records none. */
+  xattrs: string | null;
 }
 
 /** Why a file entry is refused whose recorded size is not what its chunks hold. */
