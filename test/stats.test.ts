@@ -214,7 +214,7 @@ describe.each([
     const text = ok(await run());
     expect(text.stdout).toBe(expectedText(s));
     expect(readdirSync(tmp)).toEqual([]);
-  }, 60_000);
+  }, 120_000);
 
   it("shows the snapshots named, or those of --host, with figures that still count every snapshot", async () => {
     const withKey = { env: { ...env(), VAULTIK_PRIVATE_KEY: r.identity } };
@@ -225,7 +225,7 @@ describe.each([
     expect(byHost).toEqual(all);
     const other = ok(await vaultik(["stats", ...repoArgs(), "--host", "no-such-host"], withKey));
     expect(other.stdout).toBe(expectedText({ ...all, snapshots: [] }));
-  }, 60_000);
+  }, 120_000);
 });
 
 it("a key that opens no snapshot: exit 12, and no temp file left behind", async () => {
@@ -236,4 +236,4 @@ it("a key that opens no snapshot: exit 12, and no temp file left behind", async 
   expect(out.code, out.stderr).toBe(12);
   expect(out.stdout).toBe("");
   expect(readdirSync(tmp)).toEqual([]);
-}, 60_000);
+}, 120_000);

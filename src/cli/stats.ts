@@ -56,7 +56,7 @@ export function registerStats(program: Command, io: Io): void {
         "",
         "Every snapshot is read (new and shared data compare each with all the others); the table shows",
         "all of them, the ones named, or those of --host. New data: chunks no earlier snapshot uses.",
-        "Shared: chunks another snapshot uses too. Stored sizes are the compressed frames' shares.",
+        "Shared: chunks another snapshot uses too. Stored: compressed bytes (zstd frames).",
         "",
         "Examples:",
         "  vaultik stats my-bucket hosts/web",

@@ -503,21 +503,23 @@ export class SnapshotReader {
 
   /**
    * A SELECT, for a connection this snapshot is attached to as `alias`, of the distinct chunks
-   * its files use (at or below `prefix`): hash, raw (bytes of the chunk) and stored (its share
-   * of its zstd frame's length, by raw bytes: chunks that share a frame share its cost).
+   * its files use (at or below `prefix`): hash, raw (bytes of the chunk) and stored. A zstd frame
+   * can hold several small chunks; its length counts as the stored bytes of its first chunk
+   * (raw offset 0) and the others count none, so any set of whole frames adds up exactly, at
+   * the cost of a plain scan: sharing the length out needs a sort of every chunk by frame, which
+   * took longer than everything else stats does. The whole snapshot comes in hash order (the
+   * table's key), which keeps a tally's inserts local.
    */
   usedChunksSql(alias: string, prefix?: string): { sql: string; args: (string | Buffer)[] } {
-    const whole = prefix === undefined || prefix === "";
-    const used = whole
-      ? `SELECT chunk FROM ${alias}.file_chunks`
-      : `SELECT fc.chunk FROM ${alias}.files f JOIN ${alias}.file_chunks fc ON fc.file_id = ${this.#v2 ? "coalesce(f.link_id, f.id)" : "f.id"}
-         WHERE f.type = 'file' AND (f.path = ? OR (f.path > ? AND f.path < ?))`;
+    const cols = "c.hash AS hash, c.raw_length AS raw, CASE WHEN c.raw_offset = 0 THEN c.length ELSE 0 END AS stored";
+    // The chunks table lists exactly the chunks the files reference (SnapshotBuilder fills it
+    // from them), so the whole snapshot is a scan of it, not a lookup per reference.
+    if (prefix === undefined || prefix === "") return { sql: `SELECT ${cols} FROM ${alias}.chunks c`, args: [] };
     return {
-      sql: `SELECT c.hash AS hash, c.raw_length AS raw, c.length * 1.0 * c.raw_length / max(fr.fend, 1) AS stored
-            FROM ${alias}.chunks c JOIN (SELECT blob_id, offset, max(raw_offset + raw_length) AS fend FROM ${alias}.chunks GROUP BY blob_id, offset) fr
-              ON fr.blob_id = c.blob_id AND fr.offset = c.offset
-            WHERE c.hash IN (${used})`,
-      args: whole ? [] : this.#within(prefix),
+      sql: `SELECT ${cols} FROM ${alias}.chunks c WHERE c.hash IN (
+              SELECT fc.chunk FROM ${alias}.files f JOIN ${alias}.file_chunks fc ON fc.file_id = ${this.#v2 ? "coalesce(f.link_id, f.id)" : "f.id"}
+              WHERE f.type = 'file' AND (f.path = ? OR (f.path > ? AND f.path < ?)))`,
+      args: this.#within(prefix),
     };
   }
 
@@ -537,7 +539,7 @@ export class SnapshotReader {
         .prepare(`SELECT count(*), total(raw), total(stored) FROM (${b.sql}) WHERE hash NOT IN (SELECT hash FROM (${a.sql}))`)
         .raw(true)
         .get(...b.args, ...a.args) as [number, number, number];
-      return { chunks: r[0], raw: r[1], stored: Math.round(r[2]) };
+      return { chunks: r[0], raw: r[1], stored: r[2] };
     } finally {
       db.close();
     }

@@ -11,7 +11,7 @@ import type { SnapshotReader } from "./read.js";
 export interface Bytes {
   chunks: number;
   raw: number;
-  /** Stored bytes: each chunk's share of its zstd frame (see SnapshotReader.usedChunksSql). */
+  /** Stored bytes: the lengths of the zstd frames whose first chunk is among them (SnapshotReader.usedChunksSql). */
   stored: number;
 }
 
@@ -39,6 +39,8 @@ export class ChunkTally {
     // A scratch database: nothing to recover after a crash, so no journal and no fsync.
     this.#db.pragma("journal_mode = OFF");
     this.#db.pragma("synchronous = OFF");
+    // 64 MiB of page cache, whatever the number of chunks: the rest stays on disk.
+    this.#db.pragma("cache_size = -65536");
     this.#db.exec(`
       CREATE TABLE chunks (hash BLOB PRIMARY KEY, raw INTEGER NOT NULL, stored REAL NOT NULL, first INTEGER NOT NULL, refs INTEGER NOT NULL) WITHOUT ROWID;
       CREATE TABLE blobs (name TEXT PRIMARY KEY) WITHOUT ROWID;`);
