@@ -9,6 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RepositoryStats, SnapshotStats } from "../src/cli/stats.js";
 import { openFsStore } from "../src/store/fs.js";
 import { formatBytes, formatDuration } from "../src/util/units.js";
 import { vaultik, type CliResult } from "./helpers/cli.js";
@@ -88,34 +89,10 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Bytes {
-  chunks: number;
-  raw: number;
-  stored: number;
-}
-interface Snap {
-  id: string;
-  host: string;
-  time: string;
-  files: number;
-  size: number;
-  chunks: Bytes;
-  newData: Bytes;
-  sharedData: Bytes;
-}
+type Snap = SnapshotStats;
 interface Stats {
   snapshots: Snap[];
-  repository: {
-    location: string;
-    snapshots: number;
-    storedBytes: number;
-    blobs: number;
-    uniqueChunks: Bytes;
-    logicalBytes: number;
-    dedupRatio: number;
-    compressionRatio: number;
-    pruneCouldFree: Record<string, { blobs: number; bytes: number } | number>;
-  };
+  repository: RepositoryStats;
 }
 
 const none = { blobs: 0, bytes: 0 };
@@ -188,8 +165,8 @@ function expectedText(s: Stats): string {
       ["  stored:", blobsOf(blobs.count, blobs.bytes)],
       ["  unique chunks:", `${x.uniqueChunks.chunks} (${formatBytes(x.uniqueChunks.raw)}, ${formatBytes(x.uniqueChunks.stored)} stored)`],
       ["  logical size:", `${formatBytes(x.logicalBytes)} (all snapshots)`],
-      ["  dedup ratio:", x.dedupRatio.toFixed(2)],
-      ["  compression ratio:", x.compressionRatio.toFixed(2)],
+      ["  dedup ratio:", x.dedupRatio!.toFixed(2)],
+      ["  compression ratio:", x.compressionRatio!.toFixed(2)],
       ["  prune could free:", `${blobsOf(o.blobs, o.bytes)} no snapshot references`],
       ["    now:", `${blobsOf(0, 0)} deletable, ${blobsOf(0, 0)} to announce`],
       ["    later:", `${blobsOf(0, 0)} announced, waiting; ${blobsOf(o.blobs, o.bytes)} younger than ${formatDuration(86_400_000)} or held by a running backup`],

@@ -14,7 +14,7 @@ import { table } from "./snapshots.js";
 // how well it deduplicates and compresses, and what prunes could free. From the snapshot
 // databases and a blob listing only.
 
-interface SnapshotStats {
+export interface SnapshotStats {
   id: string;
   host: string;
   time: string;
@@ -26,7 +26,7 @@ interface SnapshotStats {
   sharedData: Bytes;
 }
 
-interface RepositoryStats {
+export interface RepositoryStats {
   location: string;
   snapshots: number;
   /** Sum of the listed blobs' sizes: what the bucket holds of data. */
