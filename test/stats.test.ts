@@ -4,11 +4,14 @@
 // hard link, a duplicate and an empty directory), a second snapshot adding one file of random
 // bytes, and the blobs a third, forgotten, snapshot left behind.
 import { randomBytes } from "node:crypto";
-import { linkSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, readdirSync, symlinkSync, watch, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Io } from "../src/cli/io.js";
+import { main } from "../src/cli/main.js";
 import type { RepositoryStats, SnapshotStats } from "../src/cli/stats.js";
 import { openFsStore } from "../src/store/fs.js";
 import { formatBytes, formatDuration } from "../src/util/units.js";
@@ -212,5 +215,48 @@ it("a key that opens no snapshot: exit 12, and no temp file left behind", async 
   const out = await vaultik(["stats", r.repo, "--json"], { env: { VAULTIK_PRIVATE_KEY: other.identity, TMPDIR: tmp } });
   expect(out.code, out.stderr).toBe(12);
   expect(out.stdout).toBe("");
+  expect(readdirSync(tmp)).toEqual([]);
+}, 120_000);
+
+it("interrupted (SIGINT) while it reads the snapshots: exit 130, the tally and the snapshot copies are removed", async () => {
+  // In process, so the interrupt is an event in the run's own order: it is sent when the first
+  // snapshot copy appears in TMPDIR, with the second snapshot, the blob listing and the
+  // notices still to be read after it.
+  const tmp = join(dir, "tmp-interrupted");
+  mkdirSync(tmp);
+  let interrupt: (() => void) | undefined;
+  let seen = 0;
+  const watcher = watch(tmp, (_event, name) => {
+    if (String(name).startsWith("vaultik-snap-") && seen++ === 0) interrupt?.();
+  });
+  const errors: string[] = [];
+  const sink = new PassThrough().resume() as unknown as NodeJS.WriteStream;
+  const io: Io = {
+    stdout: sink,
+    stderr: sink,
+    exitCode: 0,
+    out: () => {},
+    err: (text) => errors.push(text),
+    onInterrupt(handler) {
+      interrupt = handler;
+      return () => (interrupt = undefined);
+    },
+  };
+  const saved = { TMPDIR: process.env["TMPDIR"], VAULTIK_PRIVATE_KEY: process.env["VAULTIK_PRIVATE_KEY"] };
+  process.env["TMPDIR"] = tmp;
+  process.env["VAULTIK_PRIVATE_KEY"] = r.identity;
+  let code: number;
+  try {
+    code = await main(["node", "vaultik", "stats", r.repo, "--json"], io);
+  } finally {
+    watcher.close();
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+  expect(seen).toBeGreaterThan(0);
+  expect(errors).toEqual(["vaultik: error: interrupted"]);
+  expect(code).toBe(130);
   expect(readdirSync(tmp)).toEqual([]);
 }, 120_000);
