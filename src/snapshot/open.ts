@@ -13,8 +13,10 @@ export interface OpenOptions {
 }
 
 /**
- * Downloads and opens a snapshot database in a private temp directory, runs `fn`, and removes
- * it whatever happens. The decrypted database is metadata on the recovery machine only.
+ * Opens a snapshot database, runs `fn`, and closes it whatever happens. Without a cache the
+ * database is downloaded to a private temp directory removed afterwards; with one it is taken
+ * from the cache when a checked copy is there, and otherwise downloaded into it. The
+ * decrypted database is metadata on the recovery machine only.
  */
 export async function withSnapshot<T>(
   repo: Repository,
@@ -22,26 +24,56 @@ export async function withSnapshot<T>(
   identities: readonly X25519Identity[],
   fn: (reader: SnapshotReader) => Promise<T>,
   signal?: AbortSignal,
-  _options: OpenOptions = {},
+  options: OpenOptions = {},
 ): Promise<T> {
+  const cache = options.cache;
+  if (cache !== undefined) {
+    const entry = { location: repo.location, object: snapshot, publicKeys: identities.map((i) => i.publicKey) };
+    const cached = await cache.lookup(entry);
+    if (cached !== undefined) return read(cached, snapshot, fn);
+    const temp = cache.tempPath();
+    try {
+      await repo.getSnapshot(snapshot, identities, temp, { signal });
+      // Checked before it is kept: the cache holds only databases that opened as this snapshot.
+      checkedReader(temp, snapshot).close();
+      const path = await cache.store(entry, temp);
+      return await read(path, snapshot, fn);
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
   const dir = await mkdtemp(join(tmpdir(), "vaultik-snap-"));
-  let reader: SnapshotReader | undefined;
   try {
     const path = join(dir, "snapshot.sqlite");
     await repo.getSnapshot(snapshot, identities, path, { signal });
-    reader = new SnapshotReader(path, snapshot.key);
-    // The name is what users and retention choose by; the content must be that snapshot.
-    // Otherwise a host with put access could copy an old snapshot under a new name and roll
-    // `latest` back, or make one id restore another's tree.
-    if (reader.meta.id !== snapshot.id) {
-      throw new IntegrityError(
-        snapshot.key,
-        `the object named snapshot ${snapshot.id} holds snapshot ${JSON.stringify(reader.meta.id)}: refusing it (copied or crafted under another name)`,
-      );
-    }
-    return await fn(reader);
+    return await read(path, snapshot, fn);
   } finally {
-    reader?.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+async function read<T>(path: string, snapshot: SnapshotObject, fn: (reader: SnapshotReader) => Promise<T>): Promise<T> {
+  const reader = checkedReader(path, snapshot);
+  try {
+    return await fn(reader);
+  } finally {
+    reader.close();
+  }
+}
+
+/**
+ * The name is what users and retention choose by; the content must be that snapshot.
+ * Otherwise a host with put access could copy an old snapshot under a new name and roll
+ * `latest` back, or make one id restore another's tree.
+ */
+function checkedReader(path: string, snapshot: SnapshotObject): SnapshotReader {
+  const reader = new SnapshotReader(path, snapshot.key);
+  if (reader.meta.id !== snapshot.id) {
+    reader.close();
+    throw new IntegrityError(
+      snapshot.key,
+      `the object named snapshot ${snapshot.id} holds snapshot ${JSON.stringify(reader.meta.id)}: refusing it (copied or crafted under another name)`,
+    );
+  }
+  return reader;
 }
