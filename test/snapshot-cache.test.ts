@@ -4,6 +4,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { vaultik } from "./helpers/cli.js";
 import { mirrorToS3rver, s3rverCliEnv, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
+import { Repository } from "../src/repo/repository.js";
+import { SnapshotCache } from "../src/snapshot/cache.js";
+import { withSnapshot } from "../src/snapshot/open.js";
+import { openFsStore } from "../src/store/fs.js";
+import { parseIdentity } from "../src/crypto/keys.js";
+import { setWriteLayer } from "../src/util/fsio.js";
 import { backupAt, cliKeys, localRepo, type LocalRepo } from "./helpers/setup.js";
 import { useTempDirs } from "./helpers/temp.js";
 
@@ -148,5 +154,39 @@ describe("snapshot cache", () => {
     expect(out.code, out.stderr).toBe(0);
     expect(JSON.parse(out.stdout)).toHaveLength(3);
     expect(await readFile(notADir, "utf8")).toBe("x");
+  });
+
+  it("a full disk under the cache: the command reads the snapshot without it, and leaves nothing there", async () => {
+    await setup();
+    const cacheDir = join(await tempDir(), "cache");
+    const cache = SnapshotCache.open(cacheDir)!;
+    const repo = new Repository(openFsStore(r.repo));
+    const snap = (await repo.listSnapshots())[2]!;
+    const identities = [parseIdentity(keys.identity)];
+    let writes = 0;
+    const full = Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", syscall: "write" });
+    const restore = setWriteLayer({
+      // The first write (into the cache) finds the disk full; the plain download after it does not.
+      write: async (fh, data, offset, length, position) => {
+        if (writes++ === 0) throw full;
+        return (await fh.write(data, offset, length, position)).bytesWritten;
+      },
+      writev: async (fh, parts) => (await fh.writev(parts as Uint8Array[])).bytesWritten,
+      writeSync: () => {
+        throw full;
+      },
+    });
+    let files: number | undefined;
+    try {
+      files = await withSnapshot(repo, snap, identities, async (reader) => reader.stats?.files, undefined, { cache });
+    } finally {
+      restore();
+    }
+    expect(writes).toBeGreaterThan(1);
+    expect(files).toBe(3);
+    expect(cacheFiles(cacheDir)).toEqual([]);
+    // With room again, the next read fills the cache.
+    expect(await withSnapshot(repo, snap, identities, async (reader) => reader.stats?.files, undefined, { cache })).toBe(3);
+    expect(cacheFiles(cacheDir).filter((f) => f.endsWith(".sqlite"))).toHaveLength(1);
   });
 });

@@ -26,20 +26,18 @@ export async function withSnapshot<T>(
   signal?: AbortSignal,
   options: OpenOptions = {},
 ): Promise<T> {
-  const cache = options.cache;
-  if (cache !== undefined) {
-    const entry = { location: repo.location, object: snapshot, publicKeys: identities.map((i) => i.publicKey) };
-    const cached = await cache.lookup(entry);
-    if (cached !== undefined) return read(cached, snapshot, fn);
-    const temp = cache.tempPath();
+  if (options.cache !== undefined) {
+    let started = false;
+    const run = (reader: SnapshotReader) => {
+      started = true;
+      return fn(reader);
+    };
     try {
-      await repo.getSnapshot(snapshot, identities, temp, { signal });
-      // Checked before it is kept: the cache holds only databases that opened as this snapshot.
-      checkedReader(temp, snapshot).close();
-      const path = await cache.store(entry, temp);
-      return await read(path, snapshot, fn);
-    } finally {
-      await rm(temp, { force: true });
+      return await viaCache(options.cache, repo, snapshot, identities, run, signal);
+    } catch (err) {
+      // The cache's disk failing (full, read-only, gone) must not fail a command that works
+      // without it: once more the plain way, unless the command itself had begun.
+      if (started || !isLocalDiskError(err)) throw err;
     }
   }
   const dir = await mkdtemp(join(tmpdir(), "vaultik-snap-"));
@@ -50,6 +48,38 @@ export async function withSnapshot<T>(
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The checked copy in the cache, else a download into it (see SnapshotCache). */
+async function viaCache<T>(
+  cache: SnapshotCache,
+  repo: Repository,
+  snapshot: SnapshotObject,
+  identities: readonly X25519Identity[],
+  fn: (reader: SnapshotReader) => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
+  const entry = { location: repo.location, object: snapshot, publicKeys: identities.map((i) => i.publicKey) };
+  const cached = await cache.lookup(entry);
+  if (cached !== undefined) return read(cached, snapshot, fn);
+  const temp = cache.tempPath();
+  try {
+    await repo.getSnapshot(snapshot, identities, temp, { signal });
+    // Checked before it is kept: the cache holds only databases that opened as this snapshot.
+    checkedReader(temp, snapshot).close();
+    const path = await cache.store(entry, temp);
+    return await read(path, snapshot, fn);
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+const DISK_ERRORS = new Set(["ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EIO", "ENOENT"]);
+
+/** A failure of the local file system (a Node system error), not of the store or the data. */
+function isLocalDiskError(err: unknown): boolean {
+  const e = err as NodeJS.ErrnoException | undefined;
+  return e instanceof Error && typeof e.code === "string" && DISK_ERRORS.has(e.code) && (e.syscall !== undefined || e.code === "ENOSPC");
 }
 
 async function read<T>(path: string, snapshot: SnapshotObject, fn: (reader: SnapshotReader) => Promise<T>): Promise<T> {
