@@ -7,14 +7,11 @@ import type { X25519Identity } from "../crypto/keys.js";
 import { IntegrityError, NoIdentityError } from "../errors.js";
 import type { Repository, SnapshotObject } from "../repo/repository.js";
 import { EXIT } from "./exit.js";
+import { cacheFor } from "./cache.js";
+import type { ReadFlags } from "./options.js";
+import type { SnapshotCache } from "../snapshot/cache.js";
 
-interface Flags {
-  config?: string;
-  json?: boolean;
-  identity?: string;
-  indexPrefix?: string;
-  host?: string;
-}
+type Flags = ReadFlags;
 
 export function registerSnapshots(program: Command, io: Io): void {
   program
@@ -26,16 +23,18 @@ export function registerSnapshots(program: Command, io: Io): void {
     .option("--index-prefix <prefix>", "where snapshots live in the repository", undefined)
     .option("--host <host>", "only snapshots of this host")
     .option("--json", "print JSON")
+    .option("--no-cache", "download snapshot databases again instead of using the local cache (VAULTIK_CACHE_DIR)")
     .action(async (args: string[], flags: Flags) => {
       const { repo } = await repoFromArgs(args, 0, flags);
       const list = (await repo.listSnapshots()).filter((s) => flags.host === undefined || s.host === flags.host);
       const detailed = hasIdentity(flags.identity);
       const identities = detailed ? loadIdentities(flags.identity) : [];
+      const cache = detailed ? cacheFor(flags) : undefined;
       const rows: Record<string, unknown>[] = [];
       await interruptible(io, async (signal) => {
         for (const s of list) {
           const row: Record<string, unknown> = { id: s.id, host: s.host, time: s.time.toISOString(), stored_bytes: s.size };
-          if (detailed) Object.assign(row, await details(repo, s, identities, signal));
+          if (detailed) Object.assign(row, await details(repo, s, identities, signal, cache));
           rows.push(row);
         }
       });
@@ -77,9 +76,10 @@ async function details(
   s: SnapshotObject,
   identities: readonly X25519Identity[],
   signal: AbortSignal,
+  cache: SnapshotCache | undefined,
 ): Promise<Record<string, unknown>> {
   try {
-    const stats = await withSnapshot(repo, s, identities, async (r) => r.stats, signal);
+    const stats = await withSnapshot(repo, s, identities, async (r) => r.stats, signal, { cache });
     return { status: "ok", files: stats?.files, bytes: stats?.bytes, errors: stats?.errors };
   } catch (err) {
     // Anything else (the store failing, a snapshot forgotten meanwhile) is not about this object.

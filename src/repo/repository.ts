@@ -28,6 +28,8 @@ export interface SnapshotObject extends SnapshotName {
   /** The object's key: how messages name the snapshot. */
   key: string;
   size: number;
+  /** When the object was stored, in ms (from the listing): with size, what tells a replaced object. */
+  mtime: number;
 }
 
 export type { Notice, NoticeKind, PruneLock, RunMarker, StoredBlob };
@@ -66,7 +68,7 @@ export class Repository implements BlobSource {
     for await (const info of this.#store.list(this.indexPrefix, options)) {
       const id = snapshotIdOfKey(this.indexPrefix, info.key);
       const name = id === undefined ? undefined : parseSnapshotId(id);
-      if (name) out.push({ ...name, key: info.key, size: info.size });
+      if (name) out.push({ ...name, key: info.key, size: info.size, mtime: info.mtime.getTime() });
     }
     return out.sort((a, b) => a.time.getTime() - b.time.getTime() || a.id.localeCompare(b.id));
   }

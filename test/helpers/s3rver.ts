@@ -18,6 +18,14 @@ export interface S3rverHandle {
   bucket: string;
   /** Every PUT and POST so far, oldest first. */
   requests: RecordedRequest[];
+  /** Every GET and HEAD so far, oldest first, as "GET /bucket/key?query". */
+  reads: string[];
+  /**
+   * The reads so far, once every request the server received before this call has been logged
+   * (the log comes over a pipe, after the client already had its answer): a marker request
+   * is sent and waited for, so a count taken after a command exited is complete.
+   */
+  settledReads(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -34,6 +42,10 @@ const server = new S3rver({
 });
 server.run().then((address) => {
   server.httpServer.on("request", (req) => {
+    if (req.method === "GET" || req.method === "HEAD") {
+      process.stdout.write(JSON.stringify({ read: req.method + " " + req.url }) + "\\n");
+      return;
+    }
     if (req.method !== "PUT" && req.method !== "POST") return;
     process.stdout.write(JSON.stringify({ request: { method: req.method, url: req.url, headers: req.headers } }) + "\\n");
   });
@@ -57,10 +69,17 @@ export async function startS3rver(bucket = "vaultik-test"): Promise<S3rverHandle
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const requests: RecordedRequest[] = [];
+  const reads: string[] = [];
+  const waiters = new Map<string, () => void>();
+  let markers = 0;
   const port = await new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout }).on("line", (line) => {
-      const message = JSON.parse(line) as { port?: number; request?: RecordedRequest };
+      const message = JSON.parse(line) as { port?: number; request?: RecordedRequest; read?: string };
       if (message.request) requests.push(message.request);
+      if (message.read !== undefined) {
+        reads.push(message.read);
+        waiters.get(message.read)?.();
+      }
       if (message.port !== undefined) resolve(message.port);
     });
     child.once("error", reject);
@@ -70,6 +89,14 @@ export async function startS3rver(bucket = "vaultik-test"): Promise<S3rverHandle
     endpoint: `http://127.0.0.1:${port}`,
     bucket,
     requests,
+    reads,
+    async settledReads() {
+      const path = `/${bucket}?vaultik-test-marker=${++markers}`;
+      const seen = new Promise<void>((resolve) => waiters.set(`GET ${path}`, resolve));
+      await fetch(`http://127.0.0.1:${port}${path}`).then((r) => r.arrayBuffer());
+      await seen;
+      return reads.filter((r) => !r.includes("vaultik-test-marker="));
+    },
     async close() {
       child.stdin.end();
       const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
