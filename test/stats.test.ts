@@ -247,7 +247,7 @@ it("interrupted (SIGINT) while it reads the snapshots: exit 130, the tally and t
   process.env["VAULTIK_PRIVATE_KEY"] = r.identity;
   let code: number;
   try {
-    code = await main(["node", "vaultik", "stats", r.repo, "--json"], io);
+    code = await main(["node", "vaultik", "stats", r.repo, "--json", "--no-cache"], io);
   } finally {
     watcher.close();
     for (const [k, v] of Object.entries(saved)) {

@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { NotFoundError } from "../errors.js";
-import { displayPath } from "../model/path-bytes.js";
 import { diffSnapshots, type Change, type ChangeKind, type Counts, type DiffSummary } from "../snapshot/diff.js";
 import { withSnapshot } from "../snapshot/open.js";
 import type { SnapshotReader } from "../snapshot/read.js";
@@ -9,7 +8,7 @@ import { cacheFor } from "./cache.js";
 import { loadIdentities, repoFromArgs } from "./context.js";
 import { interruptible, type Io } from "./io.js";
 import { readOptions, trailingPaths, type ReadFlags } from "./options.js";
-import { findEntry, snapshotPath } from "./snapshot-path.js";
+import { findEntry, shownPath, snapshotPath } from "./snapshot-path.js";
 
 // `vaultik diff`: what changed between two snapshots, restic's way (+ - M T U), from their
 // databases only.
@@ -77,7 +76,7 @@ function within(a: SnapshotReader, b: SnapshotReader, typed: string): string {
 /** Streams the changes as they come (a diff of millions of entries is never held), then the summary. */
 function print(io: Io, a: SnapshotReader, b: SnapshotReader, prefix: string | undefined, json: boolean): void {
   const changes = diffSnapshots(a, b, prefix);
-  const shown = prefix === undefined ? undefined : `/${displayPath(prefix)}`;
+  const shown = prefix === undefined ? undefined : shownPath(prefix);
   if (json) {
     // One document, laid out as JSON.stringify(doc, null, 2) would, written a change at a time.
     const head: Record<string, string> = { from: a.meta.id, to: b.meta.id, ...(shown === undefined ? {} : { path: shown }) };
@@ -92,11 +91,6 @@ function print(io: Io, a: SnapshotReader, b: SnapshotReader, prefix: string | un
   let r = changes.next();
   for (; !r.done; r = changes.next()) io.out(`${LETTER[r.value.change].padEnd(5)}${shownPath(r.value.path)}`);
   io.out(["", ...summaryLines(r.value)].join("\n"));
-}
-
-/** A snapshot path as every listing shows it: absolute, escaped, no trailing `/` (as `ls`). */
-function shownPath(path: string): string {
-  return `/${displayPath(path)}`;
 }
 
 function changeJson(c: Change): Record<string, unknown> {
