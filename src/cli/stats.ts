@@ -43,13 +43,17 @@ export interface RepositoryStats {
 }
 
 export function registerStats(program: Command, io: Io): void {
-  readOptions(
+  const command = readOptions(
     program
       .command("stats")
       .description("sizes per snapshot (files, size, new and shared data) and of the repository (stored, dedup, compression, what prune could free)")
       .argument("[args...]", "[BUCKET [PREFIX]] [SNAPSHOT…]; naming snapshots after BUCKET needs PREFIX too (\"\" for none)"),
     "print JSON with every figure",
-  )
+  );
+  // readOptions' --host is about `latest`; here it also picks the snapshots shown.
+  const host = command.options.find((o) => o.long === "--host");
+  if (host) host.description = "show only snapshots of this host (and `latest` means its latest)";
+  command
     .addHelpText(
       "after",
       [
