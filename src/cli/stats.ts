@@ -1,7 +1,8 @@
 import type { Command } from "commander";
 import { reclaimable, type Reclaimable } from "../prune/reclaimable.js";
-import type { SnapshotObject } from "../repo/repository.js";
-import { withSnapshot } from "../snapshot/open.js";
+import type { X25519Identity } from "../crypto/keys.js";
+import type { Repository, SnapshotObject } from "../repo/repository.js";
+import { withSnapshot, type OpenOptions } from "../snapshot/open.js";
 import { ChunkTally, type Bytes, type SnapshotTally } from "../snapshot/tally.js";
 import { formatBytes, formatDuration } from "../util/units.js";
 import { cacheFor } from "./cache.js";
@@ -77,37 +78,47 @@ export function registerStats(program: Command, io: Io): void {
         const chosen = new Set<string>();
         for (const ref of refs) chosen.add((await repo.findSnapshot(ref, { host: flags.host, signal })).id);
         const shown = all.filter((s) => (refs.length > 0 ? chosen.has(s.id) : flags.host === undefined || s.host === flags.host));
-        const tally = await ChunkTally.open();
-        try {
-          for (const [order, s] of all.entries()) {
-            signal.throwIfAborted();
-            await withSnapshot(repo, s, identities, async (reader) => tally.add(reader, order), signal, { cache: cacheFor(flags) });
-          }
-          const per = tally.snapshots();
-          const blobs = await repo.listBlobs({ signal });
-          const live = tally.referencedBlobs();
-          const unique = tally.unique();
-          const logicalBytes = [...per.values()].reduce((n, t) => n + t.logical, 0);
-          const repository: RepositoryStats = {
-            location: `${repo.location}/${repo.indexPrefix}`,
-            snapshots: all.length,
-            storedBytes: blobs.reduce((n, b) => n + b.size, 0),
-            blobs: blobs.length,
-            uniqueChunks: unique,
-            logicalBytes,
-            dedupRatio: unique.raw > 0 ? logicalBytes / unique.raw : null,
-            compressionRatio: unique.stored > 0 ? unique.raw / unique.stored : null,
-            pruneCouldFree: await reclaimable(repo, blobs, live, new Set(all.map((s) => s.id)), Date.now(), signal),
-          };
-          const snapshots = shown.map((s) => snapshotStats(s, per.get(all.indexOf(s))!));
-          return { snapshots, repository };
-        } finally {
-          await tally.close();
-        }
+        const { per, repository } = await gather(repo, all, identities, { cache: cacheFor(flags) }, signal);
+        return { snapshots: shown.map((s) => snapshotStats(s, per.get(all.indexOf(s))!)), repository };
       });
       if (flags.json) io.out(JSON.stringify(result, null, 2));
       else io.out(describe(result.snapshots, result.repository));
     });
+}
+
+/** Reads every snapshot (oldest first) into a tally, then lists the blobs: the figures of each snapshot (by place in `all`) and of the repository. */
+async function gather(
+  repo: Repository,
+  all: readonly SnapshotObject[],
+  identities: readonly X25519Identity[],
+  open: OpenOptions,
+  signal: AbortSignal,
+): Promise<{ per: Map<number, SnapshotTally>; repository: RepositoryStats }> {
+  const tally = await ChunkTally.open();
+  try {
+    for (const [order, s] of all.entries()) {
+      signal.throwIfAborted();
+      await withSnapshot(repo, s, identities, async (reader) => tally.add(reader, order), signal, open);
+    }
+    const per = tally.snapshots();
+    const blobs = await repo.listBlobs({ signal });
+    const unique = tally.unique();
+    const logicalBytes = [...per.values()].reduce((n, t) => n + t.logical, 0);
+    const repository: RepositoryStats = {
+      location: `${repo.location}/${repo.indexPrefix}`,
+      snapshots: all.length,
+      storedBytes: blobs.reduce((n, b) => n + b.size, 0),
+      blobs: blobs.length,
+      uniqueChunks: unique,
+      logicalBytes,
+      dedupRatio: unique.raw > 0 ? logicalBytes / unique.raw : null,
+      compressionRatio: unique.stored > 0 ? unique.raw / unique.stored : null,
+      pruneCouldFree: await reclaimable(repo, blobs, tally.referencedBlobs(), new Set(all.map((s) => s.id)), Date.now(), signal),
+    };
+    return { per, repository };
+  } finally {
+    await tally.close();
+  }
 }
 
 function snapshotStats(s: SnapshotObject, t: SnapshotTally): SnapshotStats {
