@@ -101,7 +101,7 @@ function envSecret(name: string, file?: { path: string; key: string }): { value:
 }
 
 /** `read()`, whose ConfigError is about an option or variable here, not the config file. */
-function asUsage<T>(read: () => T, argument?: string): T {
+export function asUsage<T>(read: () => T, argument?: string): T {
   try {
     return read();
   } catch (err) {

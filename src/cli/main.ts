@@ -10,6 +10,8 @@ import { addHelpSections } from "./help.js";
 import { processIo, type Io } from "./io.js";
 import { registerKeygen } from "./keygen.js";
 import { registerRestore } from "./restore.js";
+import { registerLs } from "./ls.js";
+import { registerFind } from "./find.js";
 import { registerSnapshots } from "./snapshots.js";
 
 // Builds the command tree and turns every failure into one message and one exit code.
@@ -25,6 +27,8 @@ export function buildProgram(io: Io): Command {
   registerBackup(program, io, async (config, flags) => runDaemon(config, flags, io));
   registerSnapshots(program, io);
   registerRestore(program, io);
+  registerLs(program, io);
+  registerFind(program, io);
   registerPrune(program, io);
   registerHealth(program, io);
   registerCatalogSeed(program, io);
