@@ -1,0 +1,176 @@
+import { mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { runBackup } from "../src/backup/run.js";
+import { loadConfig } from "../src/config/index.js";
+import { openFsStore } from "../src/store/fs.js";
+import { vaultik, type CliResult } from "./helpers/cli.js";
+import { mirrorToS3rver, s3rverCliEnv, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
+import { cliKeys, localRepo, type LocalRepo } from "./helpers/setup.js";
+
+// Issue 16 item 2: `vaultik find` through the built binary across snapshots of three hosts, each
+// backed up in-process with its own tree and a fixed clock, on a directory repository and (the
+// same objects) s3rver.
+
+let dir: string;
+let r: LocalRepo;
+let src: string;
+let server: S3rverHandle;
+const ids: Record<"alpha" | "beta" | "gamma", string> = { alpha: "", beta: "", gamma: "" };
+
+/** name (bytes as latin1) → [content size, mtime as an ISO date]. */
+type Tree = Record<string, [number, string]>;
+const TREES: [keyof typeof ids, number, Tree][] = [
+  ["alpha", Date.UTC(2026, 10, 1, 10), {
+    "docs/Report.PDF": [10, "2021-01-01"], "docs/notes.txt": [5, "2022-06-01"], "big.bin": [2000, "2023-01-01"], "bad\xff.txt": [3, "2020-05-05"],
+  }],
+  ["beta", Date.UTC(2026, 10, 2, 10), {
+    "docs/report.pdf": [20, "2024-01-01"], "photos/cat.jpg": [3000, "2024-05-01"], "new\nline.txt": [1, "2024-02-02"],
+  }],
+  ["gamma", Date.UTC(2026, 10, 3, 10), { "docs/Report.PDF": [30, "2025-01-01"], "readme.md": [7, "2025-03-03"] }],
+];
+const DIR_TIME = Date.UTC(2019, 0, 1) / 1000;
+
+function makeTree(source: string, tree: Tree): void {
+  rmSync(source, { recursive: true, force: true });
+  const at = (name: string) => Buffer.concat([Buffer.from(`${source}/`), Buffer.from(name, "latin1")]);
+  for (const [name, [size, time]] of Object.entries(tree)) {
+    mkdirSync(join(source, name, ".."), { recursive: true });
+    writeFileSync(at(name), Buffer.alloc(size, 0x61), { mode: 0o644 });
+    utimesSync(at(name), DIR_TIME, Date.parse(time) / 1000 + 0.5);
+  }
+  for (const d of ["docs", "photos", ""]) {
+    try {
+      utimesSync(join(source, d), DIR_TIME, DIR_TIME);
+    } catch {
+      // not in this tree
+    }
+  }
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "vaultik-find-"));
+  r = await localRepo(dir, await cliKeys());
+  src = r.source;
+  const config = await loadConfig(r.config);
+  for (const [host, at, tree] of TREES) {
+    makeTree(r.source, tree);
+    vi.useFakeTimers({ toFake: ["Date"], now: at });
+    try {
+      ids[host] = (await runBackup(config, { store: openFsStore(r.repo), host })).snapshotId;
+    } finally {
+      vi.useRealTimers();
+    }
+  }
+  server = await startS3rver();
+  await mirrorToS3rver(r.repo, server, "mirror");
+}, 120_000);
+
+afterAll(async () => {
+  await server?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const header = (host: keyof typeof ids) => `snapshot ${ids[host]} (host ${host}, 2026-11-0${{ alpha: 1, beta: 2, gamma: 3 }[host]} 10:00:00 UTC)`;
+
+const STORES = [
+  ["directory store", () => [r.repo], () => ({})],
+  ["s3rver", () => [server.bucket, "--prefix", "mirror"], () => s3rverCliEnv(server)],
+] as const;
+
+function finder(repoArgs: () => readonly string[], env: () => Record<string, string>) {
+  const find = (...args: string[]): Promise<CliResult> => vaultik(["find", ...repoArgs(), ...args], { env: { ...env(), VAULTIK_PRIVATE_KEY: r.identity } });
+  const ok = async (...args: string[]): Promise<string> => {
+    const out = await find(...args);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stderr).toBe("");
+    return out.stdout;
+  };
+  return { find, ok };
+}
+
+describe.each(STORES)("vaultik find on the %s", (_name, repoArgs, env) => {
+  const { ok } = finder(repoArgs, env);
+
+  it("-i: every snapshot with a match, newest first, a header each, mode, size, mtime and path per match", async () => {
+    expect(await ok("-i", "*.pdf")).toBe(
+      [
+        header("gamma"),
+        `  -rw-r--r--  30  2025-01-01 00:00:00  ${src}/docs/Report.PDF`,
+        "",
+        header("beta"),
+        `  -rw-r--r--  20  2024-01-01 00:00:00  ${src}/docs/report.pdf`,
+        "",
+        header("alpha"),
+        `  -rw-r--r--  10  2021-01-01 00:00:00  ${src}/docs/Report.PDF`,
+      ].join("\n") + "\n",
+    );
+  });
+
+  it("--json: an array of snapshots with matches, names not in UTF-8 escaped, mtimes to the nanosecond", async () => {
+    const out = await ok("bad*", "*line*", "--json");
+    expect(out).toBe(
+      JSON.stringify(
+        [
+          { snapshot: ids.beta, host: "beta", time: "2026-11-02T10:00:00.000Z", matches: [{ path: `${src}/new\\x0aline.txt`, type: "file", size: 1, mtime: "2024-02-02T00:00:00.500000000Z" }] },
+          { snapshot: ids.alpha, host: "alpha", time: "2026-11-01T10:00:00.000Z", matches: [{ path: `${src}/bad\\xff.txt`, type: "file", size: 3, mtime: "2020-05-05T00:00:00.500000000Z" }] },
+        ],
+        null,
+        2,
+      ) + "\n",
+    );
+  });
+
+  it("--host and --snapshot select snapshots; case matters without -i", async () => {
+    expect(await ok("--host", "alpha", "-i", "report.pdf")).toBe(`${header("alpha")}\n  -rw-r--r--  10  2021-01-01 00:00:00  ${src}/docs/Report.PDF\n`);
+    expect(await ok("Report.PDF", "--snapshot", ids.alpha, "--snapshot", ids.gamma.slice(0, 17))).toBe(
+      `${header("gamma")}\n  -rw-r--r--  30  2025-01-01 00:00:00  ${src}/docs/Report.PDF\n\n${header("alpha")}\n  -rw-r--r--  10  2021-01-01 00:00:00  ${src}/docs/Report.PDF\n`,
+    );
+  });
+
+});
+
+// The options below do not depend on the store (a CLI run costs seconds on this host): the directory store only.
+describe("vaultik find options", () => {
+  const { find, ok } = finder(() => [r.repo], () => ({}));
+
+  it("nothing found: exit 0, nothing on stdout, `no matches` on stderr", async () => {
+    const out = await find("*.nothing");
+    expect([out.code, out.stdout, out.stderr]).toEqual([0, "", "no matches\n"]);
+    const json = await find("*.nothing", "--json");
+    expect([json.code, json.stdout, json.stderr]).toEqual([0, "[]\n", "no matches\n"]);
+  });
+
+  it("--newer and --older (dates, date-times, ages), --larger and --smaller (sizes)", async () => {
+    const paths = async (...args: string[]) =>
+      (JSON.parse(await ok("*.*", "--json", ...args)) as { host: string; matches: { path: string }[] }[]).map((g) => [g.host, g.matches.map((m) => m.path.slice(src.length + 1))]);
+    expect(await paths("--newer", "2024-01-01T00:00:01Z", "--older", "2025-02-01")).toEqual([["gamma", ["docs/Report.PDF"]], ["beta", ["new\\x0aline.txt", "photos/cat.jpg"]]]);
+    expect(await paths("--older", "2021-01-01 00:00:01")).toEqual([["alpha", ["bad\\xff.txt", "docs/Report.PDF"]]]);
+    expect((await find("*.*", "--newer", "1d")).stderr).toBe("no matches\n");
+    expect(await paths("--older", "1d", "--larger", "1KiB")).toEqual([["beta", ["photos/cat.jpg"]], ["alpha", ["big.bin"]]]);
+    expect(await paths("--smaller", "5", "--larger", "1")).toEqual([["alpha", ["bad\\xff.txt"]]]);
+    const bad = await find("*", "--newer", "yesterday");
+    expect([bad.code, bad.stdout]).toEqual([2, ""]);
+    expect(bad.stderr).toContain('--newer: expected a date (2026-11-01)');
+  });
+
+  it("a pattern with / matches the whole path (leading / optional, ** any depth); several patterns: any; --path", async () => {
+    const hosts = async (...args: string[]) =>
+      (JSON.parse(await ok("--json", ...args)) as { host: string; matches: { path: string }[] }[]).map((g) => [g.host, g.matches.map((m) => m.path)]);
+    expect(await hosts("**/docs/*.txt")).toEqual([["alpha", [`${src}/docs/notes.txt`]]]);
+    expect(await hosts(`${src}/*.md`, `${src.slice(1)}/photos/*`)).toEqual([["gamma", [`${src}/readme.md`]], ["beta", [`${src}/photos/cat.jpg`]]]);
+    // `docs/*` as a whole path is not under the snapshot root: no match.
+    expect((await find("docs/*")).stderr).toBe("no matches\n");
+    expect(await hosts("*", "--path", `${src}/photos`)).toEqual([["beta", [`${src}/photos`, `${src}/photos/cat.jpg`]]]);
+    expect(await hosts("*.[jm][pd]*", "--host", "gamma")).toEqual([["gamma", [`${src}/readme.md`]]]);
+  });
+
+  it("the repository is the first argument: PREFIX by --prefix, which --config excludes", async () => {
+    const both = await vaultik(["find", "-c", r.config, "--prefix", "x", "*"], { env: { VAULTIK_PRIVATE_KEY: r.identity } });
+    expect([both.code, both.stderr]).toEqual([2, "vaultik: error: --prefix: the repository comes from --config; leave out --prefix\n"]);
+    const viaConfig = await vaultik(["find", "-c", r.config, "readme.md"], { env: { VAULTIK_PRIVATE_KEY: r.identity } });
+    expect([viaConfig.code, viaConfig.stdout]).toEqual([0, `${header("gamma")}\n  -rw-r--r--  7  2025-03-03 00:00:00  ${src}/readme.md\n`]);
+  });
+});
