@@ -4,6 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runBackup } from "../src/backup/run.js";
+import { Catalog } from "../src/catalog/db.js";
+import { compilePatterns } from "../src/cli/find-pattern.js";
+import { decodePath } from "../src/model/path-bytes.js";
+import { SnapshotBuilder } from "../src/snapshot/build.js";
+import { SnapshotReader } from "../src/snapshot/read.js";
 import { loadConfig } from "../src/config/index.js";
 import { openFsStore } from "../src/store/fs.js";
 import { vaultik, type CliResult } from "./helpers/cli.js";
@@ -172,5 +177,52 @@ describe("vaultik find options", () => {
     expect([both.code, both.stderr]).toEqual([2, "vaultik: error: --prefix: the repository comes from --config; leave out --prefix\n"]);
     const viaConfig = await vaultik(["find", "-c", r.config, "readme.md"], { env: { VAULTIK_PRIVATE_KEY: r.identity } });
     expect([viaConfig.code, viaConfig.stdout]).toEqual([0, `${header("gamma")}\n  -rw-r--r--  7  2025-03-03 00:00:00  ${src}/readme.md\n`]);
+  });
+});
+
+describe("the SQL prefilter of find patterns", () => {
+  it("lets through every path the glob matches (byte names, case, globstars, classes, braces), and narrows plain ones", async () => {
+    const work = await mkdtemp(join(tmpdir(), "vaultik-find-prefilter-"));
+    try {
+      const raw = (latin1: string) => decodePath(Buffer.from(latin1, "latin1"));
+      const paths = [
+        "a", "a/b", "a/b.txt", "a/B.TXT", "a/b/c.txt", "x/a/b", "x%y/_z", "x%y/qz", "d/\u00e9t\u00e9.txt", "d/\u00c9T\u00c9.TXT", raw("n/bad\xff.txt"),
+        raw("n/\xc3\xa9\xff"), "n/new\nline", "[br]/k", "{q}", "star*/?", ".hidden", "a/.hidden.txt",
+      ];
+      const db = join(work, "s.sqlite");
+      const builder = new SnapshotBuilder(db, {
+        id: "x", host: "h", time: "2026-01-01T00:00:00Z", sourceDirs: ["/"], vaultikVersion: "0",
+        chunker: "fastcdc-2016", chunkSize: 1 << 20, chunkHash: "sha256", blobHash: "sha256", compression: "zstd",
+      });
+      for (const p of [...paths].sort()) builder.add({ path: p, type: "file", mode: 0o644, uid: 0, gid: 0, size: 0, mtimeNs: 0n });
+      const catalog = new Catalog(join(work, "index.sqlite"));
+      builder.finish(catalog);
+      catalog.close();
+      const reader = new SnapshotReader(db, "s");
+      try {
+        const patterns = [
+          "*.txt", "b*", "?.txt", "*.TXT", "a/**", "**/c.txt", "a/**/c.txt", "x%y/*", "*_z", "\u00e9t\u00e9.*", "*\u00e9*", "bad?.txt", "bad*", "*line",
+          "[[]br]", "[br]", "{q}", "{a,b}", "star[*]", "*\\?", "!(*.txt)", "+(a|b)", ".hidden*", "/a/*", "n/*",
+        ];
+        let narrowed = 0;
+        for (const pattern of patterns) {
+          for (const caseless of [false, true]) {
+            const c = compilePatterns([pattern], caseless);
+            const wanted = paths.filter((p) => c.test(p)).sort();
+            const candidates = new Set([...reader.search({ names: c.names })].map((e) => e.path));
+            if (candidates.size < paths.length) narrowed++;
+            expect(wanted.filter((p) => !candidates.has(p)), `${pattern} ${caseless ? "-i" : ""}`).toEqual([]);
+          }
+        }
+        // Spot checks of what the glob itself matches.
+        expect(paths.filter((p) => compilePatterns(["*.txt"], true).test(p)).length).toBe(7);
+        expect(paths.filter((p) => compilePatterns(["bad?.txt"], false).test(p))).toEqual([raw("n/bad\xff.txt")]);
+        expect(narrowed).toBeGreaterThan(30);
+      } finally {
+        reader.close();
+      }
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   });
 });

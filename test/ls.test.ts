@@ -1,8 +1,9 @@
 import { execFileSync } from "node:child_process";
-import { chmodSync, lchownSync, lutimesSync, mkdirSync, symlinkSync, linkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, lchownSync, readFileSync, lutimesSync, mkdirSync, symlinkSync, linkSync, utimesSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runBackup } from "../src/backup/run.js";
 import { loadConfig } from "../src/config/index.js";
@@ -217,5 +218,38 @@ describe.each(STORES)("vaultik ls on the %s", (_name, repoArgs, env) => {
       path: "/opt", type: "dir", implied: true, mode: null, mode_string: null, uid: null, gid: null, user: null, group: null, size: null,
       mtime: null, link_target: null, rdev: null, link_id: null, links_to: null, xattrs: [], status: null,
     });
+  });
+});
+
+describe("vaultik ls on a format-1 snapshot (test/fixtures/format1: text paths)", () => {
+  const FIXTURE = fileURLToPath(new URL("./fixtures/format1/", import.meta.url));
+  const identity = readFileSync(join(FIXTURE, "TEST-KEY-NOT-SECRET.txt"), "utf8").split("\n").find((l) => l.startsWith("AGE-SECRET-KEY-1"))!;
+  const S = "/tmp/vaultik-format1-fixture/source";
+
+  it("-R, -l of a directory with a symlink, and a sticky directory", async () => {
+    const repo = join(dir, "format1-repo");
+    cpSync(join(FIXTURE, "repo"), repo, { recursive: true });
+    const ls = async (...args: string[]) => {
+      const out = await vaultik(["ls", repo, "latest", ...args], { env: { VAULTIK_PRIVATE_KEY: identity } });
+      expect(out.code, out.stderr).toBe(0);
+      return out.stdout;
+    };
+    const below = ["empty.txt", "hello.txt", "nested", "nested/deeper", "nested/deeper/leaf.txt", "nested/link-to-hello", "nested/same-b.txt", "notes.txt", "private.txt", "random.bin", "same-a.txt", "script.sh"];
+    expect(await ls("-R")).toBe(["/tmp", "/tmp/vaultik-format1-fixture", S, ...below.map((p) => `${S}/${p}`)].join("\n") + "\n");
+    expect(await ls("-l")).toBe("drwxrwxrwt  0  0  0  2026-11-27 20:26:29  /tmp\n");
+    expect(await ls(`${S}/nested`, "-l")).toBe(
+      [
+        `drwxr-xr-x  0  0    0  2020-02-03 04:05:06  ${S}/nested/deeper`,
+        `lrwxrwxrwx  0  0    0  2019-01-02 03:04:05  ${S}/nested/link-to-hello -> ../hello.txt`,
+        `-rw-r--r--  0  0  560  2021-06-07 08:09:10  ${S}/nested/same-b.txt`,
+      ].join("\n") + "\n",
+    );
+    const json = JSON.parse(await ls(`${S}/notes.txt`, "--json")) as Record<string, unknown>[];
+    expect(json).toEqual([
+      {
+        path: `${S}/notes.txt`, type: "file", implied: false, mode: 0o644, mode_string: "-rw-r--r--", uid: 0, gid: 0, user: null, group: null, size: 45,
+        mtime: "2019-01-02T03:04:05.500000000Z", link_target: null, rdev: null, link_id: null, links_to: null, xattrs: [], status: null,
+      },
+    ]);
   });
 });
