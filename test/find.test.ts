@@ -2,18 +2,15 @@ import { mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { runBackup } from "../src/backup/run.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Catalog } from "../src/catalog/db.js";
 import { compilePatterns } from "../src/cli/find-pattern.js";
 import { decodePath } from "../src/model/path-bytes.js";
 import { SnapshotBuilder } from "../src/snapshot/build.js";
 import { SnapshotReader } from "../src/snapshot/read.js";
-import { loadConfig } from "../src/config/index.js";
-import { openFsStore } from "../src/store/fs.js";
 import { vaultik, type CliResult } from "./helpers/cli.js";
 import { mirrorToS3rver, s3rverCliEnv, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
-import { cliKeys, localRepo, type LocalRepo } from "./helpers/setup.js";
+import { backupAt, cliKeys, localRepo, type LocalRepo } from "./helpers/setup.js";
 
 // Issue 16 item 2: `vaultik find` through the built binary across snapshots of three hosts, each
 // backed up in-process with its own tree and a fixed clock, on a directory repository and (the
@@ -59,15 +56,9 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "vaultik-find-"));
   r = await localRepo(dir, await cliKeys());
   src = r.source;
-  const config = await loadConfig(r.config);
   for (const [host, at, tree] of TREES) {
     makeTree(r.source, tree);
-    vi.useFakeTimers({ toFake: ["Date"], now: at });
-    try {
-      ids[host] = (await runBackup(config, { store: openFsStore(r.repo), host })).snapshotId;
-    } finally {
-      vi.useRealTimers();
-    }
+    ids[host] = await backupAt(r, at, host);
   }
   server = await startS3rver();
   await mirrorToS3rver(r.repo, server, "mirror");

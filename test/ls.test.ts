@@ -4,15 +4,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { runBackup } from "../src/backup/run.js";
-import { loadConfig } from "../src/config/index.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Repository } from "../src/repo/repository.js";
 import { openFsStore } from "../src/store/fs.js";
 import { vaultik, type CliResult } from "./helpers/cli.js";
 import { craftEntries } from "./helpers/craft-snapshot.js";
 import { mirrorToS3rver, s3rverCliEnv, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
-import { cliKeys, localRepo, type LocalRepo } from "./helpers/setup.js";
+import { backupAt, cliKeys, localRepo, type LocalRepo } from "./helpers/setup.js";
 
 // Issue 16 item 1: `vaultik ls` through the built binary, on a directory repository and the
 // same objects served by s3rver. A real backup of a tree with tricky names, and a crafted
@@ -90,13 +88,7 @@ beforeAll(async () => {
   const keys = await cliKeys();
   r = await localRepo(dir, keys);
   makeTree(r.source);
-  const config = await loadConfig(r.config);
-  vi.useFakeTimers({ toFake: ["Date"], now: Date.UTC(2026, 10, 1, 10) });
-  try {
-    real = (await runBackup(config, { store: openFsStore(r.repo), host: "alpha" })).snapshotId;
-  } finally {
-    vi.useRealTimers();
-  }
+  real = await backupAt(r, Date.UTC(2026, 10, 1, 10), "alpha");
   src = r.source;
   crafted = await craftEntries(
     { repo: new Repository(openFsStore(r.repo)), recipient: keys.recipient, host: "beta", time: new Date(Date.UTC(2026, 10, 2)), sourceDirs: ["/srv/data", "/opt"] },
