@@ -9,7 +9,7 @@ import { decodePath } from "../src/model/path-bytes.js";
 import { SnapshotBuilder } from "../src/snapshot/build.js";
 import { SnapshotReader } from "../src/snapshot/read.js";
 import { vaultik, type CliResult } from "./helpers/cli.js";
-import { mirrorToS3rver, s3rverCliEnv, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
+import { s3rverCliEnv, s3rverMirroring, type S3rverHandle } from "./helpers/s3rver.js";
 import { backupAt, cliKeys, localRepo, type LocalRepo } from "./helpers/setup.js";
 
 // Issue 16 item 2: `vaultik find` through the built binary across snapshots of three hosts, each
@@ -60,8 +60,7 @@ beforeAll(async () => {
     makeTree(r.source, tree);
     ids[host] = await backupAt(r, at, host);
   }
-  server = await startS3rver();
-  await mirrorToS3rver(r.repo, server, "mirror");
+  server = await s3rverMirroring(r.repo, "mirror");
 }, 120_000);
 
 afterAll(async () => {

@@ -9,7 +9,7 @@ import { Repository } from "../src/repo/repository.js";
 import { openFsStore } from "../src/store/fs.js";
 import { vaultik, type CliResult } from "./helpers/cli.js";
 import { craftEntries } from "./helpers/craft-snapshot.js";
-import { mirrorToS3rver, s3rverCliEnv, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
+import { s3rverCliEnv, s3rverMirroring, type S3rverHandle } from "./helpers/s3rver.js";
 import { backupAt, cliKeys, localRepo, type LocalRepo } from "./helpers/setup.js";
 
 // Issue 16 item 1: `vaultik ls` through the built binary, on a directory repository and the
@@ -101,8 +101,7 @@ beforeAll(async () => {
         xattrs: [{ name: "user.comment", value: Buffer.from("hi") }, { name: "user.z", value: Buffer.alloc(0) }] },
     ],
   );
-  server = await startS3rver();
-  await mirrorToS3rver(r.repo, server, "mirror");
+  server = await s3rverMirroring(r.repo, "mirror");
 }, 120_000);
 
 afterAll(async () => {
