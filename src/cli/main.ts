@@ -12,6 +12,8 @@ import { registerKeygen } from "./keygen.js";
 import { registerRestore } from "./restore.js";
 import { registerDiff } from "./diff.js";
 import { registerStats } from "./stats.js";
+import { registerLs } from "./ls.js";
+import { registerFind } from "./find.js";
 import { registerSnapshots } from "./snapshots.js";
 
 // Builds the command tree and turns every failure into one message and one exit code.
@@ -29,6 +31,8 @@ export function buildProgram(io: Io): Command {
   registerRestore(program, io);
   registerDiff(program, io);
   registerStats(program, io);
+  registerLs(program, io);
+  registerFind(program, io);
   registerPrune(program, io);
   registerHealth(program, io);
   registerCatalogSeed(program, io);

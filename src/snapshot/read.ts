@@ -149,8 +149,7 @@ export class SnapshotReader {
    */
   *entries(prefix?: string, withChunks = false): Generator<EntryRow> {
     const cols =
-      "id, path, type, mode, uid, gid, size, mtime_ns AS mtimeNs, link_target AS linkTarget, status" +
-      (this.#v2 ? ", user_name AS userName, group_name AS groupName, rdev, link_id AS linkId" : "") +
+      this.#columns() +
       (withChunks
         ? `, (SELECT count(*) FROM file_chunks fc WHERE fc.file_id = ${this.#v2 ? "coalesce(files.link_id, files.id)" : "files.id"}) AS chunks`
         : "");
@@ -475,8 +474,7 @@ export class SnapshotReader {
            FROM file_chunks fc LEFT JOIN chunks c ON c.hash = fc.chunk WHERE fc.file_id = f.id) x)`;
     const xattrs = this.#v2 ? `(SELECT group_concat(hex(x.name) || '=' || hex(x.value), ',' ORDER BY x.name) FROM xattrs x WHERE x.file_id = f.id)` : "NULL";
     const cols =
-      "f.id, f.path, f.type, f.mode, f.uid, f.gid, f.size, f.mtime_ns AS mtimeNs, f.link_target AS linkTarget, f.status" +
-      (this.#v2 ? ", f.user_name AS userName, f.group_name AS groupName, f.rdev, f.link_id AS linkId" : "") +
+      this.#columns("f") +
       `, CASE WHEN f.type = 'file' THEN ${content} END AS content, ${xattrs} AS xattrs`;
     const whole = prefix === undefined || prefix === "";
     const stmt = this.#db.prepare(`SELECT ${cols} FROM files f ${whole ? "" : "WHERE f.path = ? OR (f.path > ? AND f.path < ?)"} ORDER BY f.path`);
@@ -544,6 +542,92 @@ export class SnapshotReader {
       db.close();
     }
   }
+
+  // ---- ls, find (issue 16) ----
+
+  /** The columns #toEntry reads. */
+  #columns(table = ""): string {
+    const t = table === "" ? "" : `${table}.`;
+    return (
+      `${t}id, ${t}path, ${t}type, ${t}mode, ${t}uid, ${t}gid, ${t}size, ${t}mtime_ns AS mtimeNs, ${t}link_target AS linkTarget, ${t}status` +
+      (this.#v2 ? `, ${t}user_name AS userName, ${t}group_name AS groupName, ${t}rdev, ${t}link_id AS linkId` : "")
+    );
+  }
+
+  #seek: Database.Statement[] | undefined;
+  #pathOf: Database.Statement | undefined;
+
+  /**
+   * The first entry, in path order, at or after `from` and before `before` (no bound when
+   * undefined): one B-tree seek, so a listing can hop from one child of a directory to the
+   * next without reading what lies below each. On the lookup connection: it may run while
+   * entries() is being iterated.
+   */
+  nextEntry(from: string, before?: string): EntryRow | undefined {
+    this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
+    const db = this.#lookupDb;
+    this.#seek ??= [
+      db.prepare(`SELECT ${this.#columns()} FROM files WHERE path >= ? ORDER BY path LIMIT 1`).safeIntegers(true),
+      db.prepare(`SELECT ${this.#columns()} FROM files WHERE path >= ? AND path < ? ORDER BY path LIMIT 1`).safeIntegers(true),
+    ];
+    const row = (before === undefined ? this.#seek[0]!.get(this.#key(from)) : this.#seek[1]!.get(this.#key(from), this.#key(before))) as
+      | Record<string, unknown>
+      | undefined;
+    return row === undefined ? undefined : this.#toEntry(row);
+  }
+
+  /** The path of the entry with this id (a hard link set's first entry), if there is one. */
+  pathOf(id: number): string | undefined {
+    this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
+    this.#pathOf ??= this.#lookupDb.prepare("SELECT path FROM files WHERE id = ?").pluck();
+    const path = this.#pathOf.get(id);
+    return path === undefined ? undefined : this.#path(path);
+  }
+
+  /**
+   * Entries that may match a search, in path order: at or below `under`, within the mtime and
+   * size bounds, and, when `names` is given, whose path SQLite finds LIKE or GLOB one of them
+   * (a prefilter the caller checks exactly: see SearchFilter.names).
+   */
+  *search(filter: SearchFilter): Generator<EntryRow> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.under !== undefined && filter.under !== "") {
+      where.push("(path = ? OR (path > ? AND path < ?))");
+      args.push(...this.#within(filter.under));
+    }
+    const bound = (cond: string, value: unknown) => {
+      if (value === undefined) return;
+      where.push(cond);
+      args.push(value);
+    };
+    bound("mtime_ns > ?", filter.newerNs);
+    bound("mtime_ns < ?", filter.olderNs);
+    bound("size > ?", filter.largerThan);
+    bound("size < ?", filter.smallerThan);
+    if (filter.names !== undefined) {
+      const any: string[] = [];
+      // GLOB and LIKE see no match in a BLOB: compare the path's bytes as text.
+      const path = this.#v2 ? "CAST(path AS TEXT)" : "path";
+      for (const n of filter.names) {
+        const op = n.caseless ? "LIKE" : "GLOB";
+        const esc = n.caseless ? " ESCAPE '\\'" : "";
+        // A base name is the whole path at the top, or what follows the last `/`.
+        if (n.baseName) {
+          any.push(`${path} ${op} ?${esc}`, `${path} ${op} ?${esc}`);
+          args.push(n.pattern, (n.caseless ? "%/" : "*/") + n.pattern);
+        } else {
+          any.push(`${path} ${op} ?${esc}`);
+          args.push(n.pattern);
+        }
+      }
+      where.push(any.length === 0 ? "0" : `(${any.join(" OR ")})`);
+    }
+    const sql = `SELECT ${this.#columns()} FROM files ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY path`;
+    for (const row of this.#db.prepare(sql).safeIntegers(true).iterate(...args) as Iterable<Record<string, unknown>>) {
+      yield this.#toEntry(row);
+    }
+  }
 }
 
 /** An entry with digests of what diff compares beyond its columns. */
@@ -552,6 +636,21 @@ export interface DiffEntry extends EntryRow {
   content: string | null;
   /** Digest of its extended attributes ("" for none); null in format 1, which records none. */
   xattrs: string | null;
+}
+
+/** What search() narrows to; every bound is exclusive. */
+export interface SearchFilter {
+  under?: string;
+  newerNs?: bigint;
+  olderNs?: bigint;
+  largerThan?: number;
+  smallerThan?: number;
+  /**
+   * SQL GLOB (or, `caseless`, LIKE with `\` as escape) patterns an entry's path must match one
+   * of: the whole path, or with `baseName` its last component. They must accept at least every
+   * path the caller's own matcher accepts; the caller checks each row it gets.
+   */
+  names?: readonly { pattern: string; baseName: boolean; caseless: boolean }[];
 }
 
 /** Why a file entry is refused whose recorded size is not what its chunks hold. */

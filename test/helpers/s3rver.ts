@@ -158,3 +158,15 @@ export async function mirrorToS3rver(repoDir: string, server: S3rverHandle, pref
     await store.put(key, await readFile(abs));
   }
 }
+
+/** A fresh s3rver serving a copy of the directory repository `repoDir` under `prefix`. */
+export async function s3rverMirroring(repoDir: string, prefix: string): Promise<S3rverHandle> {
+  const server = await startS3rver();
+  try {
+    await mirrorToS3rver(repoDir, server, prefix);
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  return server;
+}

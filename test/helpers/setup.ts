@@ -54,13 +54,14 @@ export async function backupId(r: LocalRepo): Promise<string> {
 
 /**
  * A backup made in-process with the clock set to `at`. Snapshot ids have one-second
- * resolution, and keep-last must see a clear order: this gives one without sleeping.
+ * resolution, and keep-last must see a clear order: this gives one without sleeping. `host`
+ * names the snapshot's host (default: this one's).
  */
-export async function backupAt(r: LocalRepo, at: number): Promise<string> {
+export async function backupAt(r: LocalRepo, at: number, host?: string): Promise<string> {
   const config = await loadConfig(r.config);
   vi.useFakeTimers({ toFake: ["Date"], now: at });
   try {
-    return (await runBackup(config, { store: openFsStore(r.repo) })).snapshotId;
+    return (await runBackup(config, { store: openFsStore(r.repo), host })).snapshotId;
   } finally {
     vi.useRealTimers();
   }
