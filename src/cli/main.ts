@@ -10,6 +10,7 @@ import { addHelpSections } from "./help.js";
 import { processIo, type Io } from "./io.js";
 import { registerKeygen } from "./keygen.js";
 import { registerRestore } from "./restore.js";
+import { registerDump } from "./dump.js";
 import { registerSnapshots } from "./snapshots.js";
 
 // Builds the command tree and turns every failure into one message and one exit code.
@@ -25,6 +26,7 @@ export function buildProgram(io: Io): Command {
   registerBackup(program, io, async (config, flags) => runDaemon(config, flags, io));
   registerSnapshots(program, io);
   registerRestore(program, io);
+  registerDump(program, io);
   registerPrune(program, io);
   registerHealth(program, io);
   registerCatalogSeed(program, io);

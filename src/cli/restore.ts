@@ -6,16 +6,16 @@ import { IntegrityError, UsageError } from "../errors.js";
 import { displayPath } from "../model/path-bytes.js";
 import { findEntry } from "./snapshot-path.js";
 import type { Repository } from "../repo/repository.js";
-import { dumpFile } from "../restore/dump.js";
 import type { EntryProblem } from "../restore/report.js";
-import { TORN_FILE } from "../restore/report.js";
 import { Restorer, type RestoreSummary } from "../restore/restorer.js";
-import type { EntryRow, SnapshotReader } from "../snapshot/read.js";
+import type { SnapshotReader } from "../snapshot/read.js";
 import { formatBytes, formatDuration } from "../util/units.js";
 import { loadIdentities, repoFromArgs } from "./context.js";
 import { EXIT } from "./exit.js";
 import type { Io } from "./io.js";
 import { startProgress } from "./progress.js";
+import { dumpRegularFile, KIND } from "./dump.js";
+import { streamToStdout } from "./stdout-stream.js";
 import { withSnapshot } from "../snapshot/open.js";
 
 interface Flags {
@@ -122,12 +122,7 @@ function statIfThere(stat: () => Stats): Stats | undefined {
 async function fetchToStdout(io: Io, flags: Flags, repo: Repository, ref: string, filePath: string): Promise<number> {
   const identities = loadIdentities(flags.identity);
   const snapshot = await repo.findSnapshot(ref, { host: flags.host });
-  const abort = new AbortController();
-  const stopSignals = io.onInterrupt(() => abort.abort());
-  // A closed pipe (`| head`) ends the dump with its error instead of an unhandled 'error' event.
-  const onError = (err: Error) => abort.abort(err);
-  io.stdout.on("error", onError);
-  try {
+  return streamToStdout(io, async (signal) => {
     await withSnapshot(
       repo,
       snapshot,
@@ -135,20 +130,12 @@ async function fetchToStdout(io: Io, flags: Flags, repo: Repository, ref: string
       async (reader) => {
         const entry = findEntry(reader, filePath);
         if (entry.type !== "file") throw new UsageError("FILEPATH", `${filePath} is a ${KIND[entry.type]}; TARGET - writes one regular file to stdout`);
-        if (entry.status === "changed") io.err(`vaultik: warning: ${displayPath(entry.path)}: ${TORN_FILE}`);
-        await dumpFile({ repo, identities, snapshot: reader, path: entry.path, out: io.stdout, signal: abort.signal });
+        await dumpRegularFile(io, { repo, identities, snapshot: reader, entry, signal });
       },
-      abort.signal,
+      signal,
     );
     return EXIT.OK;
-  } catch (err) {
-    // The reader went away (`| head`): it has what it wanted, as with `cat`.
-    if ((abort.signal.reason as NodeJS.ErrnoException | undefined)?.code === "EPIPE") return EXIT.OK;
-    throw err;
-  } finally {
-    io.stdout.off("error", onError);
-    stopSignals();
-  }
+  });
 }
 
 type Plan = { target: string; prefix?: string; destination?: (path: string) => string };
@@ -229,7 +216,3 @@ function report(io: Io, flags: Flags, id: string, s: RestoreSummary, ms: number)
       (s.devicesSkipped === 0 ? "" : `; ${s.devicesSkipped} device node${s.devicesSkipped === 1 ? "" : "s"} skipped (needs root)`),
   );
 }
-
-const KIND: Record<EntryRow["type"], string> = {
-  file: "file", dir: "directory", symlink: "symlink", fifo: "FIFO", chardev: "character device", blockdev: "block device",
-};

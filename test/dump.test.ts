@@ -1,0 +1,130 @@
+// Issue 16, `vaultik dump`: a file's bytes on stdout, a directory as a tar stream that GNU tar
+// lists and extracts back bit-exact (names that are not UTF-8 included), on the directory store
+// and on S3 (s3rver), through the built binary.
+import { spawnSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BIN, cleanEnv, vaultik } from "./helpers/cli.js";
+import { diffTrees } from "./helpers/fidelity.js";
+import { mirrorToS3rver, s3rverCliEnv, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
+import { useTempDirs } from "./helpers/temp.js";
+import { DEEP, DIRS, ENTRIES, SPARSE, trickyRepo, type TrickyRepo } from "./helpers/tricky-tree.js";
+
+const tempDir = useTempDirs("vaultik-dump-t-");
+let base: string;
+let r: TrickyRepo;
+let server: S3rverHandle;
+
+beforeAll(async () => {
+  base = await mkdtemp(join(tmpdir(), "vaultik-dump-"));
+  r = await trickyRepo(base);
+  server = await startS3rver();
+  await mirrorToS3rver(r.repo, server, "dumped");
+}, 120_000);
+
+afterAll(async () => {
+  await server?.close();
+  await rm(base, { recursive: true, force: true });
+});
+
+/** The source tree's snapshot path, as typed (absolute). */
+const srcPath = () => r.src;
+
+/**
+ * GNU tar (1.34) does not know POSIX's `hdrcharset` PAX keyword, which marks the one member whose
+ * name is not UTF-8: it says so once and keeps the name's bytes as they are (asserted below).
+ */
+const GNU_HDRCHARSET = "tar: Ignoring unknown extended header keyword 'hdrcharset'\n";
+
+/** How GNU tar lists a name in the C locale with --quoting-style=escape. */
+function tarEscaped(latin1: string): string {
+  let out = "";
+  for (const b of Buffer.from(latin1, "latin1")) {
+    if (b === 0x5c) out += "\\\\";
+    else if (b === 0x0a) out += "\\n";
+    else if (b >= 0x20 && b < 0x7f) out += String.fromCharCode(b);
+    else out += `\\${b.toString(8).padStart(3, "0")}`;
+  }
+  return out;
+}
+
+const stores = [
+  { name: "directory store", repoArgs: () => [r.repo, ""], env: () => ({}) },
+  { name: "S3 (s3rver)", repoArgs: () => [server.bucket, "dumped"], env: () => s3rverCliEnv(server) },
+];
+
+describe.each(stores)("vaultik dump on the $name", (store) => {
+  const run = (...args: string[]) => vaultik(["dump", ...store.repoArgs(), r.snapshotId, ...args], { env: { ...store.env(), VAULTIK_PRIVATE_KEY: r.identity } });
+  /** `vaultik dump … | <shell pipeline>` through bash, for what a user types; the exit statuses of both sides. */
+  const piped = (args: string[], then: string) => {
+    const cmd = [process.execPath, BIN, "dump", ...store.repoArgs(), r.snapshotId, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
+    const p = spawnSync("bash", ["-c", `${cmd} | ${then}; echo "exit:\${PIPESTATUS[*]}" >&2`], {
+      env: cleanEnv({ ...store.env(), VAULTIK_PRIVATE_KEY: r.identity, LC_ALL: "C", TZ: "UTC" }),
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return { stdout: p.stdout, stderr: p.stderr.toString() };
+  };
+
+  it("a file: stdout is exactly its bytes (a file of several chunks, a sparse file, a name that is not UTF-8 typed escaped)", async () => {
+    const deep = await run(`${srcPath()}/sub/deep.bin`);
+    expect(deep.code, deep.stderr).toBe(0);
+    expect(deep.stdoutBytes.equals(DEEP)).toBe(true);
+    expect(deep.stderr).toBe("");
+    const sparse = await run(`${srcPath()}/sparse`);
+    expect(sparse.code, sparse.stderr).toBe(0);
+    const want = Buffer.alloc(SPARSE.size);
+    SPARSE.data.copy(want, SPARSE.at);
+    expect(sparse.stdoutBytes.equals(want)).toBe(true);
+    const bad = await run(`${srcPath()}/bad\\xff`);
+    expect(bad.code, bad.stderr).toBe(0);
+    expect(bad.stdout).toBe("a name that is not UTF-8\n");
+  });
+
+  it("a directory: a tar stream that tar lists in path order and extracts bit-exact", async () => {
+    const rel = srcPath().slice(1);
+    const listed = piped([srcPath()], "tar -t --quoting-style=escape");
+    expect(listed.stderr).toBe(`${GNU_HDRCHARSET}exit:0 0\n`);
+    const expected = [`${rel}/`, ...[...ENTRIES].sort((a, b) => Buffer.compare(Buffer.from(a, "latin1"), Buffer.from(b, "latin1"))).map((e) => `${rel}/${tarEscaped(e)}${DIRS.has(e) ? "/" : ""}`)];
+    expect(listed.stdout.toString().split("\n").slice(0, -1)).toEqual(expected);
+
+    const out = await tempDir();
+    const x = piped([srcPath()], `tar -x -p -C '${out}'`);
+    expect(x.stderr).toBe(`${GNU_HDRCHARSET}exit:0 0\n`);
+    const diffs = diffTrees(r.src, join(out, rel), { mtimeToleranceNs: 999_999_999n })
+      // tar carries a hole as zeros: the extracted copy takes its full size on disk.
+      .filter((d) => !(d.property === "allocated" && d.path === "sparse"))
+      .map((d) => d.text);
+    expect(diffs).toEqual([]);
+  });
+
+  it("--archive tar on a file: a tar of that one file", async () => {
+    const listed = piped([`${srcPath()}/plain.txt`, "--archive", "tar"], "tar -tv --quoting-style=escape");
+    expect(listed.stderr).toBe("exit:0 0\n");
+    const lines = listed.stdout.toString().split("\n").slice(0, -1);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^-rw-r----- .* 11 2023-11-14 22:13 ${srcPath().slice(1)}/plain.txt$`));
+  });
+
+  it("the whole snapshot (/) as tar, cut short by `head -c 10`: exit 0, nothing on stderr", () => {
+    const cut = piped(["/"], "head -c 10");
+    expect(cut.stdout).toHaveLength(10);
+    expect(cut.stderr).toBe("exit:0 0\n");
+  });
+
+  it("a path that is not in the snapshot: exit 10, nothing on stdout", async () => {
+    const missing = await run(`${srcPath()}/nope`);
+    expect(missing.code).toBe(10);
+    expect(missing.stdout).toBe("");
+    expect(missing.stderr).toContain(`${srcPath()}/nope`);
+  });
+});
+
+it("dump --help names the arguments and shows an example", async () => {
+  const help = await vaultik(["dump", "--help"]);
+  expect(help.code).toBe(0);
+  expect(help.stdout).toContain("SNAPSHOT PATH");
+  expect(help.stdout).toContain("--archive <format>");
+  expect(help.stdout).toContain("| pg_restore");
+});
