@@ -8,6 +8,8 @@ import { findEntry } from "./snapshot-path.js";
 import type { Repository } from "../repo/repository.js";
 import type { EntryProblem } from "../restore/report.js";
 import { Restorer, type RestoreSummary } from "../restore/restorer.js";
+import { dryRun, type DryRunSummary } from "../restore/dry-run.js";
+import { Selection } from "../restore/selection.js";
 import type { SnapshotReader } from "../snapshot/read.js";
 import { formatBytes, formatDuration } from "../util/units.js";
 import { loadIdentities, repoFromArgs } from "./context.js";
@@ -26,7 +28,12 @@ interface Flags {
   json?: boolean;
   allErrors?: boolean;
   numericOwner?: boolean;
+  include: string[];
+  exclude: string[];
+  dryRun?: boolean;
 }
+
+const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** Failures (and warnings) the text output names before it says how many more there are. */
 const SHOWN = 20;
@@ -39,7 +46,10 @@ function common(cmd: Command): Command {
     .option("--host <host>", "with `latest`: the latest snapshot of this host")
     .option("--json", "print a JSON summary (it lists every failed entry)")
     .option("--all-errors", `name every entry that failed, not only the first ${SHOWN}`)
-    .option("--numeric-owner", "as root: give owners the recorded user and group ids, not this host's ids for the recorded names");
+    .option("--numeric-owner", "as root: give owners the recorded user and group ids, not this host's ids for the recorded names")
+    .option("--include <pattern>", "restore only what matches (gitignore-style, from the snapshot root: `*.pdf`, `/home/me/docs`, `logs/`); repeatable", collect, [])
+    .option("--exclude <pattern>", "leave out what matches (same patterns; wins over --include); repeatable", collect, [])
+    .option("--dry-run", "read only the snapshot database: list what would be restored (stdout) and how much would be written and read (stderr), write nothing");
 }
 
 export function registerRestore(program: Command, io: Io): void {
@@ -152,14 +162,22 @@ async function restoreInto(
   const abort = new AbortController();
   const stopSignals = io.onInterrupt(() => abort.abort());
   const started = Date.now();
+  const selection = flags.include.length + flags.exclude.length > 0 ? new Selection(flags.include, flags.exclude) : undefined;
   try {
+    if (flags.dryRun) {
+      await withSnapshot(repo, snapshot, identities, async (reader) => {
+        const p = await plan(reader);
+        await reportDryRun(io, flags, snapshot.id, (onEntry) => dryRun({ snapshot: reader, prefix: p.prefix, selection, signal: abort.signal, onEntry }));
+      }, abort.signal);
+      return EXIT.OK;
+    }
     const summary = await withSnapshot(
       repo,
       snapshot,
       identities,
       async (reader) => {
         const p = await plan(reader);
-        const restorer = new Restorer({ repo, identities, snapshot: reader, ...p, numericOwner: flags.numericOwner === true, signal: abort.signal });
+        const restorer = new Restorer({ repo, identities, snapshot: reader, ...p, selection, numericOwner: flags.numericOwner === true, signal: abort.signal });
         const stop = flags.json
           ? () => {}
           : startProgress("restore", {
@@ -180,6 +198,22 @@ async function restoreInto(
   } finally {
     stopSignals();
   }
+}
+
+/** `--dry-run`: the paths (leading `/`, escaped) as they come, then what the restore would cost. */
+async function reportDryRun(io: Io, flags: Flags, id: string, run: (onEntry: (path: string) => void) => Promise<DryRunSummary>): Promise<void> {
+  const paths: string[] = [];
+  const s = await run(flags.json ? (p) => paths.push(`/${displayPath(p)}`) : (p) => io.out(`/${displayPath(p)}`));
+  if (flags.json) {
+    io.out(JSON.stringify({ snapshotId: id, dryRun: true, paths, ...s }, null, 2));
+    return;
+  }
+  const special = [[s.special.fifos, "FIFO(s)"], [s.special.chardevs, "character device(s)"], [s.special.blockdevs, "block device(s)"]] as const;
+  io.err(
+    `dry run of snapshot ${id}: would restore ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ` +
+      special.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}, `).join("") +
+      `${formatBytes(s.bytes)}, reading about ${formatBytes(s.bytesToRead)} from ${s.blobs} blob(s); nothing written`,
+  );
 }
 
 /**
