@@ -2,11 +2,13 @@
 // lists and extracts back bit-exact (names that are not UTF-8 included), on the directory store
 // and on S3 (s3rver), through the built binary.
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, cleanEnv, vaultik } from "./helpers/cli.js";
+import { craftV2, entryOf, seedRepo, type Seeded } from "./helpers/craft-v2.js";
 import { diffTrees } from "./helpers/fidelity.js";
 import { mirrorToS3rver, s3rverCliEnv, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
 import { useTempDirs } from "./helpers/temp.js";
@@ -127,4 +129,56 @@ it("dump --help names the arguments and shows an example", async () => {
   expect(help.stdout).toContain("SNAPSHOT PATH");
   expect(help.stdout).toContain("--archive <format>");
   expect(help.stdout).toContain("| pg_restore");
+});
+
+describe("a crafted snapshot cannot make a member's header lie about its size", () => {
+  const A = Buffer.from("A".repeat(700) + "first\n");
+  const B = Buffer.from("B".repeat(500) + "second\n");
+  let s: Seeded;
+  let id: string;
+  beforeAll(async () => {
+    s = await seedRepo(await mkdtemp(join(tmpdir(), "vaultik-dump-crafted-")), [A, B]);
+    id = await craftV2(s, [
+      { entry: entryOf("c", "dir") },
+      { entry: entryOf("c/ok", "file", { size: A.length }), chunks: [{ offset: 0, data: A }] },
+      // Chunks that overlap: a stream cannot go back; the last one ends within the size, so only dump's own check sees it.
+      { entry: entryOf("c/overlap", "file", { size: 2 * A.length }), chunks: [{ offset: 0, data: A }, { offset: 10, data: A }] },
+      // A chunk that ends past the recorded size.
+      { entry: entryOf("c/past", "file", { size: 10 }), chunks: [{ offset: 0, data: B }] },
+      { entry: entryOf("c/z", "file", { size: B.length + 100 }), chunks: [{ offset: 100, data: B }] },
+    ]);
+  }, 120_000);
+  afterAll(async () => {
+    if (s) await rm(s.dir, { recursive: true, force: true });
+  });
+  const env = () => ({ env: { VAULTIK_PRIVATE_KEY: s.identity } });
+
+  it("the archive leaves those files out, says so on stderr and exits 1; every other member is whole", async () => {
+    const out = await vaultik(["dump", s.repo, "", id, "/c"], env());
+    expect(out.code).toBe(1);
+    expect(out.stderr.split("\n").filter((l) => l !== "").map((l) => l.replace(/: left out of the archive: .*/, ""))).toEqual([
+      "vaultik: error: /c/overlap",
+      "vaultik: error: /c/past",
+    ]);
+    const dir = await tempDir();
+    const listed = spawnSync("tar", ["-tv", "--quoting-style=escape"], { input: out.stdoutBytes, env: { ...process.env, TZ: "UTC" } });
+    expect(listed.status, listed.stderr.toString()).toBe(0);
+    expect(listed.stdout.toString().split("\n").filter((l) => l !== "").map((l) => l.replace(/^(\S+) \S+ +(\d+) .* (\S+)$/, "$1 $2 $3"))).toEqual([
+      "drwxr-xr-x 0 c/",
+      "-rw-r--r-- 706 c/ok",
+      `-rw-r--r-- ${B.length + 100} c/z`,
+    ]);
+    const x = spawnSync("tar", ["-x", "-C", dir], { input: out.stdoutBytes });
+    expect(x.status, x.stderr.toString()).toBe(0);
+    expect(readFileSync(join(dir, "c/z")).equals(Buffer.concat([Buffer.alloc(100), B]))).toBe(true);
+  });
+
+  it("one such file on its own: exit 1, not a byte on stdout", async () => {
+    for (const path of ["/c/overlap", "/c/past"]) {
+      const out = await vaultik(["dump", s.repo, "", id, path], env());
+      expect(out.code).toBe(1);
+      expect(out.stdoutBytes.length).toBe(0);
+      expect(out.stderr).toMatch(/^vaultik: error: .*(overlaps another|reach byte)/);
+    }
+  });
 });
