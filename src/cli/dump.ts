@@ -76,6 +76,7 @@ async function dump(io: Io, o: { repo: Repository; identities: readonly X25519Id
     out: io.stdout,
     signal: o.signal,
     skipped: (path, message) => io.err(`vaultik: error: /${displayPath(path)}: left out of the archive: ${message}`),
+    warn: (path, message) => io.err(`vaultik: warning: /${displayPath(path)}: ${message}`),
   });
   return skipped > 0 ? EXIT.FAILURE : EXIT.OK;
 }

@@ -58,7 +58,15 @@ export function registerRestore(program: Command, io: Io): void {
       .command("restore")
       .description("restore a whole snapshot into TARGET_DIR (needs the private key)")
       .argument("<args...>", "[BUCKET [PREFIX]] SNAPSHOT_ID TARGET_DIR   (SNAPSHOT_ID may be `latest` or a unique prefix)"),
-  ).action(async (args: string[], flags: Flags) => {
+  )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  vaultik restore -c vaultik.yml latest /mnt/restore --include '*.pdf' --exclude /home/me/tmp
+  vaultik restore -c vaultik.yml latest /mnt/restore --include /etc/nginx --dry-run   (what, and how much)`,
+    )
+    .action(async (args: string[], flags: Flags) => {
     const { repo, rest } = await repoFromArgs(args, ["SNAPSHOT_ID", "TARGET_DIR"], flags);
     const [ref, target] = rest as [string, string];
     const dest = resolve(target);

@@ -7,6 +7,7 @@ import { encodePath, hasRawBytes } from "../model/path-bytes.js";
 import type { Repository } from "../repo/repository.js";
 import type { EntryRow, SnapshotReader } from "../snapshot/read.js";
 import { Pace } from "../util/pace.js";
+import { TORN_FILE } from "./report.js";
 import { checkStreamable, streamContent, writerTo, type ContentSource } from "./dump.js";
 
 // A subtree of a snapshot as a tar stream (`vaultik dump … --archive tar`), written with
@@ -31,6 +32,8 @@ export interface TarOptions {
   signal?: AbortSignal;
   /** An entry left out of the archive, and why (the dump goes on). */
   skipped: (path: string, message: string) => void;
+  /** An entry written as recorded, but maybe not as the source had it (a file that changed while it was read). */
+  warn: (path: string, message: string) => void;
 }
 
 const TYPES: Record<EntryRow["type"], Header["type"]> = {
@@ -103,7 +106,8 @@ async function addEntries(o: TarOptions, tar: Pack): Promise<number> {
       devmajor: e.rdev === null ? 0 : major(e.rdev),
       devminor: e.rdev === null ? 0 : minor(e.rdev),
     };
-    if (e.type === "file" && e.linkId !== null && leader === undefined) linkLeaders.set(e.linkId, e.path);
+    if (e.type === "file" && e.linkId !== null && leader === undefined) linkLeaders.set(e.linkId, header.name);
+    if (e.status === "changed") o.warn(e.path, TORN_FILE);
     const pax = paxRecords(header, e);
     if (pax) {
       tar.push(paxBlock(pax));
