@@ -10,29 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, cleanEnv, vaultik } from "./helpers/cli.js";
 import { craftV2, entryOf, seedRepo, type Seeded } from "./helpers/craft-v2.js";
 import { diffTrees } from "./helpers/fidelity.js";
-import { mirrorToS3rver, s3rverCliEnv, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
 import { useTempDirs } from "./helpers/temp.js";
-import { DEEP, DIRS, ENTRIES, SPARSE, trickyRepo, type TrickyRepo } from "./helpers/tricky-tree.js";
+import { DEEP, DIRS, ENTRIES, SPARSE, useTrickyRepo } from "./helpers/tricky-tree.js";
 
 const tempDir = useTempDirs("vaultik-dump-t-");
-let base: string;
-let r: TrickyRepo;
-let server: S3rverHandle;
-
-beforeAll(async () => {
-  base = await mkdtemp(join(tmpdir(), "vaultik-dump-"));
-  r = await trickyRepo(base);
-  server = await startS3rver();
-  await mirrorToS3rver(r.repo, server, "dumped");
-}, 120_000);
-
-afterAll(async () => {
-  await server?.close();
-  await rm(base, { recursive: true, force: true });
-});
+const fx = useTrickyRepo("dumped");
 
 /** The source tree's snapshot path, as typed (absolute). */
-const srcPath = () => r.src;
+const srcPath = () => fx.r.src;
 
 /**
  * GNU tar (1.34) does not know POSIX's `hdrcharset` PAX keyword, which marks the one member whose
@@ -52,18 +37,14 @@ function tarEscaped(latin1: string): string {
   return out;
 }
 
-const stores = [
-  { name: "directory store", repoArgs: () => [r.repo, ""], env: () => ({}) },
-  { name: "S3 (s3rver)", repoArgs: () => [server.bucket, "dumped"], env: () => s3rverCliEnv(server) },
-];
 
-describe.each(stores)("vaultik dump on the $name", (store) => {
-  const run = (...args: string[]) => vaultik(["dump", ...store.repoArgs(), r.snapshotId, ...args], { env: { ...store.env(), VAULTIK_PRIVATE_KEY: r.identity } });
+describe.each(fx.stores)("vaultik dump on the $name", (store) => {
+  const run = (...args: string[]) => vaultik(["dump", ...store.repoArgs(), fx.r.snapshotId, ...args], { env: { ...store.env(), VAULTIK_PRIVATE_KEY: fx.r.identity } });
   /** `vaultik dump … | <shell pipeline>` through bash, for what a user types; the exit statuses of both sides. */
   const piped = (args: string[], then: string) => {
-    const cmd = [process.execPath, BIN, "dump", ...store.repoArgs(), r.snapshotId, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
+    const cmd = [process.execPath, BIN, "dump", ...store.repoArgs(), fx.r.snapshotId, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
     const p = spawnSync("bash", ["-c", `${cmd} | ${then}; echo "exit:\${PIPESTATUS[*]}" >&2`], {
-      env: cleanEnv({ ...store.env(), VAULTIK_PRIVATE_KEY: r.identity, LC_ALL: "C", TZ: "UTC" }),
+      env: cleanEnv({ ...store.env(), VAULTIK_PRIVATE_KEY: fx.r.identity, LC_ALL: "C", TZ: "UTC" }),
       maxBuffer: 64 * 1024 * 1024,
     });
     return { stdout: p.stdout, stderr: p.stderr.toString() };
@@ -94,7 +75,7 @@ describe.each(stores)("vaultik dump on the $name", (store) => {
     const out = await tempDir();
     const x = piped([srcPath()], `tar -x -p -C '${out}'`);
     expect(x.stderr).toBe(`${GNU_HDRCHARSET}exit:0 0\n`);
-    const diffs = diffTrees(r.src, join(out, rel), { mtimeToleranceNs: 999_999_999n })
+    const diffs = diffTrees(fx.r.src, join(out, rel), { mtimeToleranceNs: 999_999_999n })
       // tar carries a hole as zeros: the extracted copy takes its full size on disk.
       .filter((d) => !(d.property === "allocated" && d.path === "sparse"))
       .map((d) => d.text);

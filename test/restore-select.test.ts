@@ -2,32 +2,15 @@
 // select (and the directories above it), reads less of the repository, and `--dry-run` says what
 // would be restored and read without writing anything; on the directory store and on S3.
 import { existsSync, lstatSync, readFileSync, statSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { vaultik } from "./helpers/cli.js";
 import { describeTree } from "./helpers/fidelity.js";
-import { mirrorToS3rver, s3rverCliEnv, startS3rver, type S3rverHandle } from "./helpers/s3rver.js";
 import { useTempDirs } from "./helpers/temp.js";
-import { trickyRepo, type TrickyRepo } from "./helpers/tricky-tree.js";
+import { useTrickyRepo } from "./helpers/tricky-tree.js";
 
 const tempDir = useTempDirs("vaultik-select-t-");
-let base: string;
-let r: TrickyRepo;
-let server: S3rverHandle;
-
-beforeAll(async () => {
-  base = await mkdtemp(join(tmpdir(), "vaultik-select-"));
-  r = await trickyRepo(base);
-  server = await startS3rver();
-  await mirrorToS3rver(r.repo, server, "selected");
-}, 120_000);
-
-afterAll(async () => {
-  await server?.close();
-  await rm(base, { recursive: true, force: true });
-});
+const fx = useTrickyRepo("selected");
 
 interface Restored {
   files: number;
@@ -52,28 +35,24 @@ interface DryRun {
 /** Every path below `root` (escaped, relative), sorted: the directories above the source too. */
 const listing = (root: string) => [...describeTree(root).keys()].filter((p) => p !== ".").sort();
 /** The restored source's relative path and each of its ancestors, as listing() shows them. */
-const above = () => r.src.slice(1).split("/").map((_, i, parts) => parts.slice(0, i + 1).join("/"));
-const inSrc = (...names: string[]) => names.map((n) => `${r.src.slice(1)}/${n}`);
+const above = () => fx.r.src.slice(1).split("/").map((_, i, parts) => parts.slice(0, i + 1).join("/"));
+const inSrc = (...names: string[]) => names.map((n) => `${fx.r.src.slice(1)}/${n}`);
 
-const stores = [
-  { name: "directory store", repoArgs: () => [r.repo, ""], env: () => ({}) },
-  { name: "S3 (s3rver)", repoArgs: () => [server.bucket, "selected"], env: () => s3rverCliEnv(server) },
-];
 
-describe.each(stores)("restore --include/--exclude on the $name", (store) => {
+describe.each(fx.stores)("restore --include/--exclude on the $name", (store) => {
   const restore = (target: string, ...flags: string[]) =>
-    vaultik(["restore", ...store.repoArgs(), r.snapshotId, target, ...flags], { env: { ...store.env(), VAULTIK_PRIVATE_KEY: r.identity } });
+    vaultik(["restore", ...store.repoArgs(), fx.r.snapshotId, target, ...flags], { env: { ...store.env(), VAULTIK_PRIVATE_KEY: fx.r.identity } });
 
   it("restores exactly what the patterns select, the directories above it, a link set's content through the one chosen name", async () => {
     const t = join(await tempDir(), "t");
-    const flags = ["--include", "*.log", "--include", `${r.src}/sub/`, "--include", "hard-b", "--include", "bad?", "--exclude", "b.log", "--exclude", "deep.bin"];
+    const flags = ["--include", "*.log", "--include", `${fx.r.src}/sub/`, "--include", "hard-b", "--include", "bad?", "--exclude", "b.log", "--exclude", "deep.bin"];
     const out = await restore(t, "--json", ...flags);
     expect(out.code, out.stderr).toBe(0);
     expect(listing(t)).toEqual([...above(), ...inSrc("bad\\xff", "hard-b", "logs", "logs/a.log", "sub", "sub/notes.md")].sort());
-    expect(readFileSync(join(t, r.src, "hard-b"), "utf8")).toBe("one inode, two names\n");
-    expect(readFileSync(join(t, r.src, "logs/a.log"), "utf8")).toBe("log a\n");
+    expect(readFileSync(join(t, fx.r.src, "hard-b"), "utf8")).toBe("one inode, two names\n");
+    expect(readFileSync(join(t, fx.r.src, "logs/a.log"), "utf8")).toBe("log a\n");
     // The selected directory keeps its recorded mode and time.
-    expect(statSync(join(t, r.src, "sub")).mtimeMs).toBe(statSync(join(r.src, "sub")).mtimeMs);
+    expect(statSync(join(t, fx.r.src, "sub")).mtimeMs).toBe(statSync(join(fx.r.src, "sub")).mtimeMs);
     const summary = JSON.parse(out.stdout) as Restored;
     expect(summary.errors).toEqual([]);
     expect([summary.files, summary.symlinks]).toEqual([4, 0]);
@@ -93,7 +72,7 @@ describe.each(stores)("restore --include/--exclude on the $name", (store) => {
     const t = join(await tempDir(), "never");
     const out = await restore(t, "--dry-run", "--include", "logs", "--include", "new*", "--exclude", "*.txt");
     expect(out.code, out.stderr).toBe(0);
-    const shown = (n: string) => `/${r.src.slice(1)}${n === "" ? "" : `/${n}`}`;
+    const shown = (n: string) => `/${fx.r.src.slice(1)}${n === "" ? "" : `/${n}`}`;
     const expected = [...above().map((p) => `/${p}`), shown("logs"), shown("logs/a.log"), shown("logs/b.log"), shown("new\\x0aline")];
     expect(out.stdout).toBe([...expected, ""].join("\n"));
     expect(out.stderr).toMatch(/^dry run of snapshot \S+: would restore 3 files, 4 directories, 0 symlinks, 34 B, reading about [\d.]+ KiB from 1 blob\(s\); nothing written\n$/);
@@ -102,7 +81,7 @@ describe.each(stores)("restore --include/--exclude on the $name", (store) => {
     const json = await restore(t, "--dry-run", "--json", "--include", "logs", "--include", "new*", "--exclude", "*.txt");
     expect(json.code, json.stderr).toBe(0);
     const d = JSON.parse(json.stdout) as DryRun;
-    expect(d).toMatchObject({ snapshotId: r.snapshotId, dryRun: true, files: 3, dirs: 4, symlinks: 0, bytes: 34, blobs: 1 });
+    expect(d).toMatchObject({ snapshotId: fx.r.snapshotId, dryRun: true, files: 3, dirs: 4, symlinks: 0, bytes: 34, blobs: 1 });
     expect(d.paths).toEqual(expected);
     expect(existsSync(t)).toBe(false);
   });
@@ -111,14 +90,14 @@ describe.each(stores)("restore --include/--exclude on the $name", (store) => {
     const t = join(await tempDir(), "never");
     const out = await restore(t, "--include", "*.log", "--include", "nothing-like-this");
     expect(out.code).toBe(10);
-    expect(out.stderr).toBe("vaultik: error: --include nothing-like-this: matches nothing in snapshot " + r.snapshotId + "\n");
+    expect(out.stderr).toBe("vaultik: error: --include nothing-like-this: matches nothing in snapshot " + fx.r.snapshotId + "\n");
     expect(existsSync(t)).toBe(false);
   });
 });
 
 it("fetch takes the patterns too, from the snapshot root, within the fetched subtree", async () => {
   const t = join(await tempDir(), "t");
-  const out = await vaultik(["fetch", r.repo, "", r.snapshotId, `${r.src}/logs`, t, "--exclude", "/**/a.log"], { env: { VAULTIK_PRIVATE_KEY: r.identity } });
+  const out = await vaultik(["fetch", fx.r.repo, "", fx.r.snapshotId, `${fx.r.src}/logs`, t, "--exclude", "/**/a.log"], { env: { VAULTIK_PRIVATE_KEY: fx.r.identity } });
   expect(out.code, out.stderr).toBe(0);
   expect(listing(t)).toEqual(["b.log", "keep.txt"]);
   expect(lstatSync(t).isDirectory()).toBe(true);

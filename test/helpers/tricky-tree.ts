@@ -1,9 +1,11 @@
 import { chmodSync, closeSync, ftruncateSync, linkSync, lutimesSync, mkdirSync, openSync, symlinkSync, utimesSync, writeFileSync, writeSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import { vaultik } from "./cli.js";
 import { joinB } from "./fidelity.js";
+import { mirrorToS3rver, s3rverCliEnv, startS3rver, type S3rverHandle } from "./s3rver.js";
 import { cliKeys } from "./setup.js";
 import { pseudoRandom } from "./tree.js";
 
@@ -103,4 +105,43 @@ export async function trickyRepo(dir: string): Promise<TrickyRepo> {
   const out = await vaultik(["backup", config, "--json"]);
   expect(out.code, out.stderr).toBe(0);
   return { dir, src, repo, identity: keys.identity, snapshotId: (JSON.parse(out.stdout) as { snapshotId: string }).snapshotId };
+}
+
+/** A repository the CLI reaches as `repoArgs()` with `env()`. */
+export interface StoreUnderTest {
+  name: string;
+  repoArgs: () => string[];
+  env: () => Record<string, string>;
+}
+
+export interface TrickyFixture {
+  /** Set once beforeAll has run. */
+  r: TrickyRepo;
+  server: S3rverHandle;
+  /** The directory store and s3rver (the same objects under `prefix`). */
+  stores: StoreUnderTest[];
+}
+
+/**
+ * Registers a beforeAll that backs the tricky tree up into a directory store and mirrors it into
+ * a fresh s3rver under `prefix`, and an afterAll that removes both.
+ */
+export function useTrickyRepo(prefix: string): TrickyFixture {
+  const f = { stores: [] } as unknown as TrickyFixture;
+  f.stores.push(
+    { name: "directory store", repoArgs: () => [f.r.repo, ""], env: () => ({}) },
+    { name: "S3 (s3rver)", repoArgs: () => [f.server.bucket, prefix], env: () => s3rverCliEnv(f.server) },
+  );
+  let base: string | undefined;
+  beforeAll(async () => {
+    base = await mkdtemp(join(tmpdir(), `vaultik-${prefix}-`));
+    f.r = await trickyRepo(base);
+    f.server = await startS3rver();
+    await mirrorToS3rver(f.r.repo, f.server, prefix);
+  }, 120_000);
+  afterAll(async () => {
+    await f.server?.close();
+    if (base) await rm(base, { recursive: true, force: true });
+  });
+  return f;
 }
