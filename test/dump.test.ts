@@ -127,6 +127,12 @@ describe("a crafted snapshot cannot make a member's header lie about its size", 
       // A chunk that ends past the recorded size.
       { entry: entryOf("c/past", "file", { size: 10 }), chunks: [{ offset: 0, data: B }] },
       { entry: entryOf("c/z", "file", { size: B.length + 100 }), chunks: [{ offset: 100, data: B }] },
+      // What ustar fields cannot hold (or tar-stream would change): mode 0, ids past 6 octal
+      // digits, an owner name past 31 bytes, a time before 1970; they go in a PAX header.
+      {
+        entry: entryOf("c/m0", "file", { size: B.length, mode: 0, uid: 1_000_000, gid: 2_000_000, userName: "u".repeat(40), groupName: "g", mtimeNs: -1_000_000_000n }),
+        chunks: [{ offset: 0, data: B }],
+      },
     ]);
   }, 120_000);
   afterAll(async () => {
@@ -144,11 +150,14 @@ describe("a crafted snapshot cannot make a member's header lie about its size", 
     const dir = await tempDir();
     const listed = spawnSync("tar", ["-tv", "--quoting-style=escape"], { input: out.stdoutBytes, env: { ...process.env, TZ: "UTC" } });
     expect(listed.status, listed.stderr.toString()).toBe(0);
-    expect(listed.stdout.toString().split("\n").filter((l) => l !== "").map((l) => l.replace(/^(\S+) \S+ +(\d+) .* (\S+)$/, "$1 $2 $3"))).toEqual([
-      "drwxr-xr-x 0 c/",
-      "-rw-r--r-- 706 c/ok",
-      `-rw-r--r-- ${B.length + 100} c/z`,
+    expect(listed.stdout.toString().split("\n").filter((l) => l !== "").map((l) => l.replace(/^(\S+) (\S+) +(\d+) (\S+ \S+) (\S+)$/, "$1 $2 $3 $4 $5"))).toEqual([
+      "drwxr-xr-x 0/0 0 2020-09-13 12:26 c/",
+      `---------- ${"u".repeat(40)}/g ${B.length} 1969-12-31 23:59 c/m0`,
+      "-rw-r--r-- 0/0 706 2020-09-13 12:26 c/ok",
+      `-rw-r--r-- 0/0 ${B.length + 100} 2020-09-13 12:26 c/z`,
     ]);
+    const numeric = spawnSync("tar", ["-tv", "--numeric-owner"], { input: out.stdoutBytes });
+    expect(numeric.stdout.toString()).toContain(" 1000000/2000000 ");
     const x = spawnSync("tar", ["-x", "-C", dir], { input: out.stdoutBytes });
     expect(x.status, x.stderr.toString()).toBe(0);
     expect(readFileSync(join(dir, "c/z")).equals(Buffer.concat([Buffer.alloc(100), B]))).toBe(true);

@@ -95,7 +95,8 @@ async function addEntries(o: TarOptions, tar: Pack): Promise<number> {
       // A directory's member name ends in "/" (tar-stream does not add it).
       name: e.type === "dir" ? `${e.path}/` : e.path,
       type: leader !== undefined ? "link" : TYPES[e.type],
-      mode: e.mode & 0o7777,
+      // tar-stream replaces a mode of 0 with 0644/0755; a type bit it masks off keeps 0 as 0.
+      mode: (e.mode & 0o7777) | 0o100000,
       uid: e.uid,
       gid: e.gid,
       uname: e.userName ?? "",
@@ -117,6 +118,8 @@ async function addEntries(o: TarOptions, tar: Pack): Promise<number> {
       header.gname = header.gname && fitsUstar(header.gname) ? header.gname : "";
       header.uid = Math.min(header.uid, USTAR_ID_MAX);
       header.gid = Math.min(header.gid, USTAR_ID_MAX);
+      header.devmajor = Math.min(header.devmajor, USTAR_ID_MAX);
+      header.devminor = Math.min(header.devminor, USTAR_ID_MAX);
       if (!inUstarTime(e.mtimeNs)) header.mtime = new Date(0);
     }
     await addMember(tar, header, header.size > 0 ? (write) => streamContent(source, e, write) : undefined, o.signal);
@@ -154,7 +157,8 @@ async function addMember(tar: Pack, header: Header, content: ((write: (d: Uint8A
   await done;
 }
 
-const USTAR_ID_MAX = 0o7777777;
+/** What tar-stream's 6-digit octal fields hold (uid, gid, device numbers). */
+const USTAR_ID_MAX = 0o777777;
 const fitsUstar = (s: string) => /^[\x20-\x7e]{0,31}$/.test(s);
 /** Seconds a ustar header (and tar-stream's 32-bit arithmetic) carries as they are. */
 const inUstarTime = (ns: bigint) => ns >= 0n && ns < 2n ** 31n * 1_000_000_000n;
@@ -167,7 +171,8 @@ const inUstarTime = (ns: bigint) => ns >= 0n && ns < 2n ** 31n * 1_000_000_000n;
 function paxRecords(h: Header, e: EntryRow): [string, Buffer][] | undefined {
   const raw = hasRawBytes(h.name) || (h.linkname !== "" && hasRawBytes(h.linkname));
   const owners = !fitsUstar(h.uname) || !fitsUstar(h.gname) || h.uid > USTAR_ID_MAX || h.gid > USTAR_ID_MAX;
-  if (!raw && !owners && inUstarTime(e.mtimeNs)) return undefined;
+  const device = h.devmajor > USTAR_ID_MAX || h.devminor > USTAR_ID_MAX;
+  if (!raw && !owners && !device && inUstarTime(e.mtimeNs)) return undefined;
   const records: [string, Buffer][] = [
     ["hdrcharset", Buffer.from("BINARY")],
     ["path", encodePath(h.name)],
@@ -176,6 +181,8 @@ function paxRecords(h: Header, e: EntryRow): [string, Buffer][] | undefined {
   if (h.uname !== "") records.push(["uname", Buffer.from(h.uname)]);
   if (h.gname !== "") records.push(["gname", Buffer.from(h.gname)]);
   records.push(["uid", Buffer.from(String(h.uid))], ["gid", Buffer.from(String(h.gid))], ["mtime", Buffer.from(paxTime(e.mtimeNs))]);
+  // star's keywords, which GNU tar and libarchive read.
+  if (device) records.push(["SCHILY.devmajor", Buffer.from(String(h.devmajor))], ["SCHILY.devminor", Buffer.from(String(h.devminor))]);
   return records;
 }
 
