@@ -102,3 +102,12 @@ it("fetch takes the patterns too, from the snapshot root, within the fetched sub
   expect(listing(t)).toEqual(["b.log", "keep.txt"]);
   expect(lstatSync(t).isDirectory()).toBe(true);
 });
+
+it("fetch … - (one file to stdout) refuses the selection options rather than ignoring them", async () => {
+  for (const flag of [["--include", "*.log"], ["--exclude", "*.log"], ["--dry-run"]]) {
+    const out = await vaultik(["fetch", fx.r.repo, "", fx.r.snapshotId, `${fx.r.src}/plain.txt`, "-", ...flag], { env: { VAULTIK_PRIVATE_KEY: fx.r.identity } });
+    expect(out.code).toBe(2);
+    expect(out.stdout).toBe("");
+    expect(out.stderr).toBe(`vaultik: error: ${flag[0]}: TARGET - writes one file to stdout; leave it out\n`);
+  }
+});

@@ -84,6 +84,9 @@ Examples:
     const [ref, filePath, target] = rest as [string, string, string];
     if (target === "-") {
       if (flags.json) throw new UsageError("--json", "TARGET - writes the file itself to stdout; leave out --json");
+      for (const [given, option] of [[flags.dryRun, "--dry-run"], [flags.include.length > 0, "--include"], [flags.exclude.length > 0, "--exclude"]] as const) {
+        if (given) throw new UsageError(option, "TARGET - writes one file to stdout; leave it out");
+      }
       io.exitCode = await fetchToStdout(io, flags, repo, ref, filePath);
       return;
     }
