@@ -79,6 +79,33 @@ describe("snapshot cache", () => {
     for (const f of files) expect(statSync(join(cacheDir, "snapshots", f)).mode & 0o077).toBe(0);
   });
 
+  it("a second `ls` of a snapshot downloads nothing, nor do diff, find, dump and restore of it after", async () => {
+    const prefix = await setup();
+    const cacheDir = join(await tempDir(), "cache");
+    const repoArgs = [server.bucket, prefix];
+    let mark = (await server.settledReads()).length;
+    const first = await vaultik(["ls", ...repoArgs, ids[2]!, "-R"], { env: env(cacheDir) });
+    expect(first.code, first.stderr).toBe(0);
+    expect(await snapshotGets(mark)).toHaveLength(1);
+    mark = (await server.settledReads()).length;
+    const second = await vaultik(["ls", ...repoArgs, ids[2]!, "-R"], { env: env(cacheDir) });
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toBe(first.stdout);
+    expect(second.stdout).toContain(`${r.source}/file-2.txt\n`);
+    const target = join(await tempDir(), "restored");
+    for (const args of [
+      ["find", server.bucket, "--prefix", prefix, "file-2.txt", "--snapshot", ids[2]!],
+      ["diff", ...repoArgs, ids[2]!, ids[2]!],
+      ["dump", ...repoArgs, ids[2]!, `${r.source}/file-2.txt`],
+      ["restore", ...repoArgs, ids[2]!, target],
+    ]) {
+      const out = await vaultik(args, { env: env(cacheDir) });
+      expect(out.code, `${args[0]}: ${out.stderr}`).toBe(0);
+    }
+    expect(await snapshotGets(mark)).toEqual([]);
+    expect(await readFile(join(target, r.source, "file-2.txt"), "utf8")).toBe("content 2\n".repeat(100));
+  });
+
   it("a damaged entry is detected, fetched again and replaced, never read", async () => {
     const prefix = await setup();
     const cacheDir = join(await tempDir(), "cache");
@@ -144,6 +171,14 @@ describe("snapshot cache", () => {
     const kept = cacheFiles(small).filter((f) => f.endsWith(".sqlite"));
     expect(kept).toHaveLength(2);
     expect(kept.reduce((n, f) => n + statSync(join(small, "snapshots", f)).size, 0)).toBeLessThanOrEqual(limit);
+    // The two kept are the last two read (snapshots reads oldest first): the newest is not
+    // downloaded again, the oldest is.
+    for (const [i, gets] of [[2, 0], [0, 1]] as const) {
+      const mark = (await server.settledReads()).length;
+      const ls = await vaultik(["ls", server.bucket, prefix, ids[i]!], { env: env(small, { VAULTIK_CACHE_SIZE: String(limit) }) });
+      expect(ls.code, ls.stderr).toBe(0);
+      expect(await snapshotGets(mark)).toHaveLength(gets);
+    }
   });
 
   it("a cache directory it cannot use is passed over: the command still works", async () => {

@@ -7,7 +7,7 @@ import type { ReadFlags } from "./options.js";
 
 /**
  * The snapshot cache a command uses: VAULTIK_CACHE_DIR, else $XDG_CACHE_HOME/vaultik, else
- * ~/.cache/vaultik, bounded by VAULTIK_CACHE_SIZE (default 1 GiB). None with --no-cache, or
+ * ~/.cache/vaultik, bounded by VAULTIK_CACHE_SIZE (default 4 GiB). None with --no-cache, or
  * when the directory cannot be made private to this user (then each command downloads, as
  * restic does without its cache).
  */

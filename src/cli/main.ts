@@ -14,6 +14,7 @@ import { registerDiff } from "./diff.js";
 import { registerStats } from "./stats.js";
 import { registerLs } from "./ls.js";
 import { registerFind } from "./find.js";
+import { registerDump } from "./dump.js";
 import { registerSnapshots } from "./snapshots.js";
 
 // Builds the command tree and turns every failure into one message and one exit code.
@@ -29,10 +30,11 @@ export function buildProgram(io: Io): Command {
   registerBackup(program, io, async (config, flags) => runDaemon(config, flags, io));
   registerSnapshots(program, io);
   registerRestore(program, io);
-  registerDiff(program, io);
-  registerStats(program, io);
   registerLs(program, io);
   registerFind(program, io);
+  registerDiff(program, io);
+  registerStats(program, io);
+  registerDump(program, io);
   registerPrune(program, io);
   registerHealth(program, io);
   registerCatalogSeed(program, io);

@@ -6,40 +6,42 @@ import { IntegrityError, UsageError } from "../errors.js";
 import { displayPath } from "../model/path-bytes.js";
 import { findEntry } from "./snapshot-path.js";
 import type { Repository } from "../repo/repository.js";
-import { dumpFile } from "../restore/dump.js";
 import type { EntryProblem } from "../restore/report.js";
-import { TORN_FILE } from "../restore/report.js";
 import { Restorer, type RestoreSummary } from "../restore/restorer.js";
-import type { EntryRow, SnapshotReader } from "../snapshot/read.js";
+import { dryRun, type DryRunSummary } from "../restore/dry-run.js";
+import { Selection } from "../restore/selection.js";
+import type { SnapshotReader } from "../snapshot/read.js";
 import { formatBytes, formatDuration } from "../util/units.js";
 import { loadIdentities, repoFromArgs } from "./context.js";
 import { EXIT } from "./exit.js";
 import type { Io } from "./io.js";
 import { startProgress } from "./progress.js";
+import { dumpRegularFile, KIND } from "./dump.js";
+import { streamToStdout } from "./stdout-stream.js";
 import { withSnapshot } from "../snapshot/open.js";
+import { cacheFor } from "./cache.js";
+import { readOptions, type ReadFlags } from "./options.js";
 
-interface Flags {
-  config?: string;
-  identity?: string;
-  indexPrefix?: string;
-  host?: string;
-  json?: boolean;
+interface Flags extends ReadFlags {
   allErrors?: boolean;
   numericOwner?: boolean;
+  include: string[];
+  exclude: string[];
+  dryRun?: boolean;
 }
+
+const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** Failures (and warnings) the text output names before it says how many more there are. */
 const SHOWN = 20;
 
 function common(cmd: Command): Command {
-  return cmd
-    .option("-c, --config <file>", "take the repository from this config instead of BUCKET [PREFIX]")
-    .option("--identity <file>", "age identity file (default: VAULTIK_PRIVATE_KEY or VAULTIK_PRIVATE_KEY_FILE)")
-    .option("--index-prefix <prefix>", "where snapshots live in the repository")
-    .option("--host <host>", "with `latest`: the latest snapshot of this host")
-    .option("--json", "print a JSON summary (it lists every failed entry)")
+  return readOptions(cmd, "print a JSON summary (it lists every failed entry)")
     .option("--all-errors", `name every entry that failed, not only the first ${SHOWN}`)
-    .option("--numeric-owner", "as root: give owners the recorded user and group ids, not this host's ids for the recorded names");
+    .option("--numeric-owner", "as root: give owners the recorded user and group ids, not this host's ids for the recorded names")
+    .option("--include <pattern>", "restore only what matches (gitignore-style, from the snapshot root: `*.pdf`, `/home/me/docs`, `logs/`); repeatable", collect, [])
+    .option("--exclude <pattern>", "leave out what matches (same patterns; wins over --include); repeatable", collect, [])
+    .option("--dry-run", "read only the snapshot database: list what would be restored (stdout) and how much would be written and read (stderr), write nothing");
 }
 
 export function registerRestore(program: Command, io: Io): void {
@@ -48,7 +50,15 @@ export function registerRestore(program: Command, io: Io): void {
       .command("restore")
       .description("restore a whole snapshot into TARGET_DIR (needs the private key)")
       .argument("<args...>", "[BUCKET [PREFIX]] SNAPSHOT_ID TARGET_DIR   (SNAPSHOT_ID may be `latest` or a unique prefix)"),
-  ).action(async (args: string[], flags: Flags) => {
+  )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  vaultik restore -c vaultik.yml latest /mnt/restore --include '*.pdf' --exclude /home/me/tmp
+  vaultik restore -c vaultik.yml latest /mnt/restore --include /etc/nginx --dry-run   (what, and how much)`,
+    )
+    .action(async (args: string[], flags: Flags) => {
     const { repo, rest } = await repoFromArgs(args, ["SNAPSHOT_ID", "TARGET_DIR"], flags);
     const [ref, target] = rest as [string, string];
     const dest = resolve(target);
@@ -66,6 +76,9 @@ export function registerRestore(program: Command, io: Io): void {
     const [ref, filePath, target] = rest as [string, string, string];
     if (target === "-") {
       if (flags.json) throw new UsageError("--json", "TARGET - writes the file itself to stdout; leave out --json");
+      for (const [given, option] of [[flags.dryRun, "--dry-run"], [flags.include.length > 0, "--include"], [flags.exclude.length > 0, "--exclude"]] as const) {
+        if (given) throw new UsageError(option, "TARGET - writes one file to stdout; leave it out");
+      }
       io.exitCode = await fetchToStdout(io, flags, repo, ref, filePath);
       return;
     }
@@ -122,12 +135,7 @@ function statIfThere(stat: () => Stats): Stats | undefined {
 async function fetchToStdout(io: Io, flags: Flags, repo: Repository, ref: string, filePath: string): Promise<number> {
   const identities = loadIdentities(flags.identity);
   const snapshot = await repo.findSnapshot(ref, { host: flags.host });
-  const abort = new AbortController();
-  const stopSignals = io.onInterrupt(() => abort.abort());
-  // A closed pipe (`| head`) ends the dump with its error instead of an unhandled 'error' event.
-  const onError = (err: Error) => abort.abort(err);
-  io.stdout.on("error", onError);
-  try {
+  return streamToStdout(io, async (signal) => {
     await withSnapshot(
       repo,
       snapshot,
@@ -135,20 +143,13 @@ async function fetchToStdout(io: Io, flags: Flags, repo: Repository, ref: string
       async (reader) => {
         const entry = findEntry(reader, filePath);
         if (entry.type !== "file") throw new UsageError("FILEPATH", `${filePath} is a ${KIND[entry.type]}; TARGET - writes one regular file to stdout`);
-        if (entry.status === "changed") io.err(`vaultik: warning: ${displayPath(entry.path)}: ${TORN_FILE}`);
-        await dumpFile({ repo, identities, snapshot: reader, path: entry.path, out: io.stdout, signal: abort.signal });
+        await dumpRegularFile(io, { repo, identities, snapshot: reader, entry, signal });
       },
-      abort.signal,
+      signal,
+      { cache: cacheFor(flags) },
     );
     return EXIT.OK;
-  } catch (err) {
-    // The reader went away (`| head`): it has what it wanted, as with `cat`.
-    if ((abort.signal.reason as NodeJS.ErrnoException | undefined)?.code === "EPIPE") return EXIT.OK;
-    throw err;
-  } finally {
-    io.stdout.off("error", onError);
-    stopSignals();
-  }
+  });
 }
 
 type Plan = { target: string; prefix?: string; destination?: (path: string) => string };
@@ -165,14 +166,22 @@ async function restoreInto(
   const abort = new AbortController();
   const stopSignals = io.onInterrupt(() => abort.abort());
   const started = Date.now();
+  const selection = flags.include.length + flags.exclude.length > 0 ? new Selection(flags.include, flags.exclude) : undefined;
   try {
+    if (flags.dryRun) {
+      await withSnapshot(repo, snapshot, identities, async (reader) => {
+        const p = await plan(reader);
+        await reportDryRun(io, flags, snapshot.id, (onEntry) => dryRun({ snapshot: reader, prefix: p.prefix, selection, signal: abort.signal, onEntry }));
+      }, abort.signal, { cache: cacheFor(flags) });
+      return EXIT.OK;
+    }
     const summary = await withSnapshot(
       repo,
       snapshot,
       identities,
       async (reader) => {
         const p = await plan(reader);
-        const restorer = new Restorer({ repo, identities, snapshot: reader, ...p, numericOwner: flags.numericOwner === true, signal: abort.signal });
+        const restorer = new Restorer({ repo, identities, snapshot: reader, ...p, selection, numericOwner: flags.numericOwner === true, signal: abort.signal });
         const stop = flags.json
           ? () => {}
           : startProgress("restore", {
@@ -187,12 +196,29 @@ async function restoreInto(
         }
       },
       abort.signal,
+      { cache: cacheFor(flags) },
     );
     report(io, flags, snapshot.id, summary, Date.now() - started);
     return summary.errors.length > 0 ? EXIT.FAILURE : EXIT.OK;
   } finally {
     stopSignals();
   }
+}
+
+/** `--dry-run`: the paths (leading `/`, escaped) as they come, then what the restore would cost. */
+async function reportDryRun(io: Io, flags: Flags, id: string, run: (onEntry: (path: string) => void) => Promise<DryRunSummary>): Promise<void> {
+  const paths: string[] = [];
+  const s = await run(flags.json ? (p) => paths.push(`/${displayPath(p)}`) : (p) => io.out(`/${displayPath(p)}`));
+  if (flags.json) {
+    io.out(JSON.stringify({ snapshotId: id, dryRun: true, paths, ...s }, null, 2));
+    return;
+  }
+  const special = [[s.special.fifos, "FIFO(s)"], [s.special.chardevs, "character device(s)"], [s.special.blockdevs, "block device(s)"]] as const;
+  io.err(
+    `dry run of snapshot ${id}: would restore ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ` +
+      special.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}, `).join("") +
+      `${formatBytes(s.bytes)}, reading about ${formatBytes(s.bytesToRead)} from ${s.blobs} blob(s); nothing written`,
+  );
 }
 
 /**
@@ -229,7 +255,3 @@ function report(io: Io, flags: Flags, id: string, s: RestoreSummary, ms: number)
       (s.devicesSkipped === 0 ? "" : `; ${s.devicesSkipped} device node${s.devicesSkipped === 1 ? "" : "s"} skipped (needs root)`),
   );
 }
-
-const KIND: Record<EntryRow["type"], string> = {
-  file: "file", dir: "directory", symlink: "symlink", fifo: "FIFO", chardev: "character device", blockdev: "block device",
-};

@@ -229,6 +229,17 @@ export interface WantedFrame {
   chunks: readonly ChunkLocation[];
 }
 
+/**
+ * About how many ciphertext bytes rangedFrames() fetches for `frames` (in offset order) of a blob
+ * of `blobSize` bytes: the header probe and each span of segments (`restore --dry-run`, which
+ * reads nothing, says this much). The header's exact length is not known without reading it.
+ */
+export function rangedReadBytes(blobSize: number, frames: readonly Frame[]): number {
+  let bytes = 0;
+  for (const span of spansOf(frames)) bytes += (span.last - span.first + 1) * SEALED_SEGMENT_SIZE;
+  return Math.min(blobSize, HEADER_PROBE + bytes);
+}
+
 /** Groups chunks by the frame that holds them, in offset order. */
 function framesOf(chunks: readonly ChunkLocation[]): Frame[] {
   const sorted = [...chunks].sort((a, b) => a.offset - b.offset || a.rawOffset - b.rawOffset);

@@ -18,6 +18,9 @@ import { restoredBefore } from "./resume.js";
 import { restoredMode, type FrameWork } from "./sink.js";
 import { routeOf, Writers } from "./writers.js";
 import { XattrRefusals } from "./xattrs.js";
+import { choose, everything, type Chosen } from "./chosen.js";
+import type { Selection } from "./selection.js";
+import { readsRanged } from "./dry-run.js";
 
 // File system calls are synchronous on purpose: they hit the page cache and take microseconds,
 // while each promise-based call costs the main thread about 15 µs of bookkeeping, which for
@@ -44,6 +47,8 @@ export interface RestoreOptions {
   target: string;
   /** Restore only this snapshot path and what is below it. */
   prefix?: string;
+  /** Restore only what these --include/--exclude patterns select (and the directories above it). */
+  selection?: Selection;
   /** Where a snapshot path lands, relative to the target ("" is the target itself). */
   destination?: (path: string) => string;
   concurrency?: number;
@@ -96,8 +101,6 @@ const UNPLACED = "it references chunks the snapshot gives no blob location for (
 /** Files whose path and metadata a restore keeps at hand (a file is looked up again after a clear). */
 const INFO_CACHE = 4096;
 
-/** Below this share of a blob, chunks are fetched by ranged GETs instead of streaming it whole. */
-const RANGED_BELOW = 0.25;
 
 export class Restorer {
   readonly progress: RestoreProgress = { bytesWritten: 0, bytesTotal: 0, files: 0 };
@@ -126,6 +129,8 @@ export class Restorer {
   /** Turns for routing a large file's frames across writer threads. */
   private turn = 0;
   private writers: Writers | undefined;
+  /** What of the snapshot (below the prefix) this restore takes. */
+  private chosen!: Chosen;
 
   constructor(private readonly o: RestoreOptions) {
     this.tree = new SafeTree(o.target, o.snapshot.object);
@@ -157,9 +162,11 @@ export class Restorer {
 
   private async passes(): Promise<RestoreSummary> {
     const { snapshot, signal } = this.o;
-    for (const f of snapshot.flaws(this.o.prefix)) this.report.fail(f.id, f.type, { path: f.path, message: f.error.message });
+    // Worked out before anything is written: an --include that matches nothing throws here.
+    this.chosen = this.o.selection ? await choose(snapshot, this.o.prefix, this.o.selection, signal) : everything(snapshot, this.o.prefix);
+    for (const f of snapshot.flaws(this.o.prefix)) if (this.chosen.has(f)) this.report.fail(f.id, f.type, { path: f.path, message: f.error.message });
     if (mkdirSync(fsPath(this.o.target), { recursive: true }) !== undefined) this.tree.markFresh(this.o.target);
-    for (const l of snapshot.hardLinks(this.o.prefix)) this.links.set(l.id, l);
+    for (const [id, l] of this.chosen.links()) this.links.set(id, l);
     let writers: Writers | undefined;
     try {
       writers = this.writers = new Writers({
@@ -241,6 +248,7 @@ export class Restorer {
     const pace = new Pace(this.o.signal, "restore-entries");
     for (const e of this.o.snapshot.entries(this.o.prefix, true)) {
       await pace.tick();
+      if (!this.chosen.has(e)) continue;
       this.seen[`${e.type}s`]++;
       // Learns what each recorded owner becomes here, for the files the writer threads finish.
       this.ids.of(e);
@@ -291,9 +299,12 @@ export class Restorer {
     // A part holds up to 65,536 targets: a turn every 8 parts keeps an interrupt under a second.
     const pace = new Pace(this.o.signal, "restore-placements", 8);
     try {
-      for (const plan of this.o.snapshot.framePlans(this.o.prefix)) {
+      for (const all of this.o.snapshot.framePlans(this.o.prefix)) {
         const turn = pace.tick();
         if (turn) await turn;
+        // Frames only files left out of a selective restore need are not read at all.
+        const plan = this.chosen.plan(all);
+        if (!plan) continue;
         if (plan.unplaced) {
           for (const fileId of new Set(plan.fileOf)) {
             if (this.skipped.has(fileId)) continue;
@@ -335,7 +346,7 @@ export class Restorer {
     const rest = () => frames.filter((f) => f.offset > progress.upTo);
     this.summary.blobs++;
     try {
-      if (neededBytes < RANGED_BELOW * plans[0]!.blobSize) {
+      if (readsRanged(neededBytes, plans[0]!.blobSize)) {
         this.summary.blobsRanged++;
         await this.placeFrames(this.reader.rangedFrames(blob, frames, options), byFrame, progress);
       } else {
@@ -476,6 +487,7 @@ export class Restorer {
     const pace = new Pace(this.o.signal, "restore-finish");
     for (const e of this.o.snapshot.entries(this.o.prefix, true)) {
       await pace.tick();
+      if (!this.chosen.has(e)) continue;
       if (this.report.failed(e.id)) {
         this.report.name(e.id, e.path);
         continue;

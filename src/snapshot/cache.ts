@@ -31,7 +31,7 @@ export interface EntryKey {
   publicKeys: readonly Uint8Array[];
 }
 
-export const DEFAULT_CACHE_SIZE = 1024 ** 3;
+export const DEFAULT_CACHE_SIZE = 4 * 1024 ** 3;
 
 /** Temp files older than this are leftovers of a killed process. */
 const STALE_TEMP_MS = 3_600_000;
