@@ -159,6 +159,7 @@ describe("vaultik find options", () => {
     // `docs/*` as a whole path is not under the snapshot root: no match.
     expect((await find("docs/*")).stderr).toBe("no matches\n");
     expect(await hosts("*", "--path", `${src}/photos`)).toEqual([["beta", [`${src}/photos`, `${src}/photos/cat.jpg`]]]);
+    expect(await hosts("*", "--path", `${src}/bad\\xff.txt`)).toEqual([["alpha", [`${src}/bad\\xff.txt`]]]);
     expect(await hosts("*.[jm][pd]*", "--host", "gamma")).toEqual([["gamma", [`${src}/readme.md`]]]);
   });
 

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { parseDuration, parseSize } from "../config/units.js";
 import { ConfigError, IntegrityError, NoIdentityError, UsageError } from "../errors.js";
+import { parseDisplayPath } from "../model/path-bytes.js";
 import type { Repository, SnapshotObject } from "../repo/repository.js";
 import { withSnapshot } from "../snapshot/open.js";
 import type { EntryRow, SearchFilter } from "../snapshot/read.js";
@@ -35,7 +36,7 @@ export function registerFind(program: Command, io: Io): void {
       .argument("<args...>", "[BUCKET] PATTERN...   (BUCKET: S3 bucket or local directory; leave it out with --config)")
       .option("--prefix <prefix>", "PREFIX of the repository in BUCKET (PATTERNs take the place it has in other commands)")
       .option("--snapshot <id>", "only this snapshot (id, unique prefix or `latest`); repeatable", (v: string, all: string[] = []) => [...all, v])
-      .option("--path <path>", "only entries at or below this snapshot path")
+      .option("--path <path>", "only entries at or below this snapshot path (as listings print it: \\xHH for a byte that is not UTF-8)")
       .option("--newer <time>", "only entries modified after TIME: 2026-11-01, 2026-11-01T12:00:00Z (no zone: UTC), or an age such as 2d, 3h, 1w")
       .option("--older <time>", "only entries modified before TIME (as --newer)")
       .option("--larger <size>", "only entries larger than SIZE (e.g. 10MiB, 500KB, 1024)")
@@ -117,7 +118,8 @@ async function selectSnapshots(repo: Repository, flags: Flags, signal: AbortSign
 function searchFilter(flags: Flags): SearchFilter {
   const now = Date.now();
   const filter: SearchFilter = {};
-  if (flags.path !== undefined) filter.under = snapshotPath(flags.path);
+  // As listings print it: a byte that is not UTF-8 as \xHH, a backslash as \\.
+  if (flags.path !== undefined) filter.under = parseDisplayPath(snapshotPath(flags.path));
   if (flags.newer !== undefined) filter.newerNs = nsOf(parseTime(flags.newer, "--newer", now));
   if (flags.older !== undefined) filter.olderNs = nsOf(parseTime(flags.older, "--older", now));
   if (flags.larger !== undefined) filter.largerThan = asUsage(() => parseSize(flags.larger!, "--larger"));
