@@ -481,7 +481,7 @@ export class SnapshotReader {
     const digest = (v: unknown) => (v === null || v === undefined ? null : createHash("sha256").update(String(v)).digest("hex"));
     for (const row of stmt.safeIntegers(true).iterate(...(whole ? [] : this.#within(prefix))) as Iterable<Record<string, unknown>>) {
       const entry = this.#toEntry(row);
-      yield { ...entry, content: digest(row["content"]) ?? (entry.type === "file" ? "" : null), xattrs: row["xattrs"] === undefined ? null : digest(row["xattrs"]) ?? "" };
+      yield { ...entry, content: digest(row["content"]) ?? (entry.type === "file" ? "" : null), xattrs: this.#v2 ? (digest(row["xattrs"]) ?? "") : null };
     }
   }
 
