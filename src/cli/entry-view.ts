@@ -1,14 +1,10 @@
-import { displayPath } from "../model/path-bytes.js";
 import type { EntryType } from "../snapshot/schema.js";
 
 // How the browsing commands (ls, find) show an entry: paths with a leading `/` and escaped as
 // listings escape them (so they can be pasted into `fetch`), modes as `ls -l` prints them,
 // times in UTC.
 
-/** A snapshot path as listings print it: `/` + the path, bytes that are not UTF-8 as `\xHH`. */
-export function shownPath(path: string): string {
-  return `/${displayPath(path)}`;
-}
+export { shownPath } from "./snapshot-path.js";
 
 const TYPE_CHAR: Record<EntryType, string> = { file: "-", dir: "d", symlink: "l", fifo: "p", chardev: "c", blockdev: "b" };
 
