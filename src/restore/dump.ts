@@ -1,4 +1,4 @@
-import { once } from "node:events";
+import { getMaxListeners, once, setMaxListeners } from "node:events";
 import type { Writable } from "node:stream";
 import type { X25519Identity } from "../crypto/keys.js";
 import { IntegrityError } from "../errors.js";
@@ -95,6 +95,8 @@ export async function streamContent(o: ContentSource, entry: EntryRow, write: (d
   // file may repeat a chunk: the last frame is kept, so each is fetched once in a row instead
   // of once per chunk (38,800 GETs for a 10 MB file at 256 B).
   const chunks = o.snapshot.chunksOf(entry.id);
+  // Each read in flight listens on the signal: past Node's default of 10 it warns on stderr.
+  if (o.signal) setMaxListeners(Math.max(getMaxListeners(o.signal), 8 * READ_AHEAD.chunks), o.signal);
   const ahead: { loc: FileChunk; data: Promise<Buffer> }[] = [];
   let aheadBytes = 0;
   let last: { blob: string; offset: number; frame: Promise<Buffer> } | undefined;
@@ -136,7 +138,10 @@ export async function streamContent(o: ContentSource, entry: EntryRow, write: (d
   return size;
 }
 
-/** How far a dump reads ahead of what it writes. */
-const READ_AHEAD = { chunks: 16, bytes: 32 << 20 };
+/**
+ * How far a dump reads ahead of what it writes. 16 chunks / 32 MiB made a 10 GiB dump peak at
+ * 245 MiB RSS (181 MiB without reading ahead), just over the issue's 256 MB.
+ */
+const READ_AHEAD = { chunks: 8, bytes: 8 << 20 };
 
 const ZEROS = new Uint8Array(1 << 20);
