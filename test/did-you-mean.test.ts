@@ -90,4 +90,15 @@ describe("did you mean", () => {
     expect(out.stdout).toBe("");
     expect(out.stderr).toContain(`did you mean:\n  ${root}/docs/report.txt\n`);
   });
+
+  it("restore: an --include path that matches nothing names the nearest paths; a glob does not", async () => {
+    const target = join(await tempDir(), "out");
+    const env = { env: { VAULTIK_PRIVATE_KEY: r.identity } };
+    const typo = await vaultik(["restore", r.repo, id, target, "--include", `${root}/docs/reprot.txt`], env);
+    expect(typo.code).toBe(10);
+    expect(typo.stderr).toBe(`vaultik: error: --include ${root}/docs/reprot.txt: matches nothing in snapshot ${id}; did you mean:\n  ${root}/docs/report.txt\n`);
+    const glob = await vaultik(["restore", r.repo, id, target, "--include", "*.pdf"], env);
+    expect(glob.code).toBe(10);
+    expect(glob.stderr).toBe(`vaultik: error: --include *.pdf: matches nothing in snapshot ${id}\n`);
+  });
 });

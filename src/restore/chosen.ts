@@ -41,7 +41,7 @@ export async function choose(snapshot: SnapshotReader, prefix: string | undefine
     ids.add(e.id);
     for (let p = parentOf(e.path); p !== "" && !above.has(p); p = parentOf(p)) above.add(p);
   }
-  selection.assertAllMatched(snapshot.meta.id);
+  selection.assertAllMatched(snapshot);
   // Link sets: the set's first name in the snapshot may be left out while others are chosen; the
   // first chosen one then gets the content, and the others link to it.
   const links = new Map<number, HardLink>();

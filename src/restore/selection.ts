@@ -1,5 +1,8 @@
 import ignore, { type Ignore } from "ignore";
 import { NotFoundError } from "../errors.js";
+import { parseDisplayPath } from "../model/path-bytes.js";
+import { didYouMean, nearestPaths } from "../snapshot/nearest.js";
+import type { SnapshotReader } from "../snapshot/read.js";
 
 // `restore --include/--exclude`: gitignore-style patterns, as the config's `exclude` is (the
 // `ignore` package), matched against snapshot paths from the snapshot root: `*.log` matches at
@@ -28,9 +31,15 @@ export class Selection {
     return included && !(this.#exclude?.ignores(key) ?? false);
   }
 
-  /** Throws for the first --include that has matched no entry: restoring nothing is not what was asked. */
-  assertAllMatched(snapshotId: string): void {
+  /**
+   * Throws for the first --include that has matched no entry: restoring nothing is not what was
+   * asked. A pattern that is a plain path (no wildcard) names the nearest existing paths.
+   */
+  assertAllMatched(snapshot: SnapshotReader): void {
     const unmatched = this.#includes.find((i) => !i.matched);
-    if (unmatched) throw new NotFoundError(`--include ${unmatched.pattern}`, `matches nothing in snapshot ${snapshotId}`);
+    if (!unmatched) return;
+    const literal = !/[*?[\]!]/.test(unmatched.pattern);
+    const near = literal ? nearestPaths(snapshot, parseDisplayPath(unmatched.pattern.replace(/^\/+|\/+$/g, ""))) : [];
+    throw new NotFoundError(`--include ${unmatched.pattern}`, `matches nothing in snapshot ${snapshot.meta.id}${near.length > 0 ? didYouMean(near) : ""}`);
   }
 }
