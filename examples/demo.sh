@@ -32,8 +32,13 @@ echo
 echo "== snapshots (no key needed)"
 vaultik snapshots "$PWD/$demo/repo" ""
 echo
+# The recovery side holds the private key; its snapshot cache stays inside the demo directory.
+export VAULTIK_PRIVATE_KEY_FILE="$demo/key.txt" VAULTIK_CACHE_DIR="$demo/cache"
+echo "== ls (recovery side: what the snapshot holds under examples/)"
+vaultik ls "$PWD/$demo/repo" "" latest "$PWD/examples"
+echo
 echo "== restore (recovery side: private key)"
-VAULTIK_PRIVATE_KEY_FILE="$demo/key.txt" vaultik restore "$PWD/$demo/repo" "" latest "$demo/restore"
+vaultik restore "$PWD/$demo/repo" "" latest "$demo/restore"
 diff -r examples "$demo/restore$PWD/examples"
 diff -r docs "$demo/restore$PWD/docs"
 echo
