@@ -73,11 +73,12 @@ Examples:
     const json = flags.json ? new JsonArrayWriter(lines) : undefined;
     let found = 0;
     let failure: number = EXIT.OK;
+    const open = { cache: cacheFor(flags) };
     await interruptible(io, async (signal) => {
       for (const s of await selectSnapshots(repo, flags, signal)) {
         let matches: EntryRow[];
         try {
-          matches = await withSnapshot(repo, s, identities, async (reader) => [...reader.search(filter)].filter((e) => compiled.test(e.path)), signal, { cache: cacheFor(flags) });
+          matches = await withSnapshot(repo, s, identities, async (reader) => [...reader.search(filter)].filter((e) => compiled.test(e.path)), signal, open);
         } catch (err) {
           // One unreadable snapshot does not hide the others' matches; the exit code tells.
           if (!(err instanceof IntegrityError)) throw err;
