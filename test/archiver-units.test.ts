@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { CatalogCommits, type CommitCatalog } from "../src/backup/catalog-commits.js";
+import { ChunkClaims } from "../src/backup/claims.js";
 import { Packer, type ChunkPacker } from "../src/backup/packer.js";
 import type { CatalogEntry, FileStamp } from "../src/catalog/db.js";
 import type { ChunkId } from "../src/model/ids.js";
@@ -29,40 +30,98 @@ function fakeCatalog(stored: Buffer[] = []): CommitCatalog & { calls: string[] }
   };
 }
 
+const entry = (path: string): CatalogEntry => ({ path, type: "file", mode: 0o644, uid: 0, gid: 0, stamp: STAMP });
 function sealed(...hexes: ChunkId[]): SealedBlob {
   return { chunks: hexes.map((id) => ({ id })) } as unknown as SealedBlob;
 }
 
-const entry = (path: string): CatalogEntry => ({ path, type: "file", mode: 0o644, uid: 0, gid: 0, stamp: STAMP });
+const ids = (...hexes: ChunkId[]) => hexes.map((id) => ({ id }));
 
-describe("CatalogCommits", () => {
-  it("claims a chunk once per run, and never one the catalog already has", () => {
+describe("ChunkClaims (the run's shared table of chunks being stored)", () => {
+  it("the first claim of a chunk is new, every later one (any thread) is taken", () => {
+    const table = new ChunkClaims(1024);
+    const other = new ChunkClaims(table.buffer); // what a second worker sees
     const a = chunk("a");
     const b = chunk("b");
-    const commits = new CatalogCommits(fakeCatalog([b.hash]));
-    expect(commits.claim(a.hash, a.hex)).toBe(true);
-    expect(commits.claim(a.hash, a.hex), "pending in this run: packed once").toBe(false);
-    expect(commits.claim(b.hash, b.hex), "already stored").toBe(false);
+    expect(table.claim(a.hash)).toBe("new");
+    expect(table.claim(a.hash)).toBe("taken");
+    expect(other.claim(a.hash), "the same table from another view").toBe("taken");
+    expect(other.claim(b.hash)).toBe("new");
+    expect(table.claim(b.hash)).toBe("taken");
   });
 
-  it("records a file's chunk list only after every pending chunk it uses is committed", () => {
+  it("keeps chunks apart whose ids collide in the slot index, and answers new past 3/4 full", () => {
+    const table = new ChunkClaims(16);
+    const hashes = Array.from({ length: 12 }, (_, i) => chunk(`c${i}`).hash);
+    expect(hashes.map((h) => table.claim(h))).toEqual(Array(12).fill("new"));
+    expect(hashes.map((h) => table.claim(h))).toEqual(Array(12).fill("taken"));
+    // 12 of 16 slots: full. A 13th chunk is "new" every time (stored again: space, not safety).
+    const late = chunk("late").hash;
+    expect([table.claim(late), table.claim(late)]).toEqual(["new", "new"]);
+  });
+
+  it("two ids that share the slot-index bits but differ later are different chunks", () => {
+    const table = new ChunkClaims(1024);
+    const x = Buffer.alloc(32, 7);
+    const y = Buffer.from(x);
+    y[10] = 8; // same words 0, 1 (slot index uses words 1 and 2: word 2 differs) …
+    const z = Buffer.from(x);
+    z[14] = 9; // … and one that differs only in word 3
+    expect([table.claim(x), table.claim(y), table.claim(z), table.claim(x)]).toEqual(["new", "new", "new", "taken"]);
+  });
+});
+
+describe("CatalogCommits", () => {
+  it("records a file's chunk list only once the blobs of its lane that hold its chunks are stored", () => {
     const catalog = fakeCatalog();
     const commits = new CatalogCommits(catalog);
+    commits.entry(entry("/f"));
+    commits.entry(entry("/g"));
+    const list = [{ hash: chunk("a").hash, offset: 0, length: 3 }];
+    commits.fileRead("/f", STAMP, list, { lane: 0, id: 1, needSeq: 2, others: [] });
+    commits.fileRead("/g", STAMP, list, { lane: 1, id: 1, needSeq: 1, others: [] });
+    commits.committed(0, 2, []); // blob 2 stored before blob 1: not enough for /f
+    commits.flush();
+    expect(catalog.calls).toEqual(["entries /f,/g", "chunks ", "forget "]);
+    commits.committed(0, 1, []);
+    commits.committed(1, 1, []);
+    commits.flush();
+    expect(catalog.calls.slice(3)).toEqual(["entries ", "chunks /f,/g", "forget "]);
+  });
+
+  it("a file whose blob is not sealed yet waits for the blob that names it, whichever comes first", () => {
+    const catalog = fakeCatalog();
+    const commits = new CatalogCommits(catalog);
+    const list = [{ hash: chunk("a").hash, offset: 0, length: 3 }];
+    commits.fileRead("/late", STAMP, list, { lane: 0, id: 7, needSeq: -1, others: [] });
+    commits.committed(0, 1, []);
+    commits.flush();
+    expect(catalog.calls, "blob 1 does not name it").toEqual(["entries ", "chunks ", "forget "]);
+    commits.sealed(0, 2, [7]);
+    commits.sealed(0, 3, [8]); // named before its result came in
+    commits.fileRead("/early", STAMP, list, { lane: 0, id: 8, needSeq: -1, others: [] });
+    commits.committed(0, 2, []);
+    commits.flush();
+    expect(catalog.calls.slice(3)).toEqual(["entries ", "chunks /late", "forget "]);
+    commits.committed(0, 3, []);
+    commits.flush();
+    expect(catalog.calls.slice(6)).toEqual(["entries ", "chunks /early", "forget "]);
+  });
+
+  it("a chunk another file stores: waits for the blob holding it unless the catalog has it", () => {
     const a = chunk("a");
     const b = chunk("b");
-    commits.claim(a.hash, a.hex);
-    commits.claim(b.hash, b.hex);
-    commits.entry(entry("/f"));
-    commits.fileRead("/f", STAMP, [a.hash, b.hash, a.hash].map((hash, i) => ({ hash, offset: i * 10, length: 10 })));
-    commits.committed(sealed(a.hex));
+    const catalog = fakeCatalog([b.hash]);
+    const commits = new CatalogCommits(catalog);
+    const list = [a.hash, b.hash].map((hash, i) => ({ hash, offset: i * 3, length: 3 }));
+    commits.fileRead("/f", STAMP, list, { lane: 1, id: 1, needSeq: 0, others: [a.hash, b.hash] });
+    commits.committed(0, 1, ids(chunk("x").hex));
     commits.flush();
-    expect(catalog.calls, "b is not stored yet").toEqual(["entries /f", "chunks ", "forget "]);
-    commits.committed(sealed(b.hex));
+    expect(catalog.calls).toEqual(["entries ", "chunks ", "forget "]);
+    commits.committed(0, 2, ids(a.hex));
     commits.reread("/g");
     commits.flush();
     expect(catalog.calls.slice(3)).toEqual(["entries ", "chunks /f", "forget /g"]);
-    // Committed chunks are no longer pending, yet the catalog (fake: empty) decides after that.
-    expect(commits.claim(a.hash, a.hex)).toBe(true);
   });
 
   it("a file whose chunks are all stored already is ready at once", () => {

@@ -3,22 +3,19 @@ import type { Catalog, FileStamp } from "../catalog/db.js";
 import { recipientSetId } from "../catalog/recipients.js";
 import { chunkerParams, type ChunkerParams } from "../chunk/fastcdc.js";
 import type { X25519Recipient } from "../crypto/keys.js";
-import { PackWriter } from "../pack/writer.js";
 import type { Repository } from "../repo/repository.js";
 import { SnapshotBuilder } from "../snapshot/build.js";
-import type { FileChunkRef, SnapshotEntry, Xattr } from "../snapshot/schema.js";
-import type { ChunkId } from "../model/ids.js";
+import type { SnapshotEntry, Xattr } from "../snapshot/schema.js";
 import { newSnapshotId } from "../model/snapshot-id.js";
 import { displayPath } from "../model/path-bytes.js";
-import { Budget } from "../util/budget.js";
-import { TaskPool } from "../util/pool.js";
+import { availableParallelism } from "node:os";
+import { threadsFromEnv } from "../util/worker.js";
 import { VERSION } from "../version.js";
-import { CatalogCommits } from "./catalog-commits.js";
+import { CatalogCommits, type FileDeps } from "./catalog-commits.js";
 import type { Excluder } from "./exclude.js";
-import { ChunkPool } from "./chunk-pool.js";
-import { chunkSource, type ChunkItem } from "./chunker.js";
-import { Packer } from "./packer.js";
-import { Uploader } from "./uploader.js";
+import { DEFAULT_MEMORY_LIMIT, planMemory, type MemoryPlan } from "./memory-plan.js";
+import { PackPipeline, type LaneResult } from "./pipeline.js";
+import { chunkHashAt } from "./wire.js";
 import { checkSourceDirs, snapshotPath, walk, type DirtySet, type WalkEntry } from "./walker.js";
 import { loadOwnerNames, type OwnerNames } from "./owners.js";
 import { readXattrs } from "./xattrs.js";
@@ -26,10 +23,11 @@ import { sparseRegions } from "./sparse.js";
 import { crashPoint } from "../util/test-points.js";
 import { errorMessage } from "../errors.js";
 
-// One backup run: walk, skip what the catalog says is unchanged, chunk and deduplicate the
-// rest, pack and upload new chunks, then upload the snapshot database. Files are processed a
-// few at a time so disk reads, zstd (on the libuv pool) and uploads overlap. What the catalog
-// learns and when is catalog-commits.ts; compression and its memory bound is packer.ts.
+// One backup run: walk, skip what the catalog says is unchanged, hand the rest to the pack
+// workers (pipeline.ts, pack-stage.ts: read, chunk, deduplicate, compress, encrypt, seal),
+// store the blobs they seal, then upload the snapshot database. The main thread only walks,
+// coordinates and writes SQLite. What the catalog learns and when is catalog-commits.ts; the
+// memory budget that fixes the number of workers is memory-plan.ts.
 //
 // What is recorded of each entry (README "What a backup records"): hard-link sets (the first
 // name of an inode carries the content, later names link to it and are not read), holes
@@ -51,10 +49,10 @@ export interface BackupOptions {
   host?: string;
   now?: () => Date;
   signal?: AbortSignal;
-  fileConcurrency?: number;
-  /** Chunking worker threads; default: one per core. */
+  /** Pack worker threads asked for (0: on the main thread); default VAULTIK_WORKERS, else one per core. The memory limit caps it. */
   workers?: number;
-  uploadConcurrency?: number;
+  /** The memory budget (config memory_limit); default 256 MiB. */
+  memoryLimit?: number;
   /** Paths changed since the last run (daemon): walk incrementally, trusting the catalog elsewhere. */
   dirty?: DirtySet;
   /** Called with every blob the snapshot references, just before it is committed; may throw. */
@@ -106,12 +104,6 @@ export interface BackupSummary {
 }
 
 const MAX_READ_ATTEMPTS = 2;
-/** Bytes of file content being chunked at once, across all files (see file()). */
-const BYTES_IN_FLIGHT = 32 << 20;
-/** What one large file costs at most: its chunking window plus a batch of frames. */
-const FILE_COST_MAX = 16 << 20;
-/** What any file costs at least (buffers, messages, a file descriptor). */
-const FILE_COST_MIN = 64 << 10;
 
 /** The first name of a hard-link set that was backed up: what its later names link to. */
 interface LinkLeader {
@@ -123,12 +115,14 @@ interface LinkLeader {
 export class Archiver {
   readonly progress: BackupProgress = { filesDone: 0, bytesDone: 0, currentPath: "" };
   private readonly params: ChunkerParams;
-  private readonly packer: Packer;
-  private readonly uploader: Uploader;
   private readonly commits: CatalogCommits;
+  /** What the memory limit allows (workers, buffers). */
+  readonly plan: MemoryPlan;
   /** Created by run(), so an archiver that never runs starts no threads. */
-  private pool!: ChunkPool;
-  private readonly budget = new Budget(BYTES_IN_FLIGHT);
+  private pipeline!: PackPipeline;
+  /** Files being read, and the first failure among them. */
+  private readonly reading = new Set<Promise<unknown>>();
+  private readFailure: { error: unknown } | undefined;
   private readonly summary: Omit<BackupSummary, "snapshotId" | "durationMs" | "snapshotSize" | "bytesUploaded" | "blobsUploaded">;
   private readonly builder: SnapshotBuilder;
   private readonly snapshotId: string;
@@ -143,21 +137,14 @@ export class Archiver {
     this.params = chunkerParams(o.chunkSize);
     this.started = (o.now ?? (() => new Date()))();
     this.snapshotId = newSnapshotId(this.started, o.host ?? hostname());
-    const writer = new PackWriter({
-      recipients: o.recipients,
-      blobSizeLimit: o.blobSizeLimit,
-      // Blobs up to the limit stay in memory; only larger limits spill ciphertext to workDir.
-      spool: { memoryLimit: Math.min(o.blobSizeLimit, 64 << 20), dir: `${o.workDir}/spool` },
-    });
     this.commits = new CatalogCommits(o.catalog);
-    this.uploader = new Uploader({
-      repo: o.repo,
-      catalog: o.catalog,
-      concurrency: o.uploadConcurrency ?? 2,
-      signal: o.signal,
-      onCommitted: (blob) => this.commits.committed(blob),
+    this.plan = planMemory({
+      memoryLimit: o.memoryLimit ?? DEFAULT_MEMORY_LIMIT,
+      params: this.params,
+      blobSizeLimit: o.blobSizeLimit,
+      cores: availableParallelism(),
+      requested: o.workers ?? threadsFromEnv("VAULTIK_WORKERS", availableParallelism()),
     });
-    this.packer = new Packer(writer, (sealed) => this.uploader.enqueue(sealed));
     this.summary = {
       filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirs: 0, symlinks: 0, special: 0, hardLinks: 0, sockets: 0,
       bytesRead: 0, bytesNew: 0, errors: [], changedDuringBackup: [],
@@ -185,18 +172,23 @@ export class Archiver {
     // Before any lookup, and before the chunk workers open their own view of the catalog.
     this.o.catalog.useRecipients(recipientSetId(this.o.recipients));
     this.owners = loadOwnerNames();
-    this.pool = new ChunkPool({
-      catalogPath: this.o.catalog.path,
+    this.pipeline = new PackPipeline({
+      repo: this.o.repo,
+      catalog: this.o.catalog,
+      commits: this.commits,
       params: this.params,
-      isStored: (hash) => this.o.catalog.hasChunk(hash),
-      workers: this.o.workers,
+      recipients: this.o.recipients,
+      blobSizeLimit: this.o.blobSizeLimit,
+      workDir: this.o.workDir,
+      plan: this.plan,
+      signal,
+      onProgress: (bytes) => (this.progress.bytesDone += bytes),
     });
     try {
-      const files = new TaskPool(this.o.fileConcurrency ?? 32);
       const walkOptions = { signal, dirty: this.o.dirty, catalog: this.o.catalog };
       for await (const ev of walk(this.o.sourceDirs, this.o.exclude, walkOptions)) {
         signal?.throwIfAborted();
-        this.packer.throwIfFailed();
+        this.throwIfFailed();
         if (ev.kind === "error") this.error(ev.abs, ev.error);
         else if (ev.kind === "gone") this.o.catalog.dropSubtree(ev.abs);
         else if (ev.kind === "socket") {
@@ -206,18 +198,17 @@ export class Archiver {
         else if (ev.kind === "entry") {
           const { entry } = ev;
           if (entry.type === "file") {
-            // Large files hold a chunking window and batches of frames; bound their sum.
-            const cost = Math.min(Number(entry.stamp.size), FILE_COST_MAX) + FILE_COST_MIN;
-            await this.budget.acquire(cost);
-            await files.run(() => this.file(entry).finally(() => this.budget.release(cost)));
-          }
-          else this.other(entry);
+            // Paced by the files the workers have not answered yet (the memory plan's bound).
+            await this.pipeline.room();
+            const done = this.file(entry);
+            if (done) this.track(done);
+          } else this.other(entry);
         }
       }
-      for (const s of this.o.streams ?? []) await files.run(() => this.stream(s));
-      await files.drain();
-      await this.packer.finish();
-      await this.uploader.drain();
+      for (const s of this.o.streams ?? []) this.track(this.stream(s));
+      while (this.reading.size > 0) await Promise.all(this.reading);
+      this.throwIfFailed();
+      await this.pipeline.finish();
       this.commits.flush();
       const { blobs } = this.builder.finish(this.o.catalog);
       await this.o.beforeCommit?.(blobs);
@@ -230,20 +221,32 @@ export class Archiver {
       return {
         snapshotId: this.snapshotId,
         ...this.summary,
-        bytesUploaded: this.uploader.bytesUploaded + snapshotSize,
-        blobsUploaded: this.uploader.blobsUploaded,
+        bytesUploaded: this.pipeline.bytesUploaded + snapshotSize,
+        blobsUploaded: this.pipeline.blobsUploaded,
         snapshotSize,
         durationMs: Date.now() - this.started.getTime(),
       };
-    } catch (err) {
-      await this.packer.abort();
-      // Uploads still running would record blobs into a catalog we are about to close.
-      await this.uploader.drain().catch(() => {});
-      throw err;
     } finally {
-      await this.pool.close();
+      // Uploads still running would record blobs into a catalog the caller is about to close.
+      await this.pipeline.close();
+      await Promise.allSettled([...this.reading]);
       this.builder.discard();
     }
+  }
+
+  /** Keeps a file being read in view: the run waits for it and fails with its first error. */
+  private track(p: Promise<unknown>): void {
+    const tracked = p
+      .catch((error: unknown) => {
+        this.readFailure ??= { error };
+      })
+      .finally(() => this.reading.delete(tracked));
+    this.reading.add(tracked);
+  }
+
+  private throwIfFailed(): void {
+    if (this.readFailure) throw this.readFailure.error;
+    this.pipeline.throwIfFailed();
   }
 
   /** A path that could not be read: absolute in messages, as every other path in the snapshot. */
@@ -274,19 +277,19 @@ export class Archiver {
     this.commits.entry({ path: abs, type, mode, uid, gid, stamp, nlink, rdev, linkTarget, xattrs });
   }
 
-  private async file(entry: WalkEntry): Promise<void> {
+  /** Records a file; a promise while it is being read (undefined when the catalog had it). */
+  private file(entry: WalkEntry): Promise<unknown> | undefined {
     this.progress.currentPath = entry.abs;
     if (entry.nlink <= 1) {
-      // Synchronous for an unchanged file: no extra promise per file on a re-run.
+      // Synchronous for an unchanged file: no promise per file on a re-run.
       const done = this.content(entry);
-      if (done instanceof Promise) await done;
-      return;
+      return done instanceof Promise ? done : undefined;
     }
     // Memory for hard links only: one map entry per inode with several names.
     const key = `${entry.stamp.dev}:${entry.stamp.inode}`;
     const mine = this.linkOrRead(entry, this.links.get(key));
     this.links.set(key, mine);
-    await mine;
+    return mine;
   }
 
   /**
@@ -321,15 +324,15 @@ export class Archiver {
   private async read(entry: WalkEntry, status: "new" | "changed"): Promise<LinkLeader | undefined> {
     const xattrs = readXattrs(entry.abs);
     this.remember(entry, xattrs);
-    let result: { chunks: FileChunkRef[]; size: number; stamp: FileStamp } | undefined;
+    let result: LaneResult | undefined;
     let changed = false;
     for (let attempt = 1; attempt <= MAX_READ_ATTEMPTS; attempt++) {
       try {
         result = await this.readFile(entry);
       } catch (err) {
-        // A file that cannot be read is skipped and reported; anything else (the store, the
-        // packer, a chunk worker failing) ends the run instead of quietly skipping every file.
-        this.packer.throwIfFailed();
+        // A file that cannot be read is skipped and reported; anything else (the store, a
+        // pack worker failing) ends the run instead of quietly skipping every file.
+        this.pipeline.throwIfFailed();
         if (!isFileError(err)) throw err;
         this.error(entry.abs, err);
         this.commits.reread(entry.abs);
@@ -343,12 +346,14 @@ export class Archiver {
     if (!result) return undefined;
     if (status === "changed") this.summary.filesChanged++;
     else this.summary.filesNew++;
+    this.summary.bytesRead += result.bytesRead;
+    this.summary.bytesNew += result.bytesNew;
     const id = this.builder.add({ ...this.base(entry, xattrs, result.size), status: changed ? "changed" : undefined }, result.chunks);
     if (changed) {
       this.summary.changedDuringBackup.push(displayPath(entry.abs));
       // It must be read again next time, so its row keeps no chunk list.
       this.commits.reread(entry.abs);
-    } else this.commits.fileRead(entry.abs, result.stamp, result.chunks);
+    } else this.commits.fileRead(entry.abs, result.stamp, result.chunks, this.deps(result));
     this.fileDone(0);
     return { id, size: result.size, xattrs };
   }
@@ -376,48 +381,26 @@ export class Archiver {
     this.progress.bytesDone += bytes;
   }
 
-  private async readFile(entry: WalkEntry): Promise<{ chunks: FileChunkRef[]; size: number; stamp: FileStamp }> {
-    const chunks: FileChunkRef[] = [];
+  private async readFile(entry: WalkEntry): Promise<LaneResult> {
     const size = Number(entry.stamp.size);
     // Fewer bytes allocated than the size: it may have holes, read its data regions only.
     const regions = entry.allocated !== undefined && entry.allocated < size ? sparseRegions(entry.abs, size) : undefined;
-    const result = await this.pool.chunkFile(entry.abs, size, (items) => this.take(items, chunks, true), regions);
-    return { chunks, size: result.size, stamp: result.stamp };
+    return this.pipeline.file(entry.abs, size, regions);
+  }
+
+  /** What a file's catalog row waits for before it may list its chunks (catalog-commits.ts). */
+  private deps(r: LaneResult): FileDeps {
+    return { lane: r.lane, id: r.id, needSeq: r.needSeq, others: r.others.map((i) => chunkHashAt(r.chunks, i)) };
   }
 
   private async stream(source: StreamSource): Promise<void> {
-    const chunks: FileChunkRef[] = [];
-    const size = await chunkSource(source.open(this.o.signal), this.params, {
-      isStored: (hash) => this.o.catalog.hasChunk(hash),
-      emit: (items) => this.take(items, chunks, false),
-      signal: this.o.signal,
-    });
+    const result = await this.pipeline.stream(source.open(this.o.signal));
     await source.finished();
+    this.summary.bytesRead += result.bytesRead;
+    this.summary.bytesNew += result.bytesNew;
     const now = BigInt(this.started.getTime()) * 1_000_000n;
-    this.builder.add({ path: source.path, type: "file", mode: 0o600, uid: 0, gid: 0, size, mtimeNs: now }, chunks);
+    this.builder.add({ path: source.path, type: "file", mode: 0o600, uid: 0, gid: 0, size: result.size, mtimeNs: now }, result.chunks);
     this.summary.filesNew++;
-  }
-
-  /**
-   * Takes a batch of chunks of one source, in order: records their ids and packs the ones the
-   * repository lacks (a chunk another file packed moments ago is pending, not new). Resolves
-   * once the packer has room again, which paces the chunkers.
-   */
-  private async take(items: ChunkItem[], chunks: FileChunkRef[], countProgress: boolean): Promise<void> {
-    this.o.signal?.throwIfAborted();
-    await this.uploader.whenRoom();
-    for (const item of items) {
-      const hash = Buffer.from(item.hash.buffer, item.hash.byteOffset, item.hash.byteLength);
-      chunks.push({ offset: item.offset, length: item.rawLength, hash });
-      this.summary.bytesRead += item.rawLength;
-      if (countProgress) this.progress.bytesDone += item.rawLength;
-      if (!item.data) continue;
-      const hex = hash.toString("hex") as ChunkId;
-      if (!this.commits.claim(hash, hex)) continue;
-      this.summary.bytesNew += item.rawLength;
-      this.packer.add(item.data, hex);
-    }
-    await this.packer.room();
   }
 }
 

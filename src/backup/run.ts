@@ -70,6 +70,7 @@ export async function runBackup(config: BackupSettings, options: RunBackupOption
       exclude,
       chunkSize: config.chunkSize,
       blobSizeLimit: config.blobSizeLimit,
+      memoryLimit: config.memoryLimit,
       workDir,
       host: options.host,
       signal: options.signal,

@@ -16,6 +16,8 @@ export interface BackupSettings {
   readonly chunkSize: number;
   /** Size at which a blob is closed and uploaded. */
   readonly blobSizeLimit: number;
+  /** Memory a backup may use (memory-plan.ts); default 256 MiB. */
+  readonly memoryLimit?: number;
   /** Local SQLite index of what has been uploaded; its lock and work directory sit beside it. */
   readonly indexPath: string;
   /** Repository folder for snapshot metadata. */

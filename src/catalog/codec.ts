@@ -19,20 +19,26 @@ export interface XattrRecord {
 }
 
 const HASH = 32;
-const RECORD = HASH + 8 + 4;
+/** Bytes of one packChunks record. */
+export const CHUNK_RECORD = HASH + 8 + 4;
+const RECORD = CHUNK_RECORD;
 
 /** hash | offset (u64 LE) | length (u32 LE), one record per chunk, in offset order. */
 export function packChunks(chunks: readonly ChunkRef[]): Buffer {
   const out = Buffer.allocUnsafe(chunks.length * RECORD);
-  chunks.forEach((c, i) => {
-    const at = i * RECORD;
-    out.set(c.hash, at);
-    // Two u32 halves: BigInt conversions cost more than the rest of an unchanged file's lookup.
-    out.writeUInt32LE(c.offset % 2 ** 32, at + HASH);
-    out.writeUInt32LE(Math.floor(c.offset / 2 ** 32), at + HASH + 4);
-    out.writeUInt32LE(c.length, at + HASH + 8);
-  });
+  let at = 0;
+  for (const c of chunks) at = writeChunkRecord(out, at, c.hash, c.offset, c.length);
   return out;
+}
+
+/** Writes one packChunks record at `at`; returns the offset after it. */
+export function writeChunkRecord(out: Buffer, at: number, hash: Uint8Array, offset: number, length: number): number {
+  out.set(hash, at);
+  // Two u32 halves: BigInt conversions cost more than the rest of an unchanged file's lookup.
+  out.writeUInt32LE(offset % 2 ** 32, at + HASH);
+  out.writeUInt32LE(Math.floor(offset / 2 ** 32), at + HASH + 4);
+  out.writeUInt32LE(length, at + HASH + 8);
+  return at + RECORD;
 }
 
 export function unpackChunks(packed: Uint8Array): ChunkRef[] {

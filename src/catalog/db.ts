@@ -328,12 +328,12 @@ export class Catalog {
    * Stores the chunk lists of files whose chunks are all stored now. A file whose row no longer
    * has the same stamp (it changed meanwhile) keeps no chunk list.
    */
-  recordChunks(files: readonly { path: string; stamp: FileStamp; chunks: readonly ChunkRef[] }[]): void {
+  recordChunks(files: readonly { path: string; stamp: FileStamp; chunks: Buffer | readonly ChunkRef[] }[]): void {
     if (files.length === 0) return;
     this.db.transaction(() => {
       for (const f of files) {
         const { size, mtimeNs, ctimeNs, inode, dev } = f.stamp;
-        this.stmts.setChunks.run(packChunks(f.chunks), this.epoch(), encodePath(f.path), size, mtimeNs, ctimeNs, inode, dev);
+        this.stmts.setChunks.run(Buffer.isBuffer(f.chunks) ? f.chunks : packChunks(f.chunks as readonly ChunkRef[]), this.epoch(), encodePath(f.path), size, mtimeNs, ctimeNs, inode, dev);
       }
     })();
   }

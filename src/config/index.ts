@@ -10,6 +10,7 @@ import type { Config, ParseConfigOptions } from "./types.js";
 import {
   readAlerts,
   readBlobSizeLimit,
+  readMemoryLimit,
   readChunkSize,
   readCommands,
   readHooks,
@@ -69,6 +70,7 @@ export function parseConfig(text: string, options: ParseConfigOptions): Config {
     indexPath: readIndexPath(top, ctx, path, store),
     chunkSize,
     blobSizeLimit: readBlobSizeLimit(top, chunkSize),
+    memoryLimit: readMemoryLimit(top),
     indexPrefix: readIndexPrefix(top),
     retention: readRetention(top),
     hooks: readHooks(top),

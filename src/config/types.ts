@@ -75,6 +75,8 @@ export interface Config {
   chunkSize: number;
   /** Size at which a blob is closed and uploaded. At least 1 MiB and 4 * chunkSize. */
   blobSizeLimit: number;
+  /** Memory a backup may use: fixes its worker threads and buffers (backup/memory-plan.ts). */
+  memoryLimit: number;
   /** Repository folder for snapshot metadata: no leading "/", exactly one trailing "/". */
   indexPrefix: string;
   /** Which snapshots prune keeps; empty when the file has no `retention`. */

@@ -51,6 +51,17 @@ export function readChunkSize(top: Section): number {
   return size;
 }
 
+/** Below this, node and SQLite alone would not fit, let alone one worker. */
+const MEMORY_LIMIT_MIN = 128 * MiB;
+
+export function readMemoryLimit(top: Section): number {
+  const limit = optSize(top, "memory_limit") ?? parseSize(DEFAULTS.memoryLimit, "memory_limit");
+  if (limit < MEMORY_LIMIT_MIN) {
+    throw new ConfigError("memory_limit", `must be at least ${formatBytes(MEMORY_LIMIT_MIN)}, got ${describe(valueOf(top, "memory_limit"))}`);
+  }
+  return limit;
+}
+
 export function readBlobSizeLimit(top: Section, chunkSize: number): number {
   // Unset, the limit grows with chunk_size so the smallest default still holds four chunks.
   const limit = optSize(top, "blob_size_limit") ?? Math.max(parseSize(DEFAULTS.blobSizeLimit, "blob_size_limit"), 4 * chunkSize);

@@ -23,6 +23,11 @@ export interface SpooledBody {
   sha256: Buffer;
   /** Frees memory or removes the temp file; call once the body has been stored. */
   dispose(): Promise<void>;
+  /**
+   * In memory: the whole buffer the body is the start of (a pack worker hands it to the main
+   * thread and gets it back once stored). On disk: the temp file.
+   */
+  held: { memory: Buffer } | { path: string };
 }
 
 export const DEFAULT_SPOOL_MEMORY = 16 * 1024 * 1024;
@@ -37,7 +42,9 @@ function takeBuffer(size: number): Buffer {
   return free.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
 }
 
-function giveBack(buf: Buffer): void {
+/** Takes back a buffer a sealed in-memory body was handed out in (SpooledBody.held), for reuse. */
+export function giveBack(buf: Buffer): void {
+  if (buf.length === 0) return;
   const list = free.get(buf.length) ?? [];
   if (list.length < KEEP_FREE) list.push(buf);
   free.set(buf.length, list);
@@ -95,6 +102,7 @@ export class Spool {
       let buf: Buffer | undefined = this.buf ?? Buffer.alloc(0);
       this.buf = undefined;
       return {
+        held: { memory: buf },
         body: {
           size,
           open: () => {
@@ -112,6 +120,7 @@ export class Spool {
     }
     await file.close();
     return {
+      held: { path },
       body: { size, open: () => createReadStream(path, { highWaterMark: 1 << 20 }) },
       size,
       sha256,

@@ -6,7 +6,7 @@ import type { PutBody } from "../store/store.js";
 export type { BlobIdentity, ChunkLocation };
 import { chunkId, type BlobName, type ChunkId } from "../model/ids.js";
 import { COMPRESSION, type BlobIdentity, type ChunkLocation } from "../model/chunk.js";
-import { Spool, type SpoolOptions } from "./spool.js";
+import { Spool, type SpooledBody, type SpoolOptions } from "./spool.js";
 import { compressFrame, DEFAULT_LEVEL } from "./zstd.js";
 
 // A blob is one age file whose plaintext is the chunks' zstd frames back to back. The writer
@@ -19,6 +19,8 @@ export interface SealedBlob extends BlobIdentity {
   chunks: ChunkLocation[];
   /** Releases the spooled ciphertext; call after storing it. */
   dispose(): Promise<void>;
+  /** Where the ciphertext is (see SpooledBody.held). */
+  held?: SpooledBody["held"];
 }
 
 export interface PackWriterOptions {
@@ -155,7 +157,7 @@ export class PackWriter {
     if (!blob) throw new Error("PackWriter: no open blob");
     this.current = undefined;
     await blob.spool.write(blob.enc.finish());
-    const { body, size, sha256, dispose } = await blob.spool.seal();
+    const { body, size, sha256, dispose, held } = await blob.spool.seal();
     const name = sha256.toString("hex") as BlobName;
     return {
       name,
@@ -165,6 +167,7 @@ export class PackWriter {
       sha256,
       chunks: blob.chunks.map((c) => ({ ...c, blob: name })),
       dispose,
+      held,
     };
   }
 }

@@ -1,5 +1,6 @@
 import { rmSync } from "node:fs";
 import Database from "better-sqlite3";
+import { unpackChunks } from "../catalog/codec.js";
 import { shareView, type PathSource, type SharedView } from "../catalog/attach.js";
 import type { Catalog } from "../catalog/db.js";
 import { IntegrityError } from "../errors.js";
@@ -47,7 +48,7 @@ export class SnapshotBuilder implements PathSource {
    * name of an entry added before (a hard link): it takes no chunks of its own, and restore
    * links it to that entry's inode.
    */
-  add(entry: SnapshotEntry, chunks: readonly FileChunkRef[] = [], linkOf?: number): number {
+  add(entry: SnapshotEntry, chunks: Buffer | readonly FileChunkRef[] = [], linkOf?: number): number {
     if (linkOf !== undefined) {
       // The first name of a set marks the set: link_id = its own id (FORMAT.md §4.1).
       this.setLinkId.run(linkOf);
@@ -60,7 +61,8 @@ export class SnapshotBuilder implements PathSource {
         linkOf ?? null, entry.status ?? null,
       ).lastInsertRowid,
     );
-    if (linkOf === undefined) for (const c of chunks) this.insertChunk.run(id, c.offset, c.hash);
+    // A Buffer is the catalog's packed chunk list (what the pack workers send).
+    if (linkOf === undefined) for (const c of Buffer.isBuffer(chunks) ? unpackChunks(chunks) : chunks) this.insertChunk.run(id, c.offset, c.hash);
     for (const x of entry.xattrs ?? []) this.insertXattr.run(id, encodePath(x.name), x.value);
     if (entry.type === "file") {
       this.stats.files++;
