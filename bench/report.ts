@@ -182,12 +182,13 @@ export function targets(run: Run): { table: string; line: string } {
   return { table: rows(["target", "measured", "met/missed"], body), line };
 }
 
-/** Every measure, vaultik against the other tool: medians, and the ratio of the medians. */
-export function detailTable(a: Series, b: Series, nameA: string, nameB: string): string {
+/** Every measure: medians, and against another tool (when given) the ratio of the medians. */
+export function detailTable(a: Series, nameA: string, other?: { series: Series; name: string }): string {
+  if (!other) return rows(["measure", nameA], Object.keys(a).map((key) => [key, fmt(med(a, key), 1)]));
   const body = Object.keys(a).map((key) => {
     const va = med(a, key);
-    const vb = med(b, key);
+    const vb = med(other.series, key);
     return [key, fmt(va, 1), fmt(vb, 1), va === undefined || vb === undefined ? DASH : (va / vb).toFixed(2)];
   });
-  return rows(["measure", nameA, nameB, `${nameA}/${nameB}`], body);
+  return rows(["measure", nameA, other.name, `${nameA}/${other.name}`], body);
 }
