@@ -289,8 +289,28 @@ const CPU_NOTE =
   "median over the rounds, divided by the GiB of regular-file bytes in the corpus (read by the full backup, written by the full restore). " +
   "Total CPU s: full backup / full restore, vaultik from the same /proc figures, restic from GNU time (user + system).";
 
+/**
+ * What loading the CLI alone costs the main thread (`vaultik version`, median of 3): every
+ * figure above includes it once per run, so on a small corpus it is most of the per-GiB figure.
+ */
+async function startupNote(work: string, bytes: number): Promise<string> {
+  const env = { VAULTIK_THREAD_TIMES: join(work, "thread-times-version.json") };
+  const runs: ThreadTimes[] = [];
+  for (let i = 0; i < 3; i++) {
+    const m = await measure(process.execPath, [BIN, "version"], env);
+    if (m.threads) runs.push(m.threads);
+  }
+  if (runs.length === 0) return "Start-up: vaultik wrote no VAULTIK_THREAD_TIMES (an older build?).";
+  const main = median(runs.map((t) => t.mainCpuMs)) / 1000;
+  const total = median(runs.map((t) => t.totalCpuMs)) / 1000;
+  return (
+    `Start-up alone (\`vaultik version\`, median of 3): main-thread CPU ${main.toFixed(2)} s, total ${total.toFixed(2)} s; ` +
+    `included once in each run above, i.e. ${(main / (bytes / 1024 ** 3)).toFixed(2)} s/GiB of this corpus.`
+  );
+}
+
 /** The issue's tables, met/missed, and every measure in detail, for one run of vaultik against restic. */
-function sideBySideReport(run: Run): { lines: string[]; verdict: string } {
+function sideBySideReport(run: Run, startup: string): { lines: string[]; verdict: string } {
   const t = targets(run);
   const lines = [
     "## vaultik / restic (issue 17 table; medians of the per-round ratios)",
@@ -300,6 +320,8 @@ function sideBySideReport(run: Run): { lines: string[]; verdict: string } {
     cpuTable([run]),
     "",
     CPU_NOTE,
+    "",
+    startup,
     "",
     "## Targets",
     "",
@@ -336,6 +358,8 @@ async function scaleManyFiles(work: string, count: number): Promise<{ lines: str
     "",
     `Main-thread CPU per GiB here is per GiB of the files' bytes: with files this small it measures per-file cost. ` +
       `Per 1,000 files: backup ${perThousand(M.fullMain)} ms, unchanged re-run ${perThousand(M.unchangedMain)} ms of main-thread CPU.`,
+    "",
+    await startupNote(work, bytes),
     "",
     v.table,
     "",
@@ -378,7 +402,7 @@ async function main(): Promise<void> {
         ? { name: `one ${gib} GiB file`, make: (d) => makeBigFile(d, gib), churn: false, dropRestores: true }
         : { name: SMALL ? "bench corpus --small" : "bench corpus", make: makeCorpus, churn: true };
       const r = await sideBySide([vaultikTool("local"), restic], work, spec);
-      const report = sideBySideReport(runOf(spec, r, ["vaultik", "restic"]));
+      const report = sideBySideReport(runOf(spec, r, ["vaultik", "restic"]), await startupNote(work, r.bytes));
       lines.push(...report.lines);
       verdict = report.verdict;
     }
