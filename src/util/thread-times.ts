@@ -2,6 +2,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { endianness } from "node:os";
 import { join } from "node:path";
 import { writeFileAtomicSync } from "./fsio.js";
+import { statFields } from "./process.js";
 
 // The scaling target of issue 17 is about the main thread alone: if it spends under a second of
 // CPU per GiB, more cores can make the run faster. Wall time and process CPU cannot show that,
@@ -49,9 +50,7 @@ export function clockTicksPerSecond(auxv?: Uint8Array): number {
 
 /** utime+stime (fields 14 and 15, in clock ticks) of one /proc stat line. */
 export function parseStatTicks(line: string): number {
-  // The command name (field 2) may hold spaces and parentheses; nothing after the last ")" can.
-  const fields = line.slice(line.lastIndexOf(")") + 2).split(" ");
-  // fields[0] is field 3 (state).
+  const fields = statFields(line);
   const utime = Number(fields[14 - 3]);
   const stime = Number(fields[15 - 3]);
   if (!Number.isFinite(utime) || !Number.isFinite(stime) || fields.length < 13) {
