@@ -34,14 +34,16 @@ export function clockTicksPerSecond(auxv?: Uint8Array): number {
       return DEFAULT_HZ;
     }
   }
-  // Pairs of native unsigned longs; every platform Node 20 supports on Linux is 64-bit.
+  // Pairs of native unsigned longs: 4 bytes on the 32-bit platforms Node still builds for.
+  const word = ["arm", "ia32", "mips", "mipsel", "ppc"].includes(process.arch) ? 4 : 8;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const le = endianness() === "LE";
-  for (let at = 0; at + 16 <= bytes.byteLength; at += 16) {
-    const type = view.getBigUint64(at, le);
-    if (type === 0n) break;
-    if (type === BigInt(AT_CLKTCK)) {
-      const hz = Number(view.getBigUint64(at + 8, le));
+  const at = (offset: number) => (word === 8 ? Number(view.getBigUint64(offset, le)) : view.getUint32(offset, le));
+  for (let offset = 0; offset + 2 * word <= bytes.byteLength; offset += 2 * word) {
+    const type = at(offset);
+    if (type === 0) break;
+    if (type === AT_CLKTCK) {
+      const hz = at(offset + word);
       return hz > 0 && hz <= 1_000_000 ? hz : DEFAULT_HZ;
     }
   }
