@@ -8,12 +8,16 @@ import { hostname } from "node:os";
  */
 export function processStart(pid: number): string | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may hold spaces and parentheses; fields after the last ")" do not.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    return statFields(readFileSync(`/proc/${pid}/stat`, "utf8"))[22 - 3];
   } catch {
     return undefined;
   }
+}
+
+/** The fields of a /proc stat line from field 3 (state) on: element i is field i + 3. */
+export function statFields(line: string): string[] {
+  // The command name (field 2) may hold spaces and parentheses; fields after the last ")" do not.
+  return line.slice(line.lastIndexOf(")") + 2).split(" ");
 }
 
 /** This process's start time, as processStart gives it (read once). */
