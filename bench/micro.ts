@@ -14,6 +14,7 @@ import { chunkBuffer, chunkerParams, chunkStream } from "../src/chunk/fastcdc.js
 import { compressFrame } from "../src/pack/zstd.js";
 import { PackWriter } from "../src/pack/writer.js";
 import { chunkId } from "../src/model/ids.js";
+import { textLike } from "./data.js";
 
 const mibArg = process.argv.indexOf("--mib");
 const MIB = mibArg > 0 ? Number(process.argv[mibArg + 1]) : 256;
@@ -24,20 +25,6 @@ const keys = await generateIdentity();
 const recipient = parseRecipient(keys.recipient);
 const identity = parseIdentity(keys.identity);
 const params = chunkerParams(1024 * 1024);
-
-function textLike(size: number): Buffer {
-  // Words from a fixed vocabulary with a seeded PRNG: compresses roughly like source code/logs.
-  let s = 0x9e3779b9;
-  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) >>> 8) / 0x1000000;
-  const vocab = Array.from({ length: 4000 }, (_, i) => i.toString(36) + "etaoinshrdlu".slice(0, 1 + (i % 9)));
-  const out = Buffer.allocUnsafe(size);
-  let pos = 0;
-  while (pos < size) {
-    const w = `${vocab[Math.floor(rnd() * rnd() * vocab.length)]}${rnd() < 0.1 ? "\n" : " "}`;
-    pos += out.write(w, pos, "latin1");
-  }
-  return out;
-}
 
 async function time(fn: () => Promise<unknown> | unknown): Promise<number> {
   const t = process.hrtime.bigint();
