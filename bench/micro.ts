@@ -4,6 +4,8 @@
 //
 //   npm run bench:micro              256 MiB per data set
 //   npm run bench:micro -- --mib 64  smaller, for a quick look
+//   … -- --zstd-napi DIR             also zstd-napi's reused context (installed outside the
+//                                    repository: bench/zstd-alternatives.ts, issue 17)
 
 import { randomBytes } from "node:crypto";
 import { cpus } from "node:os";
@@ -15,11 +17,14 @@ import { compressFrame } from "../src/pack/zstd.js";
 import { PackWriter } from "../src/pack/writer.js";
 import { chunkId } from "../src/model/ids.js";
 import { textLike } from "./data.js";
+import { loadZstdNapi } from "./zstd-napi.js";
 
 const mibArg = process.argv.indexOf("--mib");
 const MIB = mibArg > 0 ? Number(process.argv[mibArg + 1]) : 256;
 const SIZE = MIB * 1024 * 1024;
 const AGE_JS_MIB = Math.min(MIB, 32); // the pure-JS reference is slow; a sample is enough
+const napiArg = process.argv.indexOf("--zstd-napi");
+const zstdNapi = loadZstdNapi(napiArg > 0 ? process.argv[napiArg + 1] : undefined);
 
 const keys = await generateIdentity();
 const recipient = parseRecipient(keys.recipient);
@@ -87,6 +92,13 @@ async function stages(name: string, data: Buffer, quiet = false): Promise<Record
     for (const c of chunks) await compressFrame(c);
   }));
   r["zstd -3, all cores"] = rate(data.length, await time(() => Promise.all(chunks.map((c) => compressFrame(c)))));
+  if (zstdNapi) {
+    const cctx = new zstdNapi.Compressor();
+    cctx.setParameters({ compressionLevel: 3 });
+    r["zstd-napi -3, reused context, one at a time"] = rate(data.length, await time(() => {
+      for (const c of chunks) cctx.compress(c);
+    }));
+  }
 
   r["pack path (chunk+hash+zstd+age)"] = rate(data.length, await time(async () => {
     const w = new PackWriter({ recipients: [recipient], blobSizeLimit: 64 << 20, spool: { memoryLimit: 1 << 30 } });

@@ -5,6 +5,7 @@
 //
 //   npm run bench:zstd -- --node /usr/bin/node --node /opt/node24/bin/node \
 //     [--zstd-napi /tmp/zstd-eval/node_modules/zstd-napi] [--mib 32] [--rounds 5] [--out FILE.md]
+//     [--only mongo,napi,...] [--no-rss] [--no-messaging]
 //
 // Each round runs one child process per Node binary, one after the other (A B A B), and each
 // child runs every candidate on every shape with the candidates' order rotated by round, so a
@@ -14,7 +15,6 @@
 
 import { execFileSync } from "node:child_process";
 import { once } from "node:events";
-import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
 import * as zlib from "node:zlib";
 import { Worker } from "node:worker_threads";
@@ -24,6 +24,7 @@ import { decompress as mongoDecompress } from "@mongodb-js/zstd";
 import { compressFrame, DEFAULT_LEVEL } from "../src/pack/zstd.js";
 import { writeFileAtomicSync } from "../src/util/fsio.js";
 import { textLike } from "./data.js";
+import { loadZstdNapi } from "./zstd-napi.js";
 
 const args = process.argv.slice(2);
 const opt = (name: string) => {
@@ -96,11 +97,8 @@ async function candidates(): Promise<Candidate[]> {
   list.push({ key: "mongo", label: "@mongodb-js/zstd, awaited one at a time (current)", one: mongo, run: awaited(mongo) });
   list.push({ key: "mongo4", label: "@mongodb-js/zstd, 4 in flight on the libuv pool", one: mongo, run: (f) => inFlight(f, 4, mongo) });
 
-  if (ZSTD_NAPI) {
-    const napi = createRequire(import.meta.url)(ZSTD_NAPI) as {
-      Compressor: new () => { setParameters(p: object): void; compress(b: Uint8Array): Buffer };
-      compress(b: Uint8Array, p: object): Buffer;
-    };
+  const napi = loadZstdNapi(ZSTD_NAPI);
+  if (napi) {
     const cctx = new napi.Compressor();
     cctx.setParameters({ compressionLevel: DEFAULT_LEVEL });
     const reused = (b: Buffer) => cctx.compress(b);
@@ -111,16 +109,19 @@ async function candidates(): Promise<Candidate[]> {
 
   if (z.zstdCompressSync && z.zstdCompress && z.createZstdCompress) {
     const C = z.constants;
-    const options = { params: { [C.ZSTD_c_compressionLevel!]: DEFAULT_LEVEL } };
-    const sync = (b: Buffer) => z.zstdCompressSync!(b, options);
+    const params = { [C.ZSTD_c_compressionLevel!]: DEFAULT_LEVEL };
+    // By default a zlib stream emits 16 KiB pieces, each a trip through the stream machinery
+    // (and the pool, async) and a concatenation: the output buffer is sized to hold the frame.
+    const options = (b: Buffer) => ({ params, chunkSize: Math.max(64, b.length + (b.length >> 7) + 512) });
+    const sync = (b: Buffer) => z.zstdCompressSync!(b, options(b));
     const async1 = (b: Buffer) =>
-      new Promise<Buffer>((resolve, reject) => z.zstdCompress!(b, options, (e, out) => (e ? reject(e) : resolve(out))));
+      new Promise<Buffer>((resolve, reject) => z.zstdCompress!(b, options(b), (e, out) => (e ? reject(e) : resolve(out))));
     list.push({ key: "zlib-sync", label: "node:zlib zstdCompressSync, new context per call", one: sync, run: serial(sync) });
     list.push({ key: "zlib-async4", label: "node:zlib zstdCompress, 4 in flight, new context per call", one: async1, run: (f) => inFlight(f, 4, async1) });
 
     // The only public way to reuse a node:zlib zstd context: one stream, a frame ended by
     // flush(ZSTD_e_end) per chunk. Asynchronous (each flush goes through the libuv pool).
-    const stream = z.createZstdCompress(options);
+    const stream = z.createZstdCompress(options(Buffer.alloc(1 << 20)));
     let parts: Buffer[] = [];
     stream.on("data", (d: Buffer) => parts.push(d));
     const viaStream = async (b: Buffer) => {
@@ -135,6 +136,8 @@ async function candidates(): Promise<Candidate[]> {
     // one-shot path (_processChunk) both close the handle after the frame.
   }
 
+  const only = opt("--only")?.split(",");
+  if (only) list.splice(0, list.length, ...list.filter((c) => only.includes(c.key)));
   // Every candidate must produce one zstd frame per call that decodes to its input.
   const sample = [randomBytes(5000), textLike(70000), textLike(3000), randomBytes(1 << 20)];
   for (const c of list) {
@@ -234,7 +237,7 @@ async function child(): Promise<void> {
       }
     }
   }
-  console.log(JSON.stringify({ node: process.version, timings, messaging: await messaging() }));
+  console.log(JSON.stringify({ node: process.version, timings, messaging: args.includes("--no-messaging") ? [] : await messaging() }));
 }
 
 // ---------------------------------------------------------------- driver
@@ -248,7 +251,9 @@ const median = (xs: number[]) => {
 function spawnChild(node: string, extra: string[]): string {
   const tsx = import.meta.resolve("tsx");
   const script = fileURLToPath(import.meta.url);
-  const a = ["--import", tsx, script, "--child", "--mib", String(MIB), ...(ZSTD_NAPI ? ["--zstd-napi", ZSTD_NAPI] : []), ...extra];
+  const only = opt("--only");
+  const a = ["--import", tsx, script, "--child", "--mib", String(MIB), ...(ZSTD_NAPI ? ["--zstd-napi", ZSTD_NAPI] : []), ...(only ? ["--only", only] : []),
+    ...(args.includes("--no-messaging") ? ["--no-messaging"] : []), ...extra];
   const out = execFileSync(node, a, { encoding: "utf8", maxBuffer: 64 << 20, stdio: ["ignore", "pipe", "inherit"] });
   return out.trim().split("\n").at(-1)!;
 }
@@ -331,14 +336,17 @@ async function driver(): Promise<void> {
     }
   }
 
-  say();
-  say("## Worker postMessage round trips (main → worker → main), µs per round trip, median over rounds");
-  say();
-  say(`| message | ${nodes.map((n) => versions.get(n)).join(" | ")} |`);
-  say(`| --- | ${nodes.map(() => "---:").join(" | ")} |`);
-  for (const name of runs.get(base)![0]!.messaging.map((m) => m.name)) {
-    const cells = nodes.map((n) => median(runs.get(n)!.map((r) => r.messaging.find((m) => m.name === name)!.us)).toFixed(1));
-    say(`| ${name} | ${cells.join(" | ")} |`);
+  const names = runs.get(base)![0]!.messaging.map((m) => m.name);
+  if (names.length > 0) {
+    say();
+    say("## Worker postMessage round trips (main → worker → main), µs per round trip, median over rounds");
+    say();
+    say(`| message | ${nodes.map((n) => versions.get(n)).join(" | ")} |`);
+    say(`| --- | ${nodes.map(() => "---:").join(" | ")} |`);
+    for (const name of names) {
+      const cells = nodes.map((n) => median(runs.get(n)!.map((r) => r.messaging.find((m) => m.name === name)!.us)).toFixed(1));
+      say(`| ${name} | ${cells.join(" | ")} |`);
+    }
   }
   const out = opt("--out");
   if (out) writeFileAtomicSync(out, `${lines.join("\n")}\n`, 0o644);
