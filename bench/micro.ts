@@ -4,6 +4,8 @@
 //
 //   npm run bench:micro              256 MiB per data set
 //   npm run bench:micro -- --mib 64  smaller, for a quick look
+//   … -- --zstd-napi DIR             also zstd-napi's reused context (installed outside the
+//                                    repository: bench/zstd-alternatives.ts, issue 17)
 
 import { randomBytes } from "node:crypto";
 import { cpus } from "node:os";
@@ -14,30 +16,20 @@ import { chunkBuffer, chunkerParams, chunkStream } from "../src/chunk/fastcdc.js
 import { compressFrame } from "../src/pack/zstd.js";
 import { PackWriter } from "../src/pack/writer.js";
 import { chunkId } from "../src/model/ids.js";
+import { textLike } from "./data.js";
+import { loadZstdNapi } from "./zstd-napi.js";
 
 const mibArg = process.argv.indexOf("--mib");
 const MIB = mibArg > 0 ? Number(process.argv[mibArg + 1]) : 256;
 const SIZE = MIB * 1024 * 1024;
 const AGE_JS_MIB = Math.min(MIB, 32); // the pure-JS reference is slow; a sample is enough
+const napiArg = process.argv.indexOf("--zstd-napi");
+const zstdNapi = loadZstdNapi(napiArg > 0 ? process.argv[napiArg + 1] : undefined);
 
 const keys = await generateIdentity();
 const recipient = parseRecipient(keys.recipient);
 const identity = parseIdentity(keys.identity);
 const params = chunkerParams(1024 * 1024);
-
-function textLike(size: number): Buffer {
-  // Words from a fixed vocabulary with a seeded PRNG: compresses roughly like source code/logs.
-  let s = 0x9e3779b9;
-  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) >>> 8) / 0x1000000;
-  const vocab = Array.from({ length: 4000 }, (_, i) => i.toString(36) + "etaoinshrdlu".slice(0, 1 + (i % 9)));
-  const out = Buffer.allocUnsafe(size);
-  let pos = 0;
-  while (pos < size) {
-    const w = `${vocab[Math.floor(rnd() * rnd() * vocab.length)]}${rnd() < 0.1 ? "\n" : " "}`;
-    pos += out.write(w, pos, "latin1");
-  }
-  return out;
-}
 
 async function time(fn: () => Promise<unknown> | unknown): Promise<number> {
   const t = process.hrtime.bigint();
@@ -96,9 +88,25 @@ async function stages(name: string, data: Buffer, quiet = false): Promise<Record
   }));
 
   const chunks = chunkBuffer(data, params);
-  r["zstd -3, one at a time"] = rate(data.length, await time(async () => {
+  const oneAtATime = async () => {
     for (const c of chunks) await compressFrame(c);
-  }));
+  };
+  if (zstdNapi) {
+    // The comparison issue 17 asks for: alternated A B A B, medians of five.
+    const cctx = new zstdNapi.Compressor();
+    cctx.setParameters({ compressionLevel: 3 });
+    const a: number[] = [];
+    const b: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      a.push(await time(oneAtATime));
+      b.push(await time(() => chunks.forEach((c) => cctx.compress(c))));
+    }
+    const mid = (xs: number[]) => xs.sort((x, y) => x - y)[2]!;
+    r["zstd -3, one at a time"] = rate(data.length, mid(a));
+    r["zstd-napi -3, reused context, one at a time"] = rate(data.length, mid(b));
+  } else {
+    r["zstd -3, one at a time"] = rate(data.length, await time(oneAtATime));
+  }
   r["zstd -3, all cores"] = rate(data.length, await time(() => Promise.all(chunks.map((c) => compressFrame(c)))));
 
   r["pack path (chunk+hash+zstd+age)"] = rate(data.length, await time(async () => {
