@@ -27,7 +27,7 @@ function idle(over: Partial<DaemonState> = {}): DaemonState {
 const SUMMARY: BackupSummary = {
   snapshotId: "20250601T110000Z_nas_00000001", filesNew: 2, filesChanged: 1, filesUnchanged: 7, dirs: 3, symlinks: 0,
   special: 0, hardLinks: 0, sockets: 0, bytesRead: 1000, bytesNew: 600, bytesUploaded: 900, blobsUploaded: 1, snapshotSize: 300,
-  errors: [{ path: "/src/locked", message: "EACCES" }], changedDuringBackup: [], durationMs: 5000,
+  errors: [{ path: "/src/locked", message: "EACCES" }], changedDuringBackup: [], durationMs: 5000, workers: 1,
 };
 
 const ok: JobResult = { ok: true, summary: SUMMARY };

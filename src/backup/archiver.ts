@@ -101,6 +101,10 @@ export interface BackupSummary {
   /** Absolute paths of files that changed while being read. */
   changedDuringBackup: string[];
   durationMs: number;
+  /** Pack worker threads the memory limit allowed (memory-plan.ts); 0: on the main thread. */
+  workers: number;
+  /** Workers asked for (VAULTIK_WORKERS, else the core count) when memory_limit allowed fewer. */
+  workersAsked?: number;
 }
 
 const MAX_READ_ATTEMPTS = 2;
@@ -123,7 +127,7 @@ export class Archiver {
   /** Files being read, and the first failure among them. */
   private readonly reading = new Set<Promise<unknown>>();
   private readFailure: { error: unknown } | undefined;
-  private readonly summary: Omit<BackupSummary, "snapshotId" | "durationMs" | "snapshotSize" | "bytesUploaded" | "blobsUploaded">;
+  private readonly summary: Omit<BackupSummary, "snapshotId" | "durationMs" | "snapshotSize" | "bytesUploaded" | "blobsUploaded" | "workers" | "workersAsked">;
   private readonly builder: SnapshotBuilder;
   private readonly snapshotId: string;
   private readonly started: Date;
@@ -225,6 +229,8 @@ export class Archiver {
         blobsUploaded: this.pipeline.blobsUploaded,
         snapshotSize,
         durationMs: Date.now() - this.started.getTime(),
+        workers: this.plan.workers,
+        ...(this.plan.cappedFrom === undefined ? {} : { workersAsked: this.plan.cappedFrom }),
       };
     } finally {
       // Uploads still running would record blobs into a catalog the caller is about to close.

@@ -1,23 +1,34 @@
 import type { ChunkerParams } from "../chunk/fastcdc.js";
 
 // One memory budget (config `memory_limit`, default 256 MiB) fixes how many pack workers run and
-// what each may hold, whatever the core count, file count or file size. Figures are what each
-// part measured at its peak here (bench/README.md "Memory (backup)"), rounded up.
+// what each may hold, whatever the core count, file count or file size. The figures are peak
+// RSS measured here (bench/README.md "Memory (backup)"): a backup with its pack stage on the
+// main thread peaks at ~176 MiB besides the stage's buffers, and each pack worker adds ~88 MiB
+// (its isolate, chunking window, zstd contexts on libuv's pool, spool), so the default budget
+// runs one worker, and 512 MiB runs three.
 
 export const DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024;
 const MiB = 1024 * 1024;
 
 /** The main thread: node and its heap, the catalog's and the snapshot builder's SQLite caches. */
-const BASE = 96 * MiB;
-/** A worker thread's isolate and native state besides its buffers. */
-const WORKER_BASE = 16 * MiB;
+const BASE = 176 * MiB;
+/** A worker thread's isolate and native state (zstd contexts, malloc arenas) besides the buffers below. */
+const WORKER_BASE = 64 * MiB;
 /** Raw bytes of new chunks waiting for zstd, per worker. */
-const PACKING_BYTES = 8 * MiB;
-/** An in-memory blob spool; larger blobs spill their ciphertext to the work directory. */
-const SPOOL_MEMORY_MAX = 16 * MiB;
+const PACKING_BYTES = 4 * MiB;
+/**
+ * An in-memory blob spool; larger blobs spill their ciphertext to the work directory, from where
+ * a directory store copies them in the kernel (copy_file_range): page cache, not process memory.
+ */
+const SPOOL_MEMORY_MAX = 4 * MiB;
 /** Bytes of one claim-table slot (claims.ts). */
 const CLAIM_SLOT = 16;
-const CLAIM_SLOTS_MAX = 1 << 20;
+/**
+ * Chunks claimed and not yet committed are what the table is for (once committed, the catalog
+ * answers), so it need not hold a whole run: past 3/4 full it only stops deduplicating within
+ * the run's uncommitted window.
+ */
+const CLAIM_SLOTS_MAX = 1 << 18;
 
 export interface MemoryPlan {
   /** Pack worker threads (0: the pack stage runs on the main thread). */

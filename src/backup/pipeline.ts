@@ -1,5 +1,6 @@
 import { createReadStream } from "node:fs";
 import { rm } from "node:fs/promises";
+import { setFlagsFromString } from "node:v8";
 import { Worker } from "node:worker_threads";
 import type { Catalog } from "../catalog/db.js";
 import type { ChunkerParams } from "../chunk/fastcdc.js";
@@ -187,6 +188,8 @@ export class PackPipeline {
       this.lanes.push(this.inProcessLane(init));
       return;
     }
+    // For the workers' collectGarbage (pack-stage.ts): a flag read when an isolate starts.
+    setFlagsFromString("--expose-gc");
     for (let index = 0; index < plan.workers; index++) {
       const worker = new Worker(script, { workerData: init });
       const lane: Lane = {
@@ -255,7 +258,7 @@ export class PackPipeline {
       size: m.size,
       headerLength: m.headerLength,
       sha256: Buffer.from(m.sha256),
-      body: memory ? Buffer.from(memory.buffer, memory.byteOffset, m.size) : { size: m.size, open: () => createReadStream(path!, { highWaterMark: 1 << 20 }) },
+      body: memory ? Buffer.from(memory.buffer, memory.byteOffset, m.size) : { size: m.size, file: path, open: () => createReadStream(path!, { highWaterMark: 1 << 20 }) },
       chunks: decodeLocations(m.chunks, name),
       dispose: async () => {
         if (path) await rm(path, { force: true });

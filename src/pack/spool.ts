@@ -36,7 +36,7 @@ export const DEFAULT_SPOOL_MEMORY = 16 * 1024 * 1024;
 // blob. Keeping a blob as hundreds of 64 KiB pieces until its upload ends fragments the
 // allocator: the process kept growing although little was live.
 const free = new Map<number, Buffer[]>();
-const KEEP_FREE = 4;
+const KEEP_FREE = 1;
 
 function takeBuffer(size: number): Buffer {
   return free.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);

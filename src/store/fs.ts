@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import { link, lstat, mkdir, open, opendir, readdir, rename, rmdir, stat, unlink } from "node:fs/promises";
+import { copyFile, link, lstat, mkdir, open, opendir, readdir, rename, rmdir, stat, unlink } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { createHash, randomBytes } from "node:crypto";
 import { hostname } from "node:os";
@@ -147,9 +147,18 @@ export function openFsStore(root: string): Store {
     await (swept ??= sweepTemp());
     await mkdir(tmpDir, { recursive: true });
     const tmp = join(tmpDir, `${OWNER}.${randomBytes(8).toString("hex")}`);
-    const fh = await open(tmp, "wx");
+    // A body that is a local file is copied by the kernel: no bytes through this thread.
+    const file = isStreamBody(body) ? body.file : undefined;
+    let fh: FileHandle;
     try {
-      const size = await writeBody(fh, body, signal);
+      if (file !== undefined) await copyFile(file, tmp, constants.COPYFILE_EXCL);
+      fh = await open(tmp, file === undefined ? "wx" : "r+");
+    } catch (err) {
+      if (file !== undefined) await unlink(tmp).catch(() => {});
+      throw err;
+    }
+    try {
+      const size = file === undefined ? await writeBody(fh, body, signal) : (body as { size: number }).size;
       await fh.sync();
       // The last word before publishing: what the disk holds is what was sealed, all of it.
       const held = (await fh.stat()).size;

@@ -38,6 +38,8 @@ export type PutBody = Uint8Array | StreamBody;
 export interface StreamBody {
   readonly size: number;
   open(): Readable;
+  /** The local file the body is, when it is one: a directory store copies it in the kernel. */
+  readonly file?: string;
 }
 
 export interface CallOptions {
