@@ -254,8 +254,6 @@ export class PackStage {
     if (this.progress >= PROGRESS_BYTES) {
       this.post({ kind: "progress", bytes: this.progress });
       this.progress = 0;
-      collectGarbage();
-      if (process.env.VDBG) { const m = process.memoryUsage(); console.error(`rss ${m.rss>>20} heap ${m.heapUsed>>20} ext ${m.external>>20} ab ${m.arrayBuffers>>20} unsealed ${this.unsealed.size} packing ${(this.packer as any).packingBytes>>20}`); }
     }
     await this.packer.room();
   }
@@ -367,17 +365,6 @@ class StreamQueue implements AsyncIterable<Uint8Array> {
       this.wake = undefined;
     }
   }
-}
-
-/**
- * Every chunk, frame and ciphertext piece is a Buffer outside V8's heap that is garbage a moment
- * later; V8 counts such memory only loosely, and left alone a worker held ~60 MB of dead
- * buffers. A young-generation collection every PROGRESS_BYTES read frees them (pipeline.ts
- * exposes gc to the workers).
- */
-function collectGarbage(): void {
-  const gc = (globalThis as { gc?: (o: { type: string }) => void }).gc;
-  gc?.({ type: process.env["VAULTIK_GC"] ?? "minor" });
 }
 
 /** A failure of the file itself (errno from the kernel), as opposed to one of the run. */

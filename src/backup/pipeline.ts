@@ -1,6 +1,5 @@
 import { createReadStream } from "node:fs";
 import { rm } from "node:fs/promises";
-import { setFlagsFromString } from "node:v8";
 import { Worker } from "node:worker_threads";
 import type { Catalog } from "../catalog/db.js";
 import type { ChunkerParams } from "../chunk/fastcdc.js";
@@ -188,8 +187,6 @@ export class PackPipeline {
       this.lanes.push(this.inProcessLane(init));
       return;
     }
-    // For the workers' collectGarbage (pack-stage.ts): a flag read when an isolate starts.
-    setFlagsFromString("--expose-gc");
     for (let index = 0; index < plan.workers; index++) {
       const worker = new Worker(script, { workerData: init });
       const lane: Lane = {
