@@ -129,6 +129,8 @@ export class Restorer {
   /** Turns for routing a large file's frames across writer threads. */
   private turn = 0;
   private writers: Writers | undefined;
+  /** Whether the snapshot records extended attributes at all: if not, no file is asked for them. */
+  private anyXattrs: boolean | undefined;
   /** What of the snapshot (below the prefix) this restore takes. */
   private chosen!: Chosen;
 
@@ -500,7 +502,8 @@ export class Restorer {
   }
 
   private hasXattrs(id: number): boolean {
-    return this.o.snapshot.xattrs(id).length > 0;
+    this.anyXattrs ??= this.o.snapshot.anyXattrs();
+    return this.anyXattrs && this.o.snapshot.xattrs(id).length > 0;
   }
 
   /**

@@ -8,7 +8,8 @@ import type { FromWriter, ToWriter, WriterInit } from "./writers.js";
 // acknowledges each part of a blob once processed, which lets the main thread send more.
 
 const port = parentPort!;
-const sink = new FileSink((workerData as WriterInit).owners);
+const init = workerData as WriterInit;
+const sink = new FileSink(init.owners, init.locks);
 const jobs = new Map<number, BlobJob>();
 let queue = Promise.resolve();
 

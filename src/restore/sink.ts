@@ -5,6 +5,7 @@ import type { ChunkId } from "../model/ids.js";
 import { writeAllSync } from "../util/fsio.js";
 import { errorMessage } from "../errors.js";
 import { fsPath } from "../model/path-bytes.js";
+import { inDirLock } from "./dir-locks.js";
 
 // The file end of a restore: decompresses and checks frames, writes their chunks at their
 // offsets, and finishes a single-chunk file (size, owner, mode, times) through the descriptor
@@ -99,7 +100,11 @@ export class FileSink {
   bytes = 0;
   files = 0;
 
-  constructor(private readonly owners: boolean) {}
+  constructor(
+    private readonly owners: boolean,
+    /** Directory locks shared with other writer threads (dir-locks.ts); none on the main thread alone. */
+    private readonly locks?: Int32Array,
+  ) {}
 
   /** Applies a batch; what fails is returned per file, the rest is still done. */
   applyBatch(items: readonly SinkItem[], data: Uint8Array): Promise<SinkFailure[]> {
@@ -186,7 +191,7 @@ export class FileSink {
     let fd = this.open.get(op.fileId);
     const kept = fd !== undefined;
     // O_NOFOLLOW: a symlink at this name in the target is never followed.
-    fd ??= openSync(fsPath(op.abs), constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    fd ??= inDirLock(this.locks, op.abs, () => openSync(fsPath(op.abs), constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600));
     try {
       writeAllSync(fd, data, op.offset);
       this.bytes += data.length;

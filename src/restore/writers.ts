@@ -3,6 +3,7 @@ import type { SealedSink, SealedStart } from "../pack/reader.js";
 import { compiledWorker, threadsFromEnv } from "../util/worker.js";
 import { BlobJob, type BlobJobEnd, type BlobJobStart } from "./blob-job.js";
 import { restoreBudget, type RestoreBudget } from "./budget.js";
+import { newDirLocks } from "./dir-locks.js";
 import { FileSink, type FrameWork, type SinkFailure, type SinkItem, type WriteOp } from "./sink.js";
 
 // Hands a restore's blobs to writer threads, which decrypt them, cut out the wanted frames,
@@ -22,6 +23,8 @@ import { FileSink, type FrameWork, type SinkFailure, type SinkItem, type WriteOp
 
 export interface WriterInit {
   owners: boolean;
+  /** Shared by all threads: see dir-locks.ts. */
+  locks: Int32Array;
 }
 
 export type ToWriter =
@@ -112,9 +115,10 @@ export class Writers {
       return;
     }
     this.allowance = Math.max(threads, Math.floor(this.budget.bytesInFlight / BATCH_BYTES));
+    const locks = newDirLocks();
     try {
       for (let i = 0; i < threads; i++) {
-        const worker = new Worker(script, { workerData: { owners: o.owners } satisfies WriterInit });
+        const worker = new Worker(script, { workerData: { owners: o.owners, locks } satisfies WriterInit });
         const slot: Slot = { worker, inFlight: 0, batch: undefined, exited: false, sealed: 0 };
         worker.on("message", (m: FromWriter) => this.onMessage(slot, m));
         worker.on("error", (err) => this.fail(err));
@@ -151,8 +155,8 @@ export class Writers {
 
   /**
    * A blob whose bytes go to one thread as they are read, for it to decrypt, cut into `job`'s
-   * frames and write them. The thread is the one of `route` unless it has more than its share
-   * of bytes waiting and another has none.
+   * frames and write them. The thread is the one with the fewest bytes waiting, the one of
+   * `route` among equals.
    */
   streamBlob(job: Omit<BlobJobStart, keyof SealedStart>, route: number): BlobStream {
     if (this.inline) return this.inlineBlob(job);
@@ -162,7 +166,8 @@ export class Writers {
     return {
       start: (opened) => {
         slot = this.slots[route % this.slots.length]!;
-        if (slot.sealed > this.budget.bytesInFlight / (2 * this.slots.length)) slot = this.slots.find((s) => s.sealed === 0) ?? slot;
+        // Balance before locality: the directory locks keep threads that meet in a directory from spinning.
+        for (const other of this.slots) if (other.sealed < slot.sealed) slot = other;
         const start: BlobJobStart = { ...job, payloadKey: opened.payloadKey, payloadOffset: opened.payloadOffset };
         const s = slot;
         ended = new Promise<BlobJobEnd>((done, failed) => this.jobs.set(id, { slot: s, done, failed }));
@@ -357,9 +362,4 @@ export class Writers {
 }
 
 /** A route for work in directory `dir`: the same directory, the same thread. */
-export function routeOf(dir: string): number {
-  // FNV-1a over UTF-16 code units: cheap, and spreads sibling directories.
-  let h = 0x811c9dc5;
-  for (let i = 0; i < dir.length; i++) h = Math.imul(h ^ dir.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
+export { routeOf } from "./dir-locks.js";
