@@ -3,10 +3,11 @@ import { availableParallelism } from "node:os";
 // How a restore spends its memory: the one place that turns a memory limit into writer threads
 // and bytes in flight, so a `memory_limit` setting can fix both whatever the core count.
 //
-// Measured on the bench corpus (bench/results/2026-11-28-restore-workers.md): the process
-// without writer threads (Node, SQLite, the plan) peaks near 90 MB; each writer thread adds an
-// isolate, a malloc arena and its decrypt/decompress buffers, ~40-60 MB; bytes in flight are
-// held about three times (ciphertext, plaintext, decompressed chunks).
+// The split assumes ~96 MiB for the process without writer threads and ~64 MiB per thread (an
+// isolate, a malloc arena, decrypt and decompress buffers), bytes in flight held about three
+// times (ciphertext, plaintext, decompressed chunks). It is not yet met as a whole: on the bench
+// corpus two threads peak at 413-445 MB, one at 367 MB (bench/results/2026-11-28-restore-workers.md);
+// what the budget does fix is what the restore itself holds, whatever the cores or the files.
 
 export const DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024;
 
