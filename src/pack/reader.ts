@@ -1,8 +1,8 @@
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { AgeDecryptor, openHeader, planRange, type OpenedHeader } from "../crypto/age.js";
 import type { X25519Identity } from "../crypto/keys.js";
-import { openSegmentsEach, SEALED_SEGMENT_SIZE, segmentSpan } from "../crypto/stream.js";
+import { openSegmentsEach, SEALED_SEGMENT_SIZE, segmentSpan, StreamOpener } from "../crypto/stream.js";
 import { IntegrityError } from "../errors.js";
 import { frameChunks } from "./frame.js";
 import type { ChunkLocation } from "../model/chunk.js";
@@ -158,52 +158,167 @@ export class BlobReader {
     const key = this.source.blobObject(blob);
     const dec = new AgeDecryptor(this.identities, key);
     const hash = createHash("sha256");
-    let plainPos = 0; // plaintext offset of pending[0]
-    let pending: Buffer[] = [];
-    let pendingLen = 0;
-    let next = 0;
-
-    // Drops plaintext before the next wanted frame so memory stays at about one frame.
-    const take = function* (plain: Buffer[]): Generator<WantedFrame> {
-      for (const p of plain) {
-        pending.push(p);
-        pendingLen += p.length;
-      }
-      while (next < frames.length) {
-        const f = frames[next] as Frame;
-        while (pending.length > 0 && plainPos + (pending[0] as Buffer).length <= f.offset) {
-          const dropped = pending.shift() as Buffer;
-          plainPos += dropped.length;
-          pendingLen -= dropped.length;
-        }
-        if (plainPos + pendingLen < f.offset + f.length) break;
-        const all = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending);
-        yield { offset: f.offset, frame: all.subarray(f.offset - plainPos, f.offset - plainPos + f.length), chunks: f.chunks };
-        next++;
-        const keepFrom = Math.min(f.offset + f.length, (frames[next] ?? f).offset) - plainPos;
-        pending = [all.subarray(Math.max(0, keepFrom))];
-        pendingLen = pending[0]?.length ?? 0;
-        plainPos += Math.max(0, keepFrom);
-      }
-      if (next >= frames.length) {
-        plainPos += pendingLen;
-        pending = [];
-        pendingLen = 0;
-      }
+    const cutter = new FrameCutter(frames);
+    const wanted = function* (cut: Iterable<CutFrame<Frame>>): Generator<WantedFrame> {
+      for (const c of cut) yield { offset: c.frame.offset, frame: c.bytes, chunks: c.frame.chunks };
     };
-
     for await (const part of await this.source.openBlob(blob, options)) {
       this.bytesFetched += (part as Buffer).length;
       hash.update(part as Buffer);
-      yield* take(dec.push(part as Buffer));
+      yield* wanted(cutter.take(dec.push(part as Buffer)));
     }
-    yield* take(dec.finish());
-    if (hash.digest("hex") !== blob) {
-      throw new IntegrityError(key, "blob content does not match its name (SHA-256 mismatch)");
+    yield* wanted(cutter.take(dec.finish()));
+    verifyBlob(hash, blob, key, cutter);
+  }
+
+  /**
+   * Streams a whole blob to `sink` as it comes, untouched: only the header is opened here (for
+   * the payload key), so decrypting, checking and cutting frames can happen elsewhere (a restore's
+   * writer threads, with SealedFrames). Throws what opening the blob or its header throws;
+   * `start` is called once, before the first push.
+   */
+  async forwardBlob(blob: string, sink: SealedSink, options: ReadOptions = {}): Promise<void> {
+    const key = this.source.blobObject(blob);
+    let head: Buffer | undefined = Buffer.alloc(0);
+    const held: Buffer[] = [];
+    for await (const chunk of await this.source.openBlob(blob, options)) {
+      const part = chunk as Buffer;
+      this.bytesFetched += part.length;
+      if (head === undefined) {
+        await sink.push(part);
+        continue;
+      }
+      // A header cut across parts is rare (one recipient needs ~200 bytes): only then a copy.
+      head = head.length === 0 ? part : Buffer.concat([head, part]);
+      held.push(part);
+      const opened = openHeader(head, this.identities, key);
+      if (!opened) continue;
+      head = undefined;
+      sink.start({ payloadKey: opened.payloadKey, payloadOffset: opened.payloadOffset });
+      for (const h of held.splice(0)) await sink.push(h);
     }
-    if (next < frames.length) {
-      throw new IntegrityError(key, `blob ends before chunk at offset ${(frames[next] as { offset: number }).offset}`);
+    if (head !== undefined) {
+      // The same messages as a whole-blob read: cut inside the header, empty, not an age file.
+      const dec = new AgeDecryptor(this.identities, key);
+      dec.push(head);
+      dec.finish();
     }
+  }
+}
+
+/** Where forwardBlob sends a blob's bytes. */
+export interface SealedSink {
+  start(opened: SealedStart): void;
+  /** Takes `part` (the caller does not use it again); resolves when more may come. */
+  push(part: Buffer): Promise<void>;
+}
+
+/** What decrypting a forwarded blob needs: the payload key (a secret: never logged) and where the payload starts. */
+export interface SealedStart {
+  payloadKey: Uint8Array;
+  payloadOffset: number;
+}
+
+/** A wanted frame's plaintext bytes, cut from a blob. */
+export interface CutFrame<F> {
+  frame: F;
+  bytes: Buffer;
+}
+
+/**
+ * Cuts wanted frames (in offset order) out of a blob's plaintext as it arrives, dropping what
+ * lies between them, so memory stays at about one frame.
+ */
+export class FrameCutter<F extends { offset: number; length: number }> {
+  private plainPos = 0; // plaintext offset of pending[0]
+  private pending: Buffer[] = [];
+  private pendingLen = 0;
+  private next = 0;
+
+  constructor(private readonly frames: readonly F[]) {}
+
+  /** The first wanted frame not cut yet, if any. */
+  get missing(): F | undefined {
+    return this.frames[this.next];
+  }
+
+  *take(plain: readonly Buffer[]): Generator<CutFrame<F>> {
+    for (const p of plain) {
+      this.pending.push(p);
+      this.pendingLen += p.length;
+    }
+    while (this.next < this.frames.length) {
+      const f = this.frames[this.next]!;
+      while (this.pending.length > 0 && this.plainPos + this.pending[0]!.length <= f.offset) {
+        const dropped = this.pending.shift()!;
+        this.plainPos += dropped.length;
+        this.pendingLen -= dropped.length;
+      }
+      if (this.plainPos + this.pendingLen < f.offset + f.length) break;
+      const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+      const at = f.offset - this.plainPos;
+      this.next++;
+      const keepFrom = Math.max(0, Math.min(f.offset + f.length, (this.frames[this.next] ?? f).offset) - this.plainPos);
+      this.pending = [all.subarray(keepFrom)];
+      this.pendingLen = this.pending[0]!.length;
+      this.plainPos += keepFrom;
+      yield { frame: f, bytes: all.subarray(at, at + f.length) };
+    }
+    if (this.next >= this.frames.length) {
+      this.plainPos += this.pendingLen;
+      this.pending = [];
+      this.pendingLen = 0;
+    }
+  }
+}
+
+/** After a whole blob: its SHA-256 must be its name, and every wanted frame must have come. */
+function verifyBlob(hash: Hash, blob: string, object: string, cutter: FrameCutter<{ offset: number; length: number }>): void {
+  if (hash.digest("hex") !== blob) {
+    throw new IntegrityError(object, "blob content does not match its name (SHA-256 mismatch)");
+  }
+  const missing = cutter.missing;
+  if (missing) throw new IntegrityError(object, `blob ends before chunk at offset ${missing.offset}`);
+}
+
+/**
+ * The other end of forwardBlob: a whole blob's bytes in, its wanted frames out, as the stream
+ * read of BlobReader.streamFrames gives them, with the same checks and messages. A segment that
+ * does not verify throws from push (frames it held are lost, those cut before are good);
+ * `verify` after `finish` checks the blob against its name and that every frame came.
+ */
+export class SealedFrames<F extends { offset: number; length: number }> {
+  private readonly hash = createHash("sha256");
+  private readonly opener: StreamOpener;
+  private readonly cutter: FrameCutter<F>;
+  /** Header bytes still to come before the payload. */
+  private skip: number;
+
+  constructor(
+    private readonly blob: string,
+    private readonly object: string,
+    start: SealedStart,
+    frames: readonly F[],
+  ) {
+    this.opener = new StreamOpener(Buffer.from(start.payloadKey), object);
+    this.skip = start.payloadOffset;
+    this.cutter = new FrameCutter(frames);
+  }
+
+  push(part: Uint8Array): CutFrame<F>[] {
+    this.hash.update(part);
+    const n = Math.min(this.skip, part.length);
+    this.skip -= n;
+    return n === part.length ? [] : [...this.cutter.take(this.opener.push(part.subarray(n)))];
+  }
+
+  finish(): CutFrame<F>[] {
+    if (this.skip > 0) throw new IntegrityError(this.object, "age file truncated inside its header");
+    return [...this.cutter.take([this.opener.finish()])];
+  }
+
+  verify(): void {
+    verifyBlob(this.hash, this.blob, this.object, this.cutter);
   }
 }
 

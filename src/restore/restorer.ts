@@ -129,6 +129,8 @@ export class Restorer {
   /** Turns for routing a large file's frames across writer threads. */
   private turn = 0;
   private writers: Writers | undefined;
+  /** Whether the snapshot records extended attributes at all: if not, no file is asked for them. */
+  private anyXattrs: boolean | undefined;
   /** What of the snapshot (below the prefix) this restore takes. */
   private chosen!: Chosen;
 
@@ -351,9 +353,8 @@ export class Restorer {
         await this.placeFrames(this.reader.rangedFrames(blob, frames, options), byFrame, progress);
       } else {
         this.summary.blobsStreamed++;
-        try {
-          await this.placeFrames(this.reader.streamFrames(blob, frames, options), byFrame, progress);
-        } catch (err) {
+        const err = await this.streamBlob(blob, frames, byFrame, progress);
+        if (err !== undefined) {
           if (this.fatal(err) || err instanceof NotFoundError || err instanceof NoIdentityError) throw err;
           // The stream stops at the first damaged segment; what follows it is read by ranges,
           // so the damage costs only the chunks in it.
@@ -369,6 +370,31 @@ export class Restorer {
     } finally {
       this.writers!.flush();
     }
+  }
+
+  /**
+   * Reads a whole blob and hands its bytes to a writer thread, which decrypts it and writes the
+   * frames' chunks; what stopped it (a read error here, damage found there), if anything.
+   */
+  private async streamBlob(blob: string, frames: readonly Frame[], byFrame: ReadonlyMap<number, FramePlan[]>, progress: { upTo: number }): Promise<unknown> {
+    let route: number | undefined;
+    const wanted = frames.map((f) => {
+      const w = this.workOf(byFrame.get(f.offset)!);
+      route ??= w?.route;
+      return { offset: f.offset, length: f.length, work: w?.work ?? null };
+    });
+    const stream = this.writers!.streamBlob({ blob, object: this.o.repo.blobObject(blob), frames: wanted }, route ?? this.turn++);
+    let failure: { err: unknown } | undefined;
+    try {
+      await this.reader.forwardBlob(blob, stream, { signal: this.o.signal });
+    } catch (err) {
+      failure = { err };
+    }
+    const end = await stream.end(failure !== undefined);
+    progress.upTo = end.upTo;
+    // Damage the thread met came first: reading went on past it only because the thread is behind.
+    if (end.error !== undefined) return new Error(end.error);
+    return failure?.err;
   }
 
   private fatal(err: unknown): boolean {
@@ -412,7 +438,12 @@ export class Restorer {
 
   /** Hands a frame to the writers, with where each of its chunks goes (FrameWork). */
   private async place(frame: Buffer, plans: readonly FramePlan[]): Promise<void> {
-    const object = this.o.repo.blobObject(plans[0]!.blob);
+    const w = this.workOf(plans);
+    if (w) await this.writers!.writeFrame(frame, this.o.repo.blobObject(plans[0]!.blob), w.work, w.route);
+  }
+
+  /** Where each chunk of a frame goes, and the thread route for it; undefined when nothing is to be written. */
+  private workOf(plans: readonly FramePlan[]): { work: FrameWork; route: number } | undefined {
     const files: FrameWork["files"] = [];
     // Per frame: file id → index in `files`, or -1 for a file that gets nothing (failed, skipped).
     const index = new Map<number, number>();
@@ -442,9 +473,8 @@ export class Restorer {
         if (f >= 0) t.push(base + p.chunkOf[k]!, f, p.fileOffsetOf[k]!);
       }
     }
-    if (t.length === 0) return;
-    const work: FrameWork = { offset: plans[0]!.offset, ids, raw: Float64Array.from(raw), t: Float64Array.from(t), files };
-    await this.writers!.writeFrame(frame, object, work, route!);
+    if (t.length === 0) return undefined;
+    return { work: { offset: plans[0]!.offset, ids, raw: Float64Array.from(raw), t: Float64Array.from(t), files }, route: route! };
   }
 
   /** Adds file `fileId` to a frame's files and returns its index; -1 when it is to get nothing. */
@@ -472,7 +502,8 @@ export class Restorer {
   }
 
   private hasXattrs(id: number): boolean {
-    return this.o.snapshot.xattrs(id).length > 0;
+    this.anyXattrs ??= this.o.snapshot.anyXattrs();
+    return this.anyXattrs && this.o.snapshot.xattrs(id).length > 0;
   }
 
   /**

@@ -5,6 +5,7 @@ import type { ChunkId } from "../model/ids.js";
 import { writeAllSync } from "../util/fsio.js";
 import { errorMessage } from "../errors.js";
 import { fsPath } from "../model/path-bytes.js";
+import { inDirLock } from "./dir-locks.js";
 
 // The file end of a restore: decompresses and checks frames, writes their chunks at their
 // offsets, and finishes a single-chunk file (size, owner, mode, times) through the descriptor
@@ -99,25 +100,38 @@ export class FileSink {
   bytes = 0;
   files = 0;
 
-  constructor(private readonly owners: boolean) {}
+  constructor(
+    private readonly owners: boolean,
+    /** Directory locks shared with other writer threads (dir-locks.ts); none on the main thread alone. */
+    private readonly locks?: Int32Array,
+  ) {}
 
   /** Applies a batch; what fails is returned per file, the rest is still done. */
-  async applyBatch(items: readonly SinkItem[], data: Uint8Array): Promise<SinkFailure[]> {
+  applyBatch(items: readonly SinkItem[], data: Uint8Array): Promise<SinkFailure[]> {
+    return this.applyAll(items.map((item) => ({ item, bytes: data.subarray(item.start, item.start + item.length) })));
+  }
+
+  /** Applies frames given each in its own bytes (cut from a blob by a writer thread), like applyBatch. */
+  applyFrames(frames: readonly { bytes: Uint8Array; object: string; work: FrameWork }[]): Promise<SinkFailure[]> {
+    return this.applyAll(frames.map(({ bytes, object, work }) => ({ item: { kind: "frame", start: 0, length: bytes.length, object, work }, bytes })));
+  }
+
+  private async applyAll(list: readonly { item: SinkItem; bytes: Uint8Array }[]): Promise<SinkFailure[]> {
     const failed: SinkFailure[] = [];
-    const decode = (item: SinkItem): Promise<(Buffer | Error)[] | Error> => {
+    const decode = ({ item, bytes }: { item: SinkItem; bytes: Uint8Array }): Promise<(Buffer | Error)[] | Error> => {
       if (item.kind === "raw") return Promise.resolve([]);
       const w = item.work;
       const locs = w.ids.map((id, i) => ({ id: id as ChunkId, offset: w.offset, rawOffset: w.raw[2 * i]!, rawLength: w.raw[2 * i + 1]! }));
-      return frameChunksEach(data.subarray(item.start, item.start + item.length), locs, item.object).catch((e: Error) => e);
+      return frameChunksEach(bytes, locs, item.object).catch((e: Error) => e);
     };
     const decoding: Promise<(Buffer | Error)[] | Error>[] = [];
-    for (let i = 0; i < items.length; i++) {
-      while (decoding.length < Math.min(items.length, i + DECODE_AHEAD)) decoding.push(decode(items[decoding.length]!));
-      const item = items[i]!;
+    for (let i = 0; i < list.length; i++) {
+      while (decoding.length < Math.min(list.length, i + DECODE_AHEAD)) decoding.push(decode(list[decoding.length]!));
+      const { item, bytes } = list[i]!;
       const chunks = await decoding[i]!;
       decoding[i] = Promise.resolve([]);
       if (item.kind === "raw") {
-        this.tryApply(item.target, data.subarray(item.start, item.start + item.length), failed);
+        this.tryApply(item.target, bytes, failed);
         continue;
       }
       this.applyFrame(item.work, chunks, failed);
@@ -177,7 +191,7 @@ export class FileSink {
     let fd = this.open.get(op.fileId);
     const kept = fd !== undefined;
     // O_NOFOLLOW: a symlink at this name in the target is never followed.
-    fd ??= openSync(fsPath(op.abs), constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    fd ??= inDirLock(this.locks, op.abs, () => openSync(fsPath(op.abs), constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600));
     try {
       writeAllSync(fd, data, op.offset);
       this.bytes += data.length;

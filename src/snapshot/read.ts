@@ -173,6 +173,14 @@ export class SnapshotReader {
     return rows.map((r) => ({ path: this.#path(r.path), message: r.message }));
   }
 
+  /** Whether any file has extended attributes: a restore of a snapshot without any asks no file (~20 µs a query). */
+  anyXattrs(): boolean {
+    if (!this.#v2) return false;
+    // On the second connection: restore asks while iterating entries() on the first.
+    this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
+    return this.#lookupDb.prepare("SELECT EXISTS (SELECT 1 FROM xattrs)").pluck().get() === 1;
+  }
+
   /** A file's extended attributes (POSIX ACLs among them), by name; none in format 1. */
   xattrs(fileId: number): Xattr[] {
     if (!this.#v2) return [];
