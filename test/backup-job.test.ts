@@ -56,6 +56,25 @@ describe("runJob (backup/job.ts)", () => {
     expect([...store.objects.keys()].some((k) => k.startsWith("index/"))).toBe(true);
   });
 
+  it("backs up two commands' outputs of many pieces each in one run (they share a pack worker)", async () => {
+    const store = openMemoryStore();
+    const s = await settings({
+      commands: [
+        { name: "one", run: "seq 1 300000", path: "commands/one.txt" },
+        { name: "two", run: "seq 300001 600000", path: "commands/two.txt" },
+      ],
+    });
+    const result = await runJob(s, { store, log: () => {}, configPath: "/nowhere.yml" });
+    if (!result.ok) throw result.error;
+    expect(result.summary.filesNew).toBe(3);
+    const bytes = (from: number, to: number) => {
+      let n = 0;
+      for (let i = from; i <= to; i++) n += String(i).length + 1;
+      return n;
+    };
+    expect(result.summary.bytesRead).toBe("hello\n".length + bytes(1, 300000) + bytes(300001, 600000));
+  }, 60_000);
+
   it("makes no snapshot when pre_backup fails, and post_backup still learns why", async () => {
     const store = openMemoryStore();
     const log: string[] = [];

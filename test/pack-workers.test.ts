@@ -86,6 +86,31 @@ describe("memory_limit fixes the number of pack workers", () => {
   });
 });
 
+describe("command outputs through a pack worker (the CLI)", () => {
+  it("two commands of many pieces each share the one worker the default memory_limit allows", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "vaultik-packstreams-"));
+    try {
+      const commands =
+        "commands:\n" +
+        '  - { name: one, run: "seq 1 300000", path: commands/one.txt }\n' +
+        '  - { name: two, run: "seq 300001 600000", path: commands/two.txt }\n';
+      const r = await localRepo(dir, await cliKeys(), commands);
+      const out = await vaultik(["backup", r.config, "--json"]);
+      expect(out.code, out.stderr).toBe(0);
+      const summary = JSON.parse(out.stdout) as { workers: number; filesNew: number; snapshotId: string };
+      expect(summary.workers).toBe(1);
+      expect(summary.filesNew).toBe(2);
+      const one = await vaultik(["fetch", r.repo, summary.snapshotId, "/commands/one.txt", "-"], { env: { VAULTIK_PRIVATE_KEY: r.identity } });
+      expect(one.code, one.stderr).toBe(0);
+      const lines = one.stdout.split("\n");
+      expect(lines.length).toBe(300001);
+      expect([lines[0], lines[299999]]).toEqual(["1", "300000"]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
 describe("two pack workers, one repository (through the CLI)", () => {
   let dir: string;
   let r: LocalRepo;

@@ -44,7 +44,6 @@ interface Lane {
   post(m: ToStage, transfer?: ArrayBuffer[]): void;
   outstanding: number;
   flushed?: () => void;
-  took?: () => void;
   close(): Promise<void>;
 }
 
@@ -56,6 +55,8 @@ interface Task {
 export class PackPipeline {
   private readonly lanes: Lane[] = [];
   private readonly tasks = new Map<number, Task>();
+  /** Streams being fed, by task id: a piece was taken (several may share a worker). */
+  private readonly took = new Map<number, () => void>();
   private nextId = 1;
   private readonly uploader: Uploader;
   private readonly inFlight: Budget;
@@ -101,10 +102,10 @@ export class PackPipeline {
     lane.post({ kind: "stream", id });
     let credit = 2;
     let wake: (() => void) | undefined;
-    lane.took = () => {
+    this.took.set(id, () => {
       credit++;
       wake?.();
-    };
+    });
     const failed = result.then(() => undefined, () => undefined);
     try {
       for await (const piece of source) {
@@ -119,7 +120,7 @@ export class PackPipeline {
       }
     } finally {
       lane.post({ kind: "end", id });
-      lane.took = undefined;
+      this.took.delete(id);
     }
     return result;
   }
@@ -232,7 +233,7 @@ export class PackPipeline {
         this.blob(lane, m);
         break;
       case "took":
-        lane.took?.();
+        this.took.get(m.id)?.();
         break;
       case "progress":
         this.o.onProgress?.(m.bytes);
@@ -273,9 +274,7 @@ export class PackPipeline {
       this.tasks.delete(id);
       task.reject(err);
     }
-    for (const lane of this.lanes) {
-      lane.flushed?.();
-      lane.took?.();
-    }
+    for (const lane of this.lanes) lane.flushed?.();
+    for (const wake of this.took.values()) wake();
   }
 }
