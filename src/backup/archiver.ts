@@ -14,6 +14,7 @@ import { VERSION } from "../version.js";
 import { CatalogCommits, type FileDeps } from "./catalog-commits.js";
 import type { Excluder } from "./exclude.js";
 import { DEFAULT_MEMORY_LIMIT, planMemory, type MemoryPlan } from "./memory-plan.js";
+import { isFileError } from "./pack-stage.js";
 import { PackPipeline, type LaneResult } from "./pipeline.js";
 import { chunkHashAt } from "./wire.js";
 import { checkSourceDirs, snapshotPath, walk, type DirtySet, type WalkEntry } from "./walker.js";
@@ -410,11 +411,6 @@ export class Archiver {
   }
 }
 
-/** A failure of the file itself (errno from the kernel), as opposed to one of the run. */
-function isFileError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" && /^E[A-Z0-9]+$/.test(code);
-}
 
 /** ctime too: `cp -p` and `rsync -t` rewrite content and then restore the mtime. */
 function sameContent(a: FileStamp, b: FileStamp): boolean {
