@@ -1,4 +1,5 @@
 import type Database from "better-sqlite3";
+import { attachSqlite } from "../util/sqlite.js";
 
 // The catalog and a snapshot database meet in two places: a snapshot takes its chunk locations
 // from the catalog, and a full walk's snapshot tells the catalog which entries are gone. Both
@@ -16,7 +17,7 @@ export interface SharedView {
 
 /** Attaches `file` to `conn` as `alias` and defines `temp.<view>` over it as `select`. */
 export function shareView(conn: Database.Database, file: string, alias: string, view: string, select: string): SharedView {
-  conn.prepare(`ATTACH DATABASE ? AS ${alias}`).run(file);
+  attachSqlite(conn, file, alias);
   try {
     conn.exec(`CREATE TEMP VIEW ${view} AS ${select}`);
   } catch (err) {

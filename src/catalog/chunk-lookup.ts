@@ -1,4 +1,4 @@
-import Database from "better-sqlite3";
+import { openSqlite } from "../util/sqlite.js";
 
 /**
  * A read-only connection to the catalog that answers one question, "is this chunk stored?",
@@ -6,7 +6,7 @@ import Database from "better-sqlite3";
  * what the main thread commits while it writes.
  */
 export function openChunkLookup(catalogPath: string): { has(hash: Uint8Array): boolean; close(): void } {
-  const db = new Database(catalogPath, { readonly: true, fileMustExist: true });
+  const db = openSqlite(catalogPath, { readonly: true, fileMustExist: true });
   const has = db.prepare("SELECT 1 FROM chunks WHERE hash = ?").pluck();
   return {
     has: (hash) => has.get(hash) !== undefined,

@@ -11,6 +11,7 @@ import { LocalStateError, errorMessage } from "../errors.js";
 import { makeDirsSync } from "../util/mkdir.js";
 import { packChunks, packXattrs, unpackChunks, unpackXattrs, type ChunkRef, type XattrRecord } from "./codec.js";
 import { migrate } from "./migrate.js";
+import { openSqlite } from "../util/sqlite.js";
 
 // The source host's local index: which chunks already sit in which stored blob, every entry the
 // last walks saw (with its stat, so a daemon run can trust unchanged subtrees without walking
@@ -148,7 +149,7 @@ export class Catalog {
     options: { verify?: (db: Database.Database) => void } = {},
   ) {
     if (path !== ":memory:") createPrivate(path);
-    this.db = new Database(path);
+    this.db = openSqlite(path);
     try {
       options.verify?.(this.db);
       this.stmts = this.init();

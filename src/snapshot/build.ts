@@ -7,6 +7,7 @@ import { IntegrityError } from "../errors.js";
 import { COMPRESSION } from "../model/chunk.js";
 import { encodePath } from "../model/path-bytes.js";
 import { SNAPSHOT_FORMAT, SNAPSHOT_SCHEMA, type FileChunkRef, type SnapshotEntry, type SnapshotMeta, type SnapshotStats } from "./schema.js";
+import { openSqlite } from "../util/sqlite.js";
 
 // Builds a snapshot database in a local temp file while the backup runs. It is metadata only
 // (paths, modes, chunk ids), the same kind of data the local index already keeps on this host.
@@ -26,7 +27,7 @@ export class SnapshotBuilder implements PathSource {
     private readonly meta: Omit<SnapshotMeta, "format" | "stats">,
   ) {
     rmSync(path, { force: true });
-    this.db = new Database(path);
+    this.db = openSqlite(path);
     // A temp file rebuilt from scratch on any failure: durability would only cost time.
     this.db.pragma("journal_mode = OFF");
     this.db.pragma("synchronous = OFF");

@@ -7,6 +7,7 @@ import { COMPRESSION } from "../model/chunk.js";
 import { decodePath, encodePath } from "../model/path-bytes.js";
 import { ENTRY_TYPES, OLDEST_SNAPSHOT_FORMAT, SNAPSHOT_FORMAT, type EntryType, type SnapshotEntry, type SnapshotMeta, type SnapshotStats, type Xattr } from "./schema.js";
 import { belowBounds } from "../util/paths.js";
+import { openSqlite, attachSqlite } from "../util/sqlite.js";
 
 // Read access to a decrypted snapshot database on the recovery machine.
 
@@ -83,7 +84,7 @@ export class SnapshotReader {
     readonly object: string,
   ) {
     try {
-      this.#db = new Database(path, { readonly: true, fileMustExist: true });
+      this.#db = openSqlite(path, { readonly: true, fileMustExist: true });
       this.meta = readMeta(this.#db, object);
     } catch (err) {
       if (err instanceof IntegrityError) throw err;
@@ -177,14 +178,14 @@ export class SnapshotReader {
   anyXattrs(): boolean {
     if (!this.#v2) return false;
     // On the second connection: restore asks while iterating entries() on the first.
-    this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
+    this.#lookupDb ??= openSqlite(this.path, { readonly: true, fileMustExist: true });
     return this.#lookupDb.prepare("SELECT EXISTS (SELECT 1 FROM xattrs)").pluck().get() === 1;
   }
 
   /** A file's extended attributes (POSIX ACLs among them), by name; none in format 1. */
   xattrs(fileId: number): Xattr[] {
     if (!this.#v2) return [];
-    this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
+    this.#lookupDb ??= openSqlite(this.path, { readonly: true, fileMustExist: true });
     // Prepared once: restore asks for every entry, and a prepare costs ~20 µs, the query ~1 µs.
     this.#xattrsOf ??= this.#lookupDb.prepare("SELECT name, value FROM xattrs WHERE file_id = ? ORDER BY name");
     const rows = this.#xattrsOf.all(fileId) as { name: Uint8Array; value: Uint8Array }[];
@@ -252,7 +253,7 @@ export class SnapshotReader {
       FROM p LEFT JOIN chunks c ON c.hash = p.h LEFT JOIN blobs b ON b.id = c.blob_id
       GROUP BY b.id, c.offset, p.fid >> 3, p.foff >> 13
       ORDER BY b.id, c.offset`);
-    this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
+    this.#lookupDb ??= openSqlite(this.path, { readonly: true, fileMustExist: true });
     const blobRow = this.#lookupDb.prepare("SELECT name, size FROM blobs WHERE id = ?").raw(true);
     let blob: { id: number; name: BlobName; size: number } | undefined;
     const nums = (v: unknown) => String(v).split(",").map(Number);
@@ -303,7 +304,7 @@ export class SnapshotReader {
    * needs of a file that framePlans() names. Looked up per file, not carried per chunk.
    */
   fileInfo(id: number): FileInfo {
-    this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
+    this.#lookupDb ??= openSqlite(this.path, { readonly: true, fileMustExist: true });
     this.#fileInfo ??= this.#lookupDb
       .prepare(
         `SELECT path, size, mode, uid, gid, mtime_ns / 1000,
@@ -326,7 +327,7 @@ export class SnapshotReader {
    * framePlans() is being iterated. Streams: a file of millions of chunks is never held in memory.
    */
   *chunksOf(fileId: number): Generator<FileChunk> {
-    this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
+    this.#lookupDb ??= openSqlite(this.path, { readonly: true, fileMustExist: true });
     const sql = `SELECT hex(c.hash) AS id, b.name AS blob, c.offset, c.length, c.raw_offset AS rawOffset, c.raw_length AS rawLength, c.compression,
                    ${this.#v2 ? "fc.offset" : "NULL"} AS fileOffset
                  FROM file_chunks fc JOIN chunks c ON c.hash = fc.chunk JOIN blobs b ON b.id = c.blob_id
@@ -504,7 +505,7 @@ export class SnapshotReader {
    * snapshots in SQL (usedChunksSql); only ever read there.
    */
   attachTo(db: Database.Database, alias: string): void {
-    db.prepare(`ATTACH DATABASE ? AS ${alias}`).run(this.path);
+    attachSqlite(db, this.path, alias);
   }
 
   /**
@@ -535,7 +536,7 @@ export class SnapshotReader {
    * attached to a throwaway connection, so the sets are compared in SQL, not held in memory.
    */
   static chunksOnlyIn(to: SnapshotReader, from: SnapshotReader, prefix?: string): { chunks: number; raw: number; stored: number } {
-    const db = new Database(":memory:");
+    const db = openSqlite(":memory:");
     try {
       to.attachTo(db, "b");
       from.attachTo(db, "a");
@@ -572,7 +573,7 @@ export class SnapshotReader {
    * entries() is being iterated.
    */
   nextEntry(from: string, before?: string): EntryRow | undefined {
-    this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
+    this.#lookupDb ??= openSqlite(this.path, { readonly: true, fileMustExist: true });
     const db = this.#lookupDb;
     this.#seek ??= [
       db.prepare(`SELECT ${this.#columns()} FROM files WHERE path >= ? ORDER BY path LIMIT 1`).safeIntegers(true),
@@ -586,7 +587,7 @@ export class SnapshotReader {
 
   /** The path of the entry with this id (a hard link set's first entry), if there is one. */
   pathOf(id: number): string | undefined {
-    this.#lookupDb ??= new Database(this.path, { readonly: true, fileMustExist: true });
+    this.#lookupDb ??= openSqlite(this.path, { readonly: true, fileMustExist: true });
     this.#pathOf ??= this.#lookupDb.prepare("SELECT path FROM files WHERE id = ?").pluck();
     const path = this.#pathOf.get(id);
     return path === undefined ? undefined : this.#path(path);

@@ -1,4 +1,3 @@
-import Database from "better-sqlite3";
 import { MAX_SEED_FILE_CHUNKS, type SeedRecord } from "../catalog/seed.js";
 import { parseHeader } from "../crypto/header.js";
 import { IntegrityError, isNotFound } from "../errors.js";
@@ -6,6 +5,7 @@ import type { Repository } from "../repo/repository.js";
 import { TaskPool } from "../util/pool.js";
 import { decodePath } from "../model/path-bytes.js";
 import type { SnapshotReader } from "./read.js";
+import { openSqlite } from "../util/sqlite.js";
 
 // What a catalog seed (catalog/seed.ts) takes from one snapshot database: every blob and chunk
 // the snapshot references, and its regular files with their chunk lists. Read through a
@@ -18,9 +18,9 @@ import type { SnapshotReader } from "./read.js";
  * than a seed line holds, are left out: the host reads those again.
  */
 export function* seedRecords(reader: SnapshotReader): Generator<SeedRecord> {
-  const db = new Database(reader.path, { readonly: true, fileMustExist: true });
+  const db = openSqlite(reader.path, { readonly: true, fileMustExist: true });
   // better-sqlite3 runs one statement per connection at a time; files and their chunks are two.
-  const db2 = new Database(reader.path, { readonly: true, fileMustExist: true });
+  const db2 = openSqlite(reader.path, { readonly: true, fileMustExist: true });
   try {
     for (const b of db.prepare("SELECT name, size, header_length AS headerLength FROM blobs ORDER BY name").iterate() as Iterable<{
       name: string;
@@ -104,7 +104,7 @@ export async function blobSealedToOtherCount(
   keys: number,
   signal?: AbortSignal,
 ): Promise<{ blob: string; stanzas: number } | undefined> {
-  const db = new Database(reader.path, { readonly: true, fileMustExist: true });
+  const db = openSqlite(reader.path, { readonly: true, fileMustExist: true });
   let found: { blob: string; stanzas: number } | undefined;
   const pool = new TaskPool(HEADER_READS);
   try {
