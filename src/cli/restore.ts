@@ -59,11 +59,11 @@ Examples:
   vaultik restore -c vaultik.yml latest /mnt/restore --include /etc/nginx --dry-run   (what, and how much)`,
     )
     .action(async (args: string[], flags: Flags) => {
-    const { repo, rest } = await repoFromArgs(args, ["SNAPSHOT_ID", "TARGET_DIR"], flags);
+    const { repo, rest, config } = await repoFromArgs(args, ["SNAPSHOT_ID", "TARGET_DIR"], flags);
     const [ref, target] = rest as [string, string];
     const dest = resolve(target);
     assertDirectoryTarget("TARGET_DIR", dest);
-    io.exitCode = await restoreInto(io, flags, repo, ref, async () => ({ target: dest }));
+    io.exitCode = await restoreInto(io, flags, repo, ref, config?.memoryLimit, async () => ({ target: dest }));
   });
 
   common(
@@ -72,7 +72,7 @@ Examples:
       .description("restore one file or directory subtree of a snapshot, reading only the blob ranges it needs; TARGET `-` writes one file to stdout")
       .argument("<args...>", "[BUCKET [PREFIX]] SNAPSHOT_ID FILEPATH TARGET   (FILEPATH as listed: a byte that is not UTF-8 as \\xHH)"),
   ).action(async (args: string[], flags: Flags) => {
-    const { repo, rest } = await repoFromArgs(args, ["SNAPSHOT_ID", "FILEPATH", "TARGET"], flags);
+    const { repo, rest, config } = await repoFromArgs(args, ["SNAPSHOT_ID", "FILEPATH", "TARGET"], flags);
     const [ref, filePath, target] = rest as [string, string, string];
     if (target === "-") {
       if (flags.json) throw new UsageError("--json", "TARGET - writes the file itself to stdout; leave out --json");
@@ -83,7 +83,7 @@ Examples:
       return;
     }
     const dest = resolve(target);
-    io.exitCode = await restoreInto(io, flags, repo, ref, async (reader) => {
+    io.exitCode = await restoreInto(io, flags, repo, ref, config?.memoryLimit, async (reader) => {
       const entry = findEntry(reader, filePath);
       const wanted = entry.path;
       if (entry.type === "dir") {
@@ -159,6 +159,8 @@ async function restoreInto(
   flags: Flags,
   repo: Repository,
   ref: string,
+  /** The config's memory_limit, when a config names the repository (else restoreBudget's default). */
+  memoryLimit: number | undefined,
   plan: (reader: SnapshotReader) => Promise<Plan>,
 ): Promise<number> {
   const identities = loadIdentities(flags.identity);
@@ -181,7 +183,7 @@ async function restoreInto(
       identities,
       async (reader) => {
         const p = await plan(reader);
-        const restorer = new Restorer({ repo, identities, snapshot: reader, ...p, selection, numericOwner: flags.numericOwner === true, signal: abort.signal });
+        const restorer = new Restorer({ repo, identities, snapshot: reader, ...p, selection, memoryLimit, numericOwner: flags.numericOwner === true, signal: abort.signal });
         const stop = flags.json
           ? () => {}
           : startProgress("restore", {

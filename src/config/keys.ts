@@ -42,7 +42,7 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = [
   { key: "index_path", default: "$XDG_STATE_HOME/vaultik/<config name>-<hash12>.sqlite (~/.local/state without XDG_STATE_HOME)", description: "local SQLite index of what has been uploaded; the hash is of the repository and the config file's absolute path" },
   { key: "chunk_size", default: DEFAULTS.chunkSize, description: "target average chunk size, 256 B to 16 MiB; changing it stops deduplication against earlier backups" },
   { key: "blob_size_limit", default: DEFAULTS.blobSizeLimit, description: "size at which a blob is closed and uploaded; at least 1 MiB and 4 × chunk_size (default: 16 MiB or 4 × chunk_size, whichever is larger)" },
-  { key: "memory_limit", default: DEFAULTS.memoryLimit, description: "memory a backup may use, at least 128 MiB; it fixes how many worker threads run (more cores only help while they fit)" },
+  { key: "memory_limit", default: DEFAULTS.memoryLimit, description: "memory a backup (and a restore --config) may use, at least 128 MiB; it fixes how many worker threads run (more cores only help while they fit)" },
   { key: "index_prefix", default: DEFAULTS.indexPrefix, description: "repository folder for snapshot metadata" },
   { key: "retention", description: "which snapshots prune keeps; a count of 0 turns its rule off" },
   { key: "retention.keep_last", description: "keep the newest N snapshots" },

@@ -16,6 +16,7 @@ import { DeviceNotPermitted } from "./nodes.js";
 import { OwnerMap } from "./owners.js";
 import { restoredBefore } from "./resume.js";
 import { restoredMode, type FrameWork } from "./sink.js";
+import { restoreBudget } from "./budget.js";
 import { routeOf, Writers } from "./writers.js";
 import { XattrRefusals } from "./xattrs.js";
 import { choose, everything, type Chosen } from "./chosen.js";
@@ -59,6 +60,8 @@ export interface RestoreOptions {
   /** Create device nodes (needs root). Default: when running as root; otherwise each is skipped with a warning. */
   devices?: boolean;
   signal?: AbortSignal;
+  /** The config's memory_limit: fixes writer threads and bytes in flight (restoreBudget). Default 256 MiB. */
+  memoryLimit?: number;
 }
 
 export interface RestoreProgress {
@@ -91,6 +94,8 @@ export interface RestoreSummary {
   warnings: EntryProblem[];
   /** Files already in the target as the snapshot has them (a re-run after an interruption): verified and left alone. */
   skipped: number;
+  /** Writer threads the restore ran (0: it wrote on the main thread). */
+  writers: number;
 }
 
 /** Placements handed to one blob task at most: bounds its memory whatever a file repeats. */
@@ -173,6 +178,7 @@ export class Restorer {
     try {
       writers = this.writers = new Writers({
         owners: this.owners,
+        budget: restoreBudget(this.o.memoryLimit),
         onApplied: (bytes, files) => {
           this.progress.bytesWritten += bytes;
           this.progress.files += files;
@@ -192,6 +198,7 @@ export class Restorer {
     for (const w of this.refusals.warnings()) this.report.warn(w.path, w.message);
     const failed = this.report.counts();
     return {
+      writers: writers.threads,
       files: this.seen.files - failed.files,
       dirs: this.seen.dirs - failed.dirs,
       symlinks: this.seen.symlinks - failed.symlinks,

@@ -106,6 +106,9 @@ export class Writers {
   private sealed = 0;
   private readonly jobs = new Map<number, Job>();
 
+  /** Writer threads started (0: writes on the main thread). */
+  readonly threads: number = 0;
+
   constructor(private readonly o: WritersOptions) {
     const script = compiledWorker(import.meta.url, "./sink-worker.js");
     this.budget = o.budget ?? restoreBudget();
@@ -114,6 +117,7 @@ export class Writers {
       this.inline = new FileSink(o.owners);
       return;
     }
+    this.threads = threads;
     this.allowance = Math.max(threads, Math.floor(this.budget.bytesInFlight / BATCH_BYTES));
     const locks = newDirLocks();
     try {
