@@ -144,6 +144,44 @@ describe("what a backup records", () => {
     expect(["a/one", "a/two", "b/three"].map((p) => rowOf(second.files, join(r.source, p))!.link_id)).toEqual(set1.map(() => rowOf(second.files, join(r.source, "a/one"))!.id));
   });
 
+  it("several insert batches of rows: every file, chunk, link and xattr row lands on its own file, first run and unchanged re-run", async () => {
+    // The snapshot builder writes rows in multi-row INSERTs of 64; links and xattrs fall inside
+    // and across batches here, and files of many chunks fill the chunk batch on their own.
+    const r = await localRepo(await tempDir(), keys);
+    const names = Array.from({ length: 300 }, (_, i) => `f${String(i).padStart(3, "0")}`);
+    for (const [i, n] of names.entries()) {
+      const abs = join(r.source, n);
+      if (i % 50 === 7) linkSync(join(r.source, names[i - 1]!), abs); // a link to the row just before
+      else if (i === 260) linkSync(join(r.source, names[3]!), abs); // a link to a row flushed long ago
+      else writeFileSync(abs, i % 97 === 0 ? pseudoRandom(1_500_000, i) : `file ${i}\n`);
+      if (i % 40 === 5) setAttr(abs, "user.n", `v${i}`);
+    }
+    for (const run of [0, 1]) {
+      const s = await backup(r);
+      if (run === 1) expect(s.bytesRead).toBe(0);
+      const { files, chunks, xattrs, stats } = await snapshotRows(r, s.snapshotId);
+      expect(stats["files"]).toBe(300);
+      for (const [i, n] of names.entries()) {
+        const row = rowOf(files, join(r.source, n))!;
+        const leader = i % 50 === 7 ? names[i - 1]! : i === 260 ? names[3]! : undefined;
+        const content = leader ? names.indexOf(leader) : i;
+        expect(row.size, n).toBe(content % 97 === 0 ? 1_500_000 : `file ${content}\n`.length);
+        const own = (id: number) => chunks.filter((c) => c.fileId === id).length;
+        if (leader) {
+          // Whichever name the walk met first holds the chunks; both carry its id (readdir order).
+          const other = rowOf(files, join(r.source, leader))!;
+          expect(row.link_id, n).toBe(other.link_id);
+          expect([row.id, other.id], n).toContain(row.link_id);
+          expect(own(row.id) + own(other.id), n).toBe(1);
+        } else if (i % 97 === 0) expect(own(row.id), n).toBeGreaterThan(10);
+        else if (!names.some((m, j) => (j % 50 === 7 && j - 1 === i) || (j === 260 && i === 3))) expect(own(row.id), n).toBe(1);
+        const attrs = xattrs.filter((x) => x.fileId === row.id).map((x) => `${x.name.toString()}=${x.value.toString()}`);
+        const leaderIndex = leader ? names.indexOf(leader) : i;
+        expect(attrs, n).toEqual(leaderIndex % 40 === 5 || i % 40 === 5 ? [`user.n=v${i % 40 === 5 ? i : leaderIndex}`] : []);
+      }
+    }
+  });
+
   it("a 100 MiB sparse file is read for its data only and stored with its hole", async () => {
     const r = await localRepo(await tempDir(), keys);
     const path = join(r.source, "sparse.img");

@@ -15,11 +15,12 @@ import { openSqlite } from "../util/sqlite.js";
 
 export class SnapshotBuilder implements PathSource {
   private readonly db: Database.Database;
-  private readonly insertFile: Database.Statement;
-  private readonly insertChunk: Database.Statement;
+  private readonly files: RowBatch;
+  private readonly chunks: RowBatch;
+  private readonly xattrs: RowBatch;
   private readonly insertError: Database.Statement;
-  private readonly insertXattr: Database.Statement;
   private readonly setLinkId: Database.Statement;
+  private lastId = 0;
   private readonly stats: SnapshotStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0, errors: 0, changed: 0, special: 0, hardLinks: 0, sockets: 0 };
 
   constructor(
@@ -32,13 +33,13 @@ export class SnapshotBuilder implements PathSource {
     this.db.pragma("journal_mode = OFF");
     this.db.pragma("synchronous = OFF");
     this.db.exec(SNAPSHOT_SCHEMA);
-    this.insertFile = this.db.prepare(
-      `INSERT INTO files(path, type, mode, uid, gid, user_name, group_name, size, mtime_ns, link_target, rdev, link_id, status)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    this.insertChunk = this.db.prepare("INSERT INTO file_chunks(file_id, offset, chunk) VALUES (?, ?, ?)");
+    // Rows go in as multi-row INSERTs: one statement per row cost ~2x as much per file (a
+    // statement's fixed cost is most of a small row's), and an unchanged re-run writes every
+    // file's row and chunk rows again. Ids are assigned here, so add() still returns one.
+    this.files = new RowBatch(this.db, "files(id, path, type, mode, uid, gid, user_name, group_name, size, mtime_ns, link_target, rdev, link_id, status)", 14);
+    this.chunks = new RowBatch(this.db, "file_chunks(file_id, offset, chunk)", 3);
+    this.xattrs = new RowBatch(this.db, "xattrs(file_id, name, value)", 3);
     this.insertError = this.db.prepare("INSERT INTO errors(path, message) VALUES (?, ?)");
-    this.insertXattr = this.db.prepare("INSERT INTO xattrs(file_id, name, value) VALUES (?, ?, ?)");
     this.setLinkId = this.db.prepare("UPDATE files SET link_id = id WHERE id = ? AND type = 'file'");
     this.db.exec("BEGIN");
   }
@@ -51,20 +52,19 @@ export class SnapshotBuilder implements PathSource {
    */
   add(entry: SnapshotEntry, chunks: Buffer | readonly FileChunkRef[] = [], linkOf?: number): number {
     if (linkOf !== undefined) {
-      // The first name of a set marks the set: link_id = its own id (FORMAT.md §4.1).
+      this.flush();
       this.setLinkId.run(linkOf);
       this.stats.hardLinks!++;
     }
-    const id = Number(
-      this.insertFile.run(
-        encodePath(entry.path), entry.type, entry.mode, entry.uid, entry.gid, entry.userName ?? null, entry.groupName ?? null,
-        entry.size, entry.mtimeNs, entry.linkTarget === undefined ? null : encodePath(entry.linkTarget), entry.rdev ?? null,
-        linkOf ?? null, entry.status ?? null,
-      ).lastInsertRowid,
+    const id = ++this.lastId;
+    this.files.push(
+      id, encodePath(entry.path), entry.type, entry.mode, entry.uid, entry.gid, entry.userName ?? null, entry.groupName ?? null,
+      entry.size, entry.mtimeNs, entry.linkTarget === undefined ? null : encodePath(entry.linkTarget), entry.rdev ?? null,
+      linkOf ?? null, entry.status ?? null,
     );
-    // A Buffer is the catalog's packed chunk list (what the pack workers send).
-    if (linkOf === undefined) for (const c of Buffer.isBuffer(chunks) ? unpackChunks(chunks) : chunks) this.insertChunk.run(id, c.offset, c.hash);
-    for (const x of entry.xattrs ?? []) this.insertXattr.run(id, encodePath(x.name), x.value);
+    if (linkOf === undefined) for (const c of Buffer.isBuffer(chunks) ? unpackChunks(chunks) : chunks) this.chunks.push(id, c.offset, c.hash);
+    for (const x of entry.xattrs ?? []) this.xattrs.push(id, encodePath(x.name), x.value);
+    if (this.files.full || this.chunks.full || this.xattrs.full) this.flush();
     if (entry.type === "file") {
       this.stats.files++;
       this.stats.bytes += entry.size;
@@ -73,6 +73,13 @@ export class SnapshotBuilder implements PathSource {
     else if (entry.type === "symlink") this.stats.symlinks++;
     else this.stats.special!++;
     return id;
+  }
+
+  /** Writes the rows waiting in batches: files first, which the other rows reference. */
+  private flush(): void {
+    this.files.flush();
+    this.chunks.flush();
+    this.xattrs.flush();
   }
 
   /** Counts a socket the walk met: nothing can restore one, so it is not recorded. */
@@ -96,6 +103,7 @@ export class SnapshotBuilder implements PathSource {
    * would not restore, so this refuses to finish.
    */
   finish(catalog: Catalog): { stats: SnapshotStats; blobs: string[] } {
+    this.flush();
     this.db.exec("COMMIT");
     // One SQL join against the catalog file instead of a lookup per chunk.
     const located = catalog.shareChunkLocations(this.db);
@@ -154,5 +162,37 @@ export class SnapshotBuilder implements PathSource {
   discard(): void {
     if (this.db.open) this.db.close();
     rmSync(this.path, { force: true });
+  }
+}
+
+/** Rows of one table waiting to go in as one multi-row INSERT. */
+class RowBatch {
+  static readonly ROWS = 64;
+  private readonly many: Database.Statement;
+  private readonly one: Database.Statement;
+  private values: unknown[] = [];
+
+  constructor(db: Database.Database, into: string, private readonly columns: number) {
+    const row = `(${new Array(columns).fill("?").join(", ")})`;
+    this.many = db.prepare(`INSERT INTO ${into} VALUES ${new Array(RowBatch.ROWS).fill(row).join(", ")}`);
+    this.one = db.prepare(`INSERT INTO ${into} VALUES ${row}`);
+  }
+
+  push(...row: unknown[]): void {
+    for (const v of row) this.values.push(v);
+  }
+
+  get full(): boolean {
+    return this.values.length >= RowBatch.ROWS * this.columns;
+  }
+
+  flush(): void {
+    const v = this.values;
+    let at = 0;
+    for (; at + RowBatch.ROWS * this.columns <= v.length; at += RowBatch.ROWS * this.columns) {
+      this.many.run(v.slice(at, at + RowBatch.ROWS * this.columns));
+    }
+    for (; at < v.length; at += this.columns) this.one.run(v.slice(at, at + this.columns));
+    this.values = [];
   }
 }
