@@ -76,7 +76,7 @@ function snapshotTable(data: HostDetail, now: number): HTMLElement {
   const rows = [...data.snapshots].reverse().map((s) =>
     h(
       "tr",
-      { class: forget.has(s.id) ? "forgotten" : "" },
+      { class: forget.has(s.id) ? "snap forgotten" : "snap" },
       h("td", null, h("a", { href: links.snapshot(data.repo, s.id) }, when(s.time, now))),
       h("td", { class: "mono" }, h("a", { href: links.snapshot(data.repo, s.id) }, s.id)),
       h("td", { class: "num" }, bytes(s.size)),
