@@ -6,6 +6,8 @@ import uPlot from "./uPlot.esm.js";
 
 const SIZE = "#2563eb";
 const NEW = "#0d9488";
+/** Axis steps in binary units (1, 2, 5 × 1024^k), so ticks read "2 GiB", not "1.9 GiB". */
+const BINARY_STEPS = [0, 1, 2, 3, 4, 5].flatMap((k) => [1, 2, 5, 10, 20, 50, 100, 200, 500].map((m) => m * 1024 ** k));
 
 export function sizeChart(snapshots: SnapshotSummary[]): HTMLElement {
   const box = h("div", { class: "chart", role: "img", "aria-label": "Size and new data per snapshot" });
@@ -18,11 +20,20 @@ export function sizeChart(snapshots: SnapshotSummary[]): HTMLElement {
     width: 800,
     height: 240,
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true }, size: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] }, added: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+    scales: {
+      // Half a bar of room at each end, so the first and last bars are not cut by the plot's edge.
+      x: {
+        time: true,
+        range: (_u, min, max) => {
+          const pad = max > min ? (max - min) * 0.04 : 12 * 3600;
+          return [min - pad, max + pad];
+        },
+      },
+      size: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] }, added: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
     axes: [
       { stroke: "#475569", grid: { stroke: "#e2e8f0" } },
-      { scale: "size", stroke: SIZE, values: axisBytes, size: 70, grid: { stroke: "#e2e8f0" } },
-      { scale: "added", side: 1, stroke: NEW, values: axisBytes, size: 70, grid: { show: false } },
+      { scale: "size", stroke: SIZE, values: axisBytes, incrs: BINARY_STEPS, size: 70, grid: { stroke: "#e2e8f0" } },
+      { scale: "added", side: 1, stroke: NEW, values: axisBytes, incrs: BINARY_STEPS, size: 70, grid: { show: false } },
     ],
     series: [
       { label: "Time", value: (_u, v) => (v === null ? "—" : absolute(new Date(v * 1000).toISOString())) },

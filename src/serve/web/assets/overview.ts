@@ -24,7 +24,7 @@ export async function renderOverview(main: HTMLElement, signal: AbortSignal): Pr
       tile("Ageing", count(amber), amber > 0 ? "warn" : "good"),
       tile("Abandoned runs", count(abandoned), abandoned > 0 ? "warn" : "good"),
       tile("Snapshots", count(data.repositories.reduce((n, r) => n + r.totals.snapshots, 0))),
-      tile("Latest, all hosts", bytes(data.repositories.reduce((n, r) => n + r.totals.bytes, 0))),
+      tile("Size of the latest snapshots", bytes(data.repositories.reduce((n, r) => n + r.totals.bytes, 0))),
     ),
     section(
       "Hosts",

@@ -27,7 +27,7 @@ export function statusBadge(l: { light: Light; label: string }): HTMLElement {
 }
 
 export function runState(run: LastRun | null, now: number): HTMLElement | string {
-  if (!run) return h("span", { class: "muted" }, "no run recorded");
+  if (!run) return h("span", { class: "muted" }, "none recorded");
   const cls = run.state === "abandoned" ? "run run-abandoned" : run.state === "running" ? "run run-running" : "run run-finished";
   return h("span", { class: cls, title: `run ${run.id}, started ${absolute(run.started)}` }, run.state, " ", h("span", { class: "muted" }, when(run.lastBeat ?? run.started, now)));
 }
