@@ -3,7 +3,8 @@ import { api, links, type HostDetail } from "./api.js";
 import { sizeChart } from "./chart.js";
 import { h, replace } from "./dom.js";
 import { bytes, count, duration } from "./format.js";
-import { light, runState, section, setCrumbs, setUpdated, statusBadge, table, when } from "./ui.js";
+import { light } from "./status.js";
+import { runState, section, setCrumbs, setUpdated, statusBadge, table, when } from "./ui.js";
 
 export async function renderHost(main: HTMLElement, repo: string, host: string, signal: AbortSignal): Promise<void> {
   setCrumbs(["Fleet", links.overview()], [repo], [host]);

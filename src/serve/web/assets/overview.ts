@@ -2,7 +2,8 @@
 import { api, links, type Overview, type OverviewHost } from "./api.js";
 import { h, replace } from "./dom.js";
 import { bytes, count, duration } from "./format.js";
-import { light, runState, section, setCrumbs, setUpdated, statusBadge, table, when } from "./ui.js";
+import { light } from "./status.js";
+import { runState, section, setCrumbs, setUpdated, statusBadge, table, when } from "./ui.js";
 
 export async function renderOverview(main: HTMLElement, signal: AbortSignal): Promise<void> {
   setCrumbs(["Fleet"]);

@@ -1,25 +1,13 @@
 // Pieces every view shows the same way: times, status lights, run states, breadcrumbs.
-import type { LastRun, Status } from "./api.js";
+import type { LastRun } from "./api.js";
 import { h, replace, type Child } from "./dom.js";
 import { absolute, age, ago } from "./format.js";
+import type { Light } from "./status.js";
 
 /** "3 h ago", the absolute time on hover. */
 export function when(iso: string | null | undefined, now: number): HTMLElement | string {
   if (!iso) return "—";
   return h("time", { datetime: iso, title: absolute(iso) }, ago(age(iso, now)));
-}
-
-export type Light = "green" | "amber" | "red";
-
-/**
- * Red: stale or the repository could not be read; amber: the latest snapshot is past 3/4 of
- * stale_after, so it goes red soon unless a backup runs; green otherwise.
- */
-export function light(status: Status, ageSeconds: number | null, staleAfterSeconds: number): { light: Light; label: string } {
-  if (status === "error") return { light: "red", label: "error" };
-  if (status === "stale") return { light: "red", label: "stale" };
-  if (ageSeconds !== null && ageSeconds > 0.75 * staleAfterSeconds) return { light: "amber", label: "ageing" };
-  return { light: "green", label: "ok" };
 }
 
 export function statusBadge(l: { light: Light; label: string }): HTMLElement {
