@@ -26,6 +26,23 @@ const GREEN = "rgb(22, 163, 74)";
 /** A file name that must survive the hash route, the query string and Content-Disposition. */
 const ODD = "report 2026 #1 & more.bin";
 
+// The in-page callbacks run in chromium; the test's tsconfig has no DOM lib, so the few browser
+// globals they use are declared here, as narrowly as they are used.
+interface CspEvent {
+  violatedDirective: string;
+  blockedURI: string;
+  sourceFile: string;
+  lineNumber: number;
+}
+declare const document: {
+  addEventListener(type: "securitypolicyviolation", listener: (e: CspEvent) => void, options?: { once: boolean }): void;
+  createElement(tag: "style"): { textContent: string };
+  head: { append(node: unknown): void };
+};
+declare const window: { __cspSeen: string[]; __vaultikCsp(what: string): Promise<void> };
+declare const location: { hash: string };
+declare function getComputedStyle(el: unknown): { backgroundColor: string };
+
 let tmp: string;
 let server: ChildProcess | undefined;
 let base: string;
@@ -124,11 +141,11 @@ beforeAll(async () => {
   await context.exposeBinding("__vaultikCsp", (_source, what: string) => void cspViolations.push(what));
   await context.addInitScript(() => {
     const seen: string[] = [];
-    (window as unknown as { __cspSeen: string[] }).__cspSeen = seen;
+    window.__cspSeen = seen;
     document.addEventListener("securitypolicyviolation", (e) => {
       const what = `${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`;
       seen.push(what);
-      void (window as unknown as { __vaultikCsp: (w: string) => Promise<void> }).__vaultikCsp(what);
+      void window.__vaultikCsp(what);
     });
   });
   page = context.pages()[0] ?? (await context.newPage());
@@ -152,7 +169,7 @@ describe("vaultik serve in headless chromium", () => {
   it("the overview lists the 3 hosts, problems first: the stale one red, the ageing one amber, the fresh one green", async () => {
     await page.goto(`${base}/`);
     await rendered("overview", "tr.host");
-    const hosts = await page.$$eval("tr.host", (rows) => rows.map((r) => (r as HTMLElement).dataset["host"]));
+    const hosts = await page.$$eval("tr.host", (rows) => rows.map((r) => r.getAttribute("data-host")));
     expect(hosts).toEqual(["old-1", "db-1", "web-1"]);
     expect(await page.getAttribute('tr.host[data-host="old-1"]', "class")).toContain("light-red");
     expect(await dotColour("old-1")).toBe(RED);
@@ -196,7 +213,7 @@ describe("vaultik serve in headless chromium", () => {
   it("the Changes tab shows what changed since the previous snapshot", async () => {
     await page.click('.tabs a:has-text("Changes")');
     await rendered("snapshot", "tr.change");
-    const changes = await page.$$eval("tr.change", (rows) => rows.map((r) => `${r.className} ${(r as HTMLElement).dataset["path"]}`));
+    const changes = await page.$$eval("tr.change", (rows) => rows.map((r) => `${r.className} ${r.getAttribute("data-path")}`));
     expect(changes).toContainEqual(`change change-modified ${web1.source}/notes.txt`);
     expect(changes).toContainEqual(`change change-added ${web1.source}/data/added.csv`);
     expect(changes.some((c) => c.includes("app.conf"))).toBe(false);
@@ -236,6 +253,6 @@ describe("vaultik serve in headless chromium", () => {
         }),
     );
     expect(directive).toBe("style-src-elem");
-    expect(await page.evaluate(() => (window as unknown as { __cspSeen: string[] }).__cspSeen.length)).toBe(1);
+    expect(await page.evaluate(() => window.__cspSeen.length)).toBe(1);
   });
 });
