@@ -146,8 +146,11 @@ async function handle(o: ServeServerOptions, metrics: FleetMetrics, authorized: 
     res.setHeader("WWW-Authenticate", o.auth?.kind === "basic" ? 'Basic realm="vaultik", charset="UTF-8"' : "Bearer");
     throw new HttpError(401, "authentication required");
   }
-  const seg = pathSegments(url.pathname);
+  // The raw path, not url.pathname: URL resolves `..` away, and a request that says `..` is
+  // malformed, not a request for the parent.
+  const seg = pathSegments((req.url ?? "/").split("?", 1)[0]!);
   if (seg === undefined) throw new UsageError("path", "is not valid percent-encoding");
+  if (seg.some((s) => s === "." || s === "..")) throw new UsageError("path", "must not hold . or .. segments");
   if (url.pathname === "/metrics") {
     const body = await metrics.text();
     res.writeHead(200, { "Content-Type": metrics.contentType });
