@@ -138,7 +138,12 @@ async function metrics(o: StatusServerOptions, res: ServerResponse): Promise<voi
 }
 
 function authorized(req: IncomingMessage, tokenDigest: Buffer): boolean {
-  const m = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? "");
+  return bearerMatches(req.headers.authorization, tokenDigest);
+}
+
+/** Whether an Authorization header carries the bearer token whose SHA-256 is `tokenDigest`. */
+export function bearerMatches(header: string | undefined, tokenDigest: Buffer): boolean {
+  const m = /^Bearer +(\S+) *$/i.exec(header ?? "");
   if (!m?.[1]) return false;
   // Comparing fixed-size digests keeps both the content and the length of the token out of the
   // response timing.
@@ -155,7 +160,7 @@ function pathOf(req: IncomingMessage): string {
   return (req.url ?? "/").split("?", 1)[0] ?? "/";
 }
 
-function sha256(text: string): Buffer {
+export function sha256(text: string): Buffer {
   return createHash("sha256").update(text, "utf8").digest();
 }
 
