@@ -124,7 +124,7 @@ beforeAll(async () => {
   await backupAt(old1, now - 5 * 24 * HOUR, "old-1");
 
   const fleet = join(tmp, "fleet.yml");
-  await writeFile(fleet, `age_recipient: ${keys.recipient}\nsource_dirs: [${web1.source}]\nstore: ${store}\nindex_path: ${tmp}/fleet.sqlite\n`);
+  await writeFile(fleet, `age_recipient: ${keys.recipient}\nsource_dirs: [${web1.source}]\nstore: ${store}\nindex_path: ${tmp}/fleet.sqlite\nretention:\n  keep_last: 1\n`);
   base = await startServer(fleet, join(tmp, "cache"));
 
   await mkdir(ARTIFACTS, { recursive: true });
@@ -184,10 +184,11 @@ describe("vaultik serve in headless chromium", () => {
     await page.click('tr.host[data-host="web-1"] a.host-link');
     await rendered("host", ".chart canvas");
     expect(await page.$$eval("tr.snap", (rows) => rows.length)).toBe(2);
-    expect(await page.textContent(".retention-summary")).toBeTruthy();
+    expect(await page.textContent(".retention-summary")).toBe("prune would forget 1 of 2 snapshots:");
+    expect(await page.$$eval("tr.snap.forgotten", (rows) => rows.length)).toBe(1);
     await shot("host");
 
-    await page.click("tr.snap:first-child a.mono"); // newest first
+    await page.click("tr.snap:first-child a.snap-id"); // newest first
     await rendered("snapshot", 'tr.entry[data-name="data"]');
     expect(await page.textContent(".facts")).toContain("web-1");
     await shot("snapshot");

@@ -79,7 +79,7 @@ function snapshotTable(data: HostDetail, now: number): HTMLElement {
       "tr",
       { class: forget.has(s.id) ? "snap forgotten" : "snap" },
       h("td", null, h("a", { href: links.snapshot(data.repo, s.id) }, when(s.time, now))),
-      h("td", { class: "mono" }, h("a", { href: links.snapshot(data.repo, s.id) }, s.id)),
+      h("td", { class: "mono" }, h("a", { class: "snap-id", href: links.snapshot(data.repo, s.id) }, s.id)),
       h("td", { class: "num" }, bytes(s.size)),
       h("td", { class: "num" }, bytes(s.newBytes)),
       h("td", { class: "num" }, count(s.files)),

@@ -66,8 +66,18 @@ function tabs(w: Where): HTMLElement {
   return h("nav", { class: "tabs" }, tab("files", "Files"), tab("find", "Search"), tab("diff", "Changes"));
 }
 
+/** How deep the page follows a chain of directories above the sources (/ → /home → /home/alice). */
+const MAX_DESCENT = 64;
+
 async function renderFiles(body: HTMLElement, w: Where, signal: AbortSignal): Promise<void> {
-  const listing = await api.ls(w.repo, w.id, w.path, signal);
+  let listing = await api.ls(w.repo, w.id, w.path, signal);
+  // A snapshot's root holds only the directories above the backed-up sources: open it where
+  // the tree branches (a chain of lone directories shows nothing to choose from), and put that
+  // path in the address without a new history entry.
+  for (let i = 0; w.path === "/" && i < MAX_DESCENT && listing.entries.length === 1 && listing.entries[0]!.type === "dir"; i++) {
+    listing = await api.ls(w.repo, w.id, listing.entries[0]!.path, signal);
+    history.replaceState(null, "", links.snapshot(w.repo, w.id, { path: listing.path }));
+  }
   const rows: HTMLTableRowElement[] = [];
   if (listing.path !== "/") {
     rows.push(h("tr", { class: "entry parent" }, h("td", null, h("a", { href: links.snapshot(w.repo, w.id, { path: parent(listing.path) }) }, "↑ ..")), h("td"), h("td"), h("td"), h("td")));
