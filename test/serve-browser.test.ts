@@ -1,11 +1,14 @@
 import { execFileSync, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newSnapshotId, parseSnapshotId } from "../src/model/snapshot-id.js";
+import { Repository } from "../src/repo/repository.js";
+import { openFsStore } from "../src/store/fs.js";
 import { spawnCli } from "./helpers/cli.js";
 import { backupAt, cliKeys, type LocalRepo } from "./helpers/setup.js";
 import { pseudoRandom } from "./helpers/tree.js";
@@ -61,6 +64,19 @@ async function hostRepo(store: string, host: string, recipient: string): Promise
   const config = join(dir, "vaultik.yml");
   await writeFile(config, `age_recipient: ${recipient}\nsource_dirs: [${source}]\nstore: ${store}\nindex_path: ${dir}/index.sqlite\nchunk_size: 64KiB\n`);
   return { dir, source, repo: store, config, identity };
+}
+
+/**
+ * Run records carry store times (object mtimes): the in-process backups ran a moment ago
+ * whatever their clock said. Dates each record back to the time its snapshot id holds, as
+ * if the runs had happened then.
+ */
+async function ageRuns(store: string): Promise<void> {
+  const runs = join(store, "runs");
+  for (const id of await readdir(runs)) {
+    const time = parseSnapshotId(id)!.time;
+    for (const f of await readdir(join(runs, id))) await utimes(join(runs, id, f), time, time);
+  }
 }
 
 /** Starts `vaultik serve` on a free port; resolves with its base URL once it listens. */
@@ -123,6 +139,10 @@ beforeAll(async () => {
   await writeFile(join(old1.source, "readme"), "this host stopped backing up\n");
   await backupAt(old1, now - 5 * 24 * HOUR, "old-1");
 
+  // db-1's next run started 2 hours ago and died after its first heartbeat: abandoned.
+  await new Repository(openFsStore(store)).beat(newSnapshotId(new Date(now - 2 * HOUR), "db-1"), now - 2 * HOUR);
+  await ageRuns(store);
+
   const fleet = join(tmp, "fleet.yml");
   await writeFile(fleet, `age_recipient: ${keys.recipient}\nsource_dirs: [${web1.source}]\nstore: ${store}\nindex_path: ${tmp}/fleet.sqlite\nretention:\n  keep_last: 1\n`);
   base = await startServer(fleet, join(tmp, "cache"));
@@ -176,6 +196,8 @@ describe("vaultik serve in headless chromium", () => {
     expect(await dotColour("db-1")).toBe(AMBER);
     expect(await dotColour("web-1")).toBe(GREEN);
     expect(await page.textContent('tr.host[data-host="old-1"]')).toContain("5 d ago");
+    expect(await page.textContent('tr.host[data-host="db-1"] .run')).toMatch(/^abandoned 2 h( \d+ min)? ago$/);
+    expect(await page.textContent('tr.host[data-host="web-1"] .run')).toMatch(/^finished 1 h( \d+ min)? ago$/);
     expect(await page.textContent(".tiles")).toMatch(/3\s*Hosts/);
     await shot("overview");
   });
