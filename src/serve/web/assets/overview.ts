@@ -25,7 +25,7 @@ export async function renderOverview(main: HTMLElement, signal: AbortSignal): Pr
       tile("Ageing", count(amber), amber > 0 ? "warn" : "good"),
       tile("Abandoned runs", count(abandoned), abandoned > 0 ? "warn" : "good"),
       tile("Snapshots", count(data.repositories.reduce((n, r) => n + r.totals.snapshots, 0))),
-      tile("Size of the latest snapshots", bytes(data.repositories.reduce((n, r) => n + r.totals.bytes, 0))),
+      tile("In the latest snapshots", bytes(data.repositories.reduce((n, r) => n + r.totals.bytes, 0))),
     ),
     section(
       "Hosts",

@@ -180,6 +180,14 @@ async function renderFind(body: HTMLElement, w: Where, signal: AbortSignal): Pro
   );
 }
 
+/** A changed path links to what this snapshot holds there: the file's bytes, or the directory. */
+function changedPath(snap: SnapshotDetail, c: Change): Node | string {
+  if (c.change === "removed") return c.type === "dir" ? `${c.path}/` : c.path;
+  if (c.type === "file") return h("a", { href: downloads.file(snap.repo, snap.id, c.path), download: "" }, c.path);
+  if (c.type === "dir") return h("a", { href: links.snapshot(snap.repo, snap.id, { path: c.path }) }, c.path, "/");
+  return c.path;
+}
+
 const CHANGE_LABEL: Record<Change["change"], string> = { added: "added", removed: "removed", modified: "modified", type: "type changed", metadata: "metadata" };
 
 async function renderDiff(body: HTMLElement, snap: SnapshotDetail, signal: AbortSignal): Promise<void> {
@@ -189,12 +197,15 @@ async function renderDiff(body: HTMLElement, snap: SnapshotDetail, signal: Abort
     return;
   }
   const s = diff.summary;
-  const rows = diff.changes.map((c) =>
+  // What changed in content first, then metadata-only changes (a directory's mtime moves with
+  // every file added to it); path order within each group, as `vaultik diff` prints.
+  const ordered = [...diff.changes.filter((c) => c.change !== "metadata"), ...diff.changes.filter((c) => c.change === "metadata")];
+  const rows = ordered.map((c) =>
     h(
       "tr",
       { class: `change change-${c.change}`, "data-path": c.path },
       h("td", null, h("span", { class: `tag tag-${c.change}` }, CHANGE_LABEL[c.change])),
-      h("td", { class: "mono" }, c.type === "file" && c.change !== "removed" ? h("a", { href: downloads.file(snap.repo, snap.id, c.path), download: "" }, c.path) : c.path, c.type === "dir" ? "/" : ""),
+      h("td", { class: "mono" }, changedPath(snap, c)),
       h("td", { class: "muted" }, c.oldType ? `${c.oldType} → ${c.type}` : (c.fields ?? []).join(", ")),
     ),
   );
