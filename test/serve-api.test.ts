@@ -279,7 +279,7 @@ async function untar(data: Buffer): Promise<Map<string, Buffer>> {
   const done = new Promise<void>((resolve, reject) => {
     x.on("entry", (header, stream, next) => {
       const parts: Buffer[] = [];
-      stream.on("data", (d: Buffer) => parts.push(d));
+      stream.on("data", (d: unknown) => parts.push(d as Buffer));
       stream.on("end", () => {
         out.set(header.name.replace(/\/$/, ""), Buffer.concat(parts));
         next();

@@ -95,8 +95,10 @@ async function serve(io: Io, args: readonly string[], flags: Flags): Promise<voi
   const abort = new AbortController();
   const stop = io.onInterrupt(() => abort.abort());
   try {
-    for (;;) {
+    for (let first = true; ; first = false) {
       await fleet.poll(abort.signal);
+      // Said once: from here on the page has data (a first poll of a large fleet takes a while).
+      if (first) log(`first poll done: ${repos.length} repositories, ${fleet.summaryCount} snapshots read`);
       await delay(pollMs, undefined, { signal: abort.signal });
     }
   } catch (err) {

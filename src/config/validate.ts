@@ -190,6 +190,8 @@ export function readServe(top: Section): ServeConfig | undefined {
   for (const [name, value] of Object.entries(raw ?? {})) {
     const key = `${keyOf(s, "hosts")}.${name}`;
     if (!HOST_NAME.test(name)) throw new ConfigError(key, "is not a host name as snapshot ids have it (letters, digits, . and -)");
+    // `laptop:` and nothing after it: not given, as everywhere in the file.
+    if (value === null) continue;
     const ms = positive(asSection(value, key, "serve.hosts.*"));
     if (ms !== undefined) hosts.set(name, ms);
   }

@@ -133,7 +133,11 @@ export class Fleet {
 
   #hostViews(state: RepoState, now: number): (HostView & { run: RunView | null })[] {
     const byHost = new Map<string, SnapshotObject[]>();
-    for (const s of state.snapshots) byHost.set(s.host, [...(byHost.get(s.host) ?? []), s]);
+    for (const s of state.snapshots) {
+      const list = byHost.get(s.host);
+      if (list === undefined) byHost.set(s.host, [s]);
+      else list.push(s);
+    }
     const runs = runsByHost(state.runs);
     const existing = new Set(state.snapshots.map((s) => s.id));
     const hosts = new Set([...byHost.keys(), ...runs.keys()]);

@@ -2,7 +2,6 @@ import { timingSafeEqual } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { X25519Identity } from "../crypto/keys.js";
@@ -12,6 +11,7 @@ import type { SnapshotCache } from "../snapshot/cache.js";
 import * as browse from "./browse.js";
 import type { Fleet } from "./fleet.js";
 import { FleetMetrics } from "./metrics.js";
+import { listen } from "../util/listen.js";
 import { assetParam, hostParam, idParam, pathParam, pathSegments, patternParam, repoParam } from "./params.js";
 
 // The HTTP face of `vaultik serve` (docs/SERVE.md): the page, its assets, the JSON API, metrics.
@@ -80,27 +80,8 @@ export async function startServeServer(o: ServeServerOptions): Promise<ServeServ
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(o.port, o.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  const host = o.host.includes(":") ? `[${o.host}]` : o.host;
-  let closing: Promise<void> | undefined;
-  return {
-    url: `http://${host}:${port}/`,
-    port,
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      return closing;
-    },
-  };
+  const listening = await listen(server, o.host, o.port);
+  return { ...listening, url: `${listening.url}/` };
 }
 
 function securityHeaders(res: ServerResponse): void {

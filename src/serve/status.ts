@@ -35,7 +35,9 @@ export function runsByHost(runs: readonly RunMarker[]): Map<string, RunMarker[]>
   for (const r of runs) {
     const name = parseSnapshotId(r.snapshotId);
     if (name === undefined) continue;
-    out.set(name.host, [...(out.get(name.host) ?? []), r]);
+    const list = out.get(name.host);
+    if (list === undefined) out.set(name.host, [r]);
+    else list.push(r);
   }
   return out;
 }

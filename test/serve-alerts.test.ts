@@ -1,0 +1,97 @@
+import { execFileSync } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Alerter } from "../src/daemon/alerts.js";
+import { Repository } from "../src/repo/repository.js";
+import { Fleet } from "../src/serve/fleet.js";
+import { openFsStore } from "../src/store/fs.js";
+import { HOUR, makeFleet3, type Fleet3 } from "./helpers/serve-fleet.js";
+import { backupAt } from "./helpers/setup.js";
+
+// Issue 18 item 3: alerts without agents. The server's poll, driven by an injected clock, sends
+// the daemon's webhook alerts to a local receiver: stale, abandoned and recovered, each once
+// (the daemon's de-duplication), and a reminder only after repeat_after.
+
+interface Received {
+  kind: string;
+  host: string;
+  message: string;
+}
+
+let fx: Fleet3;
+let receiver: Server;
+let received: Received[] = [];
+let webhook: string;
+
+beforeAll(async () => {
+  fx = await makeFleet3();
+  receiver = createServer((req, res) => {
+    let body = "";
+    req.setEncoding("utf8").on("data", (d: string) => (body += d)).on("end", () => {
+      const a = JSON.parse(body) as Received & { source: string };
+      received.push({ kind: a.kind, host: a.host, message: a.message });
+      res.end("ok");
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  webhook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+}, 120_000);
+
+afterAll(async () => {
+  await new Promise<void>((resolve) => (receiver ? receiver.close(() => resolve()) : resolve()));
+  await fx?.cleanup();
+});
+
+/** What arrived since the last call, in a stable order. */
+function take(): [string, string][] {
+  const out = received.map((a): [string, string] => [a.kind, a.host]).sort();
+  received = [];
+  return out;
+}
+
+describe("serve alerts", () => {
+  it("stale, abandoned and recovered, once each; a reminder after repeat_after", async () => {
+    // A copy of the repository: the backups below must not change the other tests' fleet.
+    const copy = join(fx.dir, "repo-alerts");
+    execFileSync("cp", ["-a", fx.r.repo, copy]);
+    let now = fx.now;
+    // alpha and gamma may be a month old: only beta goes stale, gamma's trouble is its abandoned run.
+    const logs: string[] = [];
+    const fleet = new Fleet({
+      repos: [{
+        slug: "main", repo: new Repository(openFsStore(copy)), retention: {}, staleAfterMs: 26 * HOUR, hostStaleAfterMs: new Map([["alpha", 720 * HOUR], ["gamma", 720 * HOUR]]),
+        alerts: new Alerter({ webhook, log: (l) => logs.push(l) }),
+      }],
+      identities: fx.identities,
+      now: () => now,
+      repeatAfterMs: 24 * HOUR,
+    });
+
+    await fleet.poll();
+    expect(take()).toEqual([["abandoned", "gamma"], ["stale", "beta"]]);
+    expect(received).toEqual([]);
+
+    await fleet.poll();
+    now += HOUR;
+    await fleet.poll();
+    expect(take()).toEqual([]);
+
+    // 24 h later both problems are still there: one reminder each.
+    now += 24 * HOUR;
+    await fleet.poll();
+    const reminders = received.map((a) => a.message);
+    expect(take()).toEqual([["abandoned", "gamma"], ["stale", "beta"]]);
+    expect(reminders.find((m) => m.includes("beta"))).toMatch(/^still no recent backup of beta/);
+
+    // beta backs up again; gamma's next run finishes.
+    await backupAt({ ...fx.r, repo: copy }, now - HOUR / 2, "beta");
+    await backupAt({ ...fx.r, repo: copy }, now - HOUR / 2, "gamma");
+    await fleet.poll();
+    expect(take()).toEqual([["recovered", "beta"], ["recovered", "gamma"]]);
+    await fleet.poll();
+    expect(take()).toEqual([]);
+    expect(logs.filter((l) => l.includes("failed"))).toEqual([]);
+  }, 120_000);
+});
