@@ -103,7 +103,8 @@ async function rendered(view: string, selector: string): Promise<void> {
 }
 
 async function shot(name: string): Promise<void> {
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  // The body, not the viewport: no empty band below a short page.
+  await page.locator("body").screenshot({ path: join(ARTIFACTS, `${name}.png`) });
 }
 
 async function dotColour(host: string): Promise<string> {
@@ -207,6 +208,7 @@ describe("vaultik serve in headless chromium", () => {
     await rendered("host", ".chart canvas");
     expect(await page.$$eval("tr.snap", (rows) => rows.length)).toBe(2);
     expect(await page.textContent(".retention-summary")).toBe("prune would forget 1 of 2 snapshots:");
+    expect(await page.textContent(".retention-policy")).toBe("keep_last: 1");
     expect(await page.$$eval("tr.snap.forgotten", (rows) => rows.length)).toBe(1);
     await shot("host");
 

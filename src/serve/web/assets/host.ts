@@ -41,11 +41,12 @@ function retentionCard(data: HostDetail): HTMLElement {
   if (policy === null) return section("Retention preview", h("p", { class: "muted" }, "No retention policy configured: prune would keep every snapshot."), h("p", { class: "retention-summary" }, "Nothing would be forgotten."));
   const rules = Object.entries(policy)
     .filter(([, v]) => v !== null && v !== undefined && v !== 0)
-    .map(([k, v]) => `${k} ${String(v)}`)
+    // As the config file spells them (keepLast from the API is retention.keep_last there).
+    .map(([k, v]) => `${k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}: ${String(v)}`)
     .join(", ");
   return section(
     "Retention preview",
-    h("p", { class: "muted" }, "Policy: ", h("span", { class: "mono" }, rules || "none")),
+    h("p", { class: "muted" }, "Policy: ", h("span", { class: "mono retention-policy" }, rules || "none")),
     h(
       "p",
       { class: "retention-summary" },
@@ -63,7 +64,7 @@ function retentionCard(data: HostDetail): HTMLElement {
 
 function checkCard(data: HostDetail, now: number): HTMLElement {
   const c = data.check;
-  if (c === null) return section("Last check", h("p", { class: "muted" }, "No `vaultik check` of this repository recorded on this machine."));
+  if (c === null) return section("Last check", h("p", { class: "muted" }, "No ", h("code", null, "vaultik check"), " of this repository recorded on this machine."));
   return section(
     "Last check",
     h("p", null, h("span", { class: c.ok ? "check check-ok" : "check check-bad" }, c.ok ? "passed" : "FAILED"), " ", when(c.time, now)),
