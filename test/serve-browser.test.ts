@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { newSnapshotId, parseSnapshotId } from "../src/model/snapshot-id.js";
 import { Repository } from "../src/repo/repository.js";
 import { openFsStore } from "../src/store/fs.js";
@@ -111,7 +111,7 @@ async function dotColour(host: string): Promise<string> {
   return page.$eval(`tr.host[data-host="${host}"] .dot`, (el) => getComputedStyle(el).backgroundColor);
 }
 
-beforeAll(async () => {
+async function setUp(): Promise<void> {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`chromium is missing at ${CHROMIUM}: install Debian's package (apt-get install -y chromium; .ci/run does it) — the browser tests of vaultik serve need it`);
   }
@@ -174,7 +174,17 @@ beforeAll(async () => {
     if (m.type() === "error") consoleErrors.push(m.text());
   });
   page.on("pageerror", (e) => pageErrors.push(e.message));
+}
+
+// A setup failure (chromium missing, the server not starting) fails every test with its
+// message, rather than leaving them "skipped" as a failed beforeAll does.
+let setupError: unknown;
+beforeAll(async () => {
+  await setUp().catch((err: unknown) => (setupError = err));
 }, 120_000);
+beforeEach(() => {
+  if (setupError !== undefined) throw setupError;
+});
 
 afterAll(async () => {
   await context?.close();
