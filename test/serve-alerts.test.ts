@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Alerter } from "../src/daemon/alerts.js";
 import { Repository } from "../src/repo/repository.js";
 import { Fleet } from "../src/serve/fleet.js";
+import { FleetMetrics } from "../src/serve/metrics.js";
 import { openFsStore } from "../src/store/fs.js";
 import { HOUR, makeFleet3, type Fleet3 } from "./helpers/serve-fleet.js";
 import { backupAt } from "./helpers/setup.js";
@@ -94,4 +95,38 @@ describe("serve alerts", () => {
     expect(take()).toEqual([]);
     expect(logs.filter((l) => l.includes("failed"))).toEqual([]);
   }, 120_000);
+
+  it("a failing poll marks the repository's hosts error, counts it, alerts nothing, and recovers", async () => {
+    const store = openFsStore(fx.r.repo);
+    let failing = false;
+    // The store answers until told to fail, as an S3 endpoint that went away.
+    const flaky = new Proxy(store, {
+      get(target, prop) {
+        if (prop === "list" && failing) return () => { throw new Error("connect ECONNREFUSED 10.0.0.1:443"); };
+        const v = Reflect.get(target, prop) as unknown;
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const fleet = new Fleet({
+      repos: [{ slug: "main", repo: new Repository(flaky), retention: {}, staleAfterMs: 26 * HOUR, hostStaleAfterMs: new Map(), alerts: new Alerter({ webhook, log: () => {} }) }],
+      identities: fx.identities,
+      now: () => fx.now,
+    });
+    await fleet.poll();
+    take();
+    failing = true;
+    await fleet.poll();
+    const o = fleet.overview() as { pollErrors: number; repositories: { error: string | null }[]; hosts: { host: string; status: string }[] };
+    expect(o.pollErrors).toBe(1);
+    expect(o.repositories[0]!.error).toBe("connect ECONNREFUSED 10.0.0.1:443");
+    expect(o.hosts.map((h) => [h.host, h.status])).toEqual([["alpha", "error"], ["beta", "error"], ["gamma", "error"]]);
+    expect(take()).toEqual([]);
+    const metrics = await new FleetMetrics(fleet).text();
+    expect(metrics).toContain('vaultik_serve_poll_errors_total{repo="main"} 1');
+    failing = false;
+    await fleet.poll();
+    expect((fleet.overview() as { repositories: { error: string | null }[] }).repositories[0]!.error).toBeNull();
+    // Nothing changed for the hosts meanwhile: no new alert, no "recovered".
+    expect(take()).toEqual([]);
+  });
 });
