@@ -3,6 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateIdentity, parseIdentity } from "../src/crypto/keys.js";
 import { Alerter } from "../src/daemon/alerts.js";
 import { Repository } from "../src/repo/repository.js";
 import { Fleet } from "../src/serve/fleet.js";
@@ -128,5 +129,26 @@ describe("serve alerts", () => {
     expect((fleet.overview() as { repositories: { error: string | null }[] }).repositories[0]!.error).toBeNull();
     // Nothing changed for the hosts meanwhile: no new alert, no "recovered".
     expect(take()).toEqual([]);
+  });
+
+  it("a snapshot the key cannot open is listed with null sizes and not fetched again at the next poll", async () => {
+    const other = parseIdentity((await generateIdentity()).identity);
+    const logs: string[] = [];
+    const fleet = new Fleet({
+      repos: [{ slug: "main", repo: new Repository(openFsStore(fx.r.repo)), retention: {}, staleAfterMs: 26 * HOUR, hostStaleAfterMs: new Map() }],
+      identities: [other],
+      now: () => fx.now,
+      log: (l) => logs.push(l),
+    });
+    await fleet.poll();
+    const o = fleet.overview() as { hosts: { host: string; latest: { size: number | null; newBytes: number | null; files: number | null } }[] };
+    expect(o.hosts.map((h) => [h.host, h.latest.size, h.latest.newBytes, h.latest.files])).toEqual([
+      ["beta", null, null, null], ["gamma", null, null, null], ["alpha", null, null, null],
+    ]);
+    const unreadable = logs.filter((l) => l.includes("cannot be summarized"));
+    expect(unreadable).toHaveLength(4);
+    await fleet.poll();
+    expect(logs.filter((l) => l.includes("cannot be summarized"))).toHaveLength(4);
+    expect(logs.join("\n")).not.toContain(fx.r.identity);
   });
 });
