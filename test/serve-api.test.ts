@@ -1,20 +1,14 @@
-import { mkdtemp, rm } from "node:fs/promises";
 import { request, type IncomingHttpHeaders } from "node:http";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { extract } from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readCheckRecord } from "../src/check/last-check.js";
-import { loadConfig } from "../src/config/index.js";
 import { Repository } from "../src/repo/repository.js";
-import { Fleet } from "../src/serve/fleet.js";
-import { CSP, startServeServer, type Auth, type ServeServer } from "../src/serve/http.js";
-import { SnapshotCache } from "../src/snapshot/cache.js";
+import { CSP, type Auth } from "../src/serve/http.js";
 import { openFsStore } from "../src/store/fs.js";
 import { openS3Store } from "../src/store/s3.js";
 import { vaultik } from "./helpers/cli.js";
 import { s3rverMirroring, s3rverStoreOptions, type S3rverHandle } from "./helpers/s3rver.js";
-import { HOUR, makeFleet3, type Fleet3 } from "./helpers/serve-fleet.js";
+import { HOUR, makeFleet3, startFleetServer, type Fleet3 } from "./helpers/serve-fleet.js";
 
 // Issue 18 items 2, 4, 5: every endpoint of docs/SERVE.md answers with what the repository
 // really holds (3 hosts: one stale, one with an abandoned run), on a directory store and on
@@ -38,23 +32,7 @@ afterAll(async () => {
 /** The source file's path as the API shows it. */
 const shown = (p: string) => `${fx.r.source}/${p}`;
 
-async function serveFleet(repo: Repository, auth?: Auth): Promise<{ server: ServeServer; fleet: Fleet; close(): Promise<void> }> {
-  const config = await loadConfig(fx.r.config);
-  const cacheDir = await mkdtemp(join(tmpdir(), "vaultik-serve-cache-"));
-  const cache = SnapshotCache.open(cacheDir);
-  const fleet = new Fleet({
-    repos: [{
-      slug: "main", repo, retention: config.retention, staleAfterMs: 26 * HOUR, hostStaleAfterMs: config.serve!.hosts,
-      lastCheck: () => readCheckRecord(checkRoot, repo.location),
-    }],
-    identities: fx.identities,
-    cache,
-    now: () => fx.now,
-  });
-  await fleet.poll();
-  const server = await startServeServer({ fleet, identities: fx.identities, cache, host: "127.0.0.1", port: 0, auth });
-  return { server, fleet, close: async () => { await server.close(); await rm(cacheDir, { recursive: true, force: true }); } };
-}
+const serveFleet = (repo: Repository, auth?: Auth) => startFleetServer(fx, repo, { auth, checkRoot });
 
 describe.each([
   ["directory", () => new Repository(openFsStore(fx.r.repo))],

@@ -54,6 +54,16 @@ describe("vaultik serve (CLI)", () => {
     expect(out.stderr).toMatch(/--listen.*0\.0\.0\.0:0 is not a loopback address.*--token-file or --basic-auth-file/);
   });
 
+  it.each([
+    [["--poll", "0s"], /--poll: must be at least 5s/],
+    [["--stale-after", "0s"], /--stale-after: must be longer than 0/],
+    [["--token-file", "/nonexistent/token"], /--token-file: cannot read \/nonexistent\/token: ENOENT/],
+    [["--token-file", "T", "--basic-auth-file", "B"], /--token-file: give --token-file or --basic-auth-file, not both/],
+  ])("refuses %j (exit 2)", async (args, message) => {
+    const out = await vaultik(["serve", fx.r.repo, ...args], { env: { VAULTIK_PRIVATE_KEY: fx.r.identity } });
+    expect([out.code, out.stderr]).toEqual([2, expect.stringMatching(message)]);
+  });
+
   it("serves the overview with its token, and exits 0 on SIGTERM", async () => {
     const tokenFile = join(fx.dir, "token");
     writeFileSync(tokenFile, "cli-test-token\n", { mode: 0o600 });

@@ -71,7 +71,10 @@ async function serve(io: Io, args: readonly string[], flags: Flags): Promise<voi
     throw new ConfigError("--listen", `${flags.listen} is not a loopback address: the server holds the private key, so give --token-file or --basic-auth-file`);
   }
   const pollMs = asUsage(() => parseDuration(flags.poll, "--poll"));
+  // Each poll lists the whole repository: more often than every few seconds only costs requests.
+  if (pollMs < 5000) throw new UsageError("--poll", `must be at least 5s, got ${JSON.stringify(flags.poll)}`);
   const staleAfterFlag = flags.staleAfter === undefined ? undefined : asUsage(() => parseDuration(flags.staleAfter!, "--stale-after"));
+  if (staleAfterFlag !== undefined && staleAfterFlag < 1) throw new UsageError("--stale-after", "must be longer than 0");
   const identities = loadIdentities(flags.identity);
   const opened = await openRepositories(args, flags);
   if (opened.length === 0) throw new UsageError("repositories", "name at least one: BUCKET_OR_DIR [PREFIX] or --config FILE");

@@ -1,14 +1,15 @@
 import type { CheckRecord } from "../check/last-check.js";
 import type { X25519Identity } from "../crypto/keys.js";
 import type { Alert } from "../daemon/alerts.js";
-import { errorMessage } from "../errors.js";
+import { errorMessage, IntegrityError } from "../errors.js";
 import type { RetentionPolicy } from "../prune/policy.js";
 import { applyRetention, isEmptyPolicy } from "../prune/retention.js";
 import type { Repository, RunMarker, SnapshotObject } from "../repo/repository.js";
 import type { SnapshotCache } from "../snapshot/cache.js";
 import { HostAlerts } from "./host-alerts.js";
 import { compareHosts, hostStatus, lastRun, runsByHost, type HostStatus, type RunView } from "./status.js";
-import { summarize, SummaryCache, type SnapshotSummary } from "./summary.js";
+import { TaskPool } from "../util/pool.js";
+import { summarize, SummaryCache } from "./summary.js";
 
 // The server's picture of every repository: the snapshot and run lists of the last poll and a
 // summary per snapshot (summary.ts). Polls replace the lists; the views below are built from
@@ -28,6 +29,9 @@ export interface FleetRepo {
   /** The last `vaultik check` of this repository on this machine. */
   lastCheck?: () => CheckRecord | undefined;
 }
+
+/** Hosts whose new snapshots are read at once. */
+const SUMMARY_WORKERS = 3;
 
 export interface FleetOptions {
   repos: readonly FleetRepo[];
@@ -91,8 +95,10 @@ export class Fleet {
     for (const state of this.#repos.values()) {
       try {
         const [snapshots, runs] = [await state.spec.repo.listSnapshots({ signal }), await state.spec.repo.runs({ signal })];
-        await this.#summarizeNew(state.spec, snapshots, signal);
+        // Shown at once; sizes of snapshots not summarized yet read null until they are (a first
+        // poll of a large fleet takes minutes).
         Object.assign(state, { snapshots, runs, error: null });
+        await this.#summarizeNew(state.spec, snapshots, signal);
       } catch (err) {
         if (signal?.aborted) throw err;
         state.error = errorMessage(err).split("\n", 1)[0] ?? "poll failed";
@@ -104,18 +110,37 @@ export class Fleet {
     }
   }
 
+  /**
+   * Summarizes the snapshots not seen before. A host's snapshots go in time order (each needs
+   * its predecessor, then in the disk cache); hosts go SUMMARY_WORKERS at a time, so downloads
+   * and decryption overlap the SQLite work.
+   */
   async #summarizeNew(spec: FleetRepo, snapshots: readonly SnapshotObject[], signal?: AbortSignal): Promise<void> {
-    for (const [s, previous] of withPrevious(snapshots)) {
-      if (this.#summaries.get(spec.repo, s, previous) !== undefined) continue;
-      let summary: SnapshotSummary | null = null;
-      try {
-        summary = await summarize(spec.repo, s, previous, this.#o.identities, { cache: this.#o.cache, signal });
-      } catch (err) {
-        if (signal?.aborted) throw err;
-        // Kept as unreadable (a wrong key, a damaged object): not retried at every poll.
-        this.#o.log?.(`snapshot ${s.id} of ${spec.slug} cannot be summarized: ${errorMessage(err).split("\n", 1)[0]}`);
-      }
-      this.#summaries.set(spec.repo, s, previous, summary);
+    const byHost = new Map<string, [SnapshotObject, SnapshotObject | undefined][]>();
+    for (const pair of withPrevious(snapshots)) {
+      if (this.#summaries.get(spec.repo, pair[0], pair[1]) !== undefined) continue;
+      const list = byHost.get(pair[0].host);
+      if (list === undefined) byHost.set(pair[0].host, [pair]);
+      else list.push(pair);
+    }
+    const pool = new TaskPool(SUMMARY_WORKERS);
+    for (const chain of byHost.values()) {
+      await pool.run(async () => {
+        for (const [s, previous] of chain) await this.#summarizeOne(spec, s, previous, signal);
+      });
+    }
+    await pool.drain();
+  }
+
+  async #summarizeOne(spec: FleetRepo, s: SnapshotObject, previous: SnapshotObject | undefined, signal?: AbortSignal): Promise<void> {
+    try {
+      this.#summaries.set(spec.repo, s, previous, await summarize(spec.repo, s, previous, this.#o.identities, { cache: this.#o.cache, signal }));
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      this.#o.log?.(`snapshot ${s.id} of ${spec.slug} cannot be summarized: ${errorMessage(err).split("\n", 1)[0]}`);
+      // Unreadable (a wrong key, a damaged object) stays so: not fetched again at every poll.
+      // A store failure is retried at the next one.
+      if (err instanceof IntegrityError) this.#summaries.set(spec.repo, s, previous, null);
     }
   }
 

@@ -73,7 +73,8 @@ export async function startServeServer(o: ServeServerOptions): Promise<ServeServ
     handle(o, metrics, check, req, res).catch((err: unknown) => {
       const { status, message } = describe(err);
       // Only method and path: the headers hold the credential, the query may hold a path.
-      if (status >= 500) log(`${req.method ?? "?"} ${(req.url ?? "/").split("?", 1)[0]} failed: ${message}`);
+      // A client that went away mid-download is not the server's failure.
+      if (status >= 500 && !res.destroyed) log(`${req.method ?? "?"} ${(req.url ?? "/").split("?", 1)[0]} failed: ${message}`);
       if (!res.headersSent) sendJson(res, status, { error: message });
       else res.destroy();
     });

@@ -3,9 +3,14 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { readCheckRecord } from "../../src/check/last-check.js";
+import { loadConfig } from "../../src/config/index.js";
 import { generateIdentity, parseIdentity, type X25519Identity } from "../../src/crypto/keys.js";
 import { newSnapshotId } from "../../src/model/snapshot-id.js";
 import { Repository } from "../../src/repo/repository.js";
+import { Fleet } from "../../src/serve/fleet.js";
+import { startServeServer, type Auth, type ServeServer } from "../../src/serve/http.js";
+import { SnapshotCache } from "../../src/snapshot/cache.js";
 import { openFsStore } from "../../src/store/fs.js";
 import { backupAt, localRepo, type LocalRepo } from "./setup.js";
 
@@ -67,6 +72,40 @@ export async function makeFleet3(extraConfig = ""): Promise<Fleet3> {
     };
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+export interface FleetServer {
+  server: ServeServer;
+  fleet: Fleet;
+  close(): Promise<void>;
+}
+
+/**
+ * The fleet served as `vaultik serve -c <its config>` would serve it (repository "main"), polled
+ * once with the clock at `fx.now`; `repo` is the fixture's repository on the store under test.
+ */
+export async function startFleetServer(fx: Fleet3, repo: Repository, o: { auth?: Auth; checkRoot?: string; webDir?: string } = {}): Promise<FleetServer> {
+  const config = await loadConfig(fx.r.config);
+  const cacheDir = await mkdtemp(join(tmpdir(), "vaultik-serve-cache-"));
+  try {
+    const cache = SnapshotCache.open(cacheDir);
+    const checkRoot = o.checkRoot ?? join(fx.dir, "cache");
+    const fleet = new Fleet({
+      repos: [{
+        slug: "main", repo, retention: config.retention, staleAfterMs: config.serve?.staleAfter ?? 26 * HOUR, hostStaleAfterMs: config.serve?.hosts ?? new Map(),
+        lastCheck: () => readCheckRecord(checkRoot, repo.location),
+      }],
+      identities: fx.identities,
+      cache,
+      now: () => fx.now,
+    });
+    await fleet.poll();
+    const server = await startServeServer({ fleet, identities: fx.identities, cache, host: "127.0.0.1", port: 0, auth: o.auth, webDir: o.webDir });
+    return { server, fleet, close: async () => { await server.close(); await rm(cacheDir, { recursive: true, force: true }); } };
+  } catch (err) {
+    await rm(cacheDir, { recursive: true, force: true });
     throw err;
   }
 }
