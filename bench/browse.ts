@@ -16,7 +16,7 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { compilePatterns } from "../src/cli/find-pattern.js";
+import { compilePatterns } from "../src/snapshot/find-pattern.js";
 import { parseIdentity } from "../src/crypto/keys.js";
 import { Repository } from "../src/repo/repository.js";
 import { descendants } from "../src/snapshot/listing.js";

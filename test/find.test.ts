@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Catalog } from "../src/catalog/db.js";
-import { compilePatterns } from "../src/cli/find-pattern.js";
+import { compilePatterns } from "../src/snapshot/find-pattern.js";
 import { decodePath } from "../src/model/path-bytes.js";
 import { SnapshotBuilder } from "../src/snapshot/build.js";
 import { SnapshotReader } from "../src/snapshot/read.js";

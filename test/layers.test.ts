@@ -28,6 +28,7 @@ const LAYER: Record<string, number> = {
   check: 6,
   config: 7,
   daemon: 8,
+  serve: 8.5,
   cli: 9,
   "index.ts": 10,
 };

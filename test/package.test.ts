@@ -20,7 +20,7 @@ import { cleanEnv } from "./helpers/cli.js";
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** What a fresh clone holds that packing reads (tests and benchmarks are not shipped). */
-const CHECKOUT = ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json", "README.md", "LICENSE", "src", "bin", "docs", "examples"];
+const CHECKOUT = ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json", "tsconfig.web.json", "scripts", "README.md", "LICENSE", "src", "bin", "docs", "examples"];
 
 interface Manifest {
   version: string;
@@ -77,6 +77,9 @@ describe("npm pack", () => {
     const listing = (await run("tar", ["-tzf", tarball])).stdout.split("\n");
     const { main, types } = await manifest();
     for (const f of ["bin/vaultik.js", "dist/cli/main.js", main, types]) expect(listing, f).toContain(`package/${f}`);
+    // The page of `vaultik serve`, built from src/serve/web with the chart library copied in:
+    // the server serves only these files, never node_modules or the internet.
+    for (const f of ["index.html", "assets/main.js", "assets/app.css", "assets/uPlot.esm.js", "assets/uPlot.min.css"]) expect(listing, f).toContain(`package/dist/serve/web/${f}`);
     expect(listing.filter((f) => f.startsWith("package/src/") || f.startsWith("package/test/"))).toEqual([]);
   });
 

@@ -13,9 +13,13 @@ import type { ReadFlags } from "./options.js";
  */
 export function cacheFor(flags: ReadFlags): SnapshotCache | undefined {
   if (flags.cache === false) return undefined;
+  return SnapshotCache.open(cacheRoot(), cacheSize(process.env["VAULTIK_CACHE_SIZE"]));
+}
+
+/** This machine's cache directory: snapshot databases, and the last `check` of each repository. */
+export function cacheRoot(): string {
   const env = process.env;
-  const root = env["VAULTIK_CACHE_DIR"] || (env["XDG_CACHE_HOME"] ? join(env["XDG_CACHE_HOME"], "vaultik") : join(homedir(), ".cache", "vaultik"));
-  return SnapshotCache.open(root, cacheSize(env["VAULTIK_CACHE_SIZE"]));
+  return env["VAULTIK_CACHE_DIR"] || (env["XDG_CACHE_HOME"] ? join(env["XDG_CACHE_HOME"], "vaultik") : join(homedir(), ".cache", "vaultik"));
 }
 
 function cacheSize(raw: string | undefined): number {

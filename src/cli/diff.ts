@@ -8,7 +8,7 @@ import { cacheFor } from "./cache.js";
 import { loadIdentities, repoFromArgs } from "./context.js";
 import { interruptible, type Io } from "./io.js";
 import { readOptions, trailingPaths, type ReadFlags } from "./options.js";
-import { findEntry, shownPath, snapshotPath } from "./snapshot-path.js";
+import { findEntry, shownPath, snapshotPath } from "../snapshot/typed-path.js";
 
 // `vaultik diff`: what changed between two snapshots, restic's way (+ - M T U), from their
 // databases only.

@@ -13,7 +13,7 @@ import { loadIdentities, repoFromArgs } from "./context.js";
 import { EXIT } from "./exit.js";
 import type { Io } from "./io.js";
 import { readOptions, trailingPaths, type ReadFlags } from "./options.js";
-import { findEntry } from "./snapshot-path.js";
+import { findEntry } from "../snapshot/typed-path.js";
 import { streamToStdout } from "./stdout-stream.js";
 
 // `vaultik dump SNAPSHOT PATH`: a regular file's bytes, or a directory (`/`: the whole snapshot)

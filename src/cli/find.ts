@@ -9,10 +9,10 @@ import { cacheFor } from "./cache.js";
 import { asUsage, loadIdentities, repoFromArgs } from "./context.js";
 import { ColumnWriter, isoNs, JsonArrayWriter, LineWriter, modeString, nsOf, shortTime, shownPath } from "./entry-view.js";
 import { EXIT } from "./exit.js";
-import { compilePatterns } from "./find-pattern.js";
+import { compilePatterns } from "../snapshot/find-pattern.js";
 import { interruptible, type Io } from "./io.js";
 import { readOptions, type ReadFlags } from "./options.js";
-import { snapshotPath } from "./snapshot-path.js";
+import { snapshotPath } from "../snapshot/typed-path.js";
 
 // `vaultik find`: which snapshots hold paths matching globs, newest snapshot first, read from
 // the snapshot databases alone.

@@ -31,6 +31,7 @@ const COMMANDS: Record<string, { repository: boolean; exits: readonly number[] }
   "export-catalog": { repository: true, exits: [OK, FAILURE, USAGE, NOT_FOUND, WRONG_KEY, INTERRUPTED] },
   "import-catalog": { repository: false, exits: [OK, FAILURE, USAGE, LOCKED] },
   "health-check": { repository: false, exits: [OK, FAILURE, USAGE] },
+  serve: { repository: true, exits: [OK, FAILURE, USAGE, WRONG_KEY] },
   version: { repository: false, exits: [OK] },
 };
 

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { displayPath, parseDisplayPath } from "../model/path-bytes.js";
-import { children, descendants, hasEntriesBelow, isImplied, type Listed } from "../snapshot/listing.js";
+import { displayPath } from "../model/path-bytes.js";
+import { children, descendants, isImplied, listTarget, type Listed } from "../snapshot/listing.js";
 import { withSnapshot } from "../snapshot/open.js";
 import type { SnapshotReader } from "../snapshot/read.js";
 import { cacheFor } from "./cache.js";
@@ -8,7 +8,6 @@ import { loadIdentities, repoFromArgs } from "./context.js";
 import { ColumnWriter, deviceNumbers, isoNs, JsonArrayWriter, LineWriter, modeString, shortTime, shownPath } from "./entry-view.js";
 import { interruptible, type Io } from "./io.js";
 import { readOptions, trailingPaths, type ReadFlags } from "./options.js";
-import { findEntry, snapshotPath } from "./snapshot-path.js";
 
 // `vaultik ls`: the entries of a snapshot under a path, read from the snapshot database alone.
 
@@ -50,21 +49,8 @@ Examples:
     });
 }
 
-/** What PATH names: an entry, or a directory only implied by entries below it. */
-function resolve(reader: SnapshotReader, typed: string): Listed {
-  const path = snapshotPath(typed);
-  // The root is listed even when the snapshot holds nothing.
-  if (path === "") return { path, type: "dir", implied: true };
-  for (const candidate of new Set([path, parseDisplayPath(path)])) {
-    const entry = reader.nextEntry(candidate, `${candidate}\0`);
-    if (entry !== undefined) return entry;
-    if (hasEntriesBelow(reader, candidate)) return { path: candidate, type: "dir", implied: true };
-  }
-  return findEntry(reader, typed);
-}
-
 async function print(io: Io, flags: Flags, reader: SnapshotReader, typed: string, signal: AbortSignal): Promise<void> {
-  const at = resolve(reader, typed);
+  const at = listTarget(reader, typed);
   const listed: Iterable<Listed> = at.type !== "dir" ? [at] : flags.recursive ? descendants(reader, at.path) : children(reader, at.path);
   const lines = new LineWriter((text) => io.out(text));
   let n = 0;

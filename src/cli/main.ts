@@ -16,6 +16,7 @@ import { registerLs } from "./ls.js";
 import { registerFind } from "./find.js";
 import { registerDump } from "./dump.js";
 import { registerSnapshots } from "./snapshots.js";
+import { registerServe } from "./serve.js";
 
 // Builds the command tree and turns every failure into one message and one exit code.
 
@@ -37,6 +38,7 @@ export function buildProgram(io: Io): Command {
   registerDump(program, io);
   registerPrune(program, io);
   registerHealth(program, io);
+  registerServe(program, io);
   registerCatalogSeed(program, io);
   addHelpSections(program);
   return program;

@@ -1,7 +1,9 @@
 import { Option, type Command } from "commander";
 import { check } from "../check/check.js";
+import { checkRecord, writeCheckRecord, type CheckRecord } from "../check/last-check.js";
+import { cacheRoot } from "./cache.js";
 import { parseDuration } from "../config/units.js";
-import { ConfigError, UnreadableSnapshotsError } from "../errors.js";
+import { ConfigError, errorMessage, UnreadableSnapshotsError } from "../errors.js";
 import type { RetentionPolicy } from "../prune/policy.js";
 import { prune, type PruneReport } from "../prune/prune.js";
 import { describePolicy, isEmptyPolicy } from "../prune/retention.js";
@@ -125,6 +127,7 @@ export function registerPrune(program: Command, io: Io): void {
     const fraction = flags.readData ? 1 : flags.readDataSubset !== undefined ? parsePercent(flags.readDataSubset) : 0;
     const report = await interruptible(io, (signal) => check({ repo, identities, readData: fraction, signal }));
     const bad = report.damage.length > 0 || report.unreadable.length > 0;
+    recordCheck(io, repo.location, checkRecord(report, fraction, new Date()));
     if (flags.json) io.out(JSON.stringify(report, null, 2));
     else {
       io.out(
@@ -142,6 +145,18 @@ export function registerPrune(program: Command, io: Io): void {
     }
     io.exitCode = bad ? EXIT.FAILURE : EXIT.OK;
   });
+}
+
+/**
+ * Keeps the result for `vaultik serve` on this machine (not in the bucket, which the recovery
+ * machine only reads); a cache that cannot be written loses the record, not the check.
+ */
+function recordCheck(io: Io, location: string, record: CheckRecord): void {
+  try {
+    writeCheckRecord(cacheRoot(), location, record);
+  } catch (err) {
+    io.err(`vaultik: warning: cannot record the check result in the cache directory: ${errorMessage(err)}`);
+  }
 }
 
 /** The `vaultik forget` command line for `ids` in the repository this command was given. */

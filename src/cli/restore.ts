@@ -4,7 +4,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { IntegrityError, UsageError } from "../errors.js";
 import { displayPath } from "../model/path-bytes.js";
-import { findEntry } from "./snapshot-path.js";
+import { findEntry } from "../snapshot/typed-path.js";
 import type { Repository } from "../repo/repository.js";
 import type { EntryProblem } from "../restore/report.js";
 import { Restorer, type RestoreSummary } from "../restore/restorer.js";

@@ -17,6 +17,7 @@ import {
   readIndexPrefix,
   readRetention,
   readSchedule,
+  readServe,
   readSourceDirs,
   readStatus,
 } from "./validate.js";
@@ -31,7 +32,7 @@ import { asSection, parseYaml } from "./yaml.js";
 // described, not quoted, because error text ends up in cron mail and CI logs.
 
 export { CONFIG_KEYS, describeConfigKeys } from "./keys.js";
-export type { AlertsConfig, CommandSource, Config, ConfigKeyInfo, HooksConfig, ParseConfigOptions, StatusConfig, StoreConfig } from "./types.js";
+export type { AlertsConfig, CommandSource, Config, ConfigKeyInfo, HooksConfig, ParseConfigOptions, ServeConfig, StatusConfig, StoreConfig } from "./types.js";
 
 /** Reads and checks the config file at `path`. */
 export async function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
@@ -77,6 +78,7 @@ export function parseConfig(text: string, options: ParseConfigOptions): Config {
     commands: readCommands(top),
     status: readStatus(top, ctx),
     alerts: readAlerts(top),
+    serve: readServe(top),
     limitUpload: optRate(top, "limit_upload"),
   };
 }

@@ -69,6 +69,10 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = [
   { key: "alerts.ntfy", description: "ntfy topic URL, e.g. https://ntfy.sh/my-topic" },
   { key: "alerts.stale_after", default: DEFAULTS.staleAfter, description: "alert when no backup has succeeded for this long" },
   { key: "alerts.repeat_after", default: DEFAULTS.alertRepeat, description: "while backups keep failing, send a reminder this often (one alert per failing streak otherwise)" },
+  { key: "serve", description: "what `vaultik serve` (the fleet dashboard on the recovery machine) expects of this repository's hosts" },
+  { key: "serve.stale_after", default: DEFAULTS.staleAfter, description: "a host whose latest snapshot is older than this is stale (red, and alerted); --stale-after overrides it" },
+  { key: "serve.hosts", description: "per-host settings, by host name as in snapshot ids, e.g. hosts: {laptop: {stale_after: 8d}}" },
+  { key: "serve.hosts.*.stale_after", description: "this host's stale_after, over serve.stale_after and --stale-after" },
   { key: "limit_upload", description: "upload bandwidth limit, e.g. 10MiB/s" },
 ];
 

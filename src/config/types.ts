@@ -46,6 +46,13 @@ export interface AlertsConfig {
   repeatAfter: number;
 }
 
+export interface ServeConfig {
+  /** When a host's latest snapshot is too old, in ms; undefined when not set. */
+  staleAfter?: number;
+  /** Per host name, in ms. */
+  hosts: Map<string, number>;
+}
+
 /** A checked config. Paths are absolute, durations in ms, sizes in bytes. */
 export interface Config {
   /** Absolute path of the config file. */
@@ -85,6 +92,7 @@ export interface Config {
   commands: CommandSource[];
   status?: StatusConfig;
   alerts?: AlertsConfig;
+  serve?: ServeConfig;
   /** Upload bandwidth limit in bytes per second. */
   limitUpload?: number;
 }

@@ -7,9 +7,9 @@ import { type Context, resolvePath } from "./context.js";
 import { DEFAULTS } from "./keys.js";
 import { readSecret } from "./secrets.js";
 import { parseSize } from "./units.js";
-import type { AlertsConfig, CommandSource, HooksConfig, StatusConfig } from "./types.js";
+import type { AlertsConfig, CommandSource, HooksConfig, ServeConfig, StatusConfig } from "./types.js";
 import { durationOr, optCount, optDuration, optList, optSize, optString, optUrl, reqString, stringItems } from "./values.js";
-import { asSection, describe, keyOf, type Section, subsection, valueOf } from "./yaml.js";
+import { asSection, describe, isMapping, keyOf, type Section, subsection, typeName, valueOf } from "./yaml.js";
 
 // The checks of each setting beyond its type: ranges, cross-key rules, uniqueness.
 
@@ -153,7 +153,7 @@ export function readStatus(top: Section, ctx: Context): StatusConfig | undefined
   return { listen, ...hostPort(listen, keyOf(s, "listen")), token: readSecret(s, "token", "VAULTIK_STATUS_TOKEN", ctx) };
 }
 
-function hostPort(text: string, key: string): { host: string; port: number } {
+export function hostPort(text: string, key: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
   const port = Number(m?.[3]);
   if (!m || port > 65535) {
@@ -171,4 +171,29 @@ export function readAlerts(top: Section): AlertsConfig | undefined {
     staleAfter: durationOr(s, "stale_after", DEFAULTS.staleAfter, 1),
     repeatAfter: durationOr(s, "repeat_after", DEFAULTS.alertRepeat, 1),
   };
+}
+
+const HOST_NAME = /^[A-Za-z0-9.-]{1,64}$/;
+
+/** `serve:`: stale_after, and per host (named as in snapshot ids) its own. */
+export function readServe(top: Section): ServeConfig | undefined {
+  const s = subsection(top, "serve");
+  if (s === undefined) return undefined;
+  const positive = (sec: Section) => {
+    const ms = optDuration(sec, "stale_after");
+    if (ms !== undefined && ms < 1) throw new ConfigError(keyOf(sec, "stale_after"), `must be longer than 0, got ${describe(valueOf(sec, "stale_after"))}`);
+    return ms;
+  };
+  const hosts = new Map<string, number>();
+  const raw = valueOf(s, "hosts");
+  if (raw !== undefined && !isMapping(raw)) throw new ConfigError(keyOf(s, "hosts"), `expected a mapping of host names, got ${typeName(raw)}`);
+  for (const [name, value] of Object.entries(raw ?? {})) {
+    const key = `${keyOf(s, "hosts")}.${name}`;
+    if (!HOST_NAME.test(name)) throw new ConfigError(key, "is not a host name as snapshot ids have it (letters, digits, . and -)");
+    // `laptop:` and nothing after it: not given, as everywhere in the file.
+    if (value === null) continue;
+    const ms = positive(asSection(value, key, "serve.hosts.*"));
+    if (ms !== undefined) hosts.set(name, ms);
+  }
+  return { staleAfter: positive(s), hosts };
 }

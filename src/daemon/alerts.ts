@@ -7,7 +7,7 @@ import type { RunRecord } from "./state.js";
 import { errorMessage } from "../errors.js";
 
 export interface Alert {
-  kind: "failure" | "stale" | "recovered";
+  kind: "failure" | "stale" | "abandoned" | "recovered";
   /** One line for a human; secret-free. */
   message: string;
   /** The machine whose backups this is about. */

@@ -4,10 +4,10 @@
 
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { DaemonMetrics } from "./metrics.js";
 import { isHealthy, type DaemonState } from "./state.js";
 import { ConfigError, errorMessage } from "../errors.js";
+import { listen } from "../util/listen.js";
 
 export interface StatusServerOptions {
   host: string;
@@ -64,30 +64,7 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
   server.requestTimeout = 10_000;
   server.headersTimeout = 10_000;
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-
-  const port = (server.address() as AddressInfo).port;
-  const host = options.host.includes(":") ? `[${options.host}]` : options.host;
-  let closing: Promise<void> | undefined;
-  return {
-    url: `http://${host}:${port}`,
-    port,
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // Keep-alive connections (curl, Prometheus) would otherwise hold close() open until they
-        // time out on their own.
-        server.closeAllConnections();
-      });
-      return closing;
-    },
-  };
+  return listen(server, options.host, options.port);
 }
 
 async function handle(o: StatusServerOptions, tokenDigest: Buffer | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -138,7 +115,12 @@ async function metrics(o: StatusServerOptions, res: ServerResponse): Promise<voi
 }
 
 function authorized(req: IncomingMessage, tokenDigest: Buffer): boolean {
-  const m = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? "");
+  return bearerMatches(req.headers.authorization, tokenDigest);
+}
+
+/** Whether an Authorization header carries the bearer token whose SHA-256 is `tokenDigest`. */
+export function bearerMatches(header: string | undefined, tokenDigest: Buffer): boolean {
+  const m = /^Bearer +(\S+) *$/i.exec(header ?? "");
   if (!m?.[1]) return false;
   // Comparing fixed-size digests keeps both the content and the length of the token out of the
   // response timing.
@@ -155,7 +137,7 @@ function pathOf(req: IncomingMessage): string {
   return (req.url ?? "/").split("?", 1)[0] ?? "/";
 }
 
-function sha256(text: string): Buffer {
+export function sha256(text: string): Buffer {
   return createHash("sha256").update(text, "utf8").digest();
 }
 

@@ -1,5 +1,7 @@
 import { belowBounds } from "../util/paths.js";
+import { parseDisplayPath } from "../model/path-bytes.js";
 import type { EntryRow, SnapshotReader } from "./read.js";
+import { findEntry, snapshotPath } from "./typed-path.js";
 
 // Directory listings of a snapshot. A snapshot records entries from its source directories down;
 // the directories above a source directory (`tmp`, `tmp/x` for `tmp/x/source`) are usually not
@@ -75,4 +77,17 @@ export function* descendants(reader: SnapshotReader, dir: string): Generator<Lis
     yield e;
     if (e.type === "dir") chain.push(e.path);
   }
+}
+
+/** What PATH names: an entry, or a directory only implied by entries below it. */
+export function listTarget(reader: SnapshotReader, typed: string): Listed {
+  const path = snapshotPath(typed);
+  // The root is listed even when the snapshot holds nothing.
+  if (path === "") return { path, type: "dir", implied: true };
+  for (const candidate of new Set([path, parseDisplayPath(path)])) {
+    const entry = reader.nextEntry(candidate, `${candidate}\0`);
+    if (entry !== undefined) return entry;
+    if (hasEntriesBelow(reader, candidate)) return { path: candidate, type: "dir", implied: true };
+  }
+  return findEntry(reader, typed);
 }

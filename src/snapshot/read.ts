@@ -552,6 +552,18 @@ export class SnapshotReader {
     }
   }
 
+  /** The distinct chunks this snapshot's files use: their number, raw and stored bytes (usedChunksSql). */
+  chunkTotals(): { chunks: number; raw: number; stored: number } {
+    const db = new Database(":memory:");
+    try {
+      this.attachTo(db, "s");
+      const r = db.prepare(`SELECT count(*), total(raw), total(stored) FROM (${this.usedChunksSql("s").sql})`).raw(true).get() as [number, number, number];
+      return { chunks: r[0], raw: r[1], stored: r[2] };
+    } finally {
+      db.close();
+    }
+  }
+
   // ---- ls, find (issue 16) ----
 
   /** The columns #toEntry reads. */

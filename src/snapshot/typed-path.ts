@@ -1,7 +1,7 @@
 import { NotFoundError } from "../errors.js";
 import { displayPath, parseDisplayPath } from "../model/path-bytes.js";
-import { didYouMean, nearestPaths } from "../snapshot/nearest.js";
-import type { EntryRow, SnapshotReader } from "../snapshot/read.js";
+import { didYouMean, nearestPaths } from "./nearest.js";
+import type { EntryRow, SnapshotReader } from "./read.js";
 
 // Paths as users type them on the command line: absolute (`/home/me`) or not, a byte that is not
 // UTF-8 as `\xHH` the way listings show it (see displayPath).

@@ -1,5 +1,5 @@
 import picomatch from "picomatch";
-import type { SearchFilter } from "../snapshot/read.js";
+import type { SearchFilter } from "./read.js";
 
 // `find` patterns: globs (picomatch). One without `/` matches an entry's base name, like
 // `find -name`; one with `/` matches the whole snapshot path (a leading `/` is optional). Each
