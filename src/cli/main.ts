@@ -2,7 +2,6 @@ import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.js";
 import { registerBackup } from "./backup.js";
 import { registerCatalogSeed } from "./catalog-seed.js";
-import { runDaemon } from "./daemon.js";
 import { registerHealth } from "./health.js";
 import { registerPrune } from "./prune.js";
 import { exitCodeFor, messageFor, EXIT } from "./exit.js";
@@ -28,7 +27,9 @@ export function buildProgram(io: Io): Command {
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .showHelpAfterError("(run with --help for usage)");
   registerKeygen(program, io);
-  registerBackup(program, io, async (config, flags) => runDaemon(config, flags, io));
+  // The daemon (watcher, scheduler, status server) loads only when asked for: start-up is paid
+  // by every run, and an unchanged cron backup is mostly start-up.
+  registerBackup(program, io, async (config, flags) => (await import("./daemon.js")).runDaemon(config, flags, io));
   registerSnapshots(program, io);
   registerRestore(program, io);
   registerLs(program, io);

@@ -6,10 +6,9 @@ import { readCheckRecord } from "../check/last-check.js";
 import type { Config } from "../config/index.js";
 import { parseDuration } from "../config/units.js";
 import { hostPort } from "../config/validate.js";
-import { Alerter } from "../daemon/alerts.js";
 import { ConfigError, errorMessage, UsageError } from "../errors.js";
-import { Fleet, type FleetRepo } from "../serve/fleet.js";
-import { startServeServer, type Auth } from "../serve/http.js";
+import type { FleetRepo } from "../serve/fleet.js";
+import type { Auth } from "../serve/http.js";
 import { DEFAULT_STALE_AFTER_MS } from "../serve/status.js";
 import { cacheFor, cacheRoot } from "./cache.js";
 import { asUsage, loadIdentities, repoFromArgs } from "./context.js";
@@ -79,6 +78,13 @@ async function serve(io: Io, args: readonly string[], flags: Flags): Promise<voi
   const opened = await openRepositories(args, flags);
   if (opened.length === 0) throw new UsageError("repositories", "name at least one: BUCKET_OR_DIR [PREFIX] or --config FILE");
   const log = (line: string) => io.err(`vaultik serve: ${line}`);
+  // Loaded here, not at the top: every vaultik command loads this module to register `serve`,
+  // and the server's modules (prom-client among them) cost a backup ~0.1 s of start-up.
+  const [{ Alerter }, { Fleet }, { startServeServer }] = await Promise.all([
+    import("../daemon/alerts.js"),
+    import("../serve/fleet.js"),
+    import("../serve/http.js"),
+  ]);
   const slugs = new Set<string>();
   const root = cacheRoot();
   const repos: FleetRepo[] = opened.map(({ repo, config, name }) => ({
