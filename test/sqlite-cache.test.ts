@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Catalog } from "../src/catalog/db.js";
-import { openSqlite, SQLITE_CACHE_KIB } from "../src/util/sqlite.js";
+import { openSqlite, SQLITE_CACHE_KIB } from "../src/catalog/sqlite.js";
 
 // better-sqlite3 compiles SQLite with a 16 MB page cache for every connection and every
 // attached file; a backup holds several. These check that ours are the size we chose, on the

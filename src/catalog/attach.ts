@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { attachSqlite } from "../util/sqlite.js";
+import { attachSqlite } from "./sqlite.js";
 
 // The catalog and a snapshot database meet in two places: a snapshot takes its chunk locations
 // from the catalog, and a full walk's snapshot tells the catalog which entries are gone. Both

@@ -1,4 +1,4 @@
-import { openSqlite } from "../util/sqlite.js";
+import { openSqlite } from "./sqlite.js";
 
 /**
  * A read-only connection to the catalog that answers one question, "is this chunk stored?",

@@ -11,7 +11,7 @@ import { LocalStateError, errorMessage } from "../errors.js";
 import { makeDirsSync } from "../util/mkdir.js";
 import { packChunks, packXattrs, unpackChunks, unpackXattrs, type ChunkRef, type XattrRecord } from "./codec.js";
 import { migrate } from "./migrate.js";
-import { openSqlite } from "../util/sqlite.js";
+import { openSqlite } from "./sqlite.js";
 
 // The source host's local index: which chunks already sit in which stored blob, every entry the
 // last walks saw (with its stat, so a daemon run can trust unchanged subtrees without walking

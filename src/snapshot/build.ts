@@ -7,7 +7,7 @@ import { IntegrityError } from "../errors.js";
 import { COMPRESSION } from "../model/chunk.js";
 import { encodePath } from "../model/path-bytes.js";
 import { SNAPSHOT_FORMAT, SNAPSHOT_SCHEMA, type FileChunkRef, type SnapshotEntry, type SnapshotMeta, type SnapshotStats } from "./schema.js";
-import { openSqlite } from "../util/sqlite.js";
+import { openSqlite } from "../catalog/sqlite.js";
 
 // Builds a snapshot database in a local temp file while the backup runs. It is metadata only
 // (paths, modes, chunk ids), the same kind of data the local index already keeps on this host.

@@ -7,7 +7,7 @@ import { COMPRESSION } from "../model/chunk.js";
 import { decodePath, encodePath } from "../model/path-bytes.js";
 import { ENTRY_TYPES, OLDEST_SNAPSHOT_FORMAT, SNAPSHOT_FORMAT, type EntryType, type SnapshotEntry, type SnapshotMeta, type SnapshotStats, type Xattr } from "./schema.js";
 import { belowBounds } from "../util/paths.js";
-import { openSqlite, attachSqlite } from "../util/sqlite.js";
+import { openSqlite, attachSqlite } from "../catalog/sqlite.js";
 
 // Read access to a decrypted snapshot database on the recovery machine.
 

@@ -5,7 +5,7 @@ import type { Repository } from "../repo/repository.js";
 import { TaskPool } from "../util/pool.js";
 import { decodePath } from "../model/path-bytes.js";
 import type { SnapshotReader } from "./read.js";
-import { openSqlite } from "../util/sqlite.js";
+import { openSqlite } from "../catalog/sqlite.js";
 
 // What a catalog seed (catalog/seed.ts) takes from one snapshot database: every blob and chunk
 // the snapshot references, and its regular files with their chunk lists. Read through a
