@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { NotFoundError } from "../errors.js";
 import { diffSnapshots, type Change, type ChangeKind, type Counts, type DiffSummary } from "../snapshot/diff.js";
 import { withSnapshot } from "../snapshot/open.js";
 import type { SnapshotReader } from "../snapshot/read.js";
@@ -8,7 +7,7 @@ import { cacheFor } from "./cache.js";
 import { loadIdentities, repoFromArgs } from "./context.js";
 import { interruptible, type Io } from "./io.js";
 import { readOptions, trailingPaths, type ReadFlags } from "./options.js";
-import { findEntry, shownPath, snapshotPath } from "../snapshot/typed-path.js";
+import { findInEither, shownPath } from "../snapshot/typed-path.js";
 
 // `vaultik diff`: what changed between two snapshots, restic's way (+ - M T U), from their
 // databases only.
@@ -47,30 +46,12 @@ export function registerDiff(program: Command, io: Io): void {
           repo,
           from,
           identities,
-          (a) => withSnapshot(repo, to, identities, async (b) => print(io, a, b, paths[0] === undefined ? undefined : within(a, b, paths[0]), flags.json === true), signal, open),
+          (a) => withSnapshot(repo, to, identities, async (b) => print(io, a, b, paths[0] === undefined ? undefined : findInEither(a, b, paths[0]), flags.json === true), signal, open),
           signal,
           open,
         );
       });
     });
-}
-
-/**
- * The snapshot path PATH names, as typed or in its escaped form: it must be in either snapshot
- * (restic's rule), else NotFoundError.
- */
-function within(a: SnapshotReader, b: SnapshotReader, typed: string): string {
-  if (snapshotPath(typed) === "") return "";
-  try {
-    return findEntry(b, typed).path;
-  } catch (err) {
-    if (!(err instanceof NotFoundError)) throw err;
-    try {
-      return findEntry(a, typed).path;
-    } catch {
-      throw new NotFoundError(typed, `is in neither snapshot ${a.meta.id} nor ${b.meta.id}`);
-    }
-  }
 }
 
 /** Streams the changes as they come (a diff of millions of entries is never held), then the summary. */

@@ -1,6 +1,6 @@
 import type { ServerResponse } from "node:http";
 import type { X25519Identity } from "../crypto/keys.js";
-import { NotFoundError, UsageError } from "../errors.js";
+import { UsageError } from "../errors.js";
 import { displayPath } from "../model/path-bytes.js";
 import type { Repository, SnapshotObject } from "../repo/repository.js";
 import { dumpFile } from "../restore/dump.js";
@@ -12,7 +12,7 @@ import { compilePatterns } from "../snapshot/find-pattern.js";
 import { children, isImplied, listTarget, type Listed } from "../snapshot/listing.js";
 import { withSnapshot } from "../snapshot/open.js";
 import type { SnapshotReader } from "../snapshot/read.js";
-import { findEntry, shownPath, snapshotPath } from "../snapshot/typed-path.js";
+import { findEntry, findInEither, shownPath, snapshotPath } from "../snapshot/typed-path.js";
 
 // The snapshot page's endpoints: the same code as `vaultik ls`, `find`, `diff` and `dump`
 // (snapshot/listing.ts, find-pattern.ts, diff.ts, restore/dump.ts and tar.ts), answering JSON or
@@ -90,7 +90,7 @@ const CHANGE: Record<Change["change"], string> = { added: "added", removed: "rem
 export function diff(b: Browse, from: SnapshotObject, to: SnapshotObject, typed: string): Promise<Record<string, unknown>> {
   return open(b, from, (a) =>
     open(b, to, async (c) => {
-      const prefix = typed === "/" ? undefined : within(a, c, typed);
+      const prefix = findInEither(a, c, typed) || undefined;
       const gen = diffSnapshots(a, c, prefix);
       const changes: Record<string, unknown>[] = [];
       let r = gen.next();
@@ -108,18 +108,6 @@ export function diff(b: Browse, from: SnapshotObject, to: SnapshotObject, typed:
       return { from: from.id, to: to.id, changes, truncated: false, summary: r.value };
     }),
   );
-}
-
-/** The path as it is in either snapshot (as `vaultik diff PATH`), else NotFoundError. */
-function within(a: SnapshotReader, b: SnapshotReader, typed: string): string {
-  for (const r of [b, a]) {
-    try {
-      return findEntry(r, typed).path;
-    } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
-    }
-  }
-  throw new NotFoundError(typed, `is in neither snapshot ${a.meta.id} nor ${b.meta.id}`);
 }
 
 /** `attachment; filename="…"; filename*=UTF-8''…`, the plain name stripped to printable ASCII. */

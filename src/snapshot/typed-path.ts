@@ -33,3 +33,19 @@ export function notInSnapshot(reader: SnapshotReader, typed: string): NotFoundEr
   const hint = near.length === 0 ? " (`vaultik ls` lists what it holds)" : didYouMean(near);
   return new NotFoundError(typed, `is not in snapshot ${reader.meta.id}${hint}`);
 }
+
+/**
+ * The snapshot path PATH names in either of two snapshots (`vaultik diff A B PATH`, the page's
+ * diff), looked up in `b` first: restic's rule. "" for the root. Else NotFoundError.
+ */
+export function findInEither(a: SnapshotReader, b: SnapshotReader, typed: string): string {
+  if (snapshotPath(typed) === "") return "";
+  for (const r of [b, a]) {
+    try {
+      return findEntry(r, typed).path;
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+  }
+  throw new NotFoundError(typed, `is in neither snapshot ${a.meta.id} nor ${b.meta.id}`);
+}
