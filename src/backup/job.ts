@@ -1,16 +1,17 @@
 import type { Store } from "../store/store.js";
 import type { Archiver, BackupSummary } from "./archiver.js";
 import { commandSource } from "./commands.js";
+import { databaseSource } from "./databases/index.js";
 import { runHook } from "./hooks.js";
-import { runBackup } from "./run.js";
+import { runBackup, workDirOf } from "./run.js";
 import type { JobSettings } from "./settings.js";
 import type { DirtySet } from "./walker.js";
 import { HookError, errorMessage } from "../errors.js";
 
 // One backup as the config describes it, for the CLI and the daemon alike: pre_backup hook
-// (its failure aborts the run, no snapshot), command sources streamed into the snapshot, then
-// post_backup, which always runs, learns the outcome from its environment, and whose exit code
-// is logged but never changes the run's status. The upload limit is the store's business: the
+// (its failure aborts the run, no snapshot), command and database sources streamed into the
+// snapshot, then post_backup, which always runs, learns the outcome from its environment, and
+// whose exit code is logged but never changes the run's status. The upload limit is the store's business: the
 // caller passes a store already wrapped (cli/ builds stores).
 //
 // "Always" includes a run stopped by SIGTERM/SIGINT: pre_backup may have stopped a service that
@@ -50,7 +51,11 @@ export async function runJob(config: JobSettings, o: JobOptions): Promise<JobRes
       store: o.store,
       signal: o.signal,
       dirty: o.dirty,
-      streams: config.commands.map((c) => commandSource(c, { log: o.log })),
+      streams: [
+        ...config.commands.map((c) => commandSource(c, { log: o.log })),
+        // The work directory runBackup makes and sweeps: sqlite's consistent copy goes there.
+        ...(config.databases ?? []).map((d) => databaseSource(d, { log: o.log, spoolDir: workDirOf(config.indexPath) })),
+      ],
       onStart: o.onStart,
       onWarning: o.warn ?? o.log,
     });

@@ -42,8 +42,13 @@ export interface RunHooks {
   beforeCommit?: (blobs: readonly string[]) => Promise<void>;
 }
 
+/** Spool files and the snapshot under construction: beside the index, swept at each run's start. */
+export function workDirOf(indexPath: string): string {
+  return `${indexPath}.d`;
+}
+
 export async function runBackup(config: BackupSettings, options: RunBackupOptions): Promise<BackupSummary> {
-  const workDir = `${config.indexPath}.d`;
+  const workDir = workDirOf(config.indexPath);
   makeStateDirs(config.indexPath, workDir);
   let lock: ReturnType<typeof acquireLocalLock>;
   try {

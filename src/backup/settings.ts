@@ -43,8 +43,34 @@ export interface CommandSettings {
   readonly path: string;
 }
 
-/** A backup with what surrounds it (backup/job.ts): hooks and command sources. */
+export const DATABASE_TYPES = ["postgres", "mysql", "mariadb", "redis", "sqlite", "mongodb"] as const;
+export type DatabaseType = (typeof DATABASE_TYPES)[number];
+
+/** A database dumped into the snapshot as one file (backup/databases/). */
+export interface DatabaseSettings {
+  /** Unique among databases, for logs and errors. */
+  readonly name: string;
+  readonly type: DatabaseType;
+  /** Where the dump appears in the snapshot: relative, "/"-separated. */
+  readonly path: string;
+  /** Connection URL (postgres, mongodb) with its password taken out into `password`. */
+  readonly url?: string;
+  readonly host?: string;
+  readonly port?: number;
+  readonly user?: string;
+  /** Passed in the tool's environment (or stdin), never its argv. Never print it. */
+  readonly password?: string;
+  /** A database name, or "all" (postgres, mysql, mariadb); absent for redis. */
+  readonly database?: string;
+  /** Unix socket: postgres its directory, mysql/mariadb/redis the socket file. */
+  readonly socket?: string;
+  /** The database file (sqlite), absolute. */
+  readonly file?: string;
+}
+
+/** A backup with what surrounds it (backup/job.ts): hooks, command and database sources. */
 export interface JobSettings extends BackupSettings {
   readonly hooks?: HookSettings;
   readonly commands: readonly CommandSettings[];
+  readonly databases?: readonly DatabaseSettings[];
 }

@@ -27,3 +27,30 @@ export function attachSqlite(conn: Database.Database, file: string, alias: strin
   conn.prepare(`ATTACH DATABASE ? AS ${alias}`).run(file);
   conn.pragma(`${alias}.cache_size = -${SQLITE_CACHE_KIB}`);
 }
+
+/** How long a copy waits for a source database a writer keeps locked (as a busy timeout would). */
+const COPY_BUSY_MS = 10_000;
+
+/**
+ * Copies the database at `source` (an application's, being written to) into the new file
+ * `dest` with SQLite's online backup API: a consistent image even while other processes write.
+ * Each copy runs in one step under one read lock: copied in several, every commit between
+ * steps would restart it, and a busy application would keep it from ever finishing.
+ */
+export async function copyLiveDatabase(source: string, dest: string): Promise<void> {
+  // Read-only: a backup must not change the application's files (no checkpoint on close).
+  const db = new Database(source, { readonly: true, fileMustExist: true });
+  try {
+    const deadline = Date.now() + COPY_BUSY_MS;
+    for (;;) {
+      const progress = await db.backup(dest, { progress: () => 0x7fffffff });
+      // better-sqlite3 reports a first step that found the source locked (SQLITE_BUSY) as a
+      // finished copy of 0 pages; only a database of no pages at all really is one.
+      if (progress.totalPages > 0 || db.pragma("page_count", { simple: true }) === 0) return;
+      if (Date.now() > deadline) throw new Error(`${source} stayed locked for ${COPY_BUSY_MS / 1000} s`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    db.close();
+  }
+}

@@ -4,6 +4,7 @@ import { dirname, resolve } from "node:path";
 import { ConfigError } from "../errors.js";
 import { type Context, fsReason } from "./context.js";
 import { DEFAULTS } from "./keys.js";
+import { readDatabases } from "./databases.js";
 import { readRecipients } from "./recipients.js";
 import { readIndexPath, readStore } from "./store.js";
 import type { Config, ParseConfigOptions } from "./types.js";
@@ -32,7 +33,7 @@ import { asSection, parseYaml } from "./yaml.js";
 // described, not quoted, because error text ends up in cron mail and CI logs.
 
 export { CONFIG_KEYS, describeConfigKeys } from "./keys.js";
-export type { AlertsConfig, CommandSource, Config, ConfigKeyInfo, HooksConfig, ParseConfigOptions, ServeConfig, StatusConfig, StoreConfig } from "./types.js";
+export type { AlertsConfig, CommandSource, Config, DatabaseSource, ConfigKeyInfo, HooksConfig, ParseConfigOptions, ServeConfig, StatusConfig, StoreConfig } from "./types.js";
 
 /** Reads and checks the config file at `path`. */
 export async function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
@@ -57,6 +58,7 @@ export function parseConfig(text: string, options: ParseConfigOptions): Config {
   const top = asSection(parseYaml(text, path), "", "");
   const chunkSize = readChunkSize(top);
   const store = readStore(top, ctx);
+  const commands = readCommands(top);
   return {
     path,
     dir: ctx.dir,
@@ -75,7 +77,8 @@ export function parseConfig(text: string, options: ParseConfigOptions): Config {
     indexPrefix: readIndexPrefix(top),
     retention: readRetention(top),
     hooks: readHooks(top),
-    commands: readCommands(top),
+    commands,
+    databases: readDatabases(top, ctx, new Set(commands.map((c) => c.path))),
     status: readStatus(top, ctx),
     alerts: readAlerts(top),
     serve: readServe(top),

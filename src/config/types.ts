@@ -1,3 +1,4 @@
+import type { DatabaseSettings } from "../backup/settings.js";
 import type { X25519Recipient } from "../crypto/keys.js";
 import type { RetentionPolicy } from "../prune/policy.js";
 import type { StoreLocation } from "../store/location.js";
@@ -25,6 +26,9 @@ export interface CommandSource {
   /** Where the output appears in the snapshot: relative, "/"-separated, no "." or "..". */
   path: string;
 }
+
+/** A database dumped into the snapshot (`databases:`). */
+export type DatabaseSource = DatabaseSettings;
 
 export interface StatusConfig {
   /** `listen` as written, e.g. "127.0.0.1:9812". */
@@ -90,6 +94,7 @@ export interface Config {
   retention: RetentionPolicy;
   hooks?: HooksConfig;
   commands: CommandSource[];
+  databases: DatabaseSource[];
   status?: StatusConfig;
   alerts?: AlertsConfig;
   serve?: ServeConfig;

@@ -137,8 +137,11 @@ export function readCommands(top: Section): CommandSource[] {
 }
 
 function snapshotPath(s: Section): string {
-  const text = reqString(s, "path");
-  const key = keyOf(s, "path");
+  return relativeSnapshotPath(reqString(s, "path"), keyOf(s, "path"));
+}
+
+/** A snapshot path as sources store it: relative, "/"-separated, without "." segments. */
+export function relativeSnapshotPath(text: string, key: string): string {
   if (text.startsWith("/")) throw new ConfigError(key, `must be relative, e.g. "databases/app.dump", got ${JSON.stringify(text)}`);
   const segments = text.split("/").filter((seg) => seg !== "" && seg !== ".");
   if (segments.includes("..")) throw new ConfigError(key, `must not contain "..", got ${JSON.stringify(text)}`);

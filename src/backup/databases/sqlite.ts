@@ -1,0 +1,52 @@
+import { createReadStream } from "node:fs";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { copyLiveDatabase } from "../../catalog/sqlite.js";
+import { errorMessage } from "../../errors.js";
+import type { StreamSource } from "../archiver.js";
+import type { DatabaseSettings } from "../settings.js";
+
+// A SQLite database that its application keeps writing. Copying the file as it lies could catch
+// a commit half-written; SQLite's online backup API gives a consistent image. That API writes
+// into a database file, and this build of SQLite has no sqlite_dbpage table (which would let
+// one read transaction stream the pages), so the image goes to a private file in the backup's
+// work directory first, is streamed from there, and is deleted at once. A run that dies
+// leaves it behind for the next run's sweep of the work directory (backup/run.ts).
+
+export function sqliteSource(db: DatabaseSettings, spoolDir: string): StreamSource {
+  let outcome: Promise<void> | undefined;
+
+  async function* output(signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
+    let settle!: (err: unknown) => void;
+    outcome = new Promise<void>((resolve, reject) => {
+      settle = (err) => (err === undefined ? resolve() : reject(err));
+    });
+    // The consumer that gives up never asks; finished() still rejects.
+    outcome.catch(() => {});
+    const copy = join(spoolDir, `sqlite-${randomBytes(8).toString("hex")}.sqlite`);
+    let failure: unknown;
+    try {
+      signal?.throwIfAborted();
+      try {
+        await copyLiveDatabase(db.file!, copy);
+      } catch (err) {
+        failure = new Error(`database ${db.name}: cannot copy ${db.file}: ${errorMessage(err)}`, { cause: err });
+        return;
+      }
+      for await (const piece of createReadStream(copy, { signal })) yield piece as Buffer;
+    } catch (err) {
+      failure = err;
+      throw err;
+    } finally {
+      await rm(copy, { force: true });
+      settle(failure);
+    }
+  }
+
+  return {
+    path: db.path,
+    open: (signal) => output(signal),
+    finished: () => outcome ?? Promise.reject(new Error(`database ${db.name} was never started`)),
+  };
+}
