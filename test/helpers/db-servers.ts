@@ -24,9 +24,10 @@ export async function freePort(): Promise<number> {
 }
 
 /** Runs `check` until it returns true; the pause between tries is polling, not ordering. */
-export async function pollUntil(what: string, check: () => boolean, ms = READY_DEADLINE_MS): Promise<void> {
+export async function pollUntil(what: string, check: () => boolean, ms = READY_DEADLINE_MS, alive: () => boolean = () => true): Promise<void> {
   const deadline = Date.now() + ms;
   while (!check()) {
+    if (!alive()) throw new Error(`${what} exited before it was ready`);
     if (Date.now() > deadline) throw new Error(`${what}: not ready after ${ms} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -124,8 +125,7 @@ export async function startPostgres(password: string): Promise<Postgres> {
   const server = new Server(dir, port, child, "SIGINT");
   const env = { PGPASSWORD: password, PGHOST: "127.0.0.1", PGPORT: String(port), PGUSER: "postgres" };
   try {
-    await pollUntil("postgres", () => server.running && run([`${PG_BIN}/pg_isready`, "-q"], { env }).code === 0);
-    if (!server.running) throw new Error("postgres exited");
+    await pollUntil("postgres", () => run([`${PG_BIN}/pg_isready`, "-q"], { env }).code === 0, undefined, () => server.running);
   } catch (err) {
     await server.stop();
     throw err;
@@ -172,7 +172,7 @@ export async function startMariadb(): Promise<Mariadb> {
   const server = new Server(dir, port, child, "SIGTERM");
   const client = ["mariadb", "--no-defaults", "--protocol=socket", `--socket=${socket}`, "-u", "root"];
   try {
-    await pollUntil("mariadb", () => server.running && run([...client, "-e", "SELECT 1"]).code === 0);
+    await pollUntil("mariadb", () => run([...client, "-e", "SELECT 1"]).code === 0, undefined, () => server.running);
   } catch (err) {
     await server.stop();
     throw err;
@@ -193,12 +193,13 @@ export interface Redis {
   cli(...args: string[]): string;
 }
 
-/** A Redis server on 127.0.0.1; with `dbfile`, it starts by loading that RDB file. */
-export async function startRedis(password: string, dbfile?: string): Promise<Redis> {
+/** A Redis server on 127.0.0.1; with `rdb`, it starts from that dump, copied in as its dump.rdb. */
+export async function startRedis(password: string, rdb?: Buffer): Promise<Redis> {
   const dir = tempDirFor("vaultik-redis-");
+  if (rdb !== undefined) writeFileSync(join(dir, "dump.rdb"), rdb);
   const port = await freePort();
   const child = serverProcess(
-    ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--dbfilename", dbfile ?? "dump.rdb",
+    ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--dbfilename", "dump.rdb",
       "--requirepass", password, "--save", "", "--appendonly", "no", "--daemonize", "no"],
     join(dir, "server.log"),
   );
@@ -206,7 +207,7 @@ export async function startRedis(password: string, dbfile?: string): Promise<Red
   const env = { REDISCLI_AUTH: password };
   const cli = (...args: string[]) => mustRun(["redis-cli", "-h", "127.0.0.1", "-p", String(port), ...args], { env });
   try {
-    await pollUntil("redis", () => server.running && run(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "ping"], { env }).stdout.trim() === "PONG");
+    await pollUntil("redis", () => run(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "ping"], { env }).stdout.trim() === "PONG", undefined, () => server.running);
   } catch (err) {
     await server.stop();
     throw err;
