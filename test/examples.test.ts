@@ -221,6 +221,7 @@ describe("example configs parse as YAML and use the documented keys", () => {
         "retention",
         "hooks",
         "commands",
+        "databases",
         "status",
         "alerts",
         "limit_upload",
@@ -460,6 +461,11 @@ describe("example configs load with vaultik's own config loader", () => {
     expect(c.retention).toEqual({ keepWithin: 30 * 86400_000, keepDaily: 14, keepWeekly: 8, keepMonthly: 12 });
     expect(c.status?.token).toBe("secret-from-file");
     expect(c.commands.map((x) => x.path)).toEqual(["databases/app.dump"]);
+    expect(c.databases.map((d) => [d.type, d.name, d.path, d.password])).toEqual([
+      ["mariadb", "mariadb-shop", "databases/shop.sql", "secret-from-file"],
+      ["redis", "redis", "databases/redis.rdb", "secret-from-file"],
+      ["sqlite", "sqlite-app", "databases/app.db", undefined],
+    ]);
   });
 
   it("local.yml: the embedded directory store", async () => {
