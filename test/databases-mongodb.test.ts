@@ -59,4 +59,12 @@ describe("mongodb database source (stand-in mongodump)", () => {
     expect(out.stderr).toContain("database shop: mongodump exited with code 1: Failed: (AuthenticationFailed) bad password ***");
     expect(out.stderr).not.toContain(wrong);
   });
+
+  it("without mongodump installed, the run fails saying so", async () => {
+    const dir = await tempDir();
+    const r = await localRepo(dir, keys, "databases:\n  - type: mongodb\n    name: shop\n    host: 127.0.0.1\n");
+    const out = await vaultik(["backup", r.config], { env: { PATH: "/usr/bin:/bin" } });
+    expect(out.code).toBe(1);
+    expect(out.stderr).toContain("database shop: mongodump could not start: spawn mongodump ENOENT");
+  });
 });

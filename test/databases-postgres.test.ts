@@ -90,7 +90,7 @@ describe("postgres database source", () => {
       `databases:\n  - type: postgres\n    name: appdb\n    url: postgres://postgres:${wrong}@127.0.0.1:${pg.port}/app\n    path: databases/app.pgdump\n`,
     );
     const out = await vaultik(["backup", r.config]);
-    expect(out.code).not.toBe(0);
+    expect(out.code).toBe(1);
     expect(out.stderr).toContain("database appdb");
     expect(out.stderr).toContain("password authentication failed");
     expect(out.stderr).not.toContain(wrong);

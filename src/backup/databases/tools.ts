@@ -30,7 +30,9 @@ export function postgresCall(db: DatabaseSettings): ToolCall {
   // --no-password: fail at once instead of waiting for a password prompt nobody answers.
   if (db.database === "all") return { argv: ["pg_dumpall", "--no-password", ...conn], env };
   const dbname = db.url === undefined ? opt("--dbname", db.database) : [];
-  return { argv: ["pg_dump", "--format=custom", "--no-password", ...conn, ...dbname], env };
+  // Uncompressed: pg_dump's own compression makes every dump look new to deduplication, and the
+  // chunks are compressed with zstd anyway.
+  return { argv: ["pg_dump", "--format=custom", "--compress=0", "--no-password", ...conn, ...dbname], env };
 }
 
 export function mysqlCall(db: DatabaseSettings, path: string | undefined): ToolCall {
