@@ -5,8 +5,8 @@ import { runJob } from "../src/backup/job.js";
 import { loadConfig } from "../src/config/index.js";
 import { openFsStore } from "../src/store/fs.js";
 import { vaultik } from "./helpers/cli.js";
-import { mustRun, prefixOf, rowValue, startMariadb, Writer, type Mariadb } from "./helpers/db-servers.js";
-import { cliKeys, localRepo } from "./helpers/setup.js";
+import { backupWhileWriting, dbRepo, mustRun, prefixOf, rowValue, startMariadb, Writer, type Mariadb } from "./helpers/db-servers.js";
+import { cliKeys } from "./helpers/setup.js";
 import { useTempDirs } from "./helpers/temp.js";
 
 // `databases: [{type: mariadb}]` against a real MariaDB: mariadb-dump --single-transaction
@@ -31,10 +31,7 @@ afterAll(async () => {
 });
 
 async function setup(extra: string) {
-  const dir = await tempDir();
-  const r = await localRepo(dir, keys, extra);
-  await writeFile(join(dir, "source", "a.txt"), "a\n");
-  return r;
+  return dbRepo(await tempDir(), keys, extra);
 }
 
 describe("mariadb database source", () => {
@@ -45,17 +42,7 @@ describe("mariadb database source", () => {
     const config = await loadConfig(r.config);
     const app = new Writer([...db.client, "-N", "-B", "-n", "app"], {}, (i) => `INSERT INTO t VALUES (${i}, '${rowValue(i)}'); SELECT ${i};\n`);
     const log: string[] = [];
-    let started: number;
-    let during: number;
-    try {
-      await app.reached(500);
-      started = app.committed;
-      const result = await runJob(config, { store: openFsStore(r.repo), log: (l) => log.push(l), configPath: r.config });
-      if (!result.ok) throw result.error;
-      during = app.committed;
-    } finally {
-      await app.stop();
-    }
+    const { started, during } = await backupWhileWriting(app, config, r, log);
     expect(log.join("\n")).not.toContain(PASSWORD);
     expect(during).toBeGreaterThan(started);
 

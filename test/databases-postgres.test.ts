@@ -1,12 +1,10 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runJob } from "../src/backup/job.js";
 import { loadConfig } from "../src/config/index.js";
-import { openFsStore } from "../src/store/fs.js";
 import { vaultik } from "./helpers/cli.js";
-import { mustRun, PG_BIN, prefixOf, rowValue, startPostgres, Writer, type Postgres } from "./helpers/db-servers.js";
-import { cliKeys, localRepo } from "./helpers/setup.js";
+import { backupWhileWriting, dbRepo, mustRun, PG_BIN, prefixOf, rowValue, startPostgres, Writer, type Postgres } from "./helpers/db-servers.js";
+import { cliKeys } from "./helpers/setup.js";
 import { useTempDirs } from "./helpers/temp.js";
 
 // `databases: [{type: postgres}]` against a real PostgreSQL 15: pg_dump's custom format is
@@ -34,10 +32,7 @@ function writer(db: string): Writer {
 }
 
 async function setup(extra: string) {
-  const dir = await tempDir();
-  const r = await localRepo(dir, keys, extra);
-  await writeFile(join(dir, "source", "a.txt"), "a\n");
-  return r;
+  return dbRepo(await tempDir(), keys, extra);
 }
 
 describe("postgres database source", () => {
@@ -52,17 +47,7 @@ describe("postgres database source", () => {
     const config = await loadConfig(r.config);
     const app = writer("app");
     const log: string[] = [];
-    let started: number;
-    let during: number;
-    try {
-      await app.reached(500);
-      started = app.committed;
-      const result = await runJob(config, { store: openFsStore(r.repo), log: (l) => log.push(l), configPath: r.config });
-      if (!result.ok) throw result.error;
-      during = app.committed;
-    } finally {
-      await app.stop();
-    }
+    const { started, during } = await backupWhileWriting(app, config, r, log);
     expect(log.join("\n")).not.toContain(PASSWORD);
     // The writer really was inserting while the backup ran.
     expect(during).toBeGreaterThan(started);

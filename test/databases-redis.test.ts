@@ -1,12 +1,10 @@
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runJob } from "../src/backup/job.js";
 import { loadConfig } from "../src/config/index.js";
 import { openFsStore } from "../src/store/fs.js";
 import { vaultik } from "./helpers/cli.js";
-import { startRedis, Writer, type Redis } from "./helpers/db-servers.js";
-import { cliKeys, localRepo } from "./helpers/setup.js";
+import { backupWhileWriting, dbRepo, startRedis, Writer, type Redis } from "./helpers/db-servers.js";
+import { cliKeys } from "./helpers/setup.js";
 import { useTempDirs } from "./helpers/temp.js";
 
 // `databases: [{type: redis}]` against a real Redis 7: `redis-cli --rdb -` streamed while the
@@ -26,10 +24,7 @@ afterAll(async () => {
 });
 
 async function setup(extra: string) {
-  const dir = await tempDir();
-  const r = await localRepo(dir, keys, extra);
-  await writeFile(join(dir, "source", "a.txt"), "a\n");
-  return r;
+  return dbRepo(await tempDir(), keys, extra);
 }
 
 describe("redis database source", () => {
@@ -39,17 +34,7 @@ describe("redis database source", () => {
     // RPUSH answers with the list's new length: row i's acknowledgement is the line "i".
     const app = new Writer(["redis-cli", "-h", "127.0.0.1", "-p", String(redis.port)], redis.env, (i) => `RPUSH rows ${i}\n`);
     const log: string[] = [];
-    let started: number;
-    let during: number;
-    try {
-      await app.reached(500);
-      started = app.committed;
-      const result = await runJob(config, { store: openFsStore(r.repo), log: (l) => log.push(l), configPath: r.config });
-      if (!result.ok) throw result.error;
-      during = app.committed;
-    } finally {
-      await app.stop();
-    }
+    const { started, during } = await backupWhileWriting(app, config, r, log);
     expect(log.join("\n")).not.toContain(PASSWORD);
     expect(during).toBeGreaterThan(started);
 

@@ -6,7 +6,7 @@ import { runJob } from "../src/backup/job.js";
 import { loadConfig } from "../src/config/index.js";
 import { openFsStore } from "../src/store/fs.js";
 import { vaultik } from "./helpers/cli.js";
-import { mustRun, prefixOf, rowValue, Writer } from "./helpers/db-servers.js";
+import { backupWhileWriting, dbRepo, mustRun, prefixOf, rowValue, Writer } from "./helpers/db-servers.js";
 import { cliKeys, localRepo } from "./helpers/setup.js";
 import { useTempDirs } from "./helpers/temp.js";
 
@@ -28,23 +28,12 @@ describe("sqlite database source", () => {
       const dir = await tempDir();
       const file = join(dir, "app.db");
       mustRun(["sqlite3", file, `PRAGMA journal_mode=${mode}; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);`]);
-      const r = await localRepo(dir, keys, `databases:\n  - type: sqlite\n    file: ${file}\n    path: /databases/app.db\n`);
-      await writeFile(join(r.source, "a.txt"), "a\n");
+      const r = await dbRepo(dir, keys, `databases:\n  - type: sqlite\n    file: ${file}\n    path: /databases/app.db\n`);
       const config = await loadConfig(r.config);
       expect(config.databases.map((d) => [d.name, d.path])).toEqual([["sqlite-app", "databases/app.db"]]);
       // The shell waits for locks (as an application would) instead of failing at once.
       const app = new Writer(["sqlite3", file], {}, (i) => `${i === 1 ? ".timeout 10000\n" : ""}INSERT INTO t VALUES (${i}, '${rowValue(i)}'); SELECT ${i};\n`);
-      let started: number;
-      let during: number;
-      try {
-        await app.reached(500);
-        started = app.committed;
-        const result = await runJob(config, { store: openFsStore(r.repo), log: () => {}, configPath: r.config });
-        if (!result.ok) throw result.error;
-        during = app.committed;
-      } finally {
-        await app.stop();
-      }
+      const { started, during } = await backupWhileWriting(app, config, r);
       expect(during).toBeGreaterThan(started);
       // The private copy is gone once streamed.
       expect(readdirSync(`${config.indexPath}.d`).filter((n) => n.startsWith("sqlite-"))).toEqual([]);

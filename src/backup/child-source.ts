@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import type { StreamSource } from "./archiver.js";
+import { Outcome } from "./outcome.js";
 import { drained, logLines, startError, terminate } from "../util/child.js";
 
 // A program whose standard output is stored in the snapshot as one file: a configured command
@@ -47,16 +48,10 @@ interface Exit {
  */
 export function childSource(spec: ChildSpec): StreamSource {
   const redact = spec.redact ?? ((text: string) => text);
-  let outcome: Promise<void> | undefined;
+  const outcome = new Outcome();
 
   async function* output(signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
-    let settle!: (err: unknown) => void;
-    outcome = new Promise<void>((resolve, reject) => {
-      settle = (err) => (err === undefined ? resolve() : reject(err));
-    });
-    // A consumer that gives up (a failed upload) never asks how the command ended; that must not
-    // surface as an unhandled rejection. The promise finished() returns still rejects.
-    outcome.catch(() => {});
+    const settle = outcome.start();
 
     if (signal?.aborted) {
       settle(signal.reason);
@@ -129,9 +124,7 @@ export function childSource(spec: ChildSpec): StreamSource {
   return {
     path: spec.path,
     open: (signal) => output(signal),
-    finished() {
-      return outcome ?? Promise.reject(new Error(`${spec.label} was never started`));
-    },
+    finished: () => outcome.finished(spec.label),
   };
 }
 

@@ -4,7 +4,12 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } f
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { writeFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
+import { runJob } from "../../src/backup/job.js";
+import type { Config } from "../../src/config/index.js";
+import { openFsStore } from "../../src/store/fs.js";
+import { localRepo, type LocalRepo } from "./setup.js";
 
 // Real database servers from the Debian packages, each in its own temp directory on 127.0.0.1
 // (a free port) and a unix socket there: never the system's own service. Readiness is polled
@@ -78,6 +83,16 @@ function serverProcess(argv: readonly string[], log: string): ChildProcess {
   return child;
 }
 
+/** Waits until `check` passes; a server that dies or never gets ready is stopped and its dir removed. */
+async function whenReady(server: Server, what: string, check: () => boolean): Promise<void> {
+  try {
+    await pollUntil(what, check, READY_DEADLINE_MS, () => server.running);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+}
+
 /** A private directory the `nobody` user can enter (PostgreSQL refuses to run as root). */
 function tempDirFor(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -124,12 +139,7 @@ export async function startPostgres(password: string): Promise<Postgres> {
   // SIGINT: PostgreSQL's fast shutdown (SIGTERM would wait for clients to leave).
   const server = new Server(dir, port, child, "SIGINT");
   const env = { PGPASSWORD: password, PGHOST: "127.0.0.1", PGPORT: String(port), PGUSER: "postgres" };
-  try {
-    await pollUntil("postgres", () => run([`${PG_BIN}/pg_isready`, "-q"], { env }).code === 0, undefined, () => server.running);
-  } catch (err) {
-    await server.stop();
-    throw err;
-  }
+  await whenReady(server, "postgres", () => run([`${PG_BIN}/pg_isready`, "-q"], { env }).code === 0);
   return {
     server,
     port,
@@ -171,12 +181,7 @@ export async function startMariadb(): Promise<Mariadb> {
   );
   const server = new Server(dir, port, child, "SIGTERM");
   const client = ["mariadb", "--no-defaults", "--protocol=socket", `--socket=${socket}`, "-u", "root"];
-  try {
-    await pollUntil("mariadb", () => run([...client, "-e", "SELECT 1"]).code === 0, undefined, () => server.running);
-  } catch (err) {
-    await server.stop();
-    throw err;
-  }
+  await whenReady(server, "mariadb", () => run([...client, "-e", "SELECT 1"]).code === 0);
   return {
     server,
     port,
@@ -206,12 +211,7 @@ export async function startRedis(password: string, rdb?: Buffer): Promise<Redis>
   const server = new Server(dir, port, child, "SIGTERM");
   const env = { REDISCLI_AUTH: password };
   const cli = (...args: string[]) => mustRun(["redis-cli", "-h", "127.0.0.1", "-p", String(port), ...args], { env });
-  try {
-    await pollUntil("redis", () => run(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "ping"], { env }).stdout.trim() === "PONG", undefined, () => server.running);
-  } catch (err) {
-    await server.stop();
-    throw err;
-  }
+  await whenReady(server, "redis", () => run(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "ping"], { env }).stdout.trim() === "PONG");
   return { server, port, env, cli };
 }
 
@@ -283,5 +283,34 @@ export class Writer {
       await this.exited;
     }
     return this.committed;
+  }
+}
+
+/** A directory repository with one source file and `extra` config (the `databases:` under test). */
+export async function dbRepo(dir: string, keys: { identity: string; recipient: string }, extra: string): Promise<LocalRepo> {
+  const r = await localRepo(dir, keys, extra);
+  await writeFile(join(r.source, "a.txt"), "a\n");
+  return r;
+}
+
+/**
+ * Runs `config`'s backup (runJob, as the CLI and daemon do) once `writer` has `known` rows, and
+ * stops the writer after. `started`/`during`: rows committed when the backup began and ended.
+ */
+export async function backupWhileWriting(
+  writer: Writer,
+  config: Config,
+  r: LocalRepo,
+  log: string[] = [],
+  known = 500,
+): Promise<{ started: number; during: number }> {
+  try {
+    await writer.reached(known);
+    const started = writer.committed;
+    const result = await runJob(config, { store: openFsStore(r.repo), log: (l) => log.push(l), configPath: r.config });
+    if (!result.ok) throw result.error;
+    return { started, during: writer.committed };
+  } finally {
+    await writer.stop();
   }
 }

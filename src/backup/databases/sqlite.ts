@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { copyLiveDatabase } from "../../catalog/sqlite.js";
 import { errorMessage } from "../../errors.js";
 import type { StreamSource } from "../archiver.js";
+import { Outcome } from "../outcome.js";
 import type { DatabaseSettings } from "../settings.js";
 
 // A SQLite database that its application keeps writing. Copying the file as it lies could catch
@@ -15,15 +16,10 @@ import type { DatabaseSettings } from "../settings.js";
 // leaves it behind for the next run's sweep of the work directory (backup/run.ts).
 
 export function sqliteSource(db: DatabaseSettings, spoolDir: string): StreamSource {
-  let outcome: Promise<void> | undefined;
+  const outcome = new Outcome();
 
   async function* output(signal: AbortSignal | undefined): AsyncGenerator<Uint8Array> {
-    let settle!: (err: unknown) => void;
-    outcome = new Promise<void>((resolve, reject) => {
-      settle = (err) => (err === undefined ? resolve() : reject(err));
-    });
-    // The consumer that gives up never asks; finished() still rejects.
-    outcome.catch(() => {});
+    const settle = outcome.start();
     const copy = join(spoolDir, `sqlite-${randomBytes(8).toString("hex")}.sqlite`);
     let failure: unknown;
     try {
@@ -47,6 +43,6 @@ export function sqliteSource(db: DatabaseSettings, spoolDir: string): StreamSour
   return {
     path: db.path,
     open: (signal) => output(signal),
-    finished: () => outcome ?? Promise.reject(new Error(`database ${db.name} was never started`)),
+    finished: () => outcome.finished(`database ${db.name}`),
   };
 }
