@@ -30,6 +30,8 @@ export function sqliteSource(db: DatabaseSettings, spoolDir: string): StreamSour
         failure = new Error(`database ${db.name}: cannot copy ${db.file}: ${errorMessage(err)}`, { cause: err });
         return;
       }
+      // The copy can take a while; a run stopped meanwhile should not go on to stream it.
+      signal?.throwIfAborted();
       for await (const piece of createReadStream(copy, { signal })) yield piece as Buffer;
     } catch (err) {
       failure = err;
