@@ -68,6 +68,12 @@ export interface StreamSource {
   open(signal: AbortSignal | undefined): AsyncIterable<Uint8Array>;
   /** Called after the stream ended; throws to fail the run (e.g. the command exited non-zero). */
   finished(): Promise<void>;
+  /**
+   * Present for a stream not produced every run (a database with its own schedule): whether it
+   * is due at `now`, given when it was last produced. Not due, the last output (known to the
+   * local index) goes into the snapshot again without opening the stream.
+   */
+  due?(last: Date, now: Date): boolean;
 }
 
 export interface BackupProgress {
@@ -401,6 +407,9 @@ export class Archiver {
   }
 
   private async stream(source: StreamSource): Promise<void> {
+    // The index knows streams by an absolute path, as it knows walked files.
+    const abs = `/${source.path}`;
+    if (source.due !== undefined && this.carryForward(source, abs)) return;
     const result = await this.pipeline.stream(source.open(this.o.signal));
     await source.finished();
     this.summary.bytesRead += result.bytesRead;
@@ -408,6 +417,26 @@ export class Archiver {
     const now = BigInt(this.started.getTime()) * 1_000_000n;
     this.builder.add({ path: source.path, type: "file", mode: 0o600, uid: 0, gid: 0, size: result.size, mtimeNs: now }, result.chunks);
     this.summary.filesNew++;
+    if (source.due === undefined) return;
+    // Remembered like a read file (its chunk list only once every chunk is stored), with the
+    // run's time as its mtime: the time carryForward asks `due` about.
+    const stamp = { size: BigInt(result.size), mtimeNs: now, ctimeNs: now, inode: 0n, dev: 0n };
+    this.commits.entry({ path: abs, type: "file", mode: 0o600, uid: 0, gid: 0, stamp });
+    this.commits.fileRead(abs, stamp, result.chunks, this.deps(result));
+  }
+
+  /** Adds a scheduled stream's last output again when it is not due; false: produce it now. */
+  private carryForward(source: StreamSource, abs: string): boolean {
+    const last = this.o.catalog.entry(abs);
+    if (last?.type !== "file" || source.due!(new Date(Number(last.stamp.mtimeNs / 1_000_000n)), this.started)) return false;
+    // Its chunks may be gone (a prune removed their blobs): then it is produced again.
+    const known = this.o.catalog.lookupFile(abs, last.stamp);
+    if (known.status !== "unchanged") return false;
+    const size = Number(last.stamp.size);
+    this.builder.add({ path: source.path, type: "file", mode: 0o600, uid: 0, gid: 0, size, mtimeNs: last.stamp.mtimeNs }, known.chunks);
+    this.summary.filesUnchanged++;
+    this.fileDone(size);
+    return true;
   }
 }
 

@@ -66,6 +66,8 @@ export interface DatabaseSettings {
   readonly socket?: string;
   /** The database file (sqlite), absolute. */
   readonly file?: string;
+  /** Cron expression: dumped only when one of its times has come since the last dump. */
+  readonly schedule?: string;
 }
 
 /** A backup with what surrounds it (backup/job.ts): hooks, command and database sources. */

@@ -4,7 +4,7 @@ import { ConfigError } from "../errors.js";
 import { type Context, resolvePath } from "./context.js";
 import { readSecret } from "./secrets.js";
 import type { DatabaseSource } from "./types.js";
-import { relativeSnapshotPath } from "./validate.js";
+import { readSchedule, relativeSnapshotPath } from "./validate.js";
 import { eitherNotBoth, optCount, optList, optString, reqString } from "./values.js";
 import { asSection, keyOf, type Section } from "./yaml.js";
 
@@ -63,7 +63,8 @@ function readDatabase(s: Section, ctx: Context): DatabaseSource {
   const ext = type === "postgres" && database === "all" ? ".sql" : EXTENSIONS[type];
   // The issue's own example is `/databases/app.db`: a leading "/" means the snapshot's root.
   const path = relativeSnapshotPath(pathText === undefined ? `databases/${name}${ext}` : pathText.replace(/^\/+/, ""), keyOf(s, "path"));
-  return { name, type, path, ...conn };
+  const schedule = readSchedule(s);
+  return { name, type, path, ...conn, ...(schedule === undefined ? {} : { schedule }) };
 }
 
 function readType(s: Section): DatabaseType {

@@ -73,6 +73,7 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = [
   { key: "databases[].database", description: "database to dump, or all (pg_dumpall, --all-databases); required for postgres, mysql and mariadb" },
   { key: "databases[].socket", description: "unix socket: postgres its directory, mysql, mariadb and redis the socket file" },
   { key: "databases[].file", description: "sqlite: the database file, copied with SQLite's online backup while the application writes" },
+  { key: "databases[].schedule", description: 'cron expression: dump only when one of its times has come since the last dump, e.g. "0 3 * * *"; other snapshots carry the last dump forward (default: every backup)' },
   { key: "status", description: "HTTP status and metrics server" },
   { key: "status.listen", required: true, description: "host:port to listen on, e.g. 127.0.0.1:9812 or [::1]:9812" },
   { key: "status.token", env: "VAULTIK_STATUS_TOKEN", description: "bearer token clients must send" },

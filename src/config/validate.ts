@@ -22,20 +22,22 @@ export function readSourceDirs(top: Section, ctx: Context): string[] {
   return [...new Set(stringItems(list, "source_dirs").map((dir) => resolvePath(dir, ctx)))];
 }
 
-export function readSchedule(top: Section): string | undefined {
-  const expr = optString(top, "schedule");
+/** `schedule` of `s` (the top level, or a database's), checked to be a cron expression that fires. */
+export function readSchedule(s: Section): string | undefined {
+  const expr = optString(s, "schedule");
   if (expr === undefined) return undefined;
+  const key = keyOf(s, "schedule");
   let job: Cron;
   try {
     job = new Cron(expr, { paused: true });
   } catch (err) {
     const reason = errorMessage(err).replace(/^CronPattern:\s*/, "");
-    throw new ConfigError("schedule", `${JSON.stringify(expr)} is not a valid cron expression: ${reason}`, { cause: err });
+    throw new ConfigError(key, `${JSON.stringify(expr)} is not a valid cron expression: ${reason}`, { cause: err });
   }
   const next = job.nextRun();
   job.stop();
   // Croner accepts patterns such as "0 0 31 2 *" (February 31st) that can never fire.
-  if (next === null) throw new ConfigError("schedule", `${JSON.stringify(expr)} never matches any date`);
+  if (next === null) throw new ConfigError(key, `${JSON.stringify(expr)} never matches any date`);
   return expr;
 }
 

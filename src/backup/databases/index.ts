@@ -1,3 +1,4 @@
+import { Cron } from "croner";
 import type { StreamSource } from "../archiver.js";
 import { childSource } from "../child-source.js";
 import type { DatabaseSettings } from "../settings.js";
@@ -20,6 +21,21 @@ export interface DatabaseSourceOptions {
 }
 
 export function databaseSource(db: DatabaseSettings, options: DatabaseSourceOptions): StreamSource {
+  const source = dumpSource(db, options);
+  return db.schedule === undefined ? source : { ...source, due: dueOn(db.schedule) };
+}
+
+/** Due once a time of the cron expression has come since the last dump. */
+function dueOn(schedule: string): (last: Date, now: Date) => boolean {
+  return (last, now) => {
+    const cron = new Cron(schedule, { paused: true });
+    const next = cron.nextRun(last);
+    cron.stop();
+    return next === null || next <= now;
+  };
+}
+
+function dumpSource(db: DatabaseSettings, options: DatabaseSourceOptions): StreamSource {
   if (db.type === "sqlite") return sqliteSource(db, options.spoolDir);
   const env = options.env ?? process.env;
   const call = toolCall(db, env);
