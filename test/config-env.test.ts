@@ -201,7 +201,17 @@ describe("every key has a variable", () => {
     const variable = envVariable(key);
     expect(variable).toBe(`VAULTIK_${key.toUpperCase().replaceAll(".", "_")}`);
     const value = SAMPLES[key] ?? (DURATION.test(key) ? "7m" : BY_KIND[info.kind ?? "string"] ?? "/sample");
-    const c = withFile(file, { [variable]: value }, files({ "/r": `${R2}\n`, "/sample": "from-file\n" }));
+    let c: Config;
+    try {
+      c = withFile(file, { [variable]: value }, files({ "/r": `${R2}\n`, "/sample": "from-file\n" }));
+    } catch (err) {
+      // A key added since SAMPLES was written may refuse the generic sample: then the refusal
+      // must come from its variable, which shows the variable reached the parser. Known keys
+      // must take their sample.
+      if (key in SAMPLES || DURATION.test(key) || info.kind !== undefined || !(err instanceof ConfigError)) throw err;
+      expect(err.key).toBe(variable);
+      return;
+    }
     expect(JSON.stringify(c, mapsToo), `${variable}=${value} changed nothing`).not.toBe(JSON.stringify(base, mapsToo));
   });
 
