@@ -66,6 +66,10 @@ describe("vaultik backup with no CONFIG", () => {
     expect(await status(url, { "X-API-Key": "wrong-token" })).toBe(401);
     expect(await status(url, { authorization: "Bearer env-token-0123456789" })).toBe(200);
     expect(await status(url, {})).toBe(401);
+    // The container's HEALTHCHECK reads the same variables.
+    const health = await vaultik(["health-check"], { env });
+    expect(health.stdout, health.stderr).toMatch(/^healthy: /);
+    expect(health.code).toBe(0);
 
     // A rotated secret file: SIGHUP reads the environment (and the files it names) again.
     await writeFile(tokenFile, "rotated-token-9876543210\n");
