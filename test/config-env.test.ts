@@ -6,6 +6,7 @@ import { CONFIG_KEYS, loadConfig, parseConfig, type Config } from "../src/config
 import { envVariable } from "../src/config/env.js";
 import { encodeRecipient } from "../src/crypto/keys.js";
 import { ConfigError } from "../src/errors.js";
+import { configError } from "./helpers/config-error.js";
 import { useTempDirs } from "./helpers/temp.js";
 
 // Issue 19, container-first config: every key from a VAULTIK_* variable derived from its name,
@@ -28,16 +29,6 @@ function files(map: Record<string, string>): (path: string) => string {
 
 function withFile(text: string, env: NodeJS.ProcessEnv, readFile = files({})): Config {
   return parseConfig(text, { path: "/cfg/host.yml", env: { ...HOME, ...env }, readFile });
-}
-
-function configError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error("expected a ConfigError, nothing was thrown");
 }
 
 describe("variable names", () => {
@@ -161,6 +152,7 @@ describe("errors name the variable", () => {
       VAULTIK_PRIVATE_KEY: "x", VAULTIK_PRIVATE_KEY_FILE: "/k", VAULTIK_S3_ENDPOINT: "http://127.0.0.1:1", VAULTIK_MAX_SNAPSHOT_DB: "8GiB",
       VAULTIK_CACHE_DIR: "/c", VAULTIK_CACHE_SIZE: "1GiB", VAULTIK_CONFIG: "/x.yml", VAULTIK_STATUS: "success", VAULTIK_RUN: "3",
       VAULTIK_SNAPSHOT_ID: "h-1", VAULTIK_ERROR: "", VAULTIK_S3_RETRY_BASE_MS: "1", VAULTIK_S3_TIMEOUT_MS: "9",
+      VAULTIK_TEST_CRASH_AT: "x", VAULTIK_TEST_PG_URL: "postgres://u:p@h/db",
     };
     expect(withFile(BASE_FILE, vars).store).toEqual({ kind: "fs", path: "/repo" });
   });

@@ -6,6 +6,7 @@ import { stringify } from "yaml";
 import { CONFIG_KEYS, describeConfigKeys, loadConfig, parseConfig, type Config } from "../src/config/index.js";
 import { encodeIdentity, encodeRecipient } from "../src/crypto/keys.js";
 import { ConfigError } from "../src/errors.js";
+import { configError } from "./helpers/config-error.js";
 import { parseDuration, parseRate, parseSize } from "../src/config/units.js";
 import { formatBytes, formatDuration } from "../src/util/units.js";
 
@@ -50,16 +51,6 @@ function parseYaml(text: string, { env = NO_ENV, files = {} }: ParseOptions = {}
 /** BASE with `overrides` applied; an undefined override removes the key. */
 function parse(overrides: Record<string, unknown>, options?: ParseOptions): Config {
   return parseYaml(stringify({ ...BASE, ...overrides }), options);
-}
-
-function configError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error("expected a ConfigError, nothing was thrown");
 }
 
 describe("parseSize", () => {

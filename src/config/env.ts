@@ -21,9 +21,11 @@ export const OTHER_VARIABLES: readonly string[] = [
   "VAULTIK_S3_RETRY_BASE_MS", "VAULTIK_S3_RETRY_TOTAL_MS", "VAULTIK_S3_TIMEOUT_MS", "VAULTIK_THREAD_TIMES", "VAULTIK_DEBUG",
   // Set for hooks (backup/job.ts, daemon/daemon.ts): a hook that runs vaultik must not trip on them.
   "VAULTIK_CONFIG", "VAULTIK_STATUS", "VAULTIK_SNAPSHOT_ID", "VAULTIK_ERROR", "VAULTIK_RUN",
-  // Test points and test tools.
-  "VAULTIK_TEST_CRASH_AT", "VAULTIK_TEST_SIGNAL_AT", "VAULTIK_TEST_CHROMIUM", "VAULTIK_FAULT_SEED",
+  "VAULTIK_FAULT_SEED",
 ];
+
+/** Test points and test tools (VAULTIK_TEST_CRASH_AT, …): never config, whatever follows. */
+const OTHER_PREFIX = "VAULTIK_TEST_";
 
 const PREFIX = "VAULTIK_";
 
@@ -170,7 +172,7 @@ function checkVariableNames(env: NodeJS.ProcessEnv): void {
   const derived = CONFIG_KEYS.filter((k) => envForm(k) === "value" || envForm(k) === "flow").map((k) => envVariable(k.key));
   const sections = CONFIG_KEYS.filter((k) => envForm(k) === "section").map((k) => envVariable(k.key));
   for (const name of Object.keys(env)) {
-    if (!name.startsWith(PREFIX) || known.has(name)) continue;
+    if (!name.startsWith(PREFIX) || name.startsWith(OTHER_PREFIX) || known.has(name)) continue;
     const guess = closest(name.toLowerCase(), derived.map((d) => d.toLowerCase()))?.toUpperCase();
     if (guess !== undefined) throw new ConfigError(name, `unknown variable (did you mean ${guess}?)`);
     const section = sections.find((s) => name === s || name.startsWith(`${s}_`));
