@@ -76,6 +76,13 @@ describe("environment only", () => {
     expect(c.store).toMatchObject({ kind: "s3", bucket: "backups" });
   });
 
+  it("names the variable of a missing required key", async () => {
+    const { VAULTIK_SOURCE_DIRS: _, ...noSources } = ENV_ONLY;
+    await expect(loadConfig(undefined, noSources)).rejects.toThrow(/source_dirs: required: .*; without a config file, set VAULTIK_SOURCE_DIRS/);
+    const { VAULTIK_STORE: __, ...noStore } = ENV_ONLY;
+    await expect(loadConfig(undefined, noStore)).rejects.toThrow(/store: required: .*; without a config file, set VAULTIK_STORE/);
+  });
+
   it("refuses a run with no file and no variable, saying what to do", async () => {
     const err = await loadConfig(undefined, HOME).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);

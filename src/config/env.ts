@@ -194,3 +194,11 @@ export function blameVariable(err: unknown, origins: ReadonlyMap<string, string>
   const variable = origins.get(best)!;
   return new ConfigError(variable, err.key === best ? err.detail : `${err.key}: ${err.detail}`, { cause: err });
 }
+
+/** Without a file, a missing key is a missing variable: say which (`store: required …; set VAULTIK_STORE`). */
+export function nameMissingVariable(err: unknown): unknown {
+  if (!(err instanceof ConfigError) || !err.detail.startsWith("required")) return err;
+  const key = err.key.replace(/\[\d+\]/g, "[]");
+  if (!CONFIG_KEYS.some((k) => k.key === key)) return err;
+  return new ConfigError(err.key, `${err.detail}; without a config file, set ${envVariable(key)}`, { cause: err });
+}

@@ -22,7 +22,7 @@ import {
   readStatus,
 } from "./validate.js";
 import { durationOr, optList, optRate, stringItems } from "./values.js";
-import { blameVariable, overlayEnv } from "./env.js";
+import { blameVariable, nameMissingVariable, overlayEnv } from "./env.js";
 import { asSection, parseYaml, type Section } from "./yaml.js";
 
 // The YAML config file, checked completely before anything runs. Unknown keys are errors, not
@@ -76,7 +76,8 @@ function checkConfig(raw: unknown, path: string | undefined, options: Omit<Parse
   try {
     return readConfig(asSection(overlaid.raw, "", ""), path, ctx);
   } catch (err) {
-    throw blameVariable(err, overlaid.origins);
+    const blamed = blameVariable(err, overlaid.origins);
+    throw path === undefined ? nameMissingVariable(blamed) : blamed;
   }
 }
 
