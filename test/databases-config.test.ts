@@ -77,4 +77,13 @@ describe("databases: config", () => {
       configError("commands:\n  - name: x\n    run: echo\n    path: databases/app.db\ndatabases:\n  - type: sqlite\n    file: a.db\n    path: /databases/app.db\n").message,
     ).toBe('config: databases[0].path: "databases/app.db" is used by an earlier command or database');
   });
+
+  it("come from VAULTIK_DATABASES too (YAML flow text), as a container passes them", () => {
+    const c = parseConfig(BASE, {
+      path: "/etc/vaultik/vaultik.yml",
+      env: { VAULTIK_DATABASES: "[{type: postgres, url: 'postgresql://app@db/app', password_file: /run/secrets/db}]" },
+      readFile: () => `${SECRET}\n`,
+    });
+    expect(c.databases.map((d) => [d.name, d.url, d.password])).toEqual([["postgres-app", "postgresql://app@db/app", SECRET]]);
+  });
 });
