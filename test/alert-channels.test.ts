@@ -130,7 +130,7 @@ describe("email alerts", () => {
     expect(header(m.raw, "Subject")).toBe("vaultik: backup of photos failed on nas");
     const body = decodeBody(m.raw);
     expect(body).toContain(`backup failed on nas: ${RUN.error}`);
-    for (const line of ["Host: nas", "App: photos", "Severity: error", "Run: #12 (schedule)", "Started: 2025-06-01T11:00:00.000Z", "Duration: 5.0 s", "Files: 3 new, 4 changed, 5 unchanged", "Read: 1234567 bytes; uploaded 8910 bytes in 2 blobs"]) {
+    for (const line of ["Host: nas", "App: photos", "Severity: error", "Run: #12 (schedule)", "Started: 2025-06-01T11:00:00.000Z", "Duration: 5s", "Files: 3 new, 4 changed, 5 unchanged", "Read: 1.2 MiB; uploaded 8.7 KiB in 2 blobs"]) {
       expect(body).toContain(line);
     }
     expect(m.raw).not.toContain(PASSWORD);

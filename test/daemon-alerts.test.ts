@@ -93,6 +93,7 @@ describe("Alerter", () => {
     expect(r.method).toBe("POST");
     expect(r.url).toBe("/hook");
     expect(r.headers["content-type"]).toBe("application/json");
+    // Schema 0's fields as they were, and issue 19's additions (docs/ALERTS.md).
     expect(JSON.parse(r.body)).toEqual({
       source: "vaultik",
       kind: "failure",
@@ -100,6 +101,9 @@ describe("Alerter", () => {
       host: "nas",
       time: "2025-06-01T11:00:05.000Z",
       run: RUN,
+      schema: 1,
+      severity: "error",
+      title: "vaultik: backup failed on nas",
     });
   });
 

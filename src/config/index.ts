@@ -33,6 +33,7 @@ import { asSection, parseYaml } from "./yaml.js";
 
 export { CONFIG_KEYS, describeConfigKeys } from "./keys.js";
 export type { AlertsConfig, CommandSource, Config, ConfigKeyInfo, HooksConfig, ParseConfigOptions, ServeConfig, StatusConfig, StoreConfig } from "./types.js";
+export type { AlertSeverity, AlertUrlChannel, EmailAlertConfig, SmtpSecurity } from "./types.js";
 
 /** Reads and checks the config file at `path`. */
 export async function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
@@ -77,7 +78,7 @@ export function parseConfig(text: string, options: ParseConfigOptions): Config {
     hooks: readHooks(top),
     commands: readCommands(top),
     status: readStatus(top, ctx),
-    alerts: readAlerts(top),
+    alerts: readAlerts(top, ctx),
     serve: readServe(top),
     limitUpload: optRate(top, "limit_upload"),
   };
