@@ -2,7 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { alertAfterRun, type FailureStreak } from "../src/daemon/alert-policy.js";
@@ -10,6 +10,7 @@ import { Alerter, type Alert } from "../src/daemon/alerts.js";
 import type { RunRecord, RunStatus } from "../src/daemon/state.js";
 import { startDaemon } from "./helpers/daemon.js";
 import { cliKeys, localRepo } from "./helpers/setup.js";
+import { decodeBody, header, startSmtp } from "./helpers/smtp.js";
 
 // A real local HTTP server stands in for the webhook receiver and for ntfy. Its path decides how
 // it answers: /fail → 500, /hang → never, anything else → 200. Every request is recorded.
@@ -290,5 +291,45 @@ describe("the daemon's alerts", () => {
     expect(await d.exited).toBe(0);
     const kinds = received.filter((x) => x.url === "/hook").map((x) => (JSON.parse(x.body) as { kind: string }).kind);
     expect(kinds).toEqual(["failure", "recovered"]);
+  });
+
+  // Issue 19 (alerts): the daemon's real path to email and Slack, each with its own min_severity.
+  it("email at min_severity error gets the failure only; Slack gets the failure and the recovery", async () => {
+    dir = await mkdtemp(join(tmpdir(), "vaultik-alerts-"));
+    const smtp = await startSmtp({ secure: false, user: "daemon@nas.example", password: "daemon-smtp-pw-9" });
+    try {
+      const mode = join(dir, "mode");
+      await writeFile(join(dir, "smtp-pw"), "daemon-smtp-pw-9\n");
+      const r = await localRepo(
+        dir,
+        await cliKeys(),
+        `hooks:\n  pre_backup: "[ \\"$(cat ${mode} 2>/dev/null)\\" = ok ] || exit 3"\n` +
+          `alerts:\n  slack: ${base}/services/T1/B1/tok\n` +
+          `  email:\n    host: 127.0.0.1\n    port: ${smtp.port}\n    security: starttls\n    tls_insecure: true\n` +
+          `    user: daemon@nas.example\n    password_file: ${join(dir, "smtp-pw")}\n    from: "vaultik <daemon@nas.example>"\n` +
+          "    to: [ops@example.com]\n    min_severity: error\n" +
+          "backup_interval: 1s\nmin_time_between_run: 0s\nfull_scan_interval: 1h\n",
+      );
+      await writeFile(join(r.source, "a.txt"), "a");
+      const d = startDaemon(r.config, children);
+      await d.waitFor(/backup #2 failed: pre_backup hook failed \(exit code 3\)/);
+      await writeFile(mode, "ok");
+      await d.waitFor(/saved snapshot/);
+      d.child.kill("SIGTERM");
+      expect(await d.exited).toBe(0);
+      const slack = received.filter((x) => x.url === "/services/T1/B1/tok").map((x) => JSON.parse(x.body) as { text: string });
+      expect(slack.map((b) => b.text.split(":").slice(0, 2).join(":"))).toEqual([`vaultik: backup failed on ${hostname()}`, `vaultik: backups work again on ${hostname()}`]);
+      expect(smtp.received).toHaveLength(1);
+      const m = smtp.received[0]!;
+      expect(m.secure).toBe(true);
+      expect(header(m.raw, "Subject")).toBe(`vaultik: backup failed on ${hostname()}`);
+      const body = decodeBody(m.raw);
+      expect(body).toContain("pre_backup hook failed (exit code 3)");
+      expect(body).toContain("Severity: error");
+      expect(body).toMatch(/Run: #1 \(\w+\)/);
+      expect(d.log()).not.toContain("daemon-smtp-pw-9");
+    } finally {
+      await smtp.close();
+    }
   });
 });
