@@ -1,11 +1,12 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { parseConfig, type AlertsConfig } from "../src/config/index.js";
 import { encodeRecipient } from "../src/crypto/keys.js";
+import { WEBHOOK_SCHEMA } from "../src/daemon/alert-format.js";
 import { Alerter, alertSeverity, type Alert } from "../src/daemon/alerts.js";
 import type { RunRecord } from "../src/daemon/state.js";
 import { discordProblems, slackProblems } from "./helpers/chat-shapes.js";
@@ -282,5 +283,20 @@ describe("the generic webhook's JSON", () => {
       time: "2025-06-01T11:00:05.000Z",
       run: RUN,
     });
+  });
+
+  it("is documented field by field in docs/ALERTS.md, whose example has the fields and types sent", async () => {
+    await new Alerter({ ...alertsOf(`  webhook: ${base}/hook\n`), log: () => {} }).send(alert({ app: "photos" }));
+    const sent = JSON.parse(posts[0]!.body) as Record<string, unknown>;
+    const doc = await readFile(new URL("../docs/ALERTS.md", import.meta.url), "utf8");
+    const example = JSON.parse(/```json\n([\s\S]*?)```/.exec(doc)![1]!) as Record<string, unknown>;
+    expect(example["schema"]).toBe(WEBHOOK_SCHEMA);
+    const shape = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, v === null ? "null" : typeof v]));
+    expect(shape(example)).toEqual(shape(sent));
+    expect(Object.keys(example.run as object).sort()).toEqual(expect.arrayContaining(Object.keys(sent.run as object).sort()));
+    // Every field, and every field of run, has a row in the table: | `name` | type | …
+    for (const field of [...Object.keys(sent), ...Object.keys(sent.run as object).map((k) => `run.${k}`)]) {
+      expect(doc, field).toMatch(new RegExp(`^\\| \`${field.replace(".", "\\.")}\` \\|`, "m"));
+    }
   });
 });
