@@ -65,18 +65,10 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = [
   { key: "status.token", env: "VAULTIK_STATUS_TOKEN", description: "bearer token clients must send" },
   { key: "status.token_file", env: "VAULTIK_STATUS_TOKEN_FILE", description: "file holding the token, instead of token" },
   { key: "alerts", description: "where to report failed or stale backups" },
-  { key: "alerts.webhook", description: "http(s) URL that receives a JSON POST (schema in docs/ALERTS.md); a URL, or a mapping {url, min_severity}" },
-  { key: "alerts.webhook.url", required: true, description: "http(s) URL of the generic JSON webhook" },
-  { key: "alerts.webhook.min_severity", default: "alerts.min_severity", description: "least severity sent to the webhook: info, warning or error" },
-  { key: "alerts.ntfy", description: "ntfy topic URL, e.g. https://ntfy.sh/my-topic; a URL, or a mapping {url, min_severity}" },
-  { key: "alerts.ntfy.url", required: true, description: "ntfy topic URL" },
-  { key: "alerts.ntfy.min_severity", default: "alerts.min_severity", description: "least severity sent to ntfy: info, warning or error" },
-  { key: "alerts.slack", description: "Slack incoming-webhook URL (https://hooks.slack.com/services/…); a URL, or a mapping {url, min_severity}" },
-  { key: "alerts.slack.url", required: true, description: "Slack incoming-webhook URL" },
-  { key: "alerts.slack.min_severity", default: "alerts.min_severity", description: "least severity sent to Slack: info, warning or error" },
-  { key: "alerts.discord", description: "Discord channel webhook URL (https://discord.com/api/webhooks/…); a URL, or a mapping {url, min_severity}" },
-  { key: "alerts.discord.url", required: true, description: "Discord channel webhook URL" },
-  { key: "alerts.discord.min_severity", default: "alerts.min_severity", description: "least severity sent to Discord: info, warning or error" },
+  ...urlChannelKeys("webhook", "http(s) URL that receives a JSON POST (schema in docs/ALERTS.md)"),
+  ...urlChannelKeys("ntfy", "ntfy topic URL, e.g. https://ntfy.sh/my-topic"),
+  ...urlChannelKeys("slack", "Slack incoming-webhook URL (https://hooks.slack.com/services/…)"),
+  ...urlChannelKeys("discord", "Discord channel webhook URL (https://discord.com/api/webhooks/…)"),
   { key: "alerts.email", description: "send alerts by email over SMTP" },
   { key: "alerts.email.host", required: true, description: "SMTP server host name" },
   { key: "alerts.email.port", default: "465 with security tls, 25 with none, else 587", description: "SMTP server port" },
@@ -98,6 +90,15 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = [
   { key: "serve.hosts.*.stale_after", description: "this host's stale_after, over serve.stale_after and --stale-after" },
   { key: "limit_upload", description: "upload bandwidth limit, e.g. 10MiB/s" },
 ];
+
+/** An alert channel given as a URL, or as a mapping {url, min_severity}: its three keys. */
+function urlChannelKeys(name: string, what: string): ConfigKeyInfo[] {
+  return [
+    { key: `alerts.${name}`, description: `${what}; a URL, or a mapping {url, min_severity}` },
+    { key: `alerts.${name}.url`, required: true, description: what },
+    { key: `alerts.${name}.min_severity`, default: "alerts.min_severity", description: `least severity sent to ${name}: info, warning or error` },
+  ];
+}
 
 /** The documented keys, for generating the README's config reference. */
 export function describeConfigKeys(): readonly ConfigKeyInfo[] {
