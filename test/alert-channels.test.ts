@@ -1,3 +1,5 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -145,6 +147,27 @@ describe("email alerts", () => {
     expect(s.logins).toEqual([]);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(new RegExp(`^alert \\(failure\\) to email 127\\.0\\.0\\.1:${s.port} failed: .*(certificate|self.signed)`, "i"));
+  });
+
+  it("tls_ca_file trusts a server whose self-signed certificate it holds, with verification on", async () => {
+    // A certificate for 127.0.0.1 made for this test: unlike the built-in one it passes the
+    // host name check, so trusting it as a CA is all the client needs.
+    execFileSync("openssl", [
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+      "-subj", "/CN=vaultik test relay", "-addext", "subjectAltName=IP:127.0.0.1",
+      "-keyout", join(dir, "relay.key"), "-out", join(dir, "relay.pem"),
+    ], { stdio: "ignore" });
+    const tls = { key: readFileSync(join(dir, "relay.key"), "utf8"), cert: readFileSync(join(dir, "relay.pem"), "utf8") };
+    const s = await startSmtp({ secure: false, user: USER, password: PASSWORD, tls });
+    servers.push(s);
+    const lines: string[] = [];
+    await new Alerter({ ...alertsOf(emailSection(s.port)), log: (l) => lines.push(l) }).send(alert());
+    expect(lines).toEqual([expect.stringMatching(/failed: self.signed certificate/)]);
+    expect(s.received).toEqual([]);
+    lines.length = 0;
+    await new Alerter({ ...alertsOf(emailSection(s.port, "    tls_ca_file: relay.pem\n")), log: (l) => lines.push(l) }).send(alert());
+    expect(lines).toEqual([]);
+    expect(s.received.map((m) => [m.secure, header(m.raw, "Subject")])).toEqual([[true, "vaultik: backup failed on nas"]]);
   });
 
   it("implicit TLS (security: tls) delivers too", async () => {

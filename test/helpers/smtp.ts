@@ -25,11 +25,13 @@ export interface TestSmtp {
   close(): Promise<void>;
 }
 
-export async function startSmtp(o: { secure: boolean; user: string; password: string }): Promise<TestSmtp> {
+/** `tls` replaces the built-in certificate (e.g. one a test made for 127.0.0.1). */
+export async function startSmtp(o: { secure: boolean; user: string; password: string; tls?: { key: string; cert: string } }): Promise<TestSmtp> {
   const received: ReceivedMail[] = [];
   const logins: string[] = [];
   const options: SMTPServerOptions = {
     secure: o.secure,
+    ...o.tls,
     logger: false,
     authMethods: ["PLAIN", "LOGIN"],
     onAuth(auth, _session, callback) {
