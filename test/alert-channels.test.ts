@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { createServer as createTcpServer, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -46,6 +47,8 @@ function alert(over: Partial<Alert> = {}): Alert {
 interface Post {
   path: string;
   body: string;
+  /** ntfy's Title header. */
+  title?: string;
 }
 
 let http: Server;
@@ -58,7 +61,7 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      posts.push({ path: req.url ?? "", body: Buffer.concat(chunks).toString("utf8") });
+      posts.push({ path: req.url ?? "", body: Buffer.concat(chunks).toString("utf8"), title: req.headers.title as string | undefined });
       res.writeHead(200, { "content-type": "text/plain" });
       res.end("ok");
     });
@@ -207,6 +210,31 @@ describe("email alerts", () => {
     expect(posts.map((p) => p.path)).toEqual(["/slack/T000/B000/XXXX"]);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^alert \(failure\) to email 127\.0\.0\.1:\d+ failed: .*ECONNREFUSED/);
+  });
+});
+
+describe("delivery stays bounded", () => {
+  it("an SMTP server that accepts and never greets is given up after timeoutMs", async () => {
+    const sockets: Socket[] = [];
+    const mute = createTcpServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => mute.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (mute.address() as AddressInfo).port;
+      const lines: string[] = [];
+      const t0 = Date.now();
+      await new Alerter({ ...alertsOf(emailSection(port, "    tls_insecure: true\n")), log: (l) => lines.push(l), timeoutMs: 300 }).send(alert());
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(sockets).toHaveLength(1);
+      expect(lines).toEqual([expect.stringMatching(new RegExp(`^alert \\(failure\\) to email 127\\.0\\.0\\.1:${port} failed: (Greeting never received|timed out after 300 ms)`))]);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => mute.close(resolve));
+    }
+  });
+
+  it("ntfy's title names the app too", async () => {
+    await new Alerter({ ...alertsOf(`  ntfy: ${base}/topic\n`), log: () => {} }).send(alert({ app: "photos" }));
+    expect(posts.map((p) => [p.path, p.title])).toEqual([["/topic", "vaultik failure on nas (photos)"]]);
   });
 });
 
