@@ -2,7 +2,7 @@ import { rootCertificates } from "node:tls";
 import nodemailer from "nodemailer";
 import type { AlertSeverity, EmailAlertConfig } from "../config/types.js";
 import { alertTitle, emailText } from "./alert-format.js";
-import type { Alert } from "./alerts.js";
+import type { Alert } from "./alert-types.js";
 
 // One alert, one email, one SMTP connection (alerts are rare; a pool would only hold a socket
 // open for days). TLS is never dropped silently: `starttls` requires the upgrade, and a

@@ -1,6 +1,6 @@
 import type { AlertSeverity } from "../config/types.js";
 import { formatBytes, formatDuration } from "../util/units.js";
-import type { Alert } from "./alerts.js";
+import type { Alert } from "./alert-types.js";
 
 // What each channel receives, built from one alert: a title, the message, and the same facts
 // (host, app, severity, the run's figures) laid out as each service documents. Pure functions,
