@@ -6,6 +6,7 @@ import { stringify } from "yaml";
 import { CONFIG_KEYS, describeConfigKeys, loadConfig, parseConfig, type Config } from "../src/config/index.js";
 import { encodeIdentity, encodeRecipient } from "../src/crypto/keys.js";
 import { ConfigError } from "../src/errors.js";
+import { configError } from "./helpers/config-error.js";
 import { parseDuration, parseRate, parseSize } from "../src/config/units.js";
 import { formatBytes, formatDuration } from "../src/util/units.js";
 
@@ -50,16 +51,6 @@ function parseYaml(text: string, { env = NO_ENV, files = {} }: ParseOptions = {}
 /** BASE with `overrides` applied; an undefined override removes the key. */
 function parse(overrides: Record<string, unknown>, options?: ParseOptions): Config {
   return parseYaml(stringify({ ...BASE, ...overrides }), options);
-}
-
-function configError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error("expected a ConfigError, nothing was thrown");
 }
 
 describe("parseSize", () => {
@@ -380,7 +371,7 @@ describe("parseConfig: every key", () => {
       },
       (c) => [c.alerts?.email?.port, c.alerts?.email?.security, c.alerts?.email?.to, c.alerts?.email?.password, c.alerts?.email?.minSeverity],
       [587, "starttls", ["t@x.org"], "env-pw-123", "info"],
-      { env: { ...NO_ENV, VAULTIK_SMTP_PASSWORD: "env-pw-123" } },
+      { env: { ...NO_ENV, VAULTIK_ALERTS_EMAIL_PASSWORD: "env-pw-123" } },
     ],
     ["alerts.email: port 465 means implicit TLS", { alerts: { email: { host: "a", port: 465, from: "f@x.org", to: ["t@x.org"] } } }, (c) => c.alerts?.email?.security, "tls"],
     ["alerts.email: security tls means port 465", { alerts: { email: { host: "a", security: "tls", from: "f@x.org", to: ["t@x.org"] } } }, (c) => c.alerts?.email?.port, 465],
@@ -502,6 +493,7 @@ describe("parseConfig: errors name the key", () => {
     // Issue 19 (alerts).
     ["alerts min_severity unknown", { alerts: { min_severity: "critical" } }, "alerts.min_severity", /expected one of info, warning, error, got "critical"/],
     ["slack min_severity unknown", { alerts: { slack: { url: "https://h.example/x", min_severity: "debug" } } }, "alerts.slack.min_severity", /expected one of info, warning, error/],
+    ["slack mapping with a misspelt key", { alerts: { slack: { url: "https://h.example/x", min_severty: "info" } } }, "alerts.slack.min_severty", /unknown key \(did you mean min_severity\?\)/],
     ["slack mapping without url", { alerts: { slack: { min_severity: "info" } } }, "alerts.slack.url", /required/],
     ["discord not a URL", { alerts: { discord: "discord.com/api/webhooks/1/t" } }, "alerts.discord", /missing http:\/\/ or https:\/\//],
     ["webhook of the wrong type", { alerts: { webhook: ["https://a.example"] } }, "alerts.webhook", /expected a URL or a mapping \{url, min_severity\}, got a list/],
@@ -583,14 +575,17 @@ describe("secrets: precedence and files", () => {
     ["nothing anywhere leaves the secret unset", s3({}), secretOf, undefined, NO_ENV],
     ["access_key_id from the environment", s3({}), idOf, "AKIAENV", env({ AWS_ACCESS_KEY_ID: "AKIAENV" })],
     ["access_key_id_file", s3({ access_key_id_file: "/cfg/id" }), idOf, "id-from-file", env({ AWS_ACCESS_KEY_ID: "AKIAENV" })],
-    ["status token inline", { status: { listen: "localhost:1", token: "tok" } }, (c) => c.status?.token, "tok", env({ VAULTIK_STATUS_TOKEN: "env" })],
-    ["status token_file", { status: { listen: "localhost:1", token_file: "/t" } }, (c) => c.status?.token, "tok-from-file", env({ VAULTIK_STATUS_TOKEN: "env" })],
+    ["status token inline", { status: { listen: "localhost:1", token: "tok" } }, (c) => c.status?.token, "tok", NO_ENV],
+    ["status token_file", { status: { listen: "localhost:1", token_file: "/t" } }, (c) => c.status?.token, "tok-from-file", NO_ENV],
+    // Issue 19: VAULTIK_STATUS_TOKEN is also the token's derived variable, and a variable overrides the file.
+    ["VAULTIK_STATUS_TOKEN over the inline token", { status: { listen: "localhost:1", token: "tok" } }, (c) => c.status?.token, "env", env({ VAULTIK_STATUS_TOKEN: "env" })],
+    ["VAULTIK_STATUS_TOKEN over token_file", { status: { listen: "localhost:1", token_file: "/t" } }, (c) => c.status?.token, "env", env({ VAULTIK_STATUS_TOKEN: "env" })],
     ["status token from VAULTIK_STATUS_TOKEN", { status: { listen: "localhost:1" } }, (c) => c.status?.token, "env", env({ VAULTIK_STATUS_TOKEN: "env" })],
     ["status token from VAULTIK_STATUS_TOKEN_FILE", { status: { listen: "localhost:1" } }, (c) => c.status?.token, "tok-from-file", env({ VAULTIK_STATUS_TOKEN_FILE: "/t" })],
     ["no status section: the token variable is ignored", {}, (c) => c.status, undefined, env({ VAULTIK_STATUS_TOKEN: "env" })],
     ["no s3 section: AWS variables are ignored", {}, (c) => c.store, { kind: "fs", path: "/repo" }, env({ AWS_SECRET_ACCESS_KEY: "x" })],
     ["recipient from VAULTIK_AGE_RECIPIENT", { age_recipient: undefined }, (c) => c.recipientKeys, [R1, R2], env({ VAULTIK_AGE_RECIPIENT: `${R1}, ${R2}` })],
-    ["the recipient key wins over VAULTIK_AGE_RECIPIENT", {}, (c) => c.recipientKeys, [R1], env({ VAULTIK_AGE_RECIPIENT: R2 })],
+    ["VAULTIK_AGE_RECIPIENT overrides the file's recipient (issue 19)", {}, (c) => c.recipientKeys, [R2], env({ VAULTIK_AGE_RECIPIENT: R2 })],
     ["recipient from VAULTIK_AGE_RECIPIENT_FILE", { age_recipient: undefined }, (c) => c.recipientKeys, [R2], env({ VAULTIK_AGE_RECIPIENT_FILE: "/r" })],
   ];
   it.each(cases)("%s", (_name, overrides, pick, expected, environment) => {
@@ -617,7 +612,8 @@ describe("secrets: precedence and files", () => {
     const SECRET = "TOPSECRET-9f8e7d6c5b4a";
     const WEBHOOK = `https://hooks.example.com/services/${SECRET}`;
     const secretFiles = { "/s": `${SECRET}\n`, "/k": `${PRIVATE_KEY}\n` };
-    const secretEnv = env({ AWS_SECRET_ACCESS_KEY: SECRET, AWS_ACCESS_KEY_ID: SECRET, VAULTIK_STATUS_TOKEN: SECRET });
+    // Not VAULTIK_STATUS_TOKEN: it would replace the file's token (test/config-env.test.ts covers secrets in variables).
+    const secretEnv = env({ AWS_SECRET_ACCESS_KEY: SECRET, AWS_ACCESS_KEY_ID: SECRET });
     // Each config holds the secret somewhere and has one mistake elsewhere, or in the secret's
     // own key, so the error is raised while the secret is in hand.
     const broken: Record<string, unknown>[] = [

@@ -421,6 +421,17 @@ describe("status server with a token", () => {
     expect((await c.get(path, { headers: { authorization: `bearer ${TOKEN}` } })).status).toBe(200);
   });
 
+  it.each(["/status", "/history", "/metrics"])("%s takes the token as X-API-Key too (issue 19)", async (path) => {
+    expect((await c.get(path, { headers: { "x-api-key": TOKEN } })).status).toBe(200);
+    for (const key of ["wrong", `${TOKEN}x`, TOKEN.slice(0, -1), ""]) {
+      const res = await c.get(path, { headers: { "x-api-key": key } });
+      expect(res.status, key).toBe(401);
+      expect(await res.text()).not.toContain(TOKEN);
+    }
+    // Either header carrying the token is enough, whatever the other says.
+    expect((await c.get(path, { headers: { "x-api-key": TOKEN, authorization: "Bearer wrong" } })).status).toBe(200);
+  });
+
   it("/health needs no token, so probes work", async () => {
     const res = await c.get("/health");
     expect(res.status).toBe(200);

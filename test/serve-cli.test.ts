@@ -80,6 +80,8 @@ describe("vaultik serve (CLI)", () => {
       const [, url] = await stdout.until(/^vaultik serve: listening on (http:\/\/127\.0\.0\.1:\d+\/)$/m);
       await stderr.until(/first poll done: 1 repositories, 4 snapshots read/);
       expect((await fetch(new URL("/api/overview", url))).status).toBe(401);
+      expect((await fetch(new URL("/api/overview", url), { headers: { "X-API-Key": "wrong" } })).status).toBe(401);
+      expect((await fetch(new URL("/api/overview", url), { headers: { "X-API-Key": "cli-test-token" } })).status).toBe(200);
       const res = await fetch(new URL("/api/overview", url), { headers: { Authorization: "Bearer cli-test-token" } });
       expect(res.status).toBe(200);
       const o = (await res.json()) as { repositories: { repo: string }[]; hosts: { host: string; status: string; staleAfterSeconds: number }[] };

@@ -19,20 +19,21 @@ export interface BackupFlags {
   daemon?: boolean;
 }
 
-export function registerBackup(program: Command, io: Io, daemon: (config: string, flags: BackupFlags) => Promise<number>): void {
+export function registerBackup(program: Command, io: Io, daemon: (config: string | undefined, flags: BackupFlags) => Promise<number>): void {
   program
     .command("backup")
     .description("back up the source_dirs of CONFIG to its repository")
-    .argument("<config>", "YAML config file")
+    // Optional for containers: the whole config can come from VAULTIK_* variables instead.
+    .argument("[config]", "YAML config file (default: none, every key from its VAULTIK_* variable)")
     .option("--cron", "print nothing on success; a short error on stderr and exit 1 on failure")
     .option("--json", "print a JSON summary on stdout")
     .option("--daemon", "stay running: watch source_dirs and back up on the configured schedule")
-    .action(async (configPath: string, flags: BackupFlags) => {
+    .action(async (configPath: string | undefined, flags: BackupFlags) => {
       io.exitCode = flags.daemon ? await daemon(configPath, flags) : await backupOnce(configPath, flags, io);
     });
 }
 
-export async function backupOnce(configPath: string, flags: BackupFlags, io: Io): Promise<number> {
+export async function backupOnce(configPath: string | undefined, flags: BackupFlags, io: Io): Promise<number> {
   const config = await loadConfig(configPath);
   const abort = new AbortController();
   const stopSignals = io.onInterrupt(() => abort.abort());
@@ -61,7 +62,7 @@ export async function backupOnce(configPath: string, flags: BackupFlags, io: Io)
       log: (line) => (quiet ? logged.push(line) : io.err(line)),
       // A replaced index is news even under --cron: it may mean a failing disk.
       warn: (line) => io.err(`vaultik: warning: ${line}`),
-      configPath,
+      configPath: configPath ?? "",
     });
     if (!result.ok) {
       if (flags.cron) for (const l of logged) io.err(l);

@@ -9,9 +9,10 @@ export function registerHealth(program: Command, io: Io): void {
   program
     .command("health-check")
     .description("exit 0 when the daemon of CONFIG is running and last backed up successfully and recently (for Docker HEALTHCHECK)")
-    .argument("<config>", "YAML config file")
+    // Optional as for `backup`: a container configured by VAULTIK_* variables checks itself by them.
+    .argument("[config]", "YAML config file (default: none, every key from its VAULTIK_* variable)")
     .option("--json", "print the daemon's state as JSON")
-    .action(async (configPath: string, flags: { json?: boolean }) => {
+    .action(async (configPath: string | undefined, flags: { json?: boolean }) => {
       const config = await loadConfig(configPath);
       const file = readStateFile(config.indexPath);
       const staleAfter = config.alerts?.staleAfter ?? file?.staleAfterMs ?? 26 * 3600_000;

@@ -4,7 +4,7 @@ import { DEFAULTS } from "./keys.js";
 import { readSecret } from "./secrets.js";
 import type { AlertSeverity, AlertsConfig, AlertUrlChannel, EmailAlertConfig, SmtpSecurity } from "./types.js";
 import { durationOr, optBool, optCount, optString, optUrl, nonEmptyString, reqString } from "./values.js";
-import { describe, keyOf, type Section, subsection, typeName, valueOf } from "./yaml.js";
+import { closest, describe, keyOf, type Section, subsection, typeName, valueOf } from "./yaml.js";
 
 // The `alerts:` section: where alerts go and how bad an alert must be to go there. Channel URLs
 // and the SMTP password are secrets (webhook URLs embed tokens): errors name the key, never
@@ -29,6 +29,9 @@ export function readAlerts(top: Section, ctx: Context): AlertsConfig | undefined
   };
 }
 
+/** The keys of a channel's mapping form (keys.ts explains why they are not rows of the key table). */
+const CHANNEL_KEYS = ["url", "min_severity"];
+
 /** A URL as before, or `{url, min_severity}`. */
 function readUrlChannel(s: Section, key: string, fallback: AlertSeverity): AlertUrlChannel | undefined {
   const raw = valueOf(s, key);
@@ -37,7 +40,12 @@ function readUrlChannel(s: Section, key: string, fallback: AlertSeverity): Alert
   if (typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError(keyOf(s, key), `expected a URL or a mapping {url, min_severity}, got ${typeName(raw)}`);
   }
-  const c = subsection(s, key)!;
+  const c: Section = { path: keyOf(s, key), schema: "", values: raw as Record<string, unknown> };
+  for (const name of Object.keys(c.values)) {
+    if (CHANNEL_KEYS.includes(name)) continue;
+    const guess = closest(name, CHANNEL_KEYS);
+    throw new ConfigError(keyOf(c, name), guess === undefined ? "unknown key (url and min_severity are)" : `unknown key (did you mean ${guess}?)`);
+  }
   if (valueOf(c, "url") === undefined) throw new ConfigError(keyOf(c, "url"), "required");
   return { url: optUrl(c, "url", false)!, minSeverity: optChoice(c, "min_severity", SEVERITIES) ?? fallback };
 }
@@ -53,11 +61,11 @@ function readEmail(s: Section, ctx: Context, fallback: AlertSeverity): EmailAler
   const user = optString(e, "user");
   const hasPassword = valueOf(e, "password") !== undefined || valueOf(e, "password_file") !== undefined;
   if (hasPassword && user === undefined) throw new ConfigError(keyOf(e, "user"), "required with password or password_file");
-  // The environment fallback only applies to a login: a stray VAULTIK_SMTP_PASSWORD must not
-  // turn an anonymous relay into a failed AUTH.
-  const password = user === undefined ? undefined : readSecret(e, "password", "VAULTIK_SMTP_PASSWORD", ctx);
+  // VAULTIK_ALERTS_EMAIL_PASSWORD(_FILE) reach here as keys (config/env.ts); the fallback
+  // readSecret adds is the same variable, read only for a login.
+  const password = user === undefined ? undefined : readSecret(e, "password", "VAULTIK_ALERTS_EMAIL_PASSWORD", ctx);
   if (user !== undefined && password === undefined) {
-    throw new ConfigError(keyOf(e, "password"), "required with user: give password, password_file or VAULTIK_SMTP_PASSWORD(_FILE)");
+    throw new ConfigError(keyOf(e, "password"), "required with user: give password, password_file or VAULTIK_ALERTS_EMAIL_PASSWORD(_FILE)");
   }
   if (password !== undefined && security === "none") {
     throw new ConfigError(keyOf(e, "security"), "none would send the password in clear text: use starttls or tls");

@@ -22,7 +22,8 @@ import {
   readStatus,
 } from "./validate.js";
 import { durationOr, optList, optRate, stringItems } from "./values.js";
-import { asSection, parseYaml } from "./yaml.js";
+import { blameVariable, nameMissingVariable, overlayEnv } from "./env.js";
+import { asSection, parseYaml, type Section } from "./yaml.js";
 
 // The YAML config file, checked completely before anything runs. Unknown keys are errors, not
 // warnings: a misspelt `exlcude` or `keep_dayly` silently falling back to its default would back
@@ -32,11 +33,15 @@ import { asSection, parseYaml } from "./yaml.js";
 // described, not quoted, because error text ends up in cron mail and CI logs.
 
 export { CONFIG_KEYS, describeConfigKeys } from "./keys.js";
-export type { AlertsConfig, CommandSource, Config, ConfigKeyInfo, HooksConfig, ParseConfigOptions, ServeConfig, StatusConfig, StoreConfig } from "./types.js";
+export type { AlertsConfig, CommandSource, Config, ConfigKeyInfo, ConfigKeyKind, HooksConfig, ParseConfigOptions, ServeConfig, StatusConfig, StoreConfig } from "./types.js";
 export type { AlertSeverity, AlertUrlChannel, EmailAlertConfig, SmtpSecurity } from "./types.js";
 
-/** Reads and checks the config file at `path`. */
-export async function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+/**
+ * Reads and checks the config file at `path` with the VAULTIK_ variables of `env` over it;
+ * `undefined`: the environment alone (a container with no YAML).
+ */
+export async function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  if (path === undefined) return checkConfig(undefined, undefined, { env });
   const abs = resolve(path);
   let text: string;
   try {
@@ -50,12 +55,34 @@ export async function loadConfig(path: string, env: NodeJS.ProcessEnv = process.
 /** Checks config text. Reads nothing but `*_file` secrets and recipient files. */
 export function parseConfig(text: string, options: ParseConfigOptions): Config {
   const path = resolve(options.path);
+  return checkConfig(parseYaml(text, path), path, options);
+}
+
+/** The one check of a config, from a file (`path`), the environment, or both. */
+function checkConfig(raw: unknown, path: string | undefined, options: Omit<ParseConfigOptions, "path">): Config {
+  const env = options.env ?? process.env;
+  const overlaid = overlayEnv(raw, env);
+  if (path === undefined && !overlaid.used) {
+    throw new ConfigError(
+      "config",
+      "no config file and no VAULTIK_* variables: give a config file, or set at least VAULTIK_AGE_RECIPIENT, VAULTIK_SOURCE_DIRS and VAULTIK_STORE (or VAULTIK_S3_BUCKET)",
+    );
+  }
   const ctx: Context = {
-    dir: dirname(path),
-    env: options.env ?? process.env,
+    // Without a file, relative paths mean what they mean in a shell: from the working directory.
+    dir: path === undefined ? process.cwd() : dirname(path),
+    env,
     readFile: options.readFile ?? ((p) => readFileSync(p, "utf8")),
   };
-  const top = asSection(parseYaml(text, path), "", "");
+  try {
+    return readConfig(asSection(overlaid.raw, "", ""), path, ctx);
+  } catch (err) {
+    const blamed = blameVariable(err, overlaid.origins);
+    throw path === undefined ? nameMissingVariable(blamed) : blamed;
+  }
+}
+
+function readConfig(top: Section, path: string | undefined, ctx: Context): Config {
   const chunkSize = readChunkSize(top);
   const store = readStore(top, ctx);
   return {

@@ -67,13 +67,15 @@ function readBucket(s: Section): string {
  * name alone made `a/vaultik.yml` and `b/vaultik.yml` share one index and one lock, and a
  * config pointed at another repository must not deduplicate against blobs of the old one.
  */
-export function readIndexPath(top: Section, ctx: Context, configPath: string, store: StoreConfig): string {
+export function readIndexPath(top: Section, ctx: Context, configPath: string | undefined, store: StoreConfig): string {
   const given = optString(top, "index_path");
   if (given !== undefined) return resolvePath(given, ctx);
   const xdg = ctx.env["XDG_STATE_HOME"];
   // The spec says to ignore a relative XDG_STATE_HOME.
   const stateHome = xdg && isAbsolute(xdg) ? xdg : join(home(ctx), ".local", "state");
   const repository = store.kind === "fs" ? ["fs", store.path] : ["s3", store.endpoint ?? "", store.bucket, store.prefix];
-  const hash = createHash("sha256").update(JSON.stringify({ repository, config: configPath })).digest("hex").slice(0, 12);
-  return join(stateHome, "vaultik", `${basename(configPath, extname(configPath))}-${hash}.sqlite`);
+  // A config from the environment alone is named "env": one index per repository, like a file's.
+  const hash = createHash("sha256").update(JSON.stringify({ repository, config: configPath ?? "env" })).digest("hex").slice(0, 12);
+  const name = configPath === undefined ? "env" : basename(configPath, extname(configPath));
+  return join(stateHome, "vaultik", `${name}-${hash}.sqlite`);
 }

@@ -93,9 +93,9 @@ export interface ServeConfig {
 
 /** A checked config. Paths are absolute, durations in ms, sizes in bytes. */
 export interface Config {
-  /** Absolute path of the config file. */
-  path: string;
-  /** Its directory: relative paths in the file resolve against it. */
+  /** Absolute path of the config file; undefined when the config came from the environment only. */
+  path?: string;
+  /** Its directory (the working directory without a file): relative paths resolve against it. */
   dir: string;
   /** Public keys every blob and snapshot is encrypted to. */
   recipients: X25519Recipient[];
@@ -150,7 +150,16 @@ export interface ConfigKeyInfo {
   /** Default as a user would write it; absent for required or optional-without-default keys. */
   default?: string;
   required?: boolean;
-  /** Environment variable used when neither the key nor its `_file` twin is given. */
+  /** Older environment variable used when neither the key, its `_file` twin nor its VAULTIK_ variable is given. */
   env?: string;
   description: string;
+  /**
+   * How its VAULTIK_ variable's text becomes a value (config/env.ts): "string" when absent.
+   * Keys with sub-keys need none: a section's keys have a variable each, a list of mappings or
+   * a map of names takes YAML/JSON flow text.
+   */
+  kind?: ConfigKeyKind;
 }
+
+/** `list`: comma-separated; `count`: a whole number; `boolean`: true or false. */
+export type ConfigKeyKind = "string" | "list" | "count" | "boolean";

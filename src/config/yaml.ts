@@ -56,7 +56,7 @@ function unknownKey(path: string, key: string, known: readonly string[]): Config
 }
 
 /** The known key within edit distance 2 of `key`, ignoring case, if there is one. */
-function closest(key: string, known: readonly string[]): string | undefined {
+export function closest(key: string, known: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = 3;
   for (const candidate of known) {

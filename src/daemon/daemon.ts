@@ -24,7 +24,8 @@ import { errorMessage } from "../errors.js";
 // kept). The run history lives in the state file beside the index, so a restart keeps it.
 
 export interface DaemonOptions {
-  configPath: string;
+  /** Undefined: the config comes from VAULTIK_* variables alone, read again on SIGHUP. */
+  configPath?: string;
   /** One log line (already redacted by the daemon). */
   log: (line: string) => void;
   /** The store one run writes to, upload limit included (a fresh budget per run). */
@@ -226,7 +227,7 @@ export class Daemon {
         if (this.state.current) this.state.current.progress = a.progress;
       },
       hookEnv: { VAULTIK_RUN: String(run.seq) },
-      configPath: this.o.configPath,
+      configPath: this.o.configPath ?? "",
     });
     this.running = undefined;
     if (result.ok && plan.full) this.lastFullScan = this.lastRunStart;

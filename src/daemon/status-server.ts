@@ -13,7 +13,7 @@ export interface StatusServerOptions {
   host: string;
   /** 0 lets the system choose; the chosen port is in the result. */
   port: number;
-  /** When set, every endpoint but /health requires `Authorization: Bearer <token>`. */
+  /** When set, every endpoint but /health requires `Authorization: Bearer <token>` or `X-API-Key: <token>`. */
   token?: string;
   getState: () => DaemonState;
   metrics: DaemonMetrics;
@@ -115,7 +115,18 @@ async function metrics(o: StatusServerOptions, res: ServerResponse): Promise<voi
 }
 
 function authorized(req: IncomingMessage, tokenDigest: Buffer): boolean {
-  return bearerMatches(req.headers.authorization, tokenDigest);
+  return tokenMatches(req, tokenDigest);
+}
+
+/**
+ * Whether the request carries the token as `Authorization: Bearer <token>` or `X-API-Key:
+ * <token>` (what Uptime Kuma, Homepage and most dashboards' "API key" fields send).
+ */
+export function tokenMatches(req: IncomingMessage, tokenDigest: Buffer): boolean {
+  const apiKey = req.headers["x-api-key"];
+  // Both are compared, so which header was sent does not show in the timing either.
+  const byKey = typeof apiKey === "string" && apiKey.trim() !== "" && timingSafeEqual(sha256(apiKey.trim()), tokenDigest);
+  return bearerMatches(req.headers.authorization, tokenDigest) || byKey;
 }
 
 /** Whether an Authorization header carries the bearer token whose SHA-256 is `tokenDigest`. */

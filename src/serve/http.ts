@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { X25519Identity } from "../crypto/keys.js";
-import { bearerMatches, sha256 } from "../daemon/status-server.js";
+import { sha256, tokenMatches } from "../daemon/status-server.js";
 import { ConfigError, errorMessage, IntegrityError, NotFoundError, StoreError, UsageError } from "../errors.js";
 import type { SnapshotCache } from "../snapshot/cache.js";
 import * as browse from "./browse.js";
@@ -106,7 +106,7 @@ function credentialCheck(auth: Auth | undefined): (req: IncomingMessage) => bool
   if (auth === undefined) return () => true;
   if (auth.kind === "token") {
     const digest = sha256(auth.token);
-    return (req) => bearerMatches(req.headers.authorization, digest);
+    return (req) => tokenMatches(req, digest);
   }
   const digest = sha256(`${auth.user}:${auth.password}`);
   return (req) => {

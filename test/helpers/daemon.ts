@@ -11,9 +11,12 @@ export interface RunningDaemon {
   exited: Promise<number | null>;
 }
 
-/** Starts a daemon; `children` collects it so the caller's afterEach can kill what is left. */
-export function startDaemon(config: string, children: ChildProcess[]): RunningDaemon {
-  const child = spawnCli(["backup", config, "--daemon"]);
+/**
+ * Starts a daemon; `children` collects it so the caller's afterEach can kill what is left.
+ * `config` undefined: no file, the config comes from `env`'s VAULTIK_* variables.
+ */
+export function startDaemon(config: string | undefined, children: ChildProcess[], env?: Record<string, string>): RunningDaemon {
+  const child = spawnCli(config === undefined ? ["backup", "--daemon"] : ["backup", config, "--daemon"], { env });
   children.push(child);
   let log = "";
   const waiters: (() => void)[] = [];
