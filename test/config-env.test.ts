@@ -177,6 +177,13 @@ const SAMPLES: Record<string, string> = {
   "status.listen": "127.0.0.1:0",
   "alerts.webhook": "https://example.com/hook",
   "alerts.ntfy": "https://ntfy.sh/topic",
+  "alerts.slack": "https://hooks.slack.com/services/T/B/x",
+  "alerts.discord": "https://discord.com/api/webhooks/1/t",
+  "alerts.min_severity": "warning",
+  "alerts.email.min_severity": "error",
+  "alerts.email.security": "tls",
+  "alerts.email.from": "other@example.org",
+  "alerts.email.to": "a@example.org,b@example.org",
   "retention.keep_within": "30d",
   index_prefix: "meta/",
   chunk_size: "2MiB",
@@ -193,7 +200,13 @@ const DURATION = /(_interval|_after|timeout|_between_run)$/;
 describe("every key has a variable", () => {
   // Keys others add later are covered here without a change: the loop is over CONFIG_KEYS.
   const own = CONFIG_KEYS.filter((k) => !/\[\]|\.\*/.test(k.key) && !CONFIG_KEYS.some((c) => c.key.startsWith(`${k.key}.`)));
-  const file = stringify({ age_recipient: R1, source_dirs: ["/data"], s3: { bucket: "abc", region: "r" }, status: { listen: "127.0.0.1:1" } });
+  // Every section whose keys are optional is in the file, so each of its variables has a section to change.
+  const channel = (url: string) => ({ url });
+  const alerts = {
+    webhook: channel("https://a.example/h"), ntfy: channel("https://a.example/n"), slack: channel("https://a.example/s"), discord: channel("https://a.example/d"),
+    email: { host: "smtp.example.org", user: "u", password: "file-pw-123", from: "f@example.org", to: ["t@example.org"] },
+  };
+  const file = stringify({ age_recipient: R1, source_dirs: ["/data"], s3: { bucket: "abc", region: "r" }, status: { listen: "127.0.0.1:1" }, alerts });
   const base = withFile(file, {}, files({ "/r": `${R2}\n`, "/sample": "from-file\n" }));
 
   it.each(own.map((k) => [k.key, k] as const))("%s", (key, info) => {

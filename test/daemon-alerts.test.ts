@@ -2,14 +2,15 @@ import type { ChildProcess } from "node:child_process";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { alertAfterRun, type FailureStreak } from "../src/daemon/alert-policy.js";
 import { Alerter, type Alert } from "../src/daemon/alerts.js";
 import type { RunRecord, RunStatus } from "../src/daemon/state.js";
-import { startDaemon } from "./helpers/daemon.js";
+import { startDaemon, type RunningDaemon } from "./helpers/daemon.js";
 import { cliKeys, localRepo } from "./helpers/setup.js";
+import { decodeBody, header, startSmtp } from "./helpers/smtp.js";
 
 // A real local HTTP server stands in for the webhook receiver and for ntfy. Its path decides how
 // it answers: /fail → 500, /hang → never, anything else → 200. Every request is recorded.
@@ -93,6 +94,7 @@ describe("Alerter", () => {
     expect(r.method).toBe("POST");
     expect(r.url).toBe("/hook");
     expect(r.headers["content-type"]).toBe("application/json");
+    // Schema 0's fields as they were, and issue 19's additions (docs/ALERTS.md).
     expect(JSON.parse(r.body)).toEqual({
       source: "vaultik",
       kind: "failure",
@@ -100,6 +102,9 @@ describe("Alerter", () => {
       host: "nas",
       time: "2025-06-01T11:00:05.000Z",
       run: RUN,
+      schema: 1,
+      severity: "error",
+      title: "vaultik: backup failed on nas",
     });
   });
 
@@ -265,26 +270,64 @@ describe("the daemon's alerts", () => {
     dir = undefined;
   });
 
-  it("a host that fails every retry sends one failure alert, then one recovered alert", async () => {
+  /**
+   * A daemon whose pre_backup hook fails until a file says "ok": waits for `failures` failed
+   * runs, lets the next run through, waits for its snapshot, stops the daemon. The daemon exits
+   * only once its pending deliveries are done, so everything it sent has arrived.
+   */
+  async function failThenRecover(alerts: string, failures: number, files: Record<string, string> = {}): Promise<RunningDaemon> {
     dir = await mkdtemp(join(tmpdir(), "vaultik-alerts-"));
+    for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
     const mode = join(dir, "mode");
     const r = await localRepo(
       dir,
       await cliKeys(),
       `hooks:\n  pre_backup: "[ \\"$(cat ${mode} 2>/dev/null)\\" = ok ] || exit 3"\n` +
-        `alerts:\n  webhook: ${base}/hook\n  repeat_after: 24h\n` +
+        `alerts:\n${alerts}` +
         "backup_interval: 1s\nmin_time_between_run: 0s\nfull_scan_interval: 1h\n",
     );
     await writeFile(join(r.source, "a.txt"), "a");
     const d = startDaemon(r.config, children);
     // Failed retries at one-second intervals; then the hook lets the next run through.
-    await d.waitFor(/backup #4 failed: pre_backup hook failed \(exit code 3\)/);
+    await d.waitFor(new RegExp(`backup #${failures} failed: pre_backup hook failed \\(exit code 3\\)`));
     await writeFile(mode, "ok");
     await d.waitFor(/saved snapshot/);
     d.child.kill("SIGTERM");
-    // The daemon exits only once its pending deliveries are done, so everything it sent is here.
     expect(await d.exited).toBe(0);
+    return d;
+  }
+
+  it("a host that fails every retry sends one failure alert, then one recovered alert", async () => {
+    await failThenRecover(`  webhook: ${base}/hook\n  repeat_after: 24h\n`, 4);
     const kinds = received.filter((x) => x.url === "/hook").map((x) => (JSON.parse(x.body) as { kind: string }).kind);
     expect(kinds).toEqual(["failure", "recovered"]);
+  });
+
+  // Issue 19 (alerts): the daemon's real path to email and Slack, each with its own min_severity.
+  it("email at min_severity error gets the failure only; Slack gets the failure and the recovery", async () => {
+    const smtp = await startSmtp({ secure: false, user: "daemon@nas.example", password: "daemon-smtp-pw-9" });
+    try {
+      const d = await failThenRecover(
+        `  slack: ${base}/services/T1/B1/tok\n` +
+          `  email:\n    host: 127.0.0.1\n    port: ${smtp.port}\n    security: starttls\n    tls_insecure: true\n` +
+          `    user: daemon@nas.example\n    password_file: smtp-pw\n    from: "vaultik <daemon@nas.example>"\n` +
+          "    to: [ops@example.com]\n    min_severity: error\n",
+        2,
+        { "smtp-pw": "daemon-smtp-pw-9\n" },
+      );
+      const slack = received.filter((x) => x.url === "/services/T1/B1/tok").map((x) => JSON.parse(x.body) as { text: string });
+      expect(slack.map((b) => b.text.split(":").slice(0, 2).join(":"))).toEqual([`vaultik: backup failed on ${hostname()}`, `vaultik: backups work again on ${hostname()}`]);
+      expect(smtp.received).toHaveLength(1);
+      const m = smtp.received[0]!;
+      expect(m.secure).toBe(true);
+      expect(header(m.raw, "Subject")).toBe(`vaultik: backup failed on ${hostname()}`);
+      const body = decodeBody(m.raw);
+      expect(body).toContain("pre_backup hook failed (exit code 3)");
+      expect(body).toContain("Severity: error");
+      expect(body).toMatch(/Run: #1 \(\w+\)/);
+      expect(d.log()).not.toContain("daemon-smtp-pw-9");
+    } finally {
+      await smtp.close();
+    }
   });
 });

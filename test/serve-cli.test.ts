@@ -1,9 +1,12 @@
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collect, spawnCli, vaultik } from "./helpers/cli.js";
 import { makeFleet3, type Fleet3 } from "./helpers/serve-fleet.js";
+import { decodeBody, header, startSmtp } from "./helpers/smtp.js";
 
 // Issue 18 item 1: `vaultik serve` through the built binary: refuses a non-loopback address
 // without auth, starts, prints its URL, answers the API with the token, ends cleanly on SIGTERM.
@@ -95,5 +98,51 @@ describe("vaultik serve (CLI)", () => {
     expect(out.code, out.stderr).toBe(0);
     expect(out.stdout).toContain("vaultik serve: stopped");
     expect(out.stderr).not.toContain("cli-test-token");
+  }, 120_000);
+
+  // Issue 19 (alerts): the recovery machine reads the alerts section as the daemon does, so
+  // email works there too, and each channel's min_severity holds.
+  it("emails a stale host through the config's alerts.email; Slack at min_severity error stays quiet", async () => {
+    const smtp = await startSmtp({ secure: false, user: "serve@ops.example", password: "serve-smtp-pw-1" });
+    const slackPosts: string[] = [];
+    const slack = createServer((req, res) => {
+      slackPosts.push(req.url ?? "");
+      res.end("ok");
+    });
+    await new Promise<void>((resolve) => slack.listen(0, "127.0.0.1", resolve));
+    const config = join(fx.dir, "office.yml");
+    writeFileSync(join(fx.dir, "smtp-pw"), "serve-smtp-pw-1\n");
+    writeFileSync(
+      config,
+      readFileSync(fx.r.config, "utf8") +
+        `alerts:\n  slack:\n    url: http://127.0.0.1:${(slack.address() as AddressInfo).port}/services/T/B/x\n    min_severity: error\n` +
+        `  email:\n    host: 127.0.0.1\n    port: ${smtp.port}\n    tls_insecure: true\n    user: serve@ops.example\n    password_file: smtp-pw\n` +
+        "    from: vaultik@ops.example\n    to: ops@example.com\n    min_severity: warning\n",
+    );
+    const child = spawnCli(["serve", "-c", config, "--listen", "127.0.0.1:0", "--poll", "1h"], {
+      env: { VAULTIK_PRIVATE_KEY: fx.r.identity, VAULTIK_CACHE_DIR: join(fx.dir, "cli-cache-alerts") },
+    });
+    const stderr = watch(child.stderr!);
+    const done = collect(child);
+    try {
+      // Alerts are sent within the poll, so they have all been delivered once it says it is done.
+      await stderr.until(/first poll done: 1 repositories/);
+    } finally {
+      child.kill("SIGTERM");
+      const closed = new Promise((resolve) => slack.close(resolve));
+      slack.closeAllConnections();
+      await closed;
+      await smtp.close();
+    }
+    const out = await done;
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stderr).toContain("alert stale: no recent backup of beta");
+    expect(smtp.received).toHaveLength(1);
+    const m = smtp.received[0]!;
+    expect([m.secure, m.from, m.to]).toEqual([true, "vaultik@ops.example", ["ops@example.com"]]);
+    expect(header(m.raw, "Subject")).toBe("vaultik: no recent backup on beta");
+    expect(decodeBody(m.raw)).toContain("Severity: warning");
+    expect(slackPosts).toEqual([]);
+    expect(out.stderr).not.toContain("serve-smtp-pw-1");
   }, 120_000);
 });

@@ -37,7 +37,7 @@ repository in URLs is its config file's name without extension, or BUCKET[-PREFI
 Listening on anything but the loopback address needs --token-file or --basic-auth-file (the
 server holds the private key). Stale: a host whose latest snapshot is older than serve.hosts.NAME.stale_after,
 else --stale-after, else the config's serve.stale_after, else 26h. Alerts go where the
-config's alerts section says (webhook, ntfy), when a host goes stale, a run is abandoned, and when
+config's alerts section says (webhook, ntfy, Slack, Discord, email), when a host goes stale, a run is abandoned, and when
 it recovers.
 
 Examples:
@@ -93,7 +93,7 @@ async function serve(io: Io, args: readonly string[], flags: Flags): Promise<voi
     retention: config?.retention ?? {},
     staleAfterMs: staleAfterFlag ?? config?.serve?.staleAfter ?? DEFAULT_STALE_AFTER_MS,
     hostStaleAfterMs: config?.serve?.hosts ?? new Map(),
-    alerts: config?.alerts?.webhook !== undefined || config?.alerts?.ntfy !== undefined ? new Alerter({ webhook: config.alerts.webhook, ntfy: config.alerts.ntfy, log }) : undefined,
+    alerts: Alerter.fromConfig(config?.alerts, log),
     lastCheck: () => readCheckRecord(root, repo.location),
   }));
   const repeats = opened.map((o) => o.config?.alerts?.repeatAfter).filter((n): n is number => n !== undefined);

@@ -34,7 +34,8 @@ import { asSection, parseYaml, type Section } from "./yaml.js";
 // described, not quoted, because error text ends up in cron mail and CI logs.
 
 export { CONFIG_KEYS, describeConfigKeys } from "./keys.js";
-export type { AlertsConfig, CommandSource, Config, ConfigKeyInfo, DatabaseSource, ConfigKeyKind, HooksConfig, ParseConfigOptions, ServeConfig, StatusConfig, StoreConfig } from "./types.js";
+export type { AlertsConfig, CommandSource, Config, ConfigKeyInfo, ConfigKeyKind, DatabaseSource, HooksConfig, ParseConfigOptions, ServeConfig, StatusConfig, StoreConfig } from "./types.js";
+export type { AlertSeverity, AlertUrlChannel, EmailAlertConfig, SmtpSecurity } from "./types.js";
 
 /**
  * Reads and checks the config file at `path` with the VAULTIK_ variables of `env` over it;
@@ -107,7 +108,7 @@ function readConfig(top: Section, path: string | undefined, ctx: Context): Confi
     commands,
     databases: readDatabases(top, ctx, new Set(commands.map((c) => c.path))),
     status: readStatus(top, ctx),
-    alerts: readAlerts(top),
+    alerts: readAlerts(top, ctx),
     serve: readServe(top),
     limitUpload: optRate(top, "limit_upload"),
   };

@@ -16,6 +16,13 @@ export const DEFAULTS = {
 } as const;
 
 /**
+ * How every URL alert channel may be written. The mapping's two keys are read by config/alerts.ts
+ * and are not rows of their own: a channel stays one value key, so its VAULTIK_ variable is the
+ * URL and overrides the file's channel whichever form the file uses.
+ */
+const CHANNEL_FORMS = "; a URL, or a mapping {url, min_severity} (info, warning or error; default alerts.min_severity)";
+
+/**
  * Every key the config file accepts, with its default and a one-line description. Parsing
  * checks names against this list, so a key documented here is a key that is accepted.
  */
@@ -78,9 +85,24 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = [
   { key: "status.listen", required: true, description: "host:port to listen on, e.g. 127.0.0.1:9812 or [::1]:9812" },
   { key: "status.token", env: "VAULTIK_STATUS_TOKEN", description: "token clients must send, as `Authorization: Bearer <token>` or `X-API-Key: <token>`" },
   { key: "status.token_file", env: "VAULTIK_STATUS_TOKEN_FILE", description: "file holding the token, instead of token" },
-  { key: "alerts", description: "daemon: where to report failed or stale backups" },
-  { key: "alerts.webhook", description: "http(s) URL that receives a JSON POST" },
-  { key: "alerts.ntfy", description: "ntfy topic URL, e.g. https://ntfy.sh/my-topic" },
+  { key: "alerts", description: "daemon and `vaultik serve`: where to report failed or stale backups, and how bad an alert must be for each channel (docs/ALERTS.md)" },
+  { key: "alerts.webhook", description: `http(s) URL that receives a JSON POST (schema in docs/ALERTS.md)${CHANNEL_FORMS}` },
+  { key: "alerts.ntfy", description: `ntfy topic URL, e.g. https://ntfy.sh/my-topic${CHANNEL_FORMS}` },
+  { key: "alerts.slack", description: `Slack incoming-webhook URL (https://hooks.slack.com/services/…)${CHANNEL_FORMS}` },
+  { key: "alerts.discord", description: `Discord channel webhook URL (https://discord.com/api/webhooks/…)${CHANNEL_FORMS}` },
+  { key: "alerts.email", description: "send alerts by email over SMTP" },
+  { key: "alerts.email.host", required: true, description: "SMTP server host name" },
+  { key: "alerts.email.port", kind: "count", default: "465 with security tls, 25 with none, else 587", description: "SMTP server port" },
+  { key: "alerts.email.security", default: "tls on port 465, else starttls", description: "starttls (upgrade required, never falls back to plain text), tls (TLS from the start) or none (local relay; no password allowed)" },
+  { key: "alerts.email.user", description: "SMTP login; needs a password" },
+  { key: "alerts.email.password", description: "SMTP password" },
+  { key: "alerts.email.password_file", description: "file holding the SMTP password, instead of password" },
+  { key: "alerts.email.from", required: true, description: 'sender address, e.g. "vaultik <backups@example.com>"' },
+  { key: "alerts.email.to", kind: "list", required: true, description: "recipient address, or a list of them" },
+  { key: "alerts.email.tls_ca_file", description: "PEM file of the CA (or self-signed certificate) that signed the server's certificate, trusted besides the system's" },
+  { key: "alerts.email.tls_insecure", kind: "boolean", default: "false", description: "true to accept any server certificate (still encrypted, but open to a man in the middle); prefer tls_ca_file" },
+  { key: "alerts.email.min_severity", default: "alerts.min_severity", description: "least severity sent by email: info, warning or error" },
+  { key: "alerts.min_severity", default: "info", description: "least severity a channel sends unless it says otherwise: info (also recoveries), warning (also stale), error (failures only)" },
   { key: "alerts.stale_after", default: DEFAULTS.staleAfter, description: "alert when no backup has succeeded for this long" },
   { key: "alerts.repeat_after", default: DEFAULTS.alertRepeat, description: "while backups keep failing, send a reminder this often (one alert per failing streak otherwise)" },
   { key: "serve", description: "what `vaultik serve` (the fleet dashboard on the recovery machine) expects of this repository's hosts" },

@@ -40,10 +40,48 @@ export interface StatusConfig {
   token?: string;
 }
 
+/** How bad an alert is: `info` (recovered), `warning` (stale), `error` (failed, abandoned). */
+export type AlertSeverity = "info" | "warning" | "error";
+
+/** A channel that receives an HTTP POST: its URL (may embed a token: never print it whole). */
+export interface AlertUrlChannel {
+  url: string;
+  /** Alerts below this severity are not sent here. */
+  minSeverity: AlertSeverity;
+}
+
+/** `starttls`: plain connection upgraded, TLS required; `tls`: TLS from the start; `none`: no TLS. */
+export type SmtpSecurity = "starttls" | "tls" | "none";
+
+export interface EmailAlertConfig {
+  host: string;
+  port: number;
+  security: SmtpSecurity;
+  user?: string;
+  /** Secret: never print it. */
+  password?: string;
+  from: string;
+  /** At least one address. */
+  to: string[];
+  /** PEM certificate(s) to trust besides the system's, read from `tls_ca_file`. */
+  tlsCa?: string;
+  /** Accept any certificate (a self-signed relay on a trusted network). */
+  tlsInsecure: boolean;
+  minSeverity: AlertSeverity;
+}
+
 export interface AlertsConfig {
-  webhook?: string;
+  /** Generic JSON POST (docs/ALERTS.md has its schema). */
+  webhook?: AlertUrlChannel;
   /** ntfy topic URL, e.g. https://ntfy.sh/my-topic. */
-  ntfy?: string;
+  ntfy?: AlertUrlChannel;
+  /** Slack incoming webhook. */
+  slack?: AlertUrlChannel;
+  /** Discord channel webhook. */
+  discord?: AlertUrlChannel;
+  email?: EmailAlertConfig;
+  /** Default min_severity of every channel. */
+  minSeverity: AlertSeverity;
   /** Alert when no backup has succeeded for this long, in ms. */
   staleAfter: number;
   /** While runs keep failing, remind this often (one alert per failing streak otherwise), in ms. */

@@ -7,8 +7,8 @@ import { type Context, resolvePath } from "./context.js";
 import { DEFAULTS } from "./keys.js";
 import { readSecret } from "./secrets.js";
 import { parseSize } from "./units.js";
-import type { AlertsConfig, CommandSource, HooksConfig, ServeConfig, StatusConfig } from "./types.js";
-import { durationOr, optCount, optDuration, optList, optSize, optString, optUrl, reqString, stringItems } from "./values.js";
+import type { CommandSource, HooksConfig, ServeConfig, StatusConfig } from "./types.js";
+import { durationOr, optCount, optDuration, optList, optSize, optString, reqString, stringItems } from "./values.js";
 import { asSection, describe, isMapping, keyOf, type Section, subsection, typeName, valueOf } from "./yaml.js";
 
 // The checks of each setting beyond its type: ranges, cross-key rules, uniqueness.
@@ -167,16 +167,7 @@ export function hostPort(text: string, key: string): { host: string; port: numbe
   return { host: m[1] ?? m[2] ?? "", port };
 }
 
-export function readAlerts(top: Section): AlertsConfig | undefined {
-  const s = subsection(top, "alerts");
-  if (s === undefined) return undefined;
-  return {
-    webhook: optUrl(s, "webhook", false),
-    ntfy: optUrl(s, "ntfy", false),
-    staleAfter: durationOr(s, "stale_after", DEFAULTS.staleAfter, 1),
-    repeatAfter: durationOr(s, "repeat_after", DEFAULTS.alertRepeat, 1),
-  };
-}
+export { readAlerts } from "./alerts.js";
 
 const HOST_NAME = /^[A-Za-z0-9.-]{1,64}$/;
 

@@ -2,26 +2,30 @@
 // alert that cannot be sent is logged and dropped, because the daemon's job is backing up, and a
 // dead webhook must never stop or slow the next run.
 
-import { Redactor, redactUrl } from "./redact.js";
-import type { RunRecord } from "./state.js";
+import type { AlertSeverity, AlertsConfig, AlertUrlChannel, EmailAlertConfig } from "../config/types.js";
 import { errorMessage } from "../errors.js";
+import { sendEmail } from "./alert-email.js";
+import { atLeast, discordBody, ntfyHeaders, slackBody, webhookBody } from "./alert-format.js";
+import { alertSeverity, type Alert } from "./alert-types.js";
+import { Redactor, redactUrl } from "./redact.js";
 
-export interface Alert {
-  kind: "failure" | "stale" | "abandoned" | "recovered";
-  /** One line for a human; secret-free. */
-  message: string;
-  /** The machine whose backups this is about. */
-  host: string;
-  run?: RunRecord;
-  /** ISO time of the event. */
-  time: string;
-}
+export type { AlertSeverity } from "../config/types.js";
+export { alertSeverity, type Alert } from "./alert-types.js";
+
+type UrlOption = string | AlertUrlChannel;
 
 export interface AlerterOptions {
-  /** Receives a generic JSON POST. */
-  webhook?: string;
+  /** Receives a generic JSON POST (docs/ALERTS.md). */
+  webhook?: UrlOption;
   /** ntfy topic URL, e.g. https://ntfy.sh/my-topic. */
-  ntfy?: string;
+  ntfy?: UrlOption;
+  /** Slack incoming-webhook URL. */
+  slack?: UrlOption;
+  /** Discord channel webhook URL. */
+  discord?: UrlOption;
+  email?: EmailAlertConfig;
+  /** For channels given as a plain URL. Default info: everything. */
+  minSeverity?: AlertSeverity;
   /** Receives one line per delivery that failed. */
   log: (line: string) => void;
   /** For tests. Default the global fetch. */
@@ -32,62 +36,93 @@ export interface AlerterOptions {
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 
+interface Channel {
+  /** Names the channel in a log line; secret-free. */
+  where: string;
+  minSeverity: AlertSeverity;
+  /** Masked in any error text (a lower layer may quote them back). */
+  secrets: string[];
+  deliver(alert: Alert, severity: AlertSeverity): Promise<void>;
+}
+
 export class Alerter {
-  readonly #o: AlerterOptions;
+  readonly #log: (line: string) => void;
   readonly #fetch: typeof fetch;
   readonly #timeoutMs: number;
+  readonly #channels: Channel[] = [];
 
-  constructor(options: AlerterOptions) {
-    this.#o = options;
-    this.#fetch = options.fetch ?? globalThis.fetch;
-    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  }
-
-  /** Tries every configured destination, each on its own; resolves when all have finished. Never rejects. */
-  async send(alert: Alert): Promise<void> {
-    const attempts: Promise<void>[] = [];
-    const { webhook, ntfy } = this.#o;
-    if (webhook !== undefined) {
-      const body = JSON.stringify({ source: "vaultik", kind: alert.kind, message: alert.message, host: alert.host, time: alert.time, run: alert.run });
-      attempts.push(this.#post("webhook", webhook, alert, { "Content-Type": "application/json" }, body));
-    }
-    if (ntfy !== undefined) {
-      const ok = alert.kind === "recovered";
-      const headers = {
-        "Content-Type": "text/plain; charset=utf-8",
-        // Header values cannot hold line breaks; a host name never should, but a bad one must
-        // not turn a delivery into a TypeError.
-        Title: `vaultik ${alert.kind} on ${alert.host}`.replace(/[\r\n]+/g, " "),
-        Priority: ok ? "default" : "high",
-        Tags: ok ? "white_check_mark" : "warning",
-      };
-      attempts.push(this.#post("ntfy", ntfy, alert, headers, alert.message));
-    }
-    await Promise.all(attempts);
-  }
-
-  async #post(name: string, url: string, alert: Alert, headers: Record<string, string>, body: string): Promise<void> {
-    const where = `${name} ${redactUrl(url)}`;
-    // Whatever the URL carries (password, query tokens) is masked in any error text as well, in
-    // case a lower layer quotes the URL back.
-    const redactor = new Redactor(urlSecrets(url));
-    try {
-      const target = splitCredentials(url);
-      const res = await this.#fetch(target.url, {
-        method: "POST",
-        headers: { ...headers, ...target.headers },
-        body,
-        signal: AbortSignal.timeout(this.#timeoutMs),
-        // Following a 301/302 would turn the POST into a GET and report success for an alert
-        // nobody received; failing makes the log say the URL needs fixing.
-        redirect: "error",
+  constructor(o: AlerterOptions) {
+    this.#log = o.log;
+    this.#fetch = o.fetch ?? globalThis.fetch;
+    this.#timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const min = o.minSeverity ?? "info";
+    const json = { "Content-Type": "application/json" };
+    this.#http("webhook", o.webhook, min, (a, s) => ({ headers: json, body: webhookBody(a, s) }));
+    this.#http("ntfy", o.ntfy, min, (a) => ({ headers: ntfyHeaders(a), body: a.message }));
+    this.#http("slack", o.slack, min, (a, s) => ({ headers: json, body: slackBody(a, s) }));
+    this.#http("discord", o.discord, min, (a, s) => ({ headers: json, body: discordBody(a, s) }));
+    const email = o.email;
+    if (email !== undefined) {
+      this.#channels.push({
+        where: `email ${email.host}:${email.port}`,
+        minSeverity: email.minSeverity,
+        secrets: email.password === undefined ? [] : [email.password],
+        deliver: (a, s) => sendEmail(email, a, s, this.#timeoutMs),
       });
-      // Release the connection; nobody reads what an alert endpoint answers.
-      await res.body?.cancel().catch(() => {});
-      if (!res.ok) throw new Error(`HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ""}`);
-    } catch (err) {
-      this.#o.log(redactor.redact(`alert (${alert.kind}) to ${where} failed: ${this.#describe(err)}`));
     }
+  }
+
+  /** The daemon's or the serve command's alerter for a config's `alerts:`; undefined when it names no channel. */
+  static fromConfig(alerts: AlertsConfig | undefined, log: (line: string) => void): Alerter | undefined {
+    if (alerts === undefined) return undefined;
+    const alerter = new Alerter({ ...alerts, log });
+    return alerter.#channels.length === 0 ? undefined : alerter;
+  }
+
+  /** Tries every channel whose min_severity the alert meets, each on its own; resolves when all have finished. Never rejects. */
+  async send(alert: Alert): Promise<void> {
+    const severity = alertSeverity(alert);
+    const due = this.#channels.filter((c) => atLeast(severity, c.minSeverity));
+    await Promise.all(due.map((c) => this.#attempt(c, alert, severity)));
+  }
+
+  async #attempt(c: Channel, alert: Alert, severity: AlertSeverity): Promise<void> {
+    try {
+      await c.deliver(alert, severity);
+    } catch (err) {
+      this.#log(new Redactor(c.secrets).redact(`alert (${alert.kind}) to ${c.where} failed: ${this.#describe(err)}`));
+    }
+  }
+
+  #http(name: string, option: UrlOption | undefined, min: AlertSeverity, build: (a: Alert, s: AlertSeverity) => { headers: Record<string, string>; body: string }): void {
+    if (option === undefined) return;
+    const { url, minSeverity } = typeof option === "string" ? { url: option, minSeverity: min } : option;
+    this.#channels.push({
+      where: `${name} ${redactUrl(url)}`,
+      minSeverity,
+      // Whatever the URL carries (password, query tokens, a Slack or Discord token in the path).
+      secrets: urlSecrets(url),
+      deliver: (a, s) => {
+        const { headers, body } = build(a, s);
+        return this.#post(url, headers, body);
+      },
+    });
+  }
+
+  async #post(url: string, headers: Record<string, string>, body: string): Promise<void> {
+    const target = splitCredentials(url);
+    const res = await this.#fetch(target.url, {
+      method: "POST",
+      headers: { ...headers, ...target.headers },
+      body,
+      signal: AbortSignal.timeout(this.#timeoutMs),
+      // Following a 301/302 would turn the POST into a GET and report success for an alert
+      // nobody received; failing makes the log say the URL needs fixing.
+      redirect: "error",
+    });
+    // Release the connection; nobody reads what an alert endpoint answers.
+    await res.body?.cancel().catch(() => {});
+    if (!res.ok) throw new Error(`HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ""}`);
   }
 
   #describe(err: unknown): string {
@@ -97,7 +132,7 @@ export class Alerter {
     // fetch reports every network problem as "fetch failed" and puts the useful part (such as
     // "connect ECONNREFUSED 10.0.0.1:443") in the cause.
     const cause = err instanceof Error && err.cause instanceof Error ? err.cause : undefined;
-    const text = cause?.message ?? (errorMessage(err));
+    const text = cause?.message ?? errorMessage(err);
     return text.split("\n", 1)[0] ?? "";
   }
 }
@@ -122,11 +157,13 @@ function splitCredentials(url: string): { url: string; headers: Record<string, s
   return { url: u.href, headers: { Authorization: `Basic ${Buffer.from(`${user}:${pass}`, "utf8").toString("base64")}` } };
 }
 
-/** The parts of a URL that may be credentials: userinfo and every query value. */
+/** The parts of a URL that may be credentials: userinfo, every query value, and the path's segments after the first. */
 function urlSecrets(url: string): string[] {
   try {
     const u = new URL(url);
-    return [u.username, u.password, safeDecode(u.password), ...u.searchParams.values()];
+    // Slack (/services/T…/B…/TOKEN) and Discord (/api/webhooks/ID/TOKEN) put the token in the path.
+    const path = u.pathname.split("/").filter((seg) => seg.length > 0).slice(1);
+    return [u.username, u.password, safeDecode(u.password), ...u.searchParams.values(), ...path];
   } catch {
     return [url];
   }

@@ -128,8 +128,8 @@ export class Daemon {
   private async apply(config: Config): Promise<void> {
     const previous = this.config as Config | undefined;
     this.config = config;
-    for (const s of [config.store.kind === "s3" ? config.store.secretAccessKey : undefined, config.status?.token]) this.redactor.add(s);
-    this.alerter = new Alerter({ webhook: config.alerts?.webhook, ntfy: config.alerts?.ntfy, log: (l) => this.log(l) });
+    for (const s of [config.store.kind === "s3" ? config.store.secretAccessKey : undefined, config.status?.token, config.alerts?.email?.password]) this.redactor.add(s);
+    this.alerter = new Alerter({ ...config.alerts, log: (l) => this.log(l) });
     const { roots, exclude } = backupScope(config);
     await this.watcher?.close();
     this.watcher = config.schedule
