@@ -16,10 +16,11 @@ import { asSection, describe, isMapping, keyOf, type Section, subsection, typeNa
 const MiB = 1024 * 1024;
 
 export function readSourceDirs(top: Section, ctx: Context): string[] {
+  const key = keyOf(top, "source_dirs");
   const list = optList(top, "source_dirs");
-  if (list === undefined) throw new ConfigError("source_dirs", "required: a list of directories to back up, e.g. [/etc, ./data]");
-  if (list.length === 0) throw new ConfigError("source_dirs", "must list at least one directory");
-  return [...new Set(stringItems(list, "source_dirs").map((dir) => resolvePath(dir, ctx)))];
+  if (list === undefined) throw new ConfigError(key, "required: a list of directories to back up, e.g. [/etc, ./data]");
+  if (list.length === 0) throw new ConfigError(key, "must list at least one directory");
+  return [...new Set(stringItems(list, key).map((dir) => resolvePath(dir, ctx)))];
 }
 
 export function readSchedule(top: Section): string | undefined {
@@ -30,12 +31,12 @@ export function readSchedule(top: Section): string | undefined {
     job = new Cron(expr, { paused: true });
   } catch (err) {
     const reason = errorMessage(err).replace(/^CronPattern:\s*/, "");
-    throw new ConfigError("schedule", `${JSON.stringify(expr)} is not a valid cron expression: ${reason}`, { cause: err });
+    throw new ConfigError(keyOf(top, "schedule"), `${JSON.stringify(expr)} is not a valid cron expression: ${reason}`, { cause: err });
   }
   const next = job.nextRun();
   job.stop();
   // Croner accepts patterns such as "0 0 31 2 *" (February 31st) that can never fire.
-  if (next === null) throw new ConfigError("schedule", `${JSON.stringify(expr)} never matches any date`);
+  if (next === null) throw new ConfigError(keyOf(top, "schedule"), `${JSON.stringify(expr)} never matches any date`);
   return expr;
 }
 
@@ -126,7 +127,8 @@ export function readCommands(top: Section): CommandSource[] {
   const names = new Set<string>();
   const paths = new Set<string>();
   return (optList(top, "commands") ?? []).map((raw, i) => {
-    const s = asSection(raw, `commands[${i}]`, "commands[]");
+    // Also read inside an app (apps[2].commands[0]): errors name the key where it is.
+    const s = asSection(raw, `${keyOf(top, "commands")}[${i}]`, top.schema === "" ? "commands[]" : `${top.schema}.commands[]`);
     const command = { name: reqString(s, "name"), run: reqString(s, "run"), path: snapshotPath(s) };
     if (names.has(command.name)) throw new ConfigError(keyOf(s, "name"), `${JSON.stringify(command.name)} is used by an earlier command`);
     if (paths.has(command.path)) throw new ConfigError(keyOf(s, "path"), `${JSON.stringify(command.path)} is used by an earlier command`);
