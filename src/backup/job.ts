@@ -29,6 +29,8 @@ export interface JobOptions {
   /** Extra environment for hooks (VAULTIK_RUN, …). */
   hookEnv?: Record<string, string>;
   configPath: string;
+  /** Host in the snapshot id (hostname: or the app's host); default os.hostname(). */
+  host?: string;
 }
 
 /** `interrupted`: the signal stopped the run; the caller is shutting down, nothing failed. */
@@ -48,6 +50,7 @@ export async function runJob(config: JobSettings, o: JobOptions): Promise<JobRes
     await preHook(config, o);
     const summary = await runBackup(config, {
       store: o.store,
+      host: o.host,
       signal: o.signal,
       dirty: o.dirty,
       streams: config.commands.map((c) => commandSource(c, { log: o.log })),

@@ -66,6 +66,8 @@ export function registerPrune(program: Command, io: Io): void {
     const { repo, config } = await repoFromArgs(args, 0, flags);
     const cli = policyFromFlags(flags);
     const policy = isEmptyPolicy(cli) && config ? config.retention : cli;
+    // Flags override every host; the config's apps each keep their own retention (by host).
+    const hostPolicies = isEmptyPolicy(cli) && config?.apps ? new Map(config.apps.map((a) => [a.host!, a.retention])) : undefined;
     const identities = loadIdentities(flags.identity);
     const lines: string[] = [];
     const report = await interruptible(io, (signal) => prune({
@@ -73,6 +75,7 @@ export function registerPrune(program: Command, io: Io): void {
       signal,
       identities,
       policy,
+      hostPolicies,
       dryRun: flags.dryRun,
       graceMs: parseDuration(flags.grace, "--grace"),
       windowMs: parseDuration(flags.safetyWindow, "--safety-window"),

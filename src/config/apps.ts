@@ -93,3 +93,14 @@ export function appsOf(config: { apps?: AppConfig[]; hostname?: string } & Omit<
     name: DEFAULT_APP, host: config.hostname, sourceDirs, exclude, commands, backupInterval, fullScanInterval, minTimeBetweenRun, schedule, hooks, retention,
   }];
 }
+
+/** The config as one app sees it: the shared keys with the app's job keys over them. */
+export function appJob<C extends Omit<AppConfig, "name" | "host">>(config: C, app: AppConfig): C {
+  const { name: _name, host: _host, ...job } = app;
+  return { ...config, ...job };
+}
+
+/** `--app NAME` / `?app=NAME`: the app, or undefined. */
+export function findApp(apps: readonly AppConfig[], name: string): AppConfig | undefined {
+  return apps.find((a) => a.name === name);
+}
