@@ -32,6 +32,7 @@ describe("apps:", () => {
       hostname: "box",
       exclude: ["*.tmp"],
       schedule: "0 3 * * *",
+      min_time_between_run: "1m",
       retention: { keep_last: 9 },
       hooks: { pre_backup: "echo top" },
       apps: [
@@ -46,8 +47,8 @@ describe("apps:", () => {
       name: "web", host: "box-web", sourceDirs: ["/srv/web"], exclude: ["*.tmp", "cache/"],
       schedule: "*/10 * * * *", retention: { keepDaily: 7 }, hooks: { preBackup: "echo top" }, commands: [],
     });
-    // Any timing key of its own means the app takes none from the top: no inherited schedule.
-    expect(db).toMatchObject({ name: "db.main", host: "dbhost", sourceDirs: ["/cfg/db"], schedule: undefined, backupInterval: 2 * 3600_000 });
+    // An interval of its own means the app is watched: no inherited schedule.
+    expect(db).toMatchObject({ name: "db.main", host: "dbhost", sourceDirs: ["/cfg/db"], schedule: undefined, backupInterval: 2 * 3600_000, minTimeBetweenRun: 60_000 });
     expect(db!.commands).toEqual([{ name: "dump", run: "pg_dump x", path: "db/x.dump" }]);
     // "_" is not allowed in snapshot ids: the default host turns it into "-".
     expect(mail).toMatchObject({ name: "mail_1", host: "box-mail-1", schedule: "0 3 * * *", retention: { keepLast: 9 }, exclude: ["*.tmp"] });

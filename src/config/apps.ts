@@ -14,14 +14,14 @@ import { asSection, keyOf, type Section, valueOf } from "./yaml.js";
 //
 // Top-level defaults, the rule restic/kopia users expect from global vs per-path policies:
 // - exclude: the top-level patterns apply to every app; an app's own are added to them.
-// - schedule / backup_interval / full_scan_interval / min_time_between_run are one group: an app
-//   that sets any of them takes none from the top level (a half-inherited timing, such as a
-//   top-level cron plus an app's interval, would be neither).
+// - schedule, backup_interval, full_scan_interval, min_time_between_run: each falls back to the
+//   top level, except that an app setting backup_interval or full_scan_interval asked to be
+//   watched, so it does not inherit a top-level schedule (which would silently override both).
 // - hooks, retention: an app's section replaces the top-level one as a whole.
 // - source_dirs, commands: never inherited; at the top level beside apps: they are an error,
 //   because every app backing up the same directories is never what was meant.
 
-const TIMING_KEYS = ["schedule", "backup_interval", "full_scan_interval", "min_time_between_run"] as const;
+const WATCH_KEYS = ["backup_interval", "full_scan_interval"] as const;
 const APP_NAME = /^[a-z0-9._-]{1,64}$/;
 
 /** What `s` (the top level or one app) backs up: never inherited. Add `databases` here. */
@@ -31,15 +31,15 @@ export function readSources(s: Section, ctx: Context): Pick<AppConfig, "sourceDi
 
 /** How and when `s` backs up; `defaults` is the top level when `s` is an app. */
 export function readJob(s: Section, defaults?: Section): Omit<AppConfig, "name" | "host" | "sourceDirs" | "commands"> {
-  const timing = defaults && !TIMING_KEYS.some((k) => valueOf(s, k) !== undefined) ? defaults : s;
   const own = (key: string) => (valueOf(s, key) !== undefined || !defaults ? s : defaults);
+  const watched = WATCH_KEYS.some((k) => valueOf(s, k) !== undefined);
   const exclude = (sec: Section) => stringItems(optList(sec, "exclude") ?? [], keyOf(sec, "exclude"));
   return {
     exclude: defaults ? [...exclude(defaults), ...exclude(s)] : exclude(s),
-    backupInterval: durationOr(timing, "backup_interval", DEFAULTS.backupInterval, 1),
-    fullScanInterval: durationOr(timing, "full_scan_interval", DEFAULTS.fullScanInterval, 1),
-    minTimeBetweenRun: durationOr(timing, "min_time_between_run", DEFAULTS.minTimeBetweenRun, 0),
-    schedule: readSchedule(timing),
+    backupInterval: durationOr(own("backup_interval"), "backup_interval", DEFAULTS.backupInterval, 1),
+    fullScanInterval: durationOr(own("full_scan_interval"), "full_scan_interval", DEFAULTS.fullScanInterval, 1),
+    minTimeBetweenRun: durationOr(own("min_time_between_run"), "min_time_between_run", DEFAULTS.minTimeBetweenRun, 0),
+    schedule: watched ? readSchedule(s) : readSchedule(own("schedule")),
     hooks: readHooks(own("hooks")),
     retention: readRetention(own("retention")),
   };
