@@ -15,6 +15,8 @@ export interface Alert {
   run?: RunRecord;
   /** ISO time of the event. */
   time: string;
+  /** The app (of the config's apps:) the alert concerns; absent without apps. */
+  app?: string;
 }
 
 export interface AlerterOptions {

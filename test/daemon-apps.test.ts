@@ -1,0 +1,202 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { backupStore } from "../src/cli/backup.js";
+import { Daemon } from "../src/daemon/daemon.js";
+import { Repository } from "../src/repo/repository.js";
+import { openFsStore } from "../src/store/fs.js";
+import { VERSION } from "../src/version.js";
+import { vaultik } from "./helpers/cli.js";
+import { cliKeys } from "./helpers/setup.js";
+
+// One daemon, two apps on different cron schedules (issue 19), driven by an injected clock: the
+// daemon's sleep is the test's hook point, which moves the clock to the planned time at once.
+// Backups are real (a directory repository); only the waiting is simulated.
+
+const START = Date.parse("2026-11-28T00:00:30Z");
+/** One hour of simulated time: web (every 10 min) runs at start + 6 ticks, db (hourly) at start + 1. */
+const END = Date.parse("2026-11-28T01:05:00Z");
+
+let keys: { identity: string; recipient: string };
+let dir: string;
+
+beforeAll(async () => {
+  keys = await cliKeys();
+});
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "vaultik-daemon-apps-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Clocked {
+  daemon: Daemon;
+  /** Resolves when the daemon sleeps past END: it is idle, its status server still up. */
+  atEnd: Promise<void>;
+  done: Promise<void>;
+  log: string[];
+}
+
+async function startClocked(config: string): Promise<Clocked> {
+  let now = START;
+  let reachEnd!: () => void;
+  const atEnd = new Promise<void>((r) => (reachEnd = r));
+  const log: string[] = [];
+  const daemon = new Daemon({
+    configPath: config,
+    log: (l) => log.push(l),
+    openStore: backupStore,
+    now: () => now,
+    sleep: async (ms, wake) => {
+      if (now + ms > END) {
+        reachEnd();
+        // Parked until stop() wakes it: the test reads the status server meanwhile.
+        await new Promise<void>((r) => (wake.aborted ? r() : wake.addEventListener("abort", () => r(), { once: true })));
+        return;
+      }
+      now += ms;
+    },
+  });
+  await daemon.start();
+  const done = daemon.run();
+  return { daemon, atEnd, done, log };
+}
+
+async function getJson(url: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(url);
+  return { status: res.status, body: await res.json() };
+}
+
+function sampleOf(text: string, series: string): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe("daemon with two apps", () => {
+  it("runs each app on its own schedule with its own host and files, and serves per-app status, history, backups and metrics", async () => {
+    const web = join(dir, "web");
+    const db = join(dir, "db");
+    await mkdir(web);
+    await mkdir(db);
+    await writeFile(join(web, "index.txt"), "web");
+    await writeFile(join(db, "rows.txt"), "db");
+    const repo = join(dir, "repo");
+    const config = join(dir, "vaultik.yml");
+    await writeFile(config, [
+      `age_recipient: ${keys.recipient}`,
+      `store: ${repo}`,
+      `index_path: ${dir}/state/index.sqlite`,
+      "chunk_size: 64KiB",
+      "hostname: box",
+      "min_time_between_run: 0s",
+      "status:",
+      "  listen: 127.0.0.1:0",
+      "apps:",
+      "  - name: web",
+      `    source_dirs: [${web}]`,
+      '    schedule: "*/10 * * * *"',
+      "  - name: db",
+      `    source_dirs: [${db}]`,
+      '    schedule: "0 * * * *"',
+      "",
+    ].join("\n"));
+
+    const c = await startClocked(config);
+    try {
+      await c.atEnd;
+      const url = c.daemon.statusUrl!;
+
+      const snaps = await new Repository(openFsStore(repo)).listSnapshots();
+      const byHost = (h: string) => snaps.filter((s) => s.host === h);
+      expect(byHost("box-web")).toHaveLength(7);
+      expect(byHost("box-db")).toHaveLength(2);
+      expect(snaps).toHaveLength(9);
+      const ls = async (id: string) => {
+        const r = await vaultik(["ls", repo, id, "-R"], { env: { VAULTIK_PRIVATE_KEY: keys.identity } });
+        expect(r.code, r.stderr).toBe(0);
+        return r.stdout.split("\n").filter((l) => l.endsWith(".txt")).map((l) => l.split("/").pop());
+      };
+      expect(await ls(byHost("box-web")[0]!.id)).toEqual(["index.txt"]);
+      expect(await ls(byHost("box-db")[0]!.id)).toEqual(["rows.txt"]);
+
+      const overall = await getJson(`${url}/status`);
+      expect(overall.status).toBe(200);
+      expect(Object.keys(overall.body.apps).sort()).toEqual(["db", "web"]);
+      expect(overall.body.apps.web.nextRun).toBe("2026-11-28T01:10:00.000Z");
+      expect(overall.body.nextRun).toBe("2026-11-28T01:10:00.000Z");
+
+      const dbStatus = await getJson(`${url}/status?app=db`);
+      expect(dbStatus.status).toBe(200);
+      expect(dbStatus.body).toMatchObject({ app: "db", host: "box-db", state: "idle", consecutiveFailures: 0, nextRun: "2026-11-28T02:00:00.000Z" });
+      expect(dbStatus.body.lastSuccess.snapshotId).toMatch(/_box-db_/);
+      expect((await getJson(`${url}/status/web`)).body).toMatchObject({ app: "web", host: "box-web" });
+
+      const webHistory = await getJson(`${url}/history?app=web`);
+      expect(webHistory.body).toHaveLength(7);
+      expect(webHistory.body.map((r: { trigger: string }) => r.trigger)).toEqual([...Array(6).fill("schedule"), "startup"]);
+      expect(webHistory.body.every((r: { app: string; snapshotId: string }) => r.app === "web" && /_box-web_/.test(r.snapshotId))).toBe(true);
+      expect((await getJson(`${url}/history?app=db`)).body).toHaveLength(2);
+      expect((await getJson(`${url}/history`)).body).toHaveLength(9);
+
+      const backups = await getJson(`${url}/backups/db`);
+      expect(backups.status).toBe(200);
+      expect(backups.body).toHaveLength(2);
+      for (const b of backups.body) {
+        expect(Object.keys(b).sort()).toEqual(["id", "key", "last_modified", "size", "size_mb"]);
+        expect(b.id).toMatch(/_box-db_/);
+        expect(b.size).toBeGreaterThan(0);
+      }
+
+      for (const path of ["/status?app=nope", "/status/nope", "/history?app=nope", "/backups/nope"]) {
+        const r = await getJson(`${url}${path}`);
+        expect(r.status, path).toBe(404);
+        expect(r.body, path).toEqual({ error: 'unknown app "nope"', app: "nope" });
+      }
+
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      expect(sampleOf(metrics, 'vaultik_backup_duration_seconds_count{app="web"}')).toBe(7);
+      expect(sampleOf(metrics, 'vaultik_backup_duration_seconds_count{app="db"}')).toBe(2);
+      expect(metrics).toMatch(/^# TYPE vaultik_backup_duration_seconds histogram$/m);
+      expect(sampleOf(metrics, 'vaultik_backup_duration_seconds_bucket{le="+Inf",app="db"}')).toBe(2);
+      expect(sampleOf(metrics, 'vaultik_backup_uploaded_bytes_total{app="db"}')).toBeGreaterThan(0);
+      expect(sampleOf(metrics, 'vaultik_backup_runs_total{app="web",status="success"}')).toBe(7);
+      expect(sampleOf(metrics, 'vaultik_snapshots{app="web"}')).toBe(7);
+      expect(sampleOf(metrics, 'vaultik_snapshots{app="db"}')).toBe(2);
+      expect(sampleOf(metrics, `vaultik_build_info{version="${VERSION}",node="${process.version}"}`)).toBe(1);
+      // The families from before apps keep their series: totals over every app.
+      expect(sampleOf(metrics, 'vaultik_runs_total{status="success"}')).toBe(9);
+    } finally {
+      c.daemon.stop();
+      await c.done;
+    }
+  });
+
+  it("a config without apps: is the app \"default\", its snapshots named by hostname:", async () => {
+    const src = join(dir, "src");
+    await mkdir(src);
+    await writeFile(join(src, "a.txt"), "a");
+    const config = join(dir, "vaultik.yml");
+    await writeFile(config, [
+      `age_recipient: ${keys.recipient}`, `store: ${join(dir, "repo")}`, `index_path: ${dir}/state/index.sqlite`,
+      `source_dirs: [${src}]`, "hostname: nas", 'schedule: "0 * * * *"', "status:", "  listen: 127.0.0.1:0", "",
+    ].join("\n"));
+    const c = await startClocked(config);
+    try {
+      await c.atEnd;
+      const url = c.daemon.statusUrl!;
+      const status = await getJson(`${url}/status`);
+      expect(status.body.apps).toBeUndefined();
+      expect(status.body.lastSuccess.snapshotId).toMatch(/_nas_/);
+      expect((await getJson(`${url}/status?app=default`)).body).toMatchObject({ app: "default", host: "nas" });
+      expect((await getJson(`${url}/backups/default`)).body).toHaveLength(2);
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      expect(sampleOf(metrics, 'vaultik_backup_duration_seconds_count{app="default"}')).toBe(2);
+      expect(sampleOf(metrics, 'vaultik_snapshots{app="default"}')).toBe(2);
+    } finally {
+      c.daemon.stop();
+      await c.done;
+    }
+  });
+});
