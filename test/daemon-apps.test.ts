@@ -1,4 +1,6 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -197,6 +199,66 @@ describe("daemon with two apps", () => {
     } finally {
       c.daemon.stop();
       await c.done;
+    }
+  });
+
+  it("a failing app has its own failure streak and alert; the other goes on; /health names the failing app", async () => {
+    const received: string[] = [];
+    let firstAlert!: () => void;
+    const alerted = new Promise<void>((r) => (firstAlert = r));
+    const hook = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d: Buffer) => (body += d.toString()));
+      req.on("end", () => {
+        received.push(body);
+        firstAlert();
+        res.end("ok");
+      });
+    });
+    await new Promise<void>((r) => hook.listen(0, "127.0.0.1", r));
+    try {
+      const good = join(dir, "good");
+      const bad = join(dir, "bad");
+      await mkdir(good);
+      await mkdir(bad);
+      await writeFile(join(good, "g.txt"), "g");
+      await writeFile(join(bad, "b.txt"), "b");
+      const config = join(dir, "vaultik.yml");
+      await writeFile(config, [
+        `age_recipient: ${keys.recipient}`, `store: ${join(dir, "repo")}`, `index_path: ${dir}/state/index.sqlite`,
+        "hostname: box", 'schedule: "0 * * * *"', "status:", "  listen: 127.0.0.1:0",
+        "alerts:", `  webhook: http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`,
+        "apps:", "  - name: good", `    source_dirs: [${good}]`,
+        "  - name: bad", `    source_dirs: [${bad}]`, "    hooks: {pre_backup: exit 4}", "",
+      ].join("\n"));
+      const c = await startClocked(config);
+      try {
+        await c.atEnd;
+        const url = c.daemon.statusUrl!;
+        const goodStatus = (await getJson(`${url}/status?app=good`)).body;
+        const badStatus = (await getJson(`${url}/status?app=bad`)).body;
+        expect(goodStatus).toMatchObject({ consecutiveFailures: 0, lastRun: { status: "success", app: "good" } });
+        expect(goodStatus.snapshots).toBe(2);
+        expect(badStatus.consecutiveFailures).toBeGreaterThan(1);
+        expect(badStatus.lastSuccess).toBeUndefined();
+        expect(badStatus.lastRun).toMatchObject({ status: "failure", app: "bad" });
+        const health = await fetch(`${url}/health`);
+        expect(health.status).toBe(503);
+        expect(((await health.json()) as { reason: string }).reason).toMatch(/^app bad: /);
+        const metrics = await (await fetch(`${url}/metrics`)).text();
+        expect(sampleOf(metrics, 'vaultik_backup_runs_total{app="good",status="success"}')).toBe(2);
+        expect(sampleOf(metrics, 'vaultik_backup_runs_total{app="bad",status="success"}')).toBe(0);
+        expect(sampleOf(metrics, 'vaultik_backup_runs_total{app="bad",status="failure"}')).toBe(badStatus.consecutiveFailures);
+      } finally {
+        c.daemon.stop();
+        await c.done;
+      }
+      // The run does not wait for its alert's delivery: the first POST is the event to wait for.
+      await alerted;
+      expect(received.some((b) => /backup failed on box-bad/.test(b))).toBe(true);
+      expect(received.every((b) => !/box-good/.test(b))).toBe(true);
+    } finally {
+      await new Promise((r) => hook.close(r));
     }
   });
 });
