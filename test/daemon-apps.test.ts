@@ -37,6 +37,8 @@ interface Clocked {
   daemon: Daemon;
   /** Resolves when the daemon sleeps past END: it is idle, its status server still up. */
   atEnd: Promise<void>;
+  /** Resolves the next time it parks at END again (after a reload woke it and it ran what was due). */
+  nextPark(): Promise<void>;
   done: Promise<void>;
   log: string[];
 }
@@ -44,7 +46,8 @@ interface Clocked {
 async function startClocked(config: string): Promise<Clocked> {
   let now = START;
   let reachEnd!: () => void;
-  const atEnd = new Promise<void>((r) => (reachEnd = r));
+  let atEnd = new Promise<void>((r) => (reachEnd = r));
+  const first = atEnd;
   const log: string[] = [];
   const daemon = new Daemon({
     configPath: config,
@@ -63,7 +66,8 @@ async function startClocked(config: string): Promise<Clocked> {
   });
   await daemon.start();
   const done = daemon.run();
-  return { daemon, atEnd, done, log };
+  const nextPark = () => (atEnd = new Promise<void>((r) => (reachEnd = r)));
+  return { daemon, atEnd: first, nextPark, done, log };
 }
 
 async function getJson(url: string): Promise<{ status: number; body: any }> {
@@ -259,6 +263,49 @@ describe("daemon with two apps", () => {
       expect(received.every((b) => !/box-good/.test(b))).toBe(true);
     } finally {
       await new Promise((r) => hook.close(r));
+    }
+  });
+
+  it("a restart takes each app's history over from the state file; a reload adds an app and keeps the others' history", async () => {
+    const a = join(dir, "a");
+    const b = join(dir, "b");
+    await mkdir(a);
+    await mkdir(b);
+    await writeFile(join(a, "a.txt"), "a");
+    await writeFile(join(b, "b.txt"), "b");
+    const config = join(dir, "vaultik.yml");
+    const body = (apps: string[]) => [
+      `age_recipient: ${keys.recipient}`, `store: ${join(dir, "repo")}`, `index_path: ${dir}/state/index.sqlite`,
+      "hostname: box", 'schedule: "0 * * * *"', "status:", "  listen: 127.0.0.1:0", "apps:", ...apps, "",
+    ].join("\n");
+    const appA = ["  - name: a", `    source_dirs: [${a}]`];
+    const appB = ["  - name: b", `    source_dirs: [${b}]`];
+    await writeFile(config, body(appA));
+    const first = await startClocked(config);
+    await first.atEnd;
+    first.daemon.stop();
+    await first.done;
+
+    const second = await startClocked(config);
+    try {
+      const url = second.daemon.statusUrl!;
+      // Before its first run of this life: the two runs of the first daemon are still there.
+      await second.atEnd;
+      const history = (await getJson(`${url}/history?app=a`)).body as { seq: number }[];
+      expect(history.length).toBe(4);
+      await writeFile(config, body([...appA, ...appB]));
+      const parked = second.nextPark();
+      await second.daemon.reload();
+      // The reload wakes the loop: b's start-up run, then it parks at END again.
+      await parked;
+      const status = (await getJson(`${url}/status`)).body;
+      expect(Object.keys(status.apps).sort()).toEqual(["a", "b"]);
+      expect((await getJson(`${url}/history?app=a`)).body).toHaveLength(4);
+      expect(((await getJson(`${url}/history?app=b`)).body as { trigger: string }[]).map((r) => r.trigger)).toEqual(["startup"]);
+      expect(status.apps.b).toMatchObject({ host: "box-b", consecutiveFailures: 0, snapshots: 1 });
+    } finally {
+      second.daemon.stop();
+      await second.done;
     }
   });
 });

@@ -94,11 +94,11 @@ export class DaemonMetrics {
       buckets: DURATION_BUCKETS,
       registers,
     });
+    const byApp = { labelNames: ["app"] as const, registers };
     this.#appUploaded = new Counter({
       name: "vaultik_backup_uploaded_bytes_total",
       help: "Bytes uploaded to the repository by backup runs (blobs and snapshots, after compression and encryption), by app.",
-      labelNames: ["app"] as const,
-      registers,
+      ...byApp,
     });
     this.#appRuns = new Counter({
       name: "vaultik_backup_runs_total",
@@ -109,14 +109,12 @@ export class DaemonMetrics {
     this.#appLastSuccess = new Gauge({
       name: "vaultik_backup_last_success_timestamp_seconds",
       help: "Unix time at which the app's last successful run finished; 0 if none yet.",
-      labelNames: ["app"] as const,
-      registers,
+      ...byApp,
     });
     this.#snapshots = new Gauge({
       name: "vaultik_snapshots",
-      help: "The app's snapshots in the repository (its snapshot host), counted after each of its runs.",
-      labelNames: ["app"] as const,
-      registers,
+      help: "The app's snapshots in the repository (its snapshot host), counted after each of its successful runs.",
+      ...byApp,
     });
     new Gauge({ name: "vaultik_build_info", help: "Always 1; the labels name the vaultik and Node.js versions.", labelNames: ["version", "node"] as const, registers })
       .set({ version: VERSION, node: process.version }, 1);
