@@ -2,6 +2,7 @@ import { Option, type Command } from "commander";
 import { check } from "../check/check.js";
 import { checkRecord, writeCheckRecord, type CheckRecord } from "../check/last-check.js";
 import { cacheRoot } from "./cache.js";
+import { appRetentions } from "../config/index.js";
 import { parseDuration } from "../config/units.js";
 import { ConfigError, errorMessage, UnreadableSnapshotsError } from "../errors.js";
 import type { RetentionPolicy } from "../prune/policy.js";
@@ -67,7 +68,7 @@ export function registerPrune(program: Command, io: Io): void {
     const cli = policyFromFlags(flags);
     const policy = isEmptyPolicy(cli) && config ? config.retention : cli;
     // Flags override every host; the config's apps each keep their own retention (by host).
-    const hostPolicies = isEmptyPolicy(cli) && config?.apps ? new Map(config.apps.map((a) => [a.host!, a.retention])) : undefined;
+    const hostPolicies = isEmptyPolicy(cli) && config ? appRetentions(config) : undefined;
     const identities = loadIdentities(flags.identity);
     const lines: string[] = [];
     const report = await interruptible(io, (signal) => prune({

@@ -3,6 +3,7 @@ import { ConfigError } from "../errors.js";
 import { sanitizeHost } from "../model/snapshot-id.js";
 import type { Context } from "./context.js";
 import { DEFAULTS } from "./keys.js";
+import type { RetentionPolicy } from "../prune/policy.js";
 import type { AppConfig } from "./types.js";
 import { readCommands, readHooks, readRetention, readSchedule, readSourceDirs } from "./validate.js";
 import { durationOr, optList, optString, reqString, stringItems } from "./values.js";
@@ -103,4 +104,9 @@ export function appJob<C extends Omit<AppConfig, "name" | "host">>(config: C, ap
 /** `--app NAME` / `?app=NAME`: the app, or undefined. */
 export function findApp(apps: readonly AppConfig[], name: string): AppConfig | undefined {
   return apps.find((a) => a.name === name);
+}
+
+/** Each app's retention by its snapshot host, for prune and serve; undefined without apps. */
+export function appRetentions(config: { apps?: AppConfig[] }): Map<string, RetentionPolicy> | undefined {
+  return config.apps && new Map(config.apps.map((a) => [a.host!, a.retention]));
 }

@@ -27,7 +27,7 @@ import { asSection, parseYaml } from "./yaml.js";
 // described, not quoted, because error text ends up in cron mail and CI logs.
 
 export { CONFIG_KEYS, describeConfigKeys } from "./keys.js";
-export { appJob, appsOf, DEFAULT_APP, findApp } from "./apps.js";
+export { appJob, appRetentions, appsOf, DEFAULT_APP, findApp } from "./apps.js";
 export type { AppConfig } from "./types.js";
 export type { AlertsConfig, CommandSource, Config, ConfigKeyInfo, HooksConfig, ParseConfigOptions, ServeConfig, StatusConfig, StoreConfig } from "./types.js";
 
