@@ -706,6 +706,7 @@ describe("describeConfigKeys", () => {
         "age_recipient", "age_recipient_file", "alerts", "backup_interval", "blob_size_limit", "chunk_size", "commands",
         "databases", "exclude", "full_scan_interval", "hooks", "index_path", "index_prefix", "limit_upload", "memory_limit", "min_time_between_run",
         "retention", "s3", "schedule", "serve", "source_dirs", "status", "store",
+        "apps", "hostname",
       ].sort(),
     );
   });

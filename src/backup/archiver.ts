@@ -227,7 +227,7 @@ export class Archiver {
       const snapshotSize = await this.o.repo.putSnapshot(this.snapshotId, this.builder.path, this.o.recipients, { signal });
       crashPoint("after-snapshot-put");
       // Only a full walk saw everything; an incremental one leaves unvisited rows as they are.
-      if (!this.o.dirty) this.o.catalog.dropEntriesMissingFrom(this.builder);
+      if (!this.o.dirty) this.o.catalog.dropEntriesMissingFrom(this.builder, this.o.sourceDirs);
       this.o.catalog.setState("last_snapshot", this.snapshotId);
       return {
         snapshotId: this.snapshotId,

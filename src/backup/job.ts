@@ -30,6 +30,8 @@ export interface JobOptions {
   /** Extra environment for hooks (VAULTIK_RUN, …). */
   hookEnv?: Record<string, string>;
   configPath: string;
+  /** Host in the snapshot id (hostname: or the app's host); default os.hostname(). */
+  host?: string;
 }
 
 /** `interrupted`: the signal stopped the run; the caller is shutting down, nothing failed. */
@@ -49,6 +51,7 @@ export async function runJob(config: JobSettings, o: JobOptions): Promise<JobRes
     await preHook(config, o);
     const summary = await runBackup(config, {
       store: o.store,
+      host: o.host,
       signal: o.signal,
       dirty: o.dirty,
       streams: [

@@ -413,16 +413,21 @@ export class Catalog {
   }
 
   /**
-   * Drops rows of entries a full walk no longer saw (deleted from the source): everything not
-   * among `walked`'s paths, which lists every entry of that walk (the snapshot it built).
+   * Drops rows of entries a full walk no longer saw (deleted from the source): everything below
+   * `roots` (the walk's source dirs) not among `walked`'s paths, which lists every entry of that
+   * walk (the snapshot it built). Rows outside the roots are another app's (apps: share one
+   * index) and stay, or that app's next run would read every file again.
    */
-  dropEntriesMissingFrom(walked: PathSource): number {
+  dropEntriesMissingFrom(walked: PathSource, roots: readonly string[]): number {
+    if (roots.length === 0) return 0;
     const paths = walked.sharePaths(this.db);
     try {
+      const under = roots.map(() => "(path = ? OR (path > ? AND path < ?))").join(" OR ");
+      const args = roots.flatMap((root) => [root, ...belowBounds(root)].map(encodePath));
       // Catalog paths are absolute, snapshot paths are not.
       return this.db
-        .prepare(`DELETE FROM entries WHERE NOT EXISTS (SELECT 1 FROM ${paths.name} f WHERE f.path = CAST(substr(entries.path, 2) AS BLOB))`)
-        .run().changes;
+        .prepare(`DELETE FROM entries WHERE (${under}) AND NOT EXISTS (SELECT 1 FROM ${paths.name} f WHERE f.path = CAST(substr(entries.path, 2) AS BLOB))`)
+        .run(...args).changes;
     } finally {
       paths.close();
     }

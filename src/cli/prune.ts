@@ -2,6 +2,7 @@ import { Option, type Command } from "commander";
 import { check } from "../check/check.js";
 import { checkRecord, writeCheckRecord, type CheckRecord } from "../check/last-check.js";
 import { cacheRoot } from "./cache.js";
+import { appRetentions } from "../config/index.js";
 import { parseDuration } from "../config/units.js";
 import { ConfigError, errorMessage, UnreadableSnapshotsError } from "../errors.js";
 import type { RetentionPolicy } from "../prune/policy.js";
@@ -66,6 +67,8 @@ export function registerPrune(program: Command, io: Io): void {
     const { repo, config } = await repoFromArgs(args, 0, flags);
     const cli = policyFromFlags(flags);
     const policy = isEmptyPolicy(cli) && config ? config.retention : cli;
+    // Flags override every host; the config's apps each keep their own retention (by host).
+    const hostPolicies = isEmptyPolicy(cli) && config ? appRetentions(config) : undefined;
     const identities = loadIdentities(flags.identity);
     const lines: string[] = [];
     const report = await interruptible(io, (signal) => prune({
@@ -73,6 +76,7 @@ export function registerPrune(program: Command, io: Io): void {
       signal,
       identities,
       policy,
+      hostPolicies,
       dryRun: flags.dryRun,
       graceMs: parseDuration(flags.grace, "--grace"),
       windowMs: parseDuration(flags.safetyWindow, "--safety-window"),

@@ -3,7 +3,7 @@ import { basename, extname } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Command } from "commander";
 import { readCheckRecord } from "../check/last-check.js";
-import type { Config } from "../config/index.js";
+import { appRetentions, type Config } from "../config/index.js";
 import { parseDuration } from "../config/units.js";
 import { hostPort } from "../config/validate.js";
 import { ConfigError, errorMessage, UsageError } from "../errors.js";
@@ -91,6 +91,7 @@ async function serve(io: Io, args: readonly string[], flags: Flags): Promise<voi
     slug: uniqueSlug(name, slugs),
     repo,
     retention: config?.retention ?? {},
+    hostRetention: config ? appRetentions(config) : undefined,
     staleAfterMs: staleAfterFlag ?? config?.serve?.staleAfter ?? DEFAULT_STALE_AFTER_MS,
     hostStaleAfterMs: config?.serve?.hosts ?? new Map(),
     alerts: Alerter.fromConfig(config?.alerts, log),

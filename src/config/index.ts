@@ -2,9 +2,8 @@ import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { ConfigError } from "../errors.js";
+import { readApps, readHostname, readJob, readSources } from "./apps.js";
 import { type Context, fsReason } from "./context.js";
-import { DEFAULTS } from "./keys.js";
-import { readDatabases } from "./databases.js";
 import { readRecipients } from "./recipients.js";
 import { readIndexPath, readStore } from "./store.js";
 import type { Config, ParseConfigOptions } from "./types.js";
@@ -13,16 +12,11 @@ import {
   readBlobSizeLimit,
   readMemoryLimit,
   readChunkSize,
-  readCommands,
-  readHooks,
   readIndexPrefix,
-  readRetention,
-  readSchedule,
   readServe,
-  readSourceDirs,
   readStatus,
 } from "./validate.js";
-import { durationOr, optList, optRate, stringItems } from "./values.js";
+import { optRate } from "./values.js";
 import { blameVariable, nameMissingVariable, overlayEnv } from "./env.js";
 import { asSection, parseYaml, type Section } from "./yaml.js";
 
@@ -36,6 +30,8 @@ import { asSection, parseYaml, type Section } from "./yaml.js";
 export { CONFIG_KEYS, describeConfigKeys } from "./keys.js";
 export type { AlertsConfig, CommandSource, Config, ConfigKeyInfo, ConfigKeyKind, DatabaseSource, HooksConfig, ParseConfigOptions, ServeConfig, StatusConfig, StoreConfig } from "./types.js";
 export type { AlertSeverity, AlertUrlChannel, EmailAlertConfig, SmtpSecurity } from "./types.js";
+export { appJob, appRetentions, appsOf, DEFAULT_APP, findApp } from "./apps.js";
+export type { AppConfig } from "./types.js";
 
 /**
  * Reads and checks the config file at `path` with the VAULTIK_ variables of `env` over it;
@@ -86,30 +82,36 @@ function checkConfig(raw: unknown, path: string | undefined, options: Omit<Parse
 function readConfig(top: Section, path: string | undefined, ctx: Context): Config {
   const chunkSize = readChunkSize(top);
   const store = readStore(top, ctx);
-  const commands = readCommands(top);
+  const hostname = readHostname(top);
+  const apps = readApps(top, ctx, hostname);
+  // With apps, the top-level job keys are only the apps' defaults (config/apps.ts).
+  const sources = apps ? { sourceDirs: [...new Set(apps.flatMap((a) => a.sourceDirs))], commands: [], databases: [] } : readSources(top, ctx);
+  const job = { ...sources, ...readJob(top) };
   return {
     path,
     dir: ctx.dir,
     ...readRecipients(top, ctx),
-    sourceDirs: readSourceDirs(top, ctx),
-    exclude: stringItems(optList(top, "exclude") ?? [], "exclude"),
+    sourceDirs: job.sourceDirs,
+    exclude: job.exclude,
     store,
-    backupInterval: durationOr(top, "backup_interval", DEFAULTS.backupInterval, 1),
-    fullScanInterval: durationOr(top, "full_scan_interval", DEFAULTS.fullScanInterval, 1),
-    minTimeBetweenRun: durationOr(top, "min_time_between_run", DEFAULTS.minTimeBetweenRun, 0),
-    schedule: readSchedule(top),
+    backupInterval: job.backupInterval,
+    fullScanInterval: job.fullScanInterval,
+    minTimeBetweenRun: job.minTimeBetweenRun,
+    schedule: job.schedule,
     indexPath: readIndexPath(top, ctx, path, store),
     chunkSize,
     blobSizeLimit: readBlobSizeLimit(top, chunkSize),
     memoryLimit: readMemoryLimit(top),
     indexPrefix: readIndexPrefix(top),
-    retention: readRetention(top),
-    hooks: readHooks(top),
-    commands,
-    databases: readDatabases(top, ctx, new Set(commands.map((c) => c.path))),
+    retention: job.retention,
+    hooks: job.hooks,
+    commands: job.commands,
+    databases: job.databases,
     status: readStatus(top, ctx),
     alerts: readAlerts(top, ctx),
     serve: readServe(top),
     limitUpload: optRate(top, "limit_upload"),
+    ...(hostname === undefined ? {} : { hostname }),
+    ...(apps === undefined ? {} : { apps }),
   };
 }

@@ -110,7 +110,23 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = [
   { key: "serve.hosts", description: "per-host settings, by host name as in snapshot ids, e.g. hosts: {laptop: {stale_after: 8d}}" },
   { key: "serve.hosts.*.stale_after", description: "this host's stale_after, over serve.stale_after and --stale-after" },
   { key: "limit_upload", description: "upload bandwidth limit, e.g. `10MiB/s`" },
+  // issue 19, apps: the per-app rows are derived below from the top-level ones.
+  { key: "hostname", description: "host name in snapshot ids, alerts and status instead of the machine's; letters, digits, . and -" },
+  { key: "apps", description: "several backup jobs sharing this repository, index and status server (see \"Several apps\")" },
+  { key: "apps[].name", required: true, description: "unique name of the app: a-z, 0-9, ., _ and -" },
+  { key: "apps[].host", description: "host in the app's snapshot ids (default `<hostname>-<name>`)" },
 ];
+
+/** Keys an app of `apps:` may set (config/apps.ts); their rows repeat the top-level ones. */
+export const APP_JOB_KEYS: readonly string[] = ["source_dirs", "exclude", "commands", "databases", "schedule", "backup_interval", "full_scan_interval", "min_time_between_run", "hooks", "retention"];
+
+// Appended at load rather than written out: a key added above for jobs gets its app row for free.
+for (const info of [...CONFIG_KEYS]) {
+  const root = info.key.split(/[.[]/)[0] ?? "";
+  if (!APP_JOB_KEYS.includes(root)) continue;
+  const { env: _env, default: _default, ...rest } = info;
+  (CONFIG_KEYS as ConfigKeyInfo[]).push({ ...rest, key: `apps[].${info.key}`, description: `per app: ${info.description}` });
+}
 
 /** The documented keys, for generating the README's config reference. */
 export function describeConfigKeys(): readonly ConfigKeyInfo[] {

@@ -138,6 +138,28 @@ export interface Config {
   serve?: ServeConfig;
   /** Upload bandwidth limit in bytes per second. */
   limitUpload?: number;
+  /** `hostname:`: replaces os.hostname() in snapshot ids, alerts and status (issue 19). */
+  hostname?: string;
+  /** `apps:`: several jobs sharing this repository and index; absent = the config is one job. */
+  apps?: AppConfig[];
+}
+
+/** One job of a config (config/apps.ts): what it backs up, when, and as which snapshot host. */
+export interface AppConfig {
+  /** [a-z0-9._-]; "default" for a config without `apps:`. */
+  name: string;
+  /** Host in its snapshot ids; undefined = os.hostname(). */
+  host?: string;
+  sourceDirs: string[];
+  exclude: string[];
+  commands: CommandSource[];
+  databases: DatabaseSource[];
+  backupInterval: number;
+  fullScanInterval: number;
+  minTimeBetweenRun: number;
+  schedule?: string;
+  hooks?: HooksConfig;
+  retention: RetentionPolicy;
 }
 
 export interface ParseConfigOptions {

@@ -16,10 +16,11 @@ import { asSection, describe, isMapping, keyOf, type Section, subsection, typeNa
 const MiB = 1024 * 1024;
 
 export function readSourceDirs(top: Section, ctx: Context): string[] {
+  const key = keyOf(top, "source_dirs");
   const list = optList(top, "source_dirs");
-  if (list === undefined) throw new ConfigError("source_dirs", "required: a list of directories to back up, e.g. [/etc, ./data]");
-  if (list.length === 0) throw new ConfigError("source_dirs", "must list at least one directory");
-  return [...new Set(stringItems(list, "source_dirs").map((dir) => resolvePath(dir, ctx)))];
+  if (list === undefined) throw new ConfigError(key, "required: a list of directories to back up, e.g. [/etc, ./data]");
+  if (list.length === 0) throw new ConfigError(key, "must list at least one directory");
+  return [...new Set(stringItems(list, key).map((dir) => resolvePath(dir, ctx)))];
 }
 
 /** `schedule` of `s` (the top level, or a database's), checked to be a cron expression that fires. */
@@ -128,7 +129,8 @@ export function readCommands(top: Section): CommandSource[] {
   const names = new Set<string>();
   const paths = new Set<string>();
   return (optList(top, "commands") ?? []).map((raw, i) => {
-    const s = asSection(raw, `commands[${i}]`, "commands[]");
+    // Also read inside an app (apps[2].commands[0]): errors name the key where it is.
+    const s = asSection(raw, `${keyOf(top, "commands")}[${i}]`, top.schema === "" ? "commands[]" : `${top.schema}.commands[]`);
     const command = { name: reqString(s, "name"), run: reqString(s, "run"), path: snapshotPath(s) };
     if (names.has(command.name)) throw new ConfigError(keyOf(s, "name"), `${JSON.stringify(command.name)} is used by an earlier command`);
     if (paths.has(command.path)) throw new ConfigError(keyOf(s, "path"), `${JSON.stringify(command.path)} is used by an earlier command`);

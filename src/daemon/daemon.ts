@@ -1,18 +1,16 @@
-import { hostname } from "node:os";
-import { Cron } from "croner";
 import { runJob, type JobResult } from "../backup/job.js";
-import { backupScope } from "../backup/run.js";
-import { loadConfig, type Config } from "../config/index.js";
+import { appsOf, loadConfig, type Config } from "../config/index.js";
+import { Repository } from "../repo/repository.js";
 import { VERSION } from "../version.js";
 import { Alerter } from "./alerts.js";
 import { DaemonMetrics } from "./metrics.js";
 import { Redactor } from "./redact.js";
 import { recordRun } from "./record-run.js";
-import { nextRun, type PlannedRun } from "./scheduler.js";
-import { HISTORY_SIZE, type DaemonState, type RunRecord, type RunTrigger } from "./state.js";
+import { AppRunner } from "./app-runner.js";
+import type { PlannedRun } from "./scheduler.js";
+import { HISTORY_SIZE, overallState, type DaemonState, type RunRecord, type RunTrigger } from "./state.js";
 import { readStateFile, writeStateFile } from "./state-file.js";
-import { startStatusServer } from "./status-server.js";
-import { watchDirty, type DirtyWatcher } from "./watcher.js";
+import { startStatusServer, type AppStatus } from "./status-server.js";
 import type { Store } from "../store/store.js";
 import { ownStart } from "../util/process.js";
 import { errorMessage } from "../errors.js";
@@ -22,6 +20,11 @@ import { errorMessage } from "../errors.js";
 // it cleanly (a running backup is interrupted: nothing it wrote is referenced, and its
 // post_backup hook still runs), SIGHUP reloads the config (a bad one is reported and the old one
 // kept). The run history lives in the state file beside the index, so a restart keeps it.
+//
+// With `apps:` (issue 19) each app has its own plan, dirty set, history and failure streak
+// (app-runner.ts); one backup runs at a time, the earliest due app first (ties in config order),
+// and the others wait. A config without apps is the one app "default", and its state, status
+// and state file look exactly as before apps existed.
 
 export interface DaemonOptions {
   /** Undefined: the config comes from VAULTIK_* variables alone, read again on SIGHUP. */
@@ -31,6 +34,11 @@ export interface DaemonOptions {
   /** The store one run writes to, upload limit included (a fresh budget per run). */
   openStore: (config: Config) => Store;
   now?: () => number;
+  /**
+   * Waits `ms`, or less when `wake` aborts (a dirty path, a reload, a stop). Default a timer;
+   * tests pass one that moves their clock (`now`) instead, so hours of schedule take no time.
+   */
+  sleep?: (ms: number, wake: AbortSignal) => Promise<void>;
 }
 
 const STALE_CHECK_MS = 60_000;
@@ -40,27 +48,27 @@ export class Daemon {
   private readonly redactor = new Redactor([]);
   private readonly metrics = new DaemonMetrics({ dirtyPaths: () => this.dirtyCount() });
   private alerter!: Alerter;
-  private watcher: DirtyWatcher | undefined;
   private status: { close(): Promise<void>; url: string } | undefined;
-  private state: DaemonState;
-  private lastRunStart: number | undefined;
-  private lastRunEnd: number | undefined;
-  private lastFullScan: number | undefined;
-  private lastTick: number | undefined;
-  private lastDirtyAt: number | undefined;
+  private apps: AppRunner[] = [];
+  private readonly base: Pick<DaemonState, "state" | "pid" | "version" | "startedAt">;
   private wake: (() => void) | undefined;
   private stopping = false;
   private running: AbortController | undefined;
-  private staleAlerted = false;
   private seq = 0;
   private readonly now: () => number;
 
   constructor(private readonly o: DaemonOptions) {
     this.now = o.now ?? Date.now;
-    this.state = {
-      state: "idle", pid: process.pid, version: VERSION, startedAt: new Date(this.now()).toISOString(),
-      dirtyPaths: 0, consecutiveFailures: 0, history: [],
-    };
+    this.base = { state: "idle", pid: process.pid, version: VERSION, startedAt: new Date(this.now()).toISOString() };
+  }
+
+  private freshState(): DaemonState {
+    return { ...this.base, dirtyPaths: 0, consecutiveFailures: 0, history: [] };
+  }
+
+  /** Several apps: their runs, alerts and metrics name the app. */
+  private get multi(): boolean {
+    return this.config.apps !== undefined;
   }
 
   log(line: string): void {
@@ -70,6 +78,8 @@ export class Daemon {
   /** Loads the config and starts watching and serving; throws on a bad config. */
   async start(): Promise<void> {
     const config = await loadConfig(this.o.configPath);
+    this.config = config;
+    this.apps = appsOf(config).map((app) => new AppRunner(config, app, this.freshState()));
     this.adoptHistory(config);
     // Before the watcher's initial scan, which takes minutes on a big tree: until the state
     // file names this process, health-check reports the previous daemon as stopped.
@@ -84,15 +94,14 @@ export class Daemon {
     staleTimer.unref();
     try {
       while (!this.stopping) {
-        const plan = this.plan();
-        this.state.nextRun = plan ? new Date(plan.at).toISOString() : undefined;
+        const due = this.plan();
         this.persist();
-        const wait = plan ? plan.at - this.now() : Infinity;
+        const wait = due ? due.plan.at - this.now() : Infinity;
         if (wait > 0) {
           await this.sleep(wait);
           continue; // re-plan: a dirty event, a reload or a stop may have changed things
         }
-        await this.backup(plan!);
+        await this.backup(due!.runner, due!.plan);
         void this.checkStale();
       }
     } finally {
@@ -105,7 +114,8 @@ export class Daemon {
   stop(): void {
     if (this.stopping) return;
     this.stopping = true;
-    this.state.state = "stopping";
+    this.base.state = "stopping";
+    for (const a of this.apps) a.state.state = "stopping";
     this.log("stopping");
     this.running?.abort();
     this.wake?.();
@@ -126,17 +136,22 @@ export class Daemon {
   }
 
   private async apply(config: Config): Promise<void> {
-    const previous = this.config as Config | undefined;
+    const previous = this.status === undefined ? undefined : this.config;
     this.config = config;
     for (const s of [config.store.kind === "s3" ? config.store.secretAccessKey : undefined, config.status?.token, config.alerts?.email?.password]) this.redactor.add(s);
     this.alerter = new Alerter({ ...config.alerts, log: (l) => this.log(l) });
-    const { roots, exclude } = backupScope(config);
-    await this.watcher?.close();
-    this.watcher = config.schedule
-      ? undefined
-      : watchDirty(roots, exclude, { onDirty: () => this.onDirty(), log: (l) => this.log(l) });
-    await this.watcher?.ready;
-    if (JSON.stringify(previous?.status) !== JSON.stringify(config.status)) {
+    // A reload keeps what each app (by name) has done: its history, streak and timing.
+    const kept = new Map(this.apps.map((a) => [a.name, a]));
+    this.apps = appsOf(config).map((app) => {
+      const runner = kept.get(app.name) ?? new AppRunner(config, app, this.freshState());
+      kept.delete(app.name);
+      runner.configure(config, app);
+      this.metrics.declareApp(app.name);
+      return runner;
+    });
+    for (const gone of kept.values()) await gone.watcher?.close();
+    for (const runner of this.apps) await runner.watch(() => this.onDirty(runner), (l) => this.log(l));
+    if (previous === undefined || JSON.stringify(previous.status) !== JSON.stringify(config.status)) {
       await this.status?.close();
       this.status = undefined;
       if (config.status) {
@@ -145,8 +160,10 @@ export class Daemon {
           port: config.status.port,
           token: config.status.token,
           getState: () => this.snapshotState(),
+          getApp: (name) => this.appStatus(name),
           metrics: this.metrics,
           staleAfterMs: this.staleAfter(),
+          now: this.now,
           log: (l) => this.log(l),
         });
         this.log(`status server listening on ${this.status.url}`);
@@ -167,99 +184,103 @@ export class Daemon {
     return this.config.alerts?.repeatAfter ?? 24 * 3600_000;
   }
 
-  private onDirty(): void {
-    this.lastDirtyAt = this.now();
+  private onDirty(runner: AppRunner): void {
+    runner.lastDirtyAt = this.now();
     this.wake?.();
   }
 
-  private plan(): PlannedRun | undefined {
-    const c = this.config;
-    const cron = c.schedule ? new Cron(c.schedule, { paused: true }) : undefined;
-    return nextRun({
-      now: this.now(),
-      backupInterval: c.backupInterval,
-      fullScanInterval: c.fullScanInterval,
-      minTimeBetweenRun: c.minTimeBetweenRun,
-      cron: cron ? (after) => cron.nextRun(after) : undefined,
-      lastRunStart: this.lastRunStart,
-      lastRunEnd: this.lastRunEnd,
-      lastTick: this.lastTick,
-      lastFullScan: this.lastFullScan,
-      dirty: (this.watcher?.size ?? 0) > 0,
-      lastDirtyAt: this.lastDirtyAt,
-      consecutiveFailures: this.state.consecutiveFailures,
-    });
+  /** The earliest due app (ties: config order); records each app's next run on the way. */
+  private plan(): { runner: AppRunner; plan: PlannedRun } | undefined {
+    let due: { runner: AppRunner; plan: PlannedRun } | undefined;
+    for (const runner of this.apps) {
+      const plan = runner.plan(this.now());
+      runner.state.nextRun = plan ? new Date(plan.at).toISOString() : undefined;
+      if (plan && (due === undefined || plan.at < due.plan.at)) due = { runner, plan };
+    }
+    return due;
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      // setTimeout cannot wait longer than 2^31-1 ms; waking early only means planning again.
-      const timer = setTimeout(done, Math.min(ms, 2 ** 31 - 1));
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = () => {
-        this.wake = undefined;
-        done();
-      };
-    });
+    const wake = new AbortController();
+    this.wake = () => {
+      this.wake = undefined;
+      wake.abort();
+    };
+    return (this.o.sleep ?? timerSleep)(ms, wake.signal);
   }
 
-  private async backup(plan: PlannedRun): Promise<void> {
-    const config = this.config;
-    const run = this.newRun(plan.trigger);
-    const dirty = this.watcher?.take() ?? new Set<string>();
+  private async backup(runner: AppRunner, plan: PlannedRun): Promise<void> {
+    const config = runner.config;
+    const run = this.newRun(plan.trigger, runner);
+    const dirty = runner.watcher?.take() ?? new Set<string>();
     const abort = new AbortController();
     this.running = abort;
-    this.lastRunStart = this.now();
-    this.lastTick = plan.tick ?? this.lastTick;
-    this.state.state = "running";
-    this.state.current = { run, progress: { filesDone: 0, bytesDone: 0, currentPath: "" } };
+    runner.lastRunStart = this.now();
+    runner.lastTick = plan.tick ?? runner.lastTick;
+    runner.state.state = "running";
+    this.base.state = "running";
+    runner.state.current = { run, progress: { filesDone: 0, bytesDone: 0, currentPath: "" } };
     this.metrics.runStarted(run);
-    this.log(`backup #${run.seq} started (${plan.trigger}${plan.full ? ", full scan" : `, ${dirty.size} changed path(s)`})`);
+    const what = this.multi ? ` of ${runner.name}` : "";
+    this.log(`backup #${run.seq}${what} started (${plan.trigger}${plan.full ? ", full scan" : `, ${dirty.size} changed path(s)`})`);
     const result = await runJob(config, {
       store: this.o.openStore(config),
       signal: abort.signal,
       dirty: plan.full ? undefined : { paths: dirty },
       log: (l) => this.log(l),
       onStart: (a) => {
-        if (this.state.current) this.state.current.progress = a.progress;
+        if (runner.state.current) runner.state.current.progress = a.progress;
       },
-      hookEnv: { VAULTIK_RUN: String(run.seq) },
+      hookEnv: { VAULTIK_RUN: String(run.seq), VAULTIK_APP: runner.name },
       configPath: this.o.configPath ?? "",
+      host: runner.app.host,
     });
     this.running = undefined;
-    if (result.ok && plan.full) this.lastFullScan = this.lastRunStart;
-    if (!result.ok) this.watcher?.restore(dirty);
-    this.finishRun(run, result);
+    if (result.ok && plan.full) runner.lastFullScan = runner.lastRunStart;
+    if (!result.ok) runner.watcher?.restore(dirty);
+    this.finishRun(runner, run, result);
+    if (result.ok) await this.refreshBackups(runner);
   }
 
-  private newRun(trigger: RunTrigger): RunRecord {
+  /** Lists the app's snapshots for /backups/<app> and vaultik_snapshots; best effort. */
+  private async refreshBackups(runner: AppRunner): Promise<void> {
+    try {
+      const host = runner.host;
+      const all = await new Repository(this.o.openStore(runner.config), runner.config.indexPrefix).listSnapshots();
+      runner.backups = all.filter((s) => s.host === host).reverse().map((s) => ({ id: s.id, key: s.key, size: s.size, mtime: s.mtime }));
+      this.metrics.setSnapshots(runner.name, runner.backups.length);
+    } catch (err) {
+      this.log(`cannot list the snapshots of ${runner.name}: ${errorMessage(err)}`);
+    }
+  }
+
+  private newRun(trigger: RunTrigger, runner: AppRunner): RunRecord {
     return {
       seq: ++this.seq, trigger, status: "running", started: new Date(this.now()).toISOString(),
       filesNew: 0, filesChanged: 0, filesUnchanged: 0, bytesRead: 0, bytesUploaded: 0, blobsUploaded: 0, errors: 0,
+      ...(this.multi ? { app: runner.name } : {}),
     };
   }
 
-  private finishRun(started: RunRecord, result: JobResult): void {
+  private finishRun(runner: AppRunner, started: RunRecord, result: JobResult): void {
     const end = this.now();
-    this.lastRunEnd = end;
-    const { state, run, alert } = recordRun(this.state, {
+    runner.lastRunEnd = end;
+    const { state, run, alert } = recordRun(runner.state, {
       run: started,
       result,
       end,
       repeatAfterMs: this.repeatAfter(),
-      host: hostname(),
+      host: runner.host,
       stopping: this.stopping,
       redact: (text) => this.redactor.redact(text),
     });
-    this.state = state;
+    runner.state = state;
+    this.base.state = this.stopping ? "stopping" : "idle";
     this.logRun(run, result);
-    if (run.status === "success") this.staleAlerted = false;
-    this.metrics.runFinished(run);
+    if (run.status === "success") runner.staleAlerted = false;
+    this.metrics.runFinished(run, runner.name);
     this.persist();
-    if (alert) void this.alerter.send(alert);
+    if (alert) void this.alerter.send(this.multi ? { ...alert, app: runner.name } : alert);
   }
 
   private logRun(run: RunRecord, result: JobResult): void {
@@ -282,39 +303,58 @@ export class Daemon {
    * (which interrupts a run) does not make health checks forget the last success.
    */
   private adoptHistory(config: Config): void {
-    let previous;
+    let previous: DaemonState | undefined;
     try {
       previous = readStateFile(config.indexPath)?.state;
     } catch (err) {
       this.log(`ignoring an unreadable state file: ${errorMessage(err)}`);
       return;
     }
-    if (!previous || !Array.isArray(previous.history)) return;
-    Object.assign(this.state, {
-      lastRun: previous.lastRun,
-      lastSuccess: previous.lastSuccess,
-      consecutiveFailures: previous.consecutiveFailures ?? 0,
-      failureStreak: previous.failureStreak,
-      history: previous.history.slice(0, HISTORY_SIZE),
-    });
+    for (const runner of this.apps) {
+      // Without apps the state file's top level is the one app's, as before apps existed.
+      const own = this.multi ? previous?.apps?.[runner.name] : previous;
+      if (!own || !Array.isArray(own.history)) continue;
+      Object.assign(runner.state, {
+        lastRun: own.lastRun,
+        lastSuccess: own.lastSuccess,
+        consecutiveFailures: own.consecutiveFailures ?? 0,
+        failureStreak: own.failureStreak,
+        history: own.history.slice(0, HISTORY_SIZE),
+      });
+    }
   }
 
   private async checkStale(): Promise<void> {
-    const since = Date.parse(this.state.lastSuccess?.finished ?? this.state.startedAt);
-    if (this.staleAlerted || this.now() - since <= this.staleAfter()) return;
-    this.staleAlerted = true;
-    const message = `no backup has succeeded on ${hostname()} since ${new Date(since).toISOString()}`;
-    this.log(message);
-    await this.alerter.send({ kind: "stale", message, host: hostname(), time: new Date(this.now()).toISOString() });
+    for (const runner of this.apps) {
+      const since = Date.parse(runner.state.lastSuccess?.finished ?? this.base.startedAt);
+      if (runner.staleAlerted || this.now() - since <= this.staleAfter()) continue;
+      runner.staleAlerted = true;
+      const what = this.multi ? `of ${runner.name} ` : "";
+      const message = `no backup ${what}has succeeded on ${runner.host} since ${new Date(since).toISOString()}`;
+      this.log(message);
+      const alert = { kind: "stale" as const, message, host: runner.host, time: new Date(this.now()).toISOString() };
+      await this.alerter.send(this.multi ? { ...alert, app: runner.name } : alert);
+    }
   }
 
+  /** Without apps: the one app's state, exactly as before apps existed. */
   private snapshotState(): DaemonState {
-    return { ...this.state, dirtyPaths: this.dirtyCount() };
+    if (!this.multi) {
+      const only = this.apps[0]!;
+      return { ...only.state, ...this.base, dirtyPaths: only.dirtyCount };
+    }
+    return overallState(this.base, new Map(this.apps.map((a) => [a.name, { ...a.state, dirtyPaths: a.dirtyCount }])));
   }
 
-  /** The one count /status, /metrics and the state file show: the watcher's, read when asked. */
+  private appStatus(name: string): AppStatus | undefined {
+    const runner = this.apps.find((a) => a.name === name);
+    if (!runner) return undefined;
+    return { name, host: runner.host, state: { ...runner.state, dirtyPaths: runner.dirtyCount }, backups: runner.backups };
+  }
+
+  /** The one count /status, /metrics and the state file show: the watchers', read when asked. */
   private dirtyCount(): number {
-    return this.watcher?.size ?? 0;
+    return this.apps.reduce((n, a) => n + a.dirtyCount, 0);
   }
 
   private persist(config = this.config): void {
@@ -326,10 +366,24 @@ export class Daemon {
   }
 
   private async shutdown(): Promise<void> {
-    await this.watcher?.close();
+    for (const runner of this.apps) await runner.watcher?.close();
     await this.status?.close();
-    this.state.state = "stopped";
+    this.base.state = "stopped";
+    for (const runner of this.apps) runner.state.state = "stopped";
     this.persist();
     this.log("stopped");
   }
+}
+
+function timerSleep(ms: number, wake: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    // setTimeout cannot wait longer than 2^31-1 ms; waking early only means planning again.
+    const timer = setTimeout(done, Math.min(ms, 2 ** 31 - 1));
+    wake.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      wake.removeEventListener("abort", done);
+      resolve();
+    }
+  });
 }

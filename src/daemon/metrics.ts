@@ -2,8 +2,15 @@
 // one, so that a library user embedding vaultik keeps their own registry clean and tests can
 // create as many independent instances as they like.
 
-import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { VERSION } from "../version.js";
 import type { RunRecord } from "./state.js";
+
+/** The app label of a config without `apps:` (config/apps.ts DEFAULT_APP). */
+const DEFAULT_APP = "default";
+
+/** Run durations from a quiet re-run (seconds) to a first backup of a large tree (hours). */
+export const DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600];
 
 export interface DaemonMetricsOptions {
   /**
@@ -28,6 +35,13 @@ export class DaemonMetrics {
   readonly #files: Counter<"kind">;
   readonly #blobs: Counter;
   readonly #errors: Counter;
+  // Per app (issue 19). The families above keep their label sets, so existing scrapes and alerts
+  // read the same series; with apps: they count every app together.
+  readonly #duration: Histogram<"app">;
+  readonly #appUploaded: Counter<"app">;
+  readonly #appRuns: Counter<"app" | "status">;
+  readonly #appLastSuccess: Gauge<"app">;
+  readonly #snapshots: Gauge<"app">;
 
   constructor(options: DaemonMetricsOptions = {}) {
     const register = new Registry();
@@ -73,6 +87,38 @@ export class DaemonMetrics {
     this.#blobs = counter("vaultik_blobs_uploaded_total", "Blobs (packs) uploaded to the store.");
     this.#errors = counter("vaultik_errors_total", "Paths that could not be read during backup runs.");
 
+    this.#duration = new Histogram({
+      name: "vaultik_backup_duration_seconds",
+      help: "Wall-clock duration of finished backup runs, by app.",
+      labelNames: ["app"] as const,
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    const byApp = { labelNames: ["app"] as const, registers };
+    this.#appUploaded = new Counter({
+      name: "vaultik_backup_uploaded_bytes_total",
+      help: "Bytes uploaded to the repository by backup runs (blobs and snapshots, after compression and encryption), by app.",
+      ...byApp,
+    });
+    this.#appRuns = new Counter({
+      name: "vaultik_backup_runs_total",
+      help: "Finished backup runs by app and outcome: success, failure or interrupted.",
+      labelNames: ["app", "status"] as const,
+      registers,
+    });
+    this.#appLastSuccess = new Gauge({
+      name: "vaultik_backup_last_success_timestamp_seconds",
+      help: "Unix time at which the app's last successful run finished; 0 if none yet.",
+      ...byApp,
+    });
+    this.#snapshots = new Gauge({
+      name: "vaultik_snapshots",
+      help: "The app's snapshots in the repository (its snapshot host), counted after each of its successful runs.",
+      ...byApp,
+    });
+    new Gauge({ name: "vaultik_build_info", help: "Always 1; the labels name the vaultik and Node.js versions.", labelNames: ["version", "node"] as const, registers })
+      .set({ version: VERSION, node: process.version }, 1);
+
     // Create every labelled series at 0 up front: `rate()` and alerts such as
     // `increase(vaultik_runs_total{status="failure"}[1h]) > 0` misbehave on series that only
     // appear after their first increment.
@@ -88,7 +134,21 @@ export class DaemonMetrics {
     this.#running.set(1);
   }
 
-  runFinished(run: RunRecord): void {
+  /** Creates the app's series at 0, so dashboards and rate() see it before its first run. */
+  declareApp(app: string): void {
+    for (const status of ["success", "failure", "interrupted"] as const) this.#appRuns.inc({ app, status }, 0);
+    this.#appUploaded.inc({ app }, 0);
+    this.#duration.zero({ app });
+    this.#appLastSuccess.set({ app }, 0);
+  }
+
+  /** How many snapshots of the app the repository holds, after a run listed them. */
+  setSnapshots(app: string, count: number): void {
+    this.#snapshots.set({ app }, count);
+  }
+
+  runFinished(run: RunRecord, app = DEFAULT_APP): void {
+    this.#appRun(run, app);
     this.#running.set(0);
     const ok = run.status === "success";
     this.#runs.inc({ status: run.status === "interrupted" ? "interrupted" : ok ? "success" : "failure" });
@@ -109,6 +169,18 @@ export class DaemonMetrics {
     this.#files.inc({ kind: "new" }, nonNegative(run.filesNew));
     this.#files.inc({ kind: "changed" }, nonNegative(run.filesChanged));
     this.#files.inc({ kind: "unchanged" }, nonNegative(run.filesUnchanged));
+  }
+
+  #appRun(run: RunRecord, app: string): void {
+    const status = run.status === "interrupted" ? "interrupted" : run.status === "success" ? "success" : "failure";
+    this.#appRuns.inc({ app, status });
+    const duration = run.durationMs ?? elapsedMs(run);
+    if (duration !== undefined && duration >= 0) this.#duration.observe({ app }, duration / 1000);
+    this.#appUploaded.inc({ app }, nonNegative(run.bytesUploaded));
+    if (status === "success") {
+      const finished = Date.parse(run.finished ?? run.started);
+      if (Number.isFinite(finished)) this.#appLastSuccess.set({ app }, finished / 1000);
+    }
   }
 
   /** The exposition text for a scrape, in the format named by `contentType`. */

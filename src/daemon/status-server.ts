@@ -9,6 +9,16 @@ import { isHealthy, type DaemonState } from "./state.js";
 import { ConfigError, errorMessage } from "../errors.js";
 import { listen } from "../util/listen.js";
 
+/** One app of the daemon (issue 19): what /status?app=, /history?app= and /backups/<app> show. */
+export interface AppStatus {
+  name: string;
+  /** Its snapshot host. */
+  host: string;
+  state: DaemonState;
+  /** Its snapshots in the repository, newest first, as of its last run. */
+  backups: readonly { id: string; key: string; size: number; mtime: number }[];
+}
+
 export interface StatusServerOptions {
   host: string;
   /** 0 lets the system choose; the chosen port is in the result. */
@@ -16,6 +26,8 @@ export interface StatusServerOptions {
   /** When set, every endpoint but /health requires `Authorization: Bearer <token>` or `X-API-Key: <token>`. */
   token?: string;
   getState: () => DaemonState;
+  /** The app named in ?app=, /status/<app> or /backups/<app>; undefined for an unknown name. */
+  getApp?: (name: string) => AppStatus | undefined;
   metrics: DaemonMetrics;
   /** /health turns unhealthy when the last success is older than this. */
   staleAfterMs: number;
@@ -32,7 +44,7 @@ export interface StatusServer {
   close(): Promise<void>;
 }
 
-type Handler = (o: StatusServerOptions, res: ServerResponse) => void | Promise<void>;
+type Handler = (o: StatusServerOptions, res: ServerResponse, app?: string) => void | Promise<void>;
 
 const ROUTES = new Map<string, { handler: Handler; public: boolean }>([
   // Public so that container probes work without being handed a secret; it reveals only a
@@ -41,7 +53,11 @@ const ROUTES = new Map<string, { handler: Handler; public: boolean }>([
   ["/status", { handler: status, public: false }],
   ["/history", { handler: history, public: false }],
   ["/metrics", { handler: metrics, public: false }],
+  ["/backups", { handler: backups, public: false }],
 ]);
+
+/** `/status/web` is `/status?app=web`; `/backups/web` the only form of that one. */
+const APP_PATHS = ["/status", "/backups"];
 
 export async function startStatusServer(options: StatusServerOptions): Promise<StatusServer> {
   if (options.token === "") {
@@ -68,8 +84,10 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
 }
 
 async function handle(o: StatusServerOptions, tokenDigest: Buffer | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const route = ROUTES.get(pathOf(req));
-  if (route === undefined) return sendJson(res, 404, { error: "not found" });
+  // A server that knows no apps (getApp unset) routes exactly as before apps existed.
+  const { path, app } = o.getApp ? routeOf(req) : { path: pathOf(req), app: undefined };
+  const route = ROUTES.get(path);
+  if (route === undefined || (path === "/backups" && app === undefined)) return sendJson(res, 404, { error: "not found" });
   if (req.method !== "GET") {
     res.setHeader("Allow", "GET");
     return sendJson(res, 405, { error: "method not allowed" });
@@ -78,7 +96,27 @@ async function handle(o: StatusServerOptions, tokenDigest: Buffer | undefined, r
     res.setHeader("WWW-Authenticate", "Bearer");
     return sendJson(res, 401, { error: "unauthorized" });
   }
-  await route.handler(o, res);
+  if (app !== undefined && o.getApp?.(app) === undefined) return sendJson(res, 404, { error: `unknown app ${JSON.stringify(app)}`, app });
+  await route.handler(o, res, app);
+}
+
+/** The route and the app it names, from `?app=NAME` or a `/status/NAME`-style path. */
+function routeOf(req: IncomingMessage): { path: string; app?: string } {
+  const path = pathOf(req);
+  const query = (req.url ?? "").split("?")[1];
+  const fromQuery = query === undefined ? null : new URLSearchParams(query).get("app");
+  for (const base of APP_PATHS) {
+    if (path.startsWith(`${base}/`) && path.length > base.length + 1) return { path: base, app: safeDecode(path.slice(base.length + 1)) };
+  }
+  return fromQuery === null ? { path } : { path, app: fromQuery };
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 function health(o: StatusServerOptions, res: ServerResponse): void {
@@ -86,11 +124,28 @@ function health(o: StatusServerOptions, res: ServerResponse): void {
   sendJson(res, healthy ? 200 : 503, { status: healthy ? "ok" : "unhealthy", reason });
 }
 
-function status(o: StatusServerOptions, res: ServerResponse): void {
-  // Listed field by field rather than spreading the state, so /status keeps its documented shape
-  // (and stays small) when DaemonState grows; the history has its own endpoint.
+function status(o: StatusServerOptions, res: ServerResponse, app?: string): void {
+  if (app !== undefined) {
+    const a = o.getApp!(app)!;
+    return sendJson(res, 200, { app: a.name, host: a.host, ...statusBody(a.state), snapshots: a.backups.length });
+  }
   const s = o.getState();
-  sendJson(res, 200, {
+  const apps = s.apps === undefined ? undefined : Object.fromEntries(Object.entries(s.apps).map(([name, a]) => [name, appBody(o, name, a)]));
+  sendJson(res, 200, { ...statusBody(s), apps });
+}
+
+function appBody(o: StatusServerOptions, name: string, state: DaemonState): Record<string, unknown> {
+  const a = o.getApp?.(name);
+  const { pid: _pid, version: _version, startedAt: _startedAt, ...rest } = statusBody(state);
+  return { host: a?.host, ...rest, snapshots: a?.backups.length };
+}
+
+/**
+ * Listed field by field rather than spreading the state, so /status keeps its documented shape
+ * (and stays small) when DaemonState grows; the history has its own endpoint.
+ */
+function statusBody(s: DaemonState): Record<string, unknown> {
+  return {
     state: s.state,
     pid: s.pid,
     version: s.version,
@@ -101,11 +156,23 @@ function status(o: StatusServerOptions, res: ServerResponse): void {
     nextRun: s.nextRun,
     dirtyPaths: s.dirtyPaths,
     consecutiveFailures: s.consecutiveFailures,
-  });
+  };
 }
 
-function history(o: StatusServerOptions, res: ServerResponse): void {
-  sendJson(res, 200, o.getState().history);
+function history(o: StatusServerOptions, res: ServerResponse, app?: string): void {
+  sendJson(res, 200, app === undefined ? o.getState().history : o.getApp!(app)!.state.history);
+}
+
+/** DokSnapShotter's GET /backups/:app shape (key, size, size_mb, last_modified), plus our id. */
+function backups(o: StatusServerOptions, res: ServerResponse, app?: string): void {
+  const MiB = 1024 * 1024;
+  sendJson(res, 200, o.getApp!(app!)!.backups.map((b) => ({
+    id: b.id,
+    key: b.key,
+    size: b.size,
+    size_mb: Math.round((b.size / MiB) * 100) / 100,
+    last_modified: new Date(b.mtime).toISOString(),
+  })));
 }
 
 async function metrics(o: StatusServerOptions, res: ServerResponse): Promise<void> {

@@ -14,6 +14,8 @@ export interface PruneOptions {
   repo: Repository;
   identities: readonly X25519Identity[];
   policy: RetentionPolicy;
+  /** Per snapshot host, a policy over `policy`: each app of a config keeps its own retention. */
+  hostPolicies?: ReadonlyMap<string, RetentionPolicy>;
   dryRun?: boolean;
   /** Blobs younger than this are never touched. Default 24 h. */
   graceMs?: number;
@@ -81,7 +83,7 @@ export async function prune(o: PruneOptions): Promise<PruneReport> {
     let runs = await repo.runs({ signal });
     const all = await repo.listSnapshots({ signal });
     if (all.length === 0 && !o.force) await refuseEmpty(repo, signal);
-    const retention = applyRetention(all, o.policy, new Date(now()));
+    const retention = applyRetention(all, o.policy, new Date(now()), o.hostPolicies);
     const removed = new Set(retention.remove.map((s) => s.id));
     const kept = all.filter((s) => !removed.has(s.id));
     // Read every kept snapshot before forgetting any: while one cannot be read, what it

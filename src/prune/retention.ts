@@ -100,8 +100,11 @@ export function applyRetention(
   snapshots: readonly SnapshotRef[],
   policy: RetentionPolicy,
   now: Date,
+  /** A host's own policy over `policy` (apps: each app is a host with its own retention). */
+  perHost: ReadonlyMap<string, RetentionPolicy> = new Map(),
 ): RetentionResult {
   validatePolicy(policy);
+  for (const p of perHost.values()) validatePolicy(p);
   const nowMs = now.getTime();
   if (Number.isNaN(nowMs)) throw new RangeError("retention: now is an invalid date");
   const seen = new Set<string>();
@@ -118,12 +121,6 @@ export function applyRetention(
   const byRule = new Map<string, Map<RuleName, string[]>>();
   const hosts = [...new Set(sorted.map((s) => s.host))].sort();
 
-  if (isEmptyPolicy(policy)) {
-    for (const s of sorted) reasons.set(s.id, [EMPTY_POLICY_REASON]);
-    for (const host of hosts) byRule.set(host, new Map());
-    return { keep: sorted, remove: [], reasons, byRule };
-  }
-
   const addReason = (id: string, reason: string): void => {
     const list = reasons.get(id);
     if (list) list.push(reason);
@@ -133,16 +130,18 @@ export function applyRetention(
   for (const host of hosts) {
     const ruleIds = new Map<RuleName, string[]>();
     byRule.set(host, ruleIds);
+    const hostPolicy = perHost.get(host) ?? policy;
     const counted: SnapshotRef[] = [];
     for (const s of sorted) {
       if (s.host !== host) continue;
-      if (s.time.getTime() > nowMs + FUTURE_TOLERANCE_MS) addReason(s.id, FUTURE_REASON);
+      if (isEmptyPolicy(hostPolicy)) addReason(s.id, EMPTY_POLICY_REASON);
+      else if (s.time.getTime() > nowMs + FUTURE_TOLERANCE_MS) addReason(s.id, FUTURE_REASON);
       else counted.push(s);
     }
 
     // Rules run in RULES order so each snapshot's reasons read in that order.
     for (const rule of RULES) {
-      const value = policy[rule.key] ?? 0;
+      const value = hostPolicy[rule.key] ?? 0;
       if (value === 0) continue;
       const kept = keptBy(rule.name, value, counted, nowMs);
       for (const [s, reason] of kept) addReason(s.id, reason);

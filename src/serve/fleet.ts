@@ -21,6 +21,8 @@ export interface FleetRepo {
   repo: Repository;
   /** The config's retention; empty: none configured. */
   retention: RetentionPolicy;
+  /** Per host, its own over `retention`: the config's apps (each app is a host). */
+  hostRetention?: ReadonlyMap<string, RetentionPolicy>;
   staleAfterMs: number;
   /** Per-host stale_after (config `serve.hosts`). */
   hostStaleAfterMs: ReadonlyMap<string, number>;
@@ -223,7 +225,7 @@ export class Fleet {
     const view = this.#hostViews(state, now).find((h) => h.host === host);
     if (view === undefined) return undefined;
     const list = state.snapshots.filter((s) => s.host === host);
-    const policy = state.spec.retention;
+    const policy = state.spec.hostRetention?.get(host) ?? state.spec.retention;
     const empty = isEmptyPolicy(policy);
     const kept = empty ? undefined : applyRetention(list, policy, new Date(now));
     return {
