@@ -3,6 +3,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { backupStore } from "../src/cli/backup.js";
 import { Daemon } from "../src/daemon/daemon.js";
@@ -173,6 +174,56 @@ describe("daemon with two apps", () => {
       expect(sampleOf(metrics, `vaultik_build_info{version="${VERSION}",node="${process.version}"}`)).toBe(1);
       // The families from before apps keep their series: totals over every app.
       expect(sampleOf(metrics, 'vaultik_runs_total{status="success"}')).toBe(9);
+    } finally {
+      c.daemon.stop();
+      await c.done;
+    }
+  });
+
+  it("an app with only a database is dumped every backup_interval (no watcher can see a database change)", async () => {
+    const web = join(dir, "web");
+    await mkdir(web);
+    await writeFile(join(web, "index.txt"), "web");
+    const dbFile = join(dir, "app.db");
+    const db = new Database(dbFile);
+    db.exec("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('row 1')");
+    db.close();
+    const repo = join(dir, "repo");
+    const config = join(dir, "vaultik.yml");
+    await writeFile(config, [
+      `age_recipient: ${keys.recipient}`,
+      `store: ${repo}`,
+      `index_path: ${dir}/state/index.sqlite`,
+      "hostname: box",
+      "min_time_between_run: 0s",
+      "backup_interval: 20m",
+      "apps:",
+      "  - name: web",
+      `    source_dirs: [${web}]`,
+      "  - name: db",
+      "    databases:",
+      "      - type: sqlite",
+      `        file: ${dbFile}`,
+      "        path: /databases/app.db",
+      "",
+    ].join("\n"));
+
+    const c = await startClocked(config);
+    try {
+      await c.atEnd;
+      const snaps = await new Repository(openFsStore(repo)).listSnapshots();
+      // Start-up at 00:00:30, then 00:20:30, 00:40:30 and 01:00:30, before END (01:05).
+      expect(snaps.filter((s) => s.host === "box-db")).toHaveLength(4);
+      // Nothing changed in web's directory: only its start-up run.
+      expect(snaps.filter((s) => s.host === "box-web")).toHaveLength(1);
+      const latest = snaps.filter((s) => s.host === "box-db").at(-1)!;
+      const dump = await vaultik(["dump", repo, latest.id, "/databases/app.db"], { env: { VAULTIK_PRIVATE_KEY: keys.identity } });
+      expect(dump.code, dump.stderr).toBe(0);
+      const restored = join(dir, "restored.db");
+      await writeFile(restored, dump.stdoutBytes);
+      const back = new Database(restored, { readonly: true });
+      expect(back.prepare("SELECT v FROM t").pluck().all()).toEqual(["row 1"]);
+      back.close();
     } finally {
       c.daemon.stop();
       await c.done;

@@ -31,6 +31,17 @@ function configError(yaml: string): ConfigError {
 }
 
 describe("databases: config", () => {
+  it("needs no source_dirs when databases (or commands) are given: a database-only container", () => {
+    const text = BASE.replace("source_dirs: [/etc]\n", "") + "databases:\n  - type: sqlite\n    file: /srv/app.db\n";
+    const c = parseConfig(text, { path: "/etc/vaultik/vaultik.yml", env: {} });
+    expect(c.sourceDirs).toEqual([]);
+    expect(c.databases.map((d) => d.name)).toEqual(["sqlite-app"]);
+    // Without either, source_dirs is still required, and the message says what else would do.
+    expect(() => parseConfig(BASE.replace("source_dirs: [/etc]\n", ""), { path: "/etc/vaultik/vaultik.yml", env: {} })).toThrow(
+      /source_dirs: required: .*\(or give commands or databases\)/,
+    );
+  });
+
   it("takes the password out of a URL, keeps the rest, and derives name and path", () => {
     const c = parse(`databases:\n  - type: postgres\n    url: postgresql://app:${SECRET}@db:5433/app?sslmode=require\n`);
     expect(c.databases).toEqual([

@@ -29,7 +29,9 @@ const APP_NAME = /^[a-z0-9._-]{1,64}$/;
 /** What `s` (the top level or one app) backs up: never inherited. */
 export function readSources(s: Section, ctx: Context): Pick<AppConfig, "sourceDirs" | "commands" | "databases"> {
   const commands = readCommands(s);
-  return { sourceDirs: readSourceDirs(s, ctx), commands, databases: readDatabases(s, ctx, new Set(commands.map((c) => c.path))) };
+  const databases = readDatabases(s, ctx, new Set(commands.map((c) => c.path)));
+  // A container that only dumps a database has no directory to back up.
+  return { sourceDirs: readSourceDirs(s, ctx, commands.length + databases.length > 0), commands, databases };
 }
 
 /** How and when `s` backs up; `defaults` is the top level when `s` is an app. */

@@ -15,11 +15,13 @@ import { asSection, describe, isMapping, keyOf, type Section, subsection, typeNa
 
 const MiB = 1024 * 1024;
 
-export function readSourceDirs(top: Section, ctx: Context): string[] {
+/** `optional`: the section has commands or databases, which are something to back up on their own. */
+export function readSourceDirs(top: Section, ctx: Context, optional = false): string[] {
   const key = keyOf(top, "source_dirs");
   const list = optList(top, "source_dirs");
-  if (list === undefined) throw new ConfigError(key, "required: a list of directories to back up, e.g. [/etc, ./data]");
-  if (list.length === 0) throw new ConfigError(key, "must list at least one directory");
+  if (list === undefined && optional) return [];
+  if (list === undefined) throw new ConfigError(key, "required: a list of directories to back up, e.g. [/etc, ./data] (or give commands or databases)");
+  if (list.length === 0 && !optional) throw new ConfigError(key, "must list at least one directory");
   return [...new Set(stringItems(list, key).map((dir) => resolvePath(dir, ctx)))];
 }
 

@@ -53,11 +53,11 @@ export class AppRunner {
     this.config = appJob(shared, app);
   }
 
-  /** (Re)starts watching its source dirs; a scheduled (cron) app needs no watcher. */
+  /** (Re)starts watching its source dirs; a scheduled (cron) app, or one without source dirs, needs none. */
   async watch(onDirty: () => void, log: (line: string) => void): Promise<void> {
     await this.watcher?.close();
     const { roots, exclude } = backupScope(this.config);
-    this.watcher = this.config.schedule ? undefined : watchDirty(roots, exclude, { onDirty, log });
+    this.watcher = this.config.schedule || roots.length === 0 ? undefined : watchDirty(roots, exclude, { onDirty, log });
     await this.watcher?.ready;
   }
 
@@ -78,7 +78,9 @@ export class AppRunner {
       lastRunEnd: this.lastRunEnd,
       lastTick: this.lastTick,
       lastFullScan: this.lastFullScan,
-      dirty: this.dirtyCount > 0,
+      // What commands and databases output changes unseen by any watcher: an app with them is
+      // always due at backup_interval, not only at full_scan_interval.
+      dirty: this.dirtyCount > 0 || this.config.commands.length + this.config.databases.length > 0,
       lastDirtyAt: this.lastDirtyAt,
       consecutiveFailures: this.state.consecutiveFailures,
     });
