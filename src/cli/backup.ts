@@ -24,7 +24,7 @@ export interface BackupFlags {
 export function registerBackup(program: Command, io: Io, daemon: (config: string | undefined, flags: BackupFlags) => Promise<number>): void {
   program
     .command("backup")
-    .description("back up the source_dirs of CONFIG to its repository")
+    .description("back up what CONFIG names (source_dirs, databases, commands; each of its apps) to its repository")
     // Optional for containers: the whole config can come from VAULTIK_* variables instead.
     .argument("[config]", "YAML config file (default: none, every key from its VAULTIK_* variable)")
     .option("--cron", "print nothing on success; a short error on stderr and exit 1 on failure")
