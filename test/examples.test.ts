@@ -283,7 +283,8 @@ describe("example configs parse as YAML and use the documented keys", () => {
   it("vaultik-compose.yml: paths inside the container, secrets from compose, status reachable from the host", async () => {
     const c = await yamlExample("vaultik-compose.yml");
     expect(c.source_dirs).toEqual(["/data/app"]);
-    expect(c.commands).toEqual([{ name: "postgres", run: "pg_dump -Fc -h db -U postgres app", path: "databases/app.dump" }]);
+    expect(c.commands).toBeUndefined();
+    expect(c.databases).toEqual([{ type: "postgres", host: "db", user: "postgres", database: "app", path: "/databases/app.pgdump" }]);
     expect(at(c, "status", "listen")).toBe("0.0.0.0:9812");
     expect(c.index_path).toMatch(/^\/var\/lib\/vaultik\//);
     // The secret files must be the ones compose mounts (/run/secrets/<secret name>).
@@ -473,9 +474,12 @@ describe("example configs load with vaultik's own config loader", () => {
     expect(c.store).toEqual({ kind: "fs", path: "/var/backups/vaultik" });
   });
 
-  it("vaultik-compose.yml: loads, with the dump as a command source", async () => {
+  it("vaultik-compose.yml: loads, with the dump as a database source", async () => {
     const c = await load("vaultik-compose.yml");
     expect(c.store.kind).toBe("s3");
-    expect(c.commands.map((x) => x.name)).toEqual(["postgres"]);
+    expect(c.commands).toEqual([]);
+    expect(c.databases.map((d) => [d.name, d.type, d.host, d.database, d.path, d.password])).toEqual([
+      ["postgres-app", "postgres", "db", "app", "databases/app.pgdump", undefined],
+    ]);
   });
 });
