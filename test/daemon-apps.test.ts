@@ -71,6 +71,14 @@ async function startClocked(config: string): Promise<Clocked> {
   return { daemon, atEnd: first, nextPark, done, log };
 }
 
+/** The config file of a test: the shared repository and index, then `lines`. */
+async function writeConfig(lines: string[]): Promise<{ config: string; repo: string }> {
+  const repo = join(dir, "repo");
+  const config = join(dir, "vaultik.yml");
+  await writeFile(config, [`age_recipient: ${keys.recipient}`, `store: ${repo}`, `index_path: ${dir}/state/index.sqlite`, ...lines, ""].join("\n"));
+  return { config, repo };
+}
+
 async function getJson(url: string): Promise<{ status: number; body: any }> {
   const res = await fetch(url);
   return { status: res.status, body: await res.json() };
@@ -89,12 +97,7 @@ describe("daemon with two apps", () => {
     await mkdir(db);
     await writeFile(join(web, "index.txt"), "web");
     await writeFile(join(db, "rows.txt"), "db");
-    const repo = join(dir, "repo");
-    const config = join(dir, "vaultik.yml");
-    await writeFile(config, [
-      `age_recipient: ${keys.recipient}`,
-      `store: ${repo}`,
-      `index_path: ${dir}/state/index.sqlite`,
+    const { config, repo } = await writeConfig([
       "chunk_size: 64KiB",
       "hostname: box",
       "min_time_between_run: 0s",
@@ -107,8 +110,7 @@ describe("daemon with two apps", () => {
       "  - name: db",
       `    source_dirs: [${db}]`,
       '    schedule: "0 * * * *"',
-      "",
-    ].join("\n"));
+    ]);
 
     const c = await startClocked(config);
     try {
@@ -188,12 +190,7 @@ describe("daemon with two apps", () => {
     const db = new Database(dbFile);
     db.exec("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('row 1')");
     db.close();
-    const repo = join(dir, "repo");
-    const config = join(dir, "vaultik.yml");
-    await writeFile(config, [
-      `age_recipient: ${keys.recipient}`,
-      `store: ${repo}`,
-      `index_path: ${dir}/state/index.sqlite`,
+    const { config, repo } = await writeConfig([
       "hostname: box",
       "min_time_between_run: 0s",
       "backup_interval: 20m",
@@ -205,8 +202,7 @@ describe("daemon with two apps", () => {
       "      - type: sqlite",
       `        file: ${dbFile}`,
       "        path: /databases/app.db",
-      "",
-    ].join("\n"));
+    ]);
 
     const c = await startClocked(config);
     try {
