@@ -226,6 +226,49 @@ describe("daemon with two apps", () => {
     }
   });
 
+  it("lists what earlier runs stored from the start: /backups/<app> and vaultik_snapshots before the app's first run here", async () => {
+    const web = join(dir, "web");
+    await mkdir(web);
+    await writeFile(join(web, "index.txt"), "web");
+    const gate = join(dir, "gate");
+    const { config } = await writeConfig([
+      "hostname: box",
+      "status:",
+      "  listen: 127.0.0.1:0",
+      "apps:",
+      "  - name: web",
+      `    source_dirs: [${web}]`,
+      "    hooks:",
+      `      pre_backup: "while [ ! -e ${gate} ]; do sleep 0.05; done"`,
+    ]);
+    // A one-shot backup stored the app's first snapshot (with the gate open).
+    await writeFile(gate, "");
+    const once = await vaultik(["backup", config, "--app", "web", "--cron"]);
+    expect(once.code, once.stderr).toBe(0);
+    await rm(gate);
+
+    const c = await startClocked(config);
+    try {
+      // The daemon's start-up run now waits at the closed gate in its pre_backup hook, so no
+      // run of this process has finished: what is listed comes from the start-up listing.
+      await c.daemon.listed;
+      const url = c.daemon.statusUrl!;
+      const before = await getJson(`${url}/backups/web`);
+      expect(before.body).toHaveLength(1);
+      expect(before.body[0].id).toMatch(/_box-web_/);
+      expect(sampleOf(await (await fetch(`${url}/metrics`)).text(), 'vaultik_snapshots{app="web"}')).toBe(1);
+      expect(c.log.some((l) => /backup #1 saved/.test(l))).toBe(false);
+
+      await writeFile(gate, "");
+      await c.atEnd;
+      expect((await getJson(`${url}/backups/web`)).body).toHaveLength(2);
+    } finally {
+      await writeFile(gate, "");
+      c.daemon.stop();
+      await c.done;
+    }
+  });
+
   it("a config without apps: is the app \"default\", its snapshots named by hostname:", async () => {
     const src = join(dir, "src");
     await mkdir(src);

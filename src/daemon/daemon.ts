@@ -76,6 +76,9 @@ export class Daemon {
   }
 
   /** Loads the config and starts watching and serving; throws on a bad config. */
+  /** Settles when start()'s listing of every app's snapshots has finished; never rejects. */
+  listed: Promise<void> = Promise.resolve();
+
   async start(): Promise<void> {
     const config = await loadConfig(this.o.configPath);
     this.config = config;
@@ -85,6 +88,10 @@ export class Daemon {
     // file names this process, health-check reports the previous daemon as stopped.
     this.persist(config);
     await this.apply(config);
+    // What earlier daemons (or one-shot backups) stored, so /backups/<app> and vaultik_snapshots
+    // are right from the start rather than after each app's first run here. Not awaited: an
+    // unreachable bucket would hold the start up for the whole retry budget.
+    this.listed = this.refreshBackups(...this.apps);
     this.log(`vaultik ${VERSION} daemon started (pid ${process.pid})`);
   }
 
@@ -242,15 +249,19 @@ export class Daemon {
     if (result.ok) await this.refreshBackups(runner);
   }
 
-  /** Lists the app's snapshots for /backups/<app> and vaultik_snapshots; best effort. */
-  private async refreshBackups(runner: AppRunner): Promise<void> {
+  /** Lists the apps' snapshots (one listing) for /backups/<app> and vaultik_snapshots; best effort. */
+  private async refreshBackups(...runners: AppRunner[]): Promise<void> {
+    const first = runners[0];
+    if (first === undefined) return;
     try {
-      const host = runner.host;
-      const all = await new Repository(this.o.openStore(runner.config), runner.config.indexPrefix).listSnapshots();
-      runner.backups = all.filter((s) => s.host === host).reverse().map((s) => ({ id: s.id, key: s.key, size: s.size, mtime: s.mtime }));
-      this.metrics.setSnapshots(runner.name, runner.backups.length);
+      const all = await new Repository(this.o.openStore(first.config), first.config.indexPrefix).listSnapshots();
+      for (const runner of runners) {
+        const host = runner.host;
+        runner.backups = all.filter((s) => s.host === host).reverse().map((s) => ({ id: s.id, key: s.key, size: s.size, mtime: s.mtime }));
+        this.metrics.setSnapshots(runner.name, runner.backups.length);
+      }
     } catch (err) {
-      this.log(`cannot list the snapshots of ${runner.name}: ${errorMessage(err)}`);
+      this.log(`cannot list the snapshots of ${runners.map((r) => r.name).join(", ")}: ${errorMessage(err)}`);
     }
   }
 
