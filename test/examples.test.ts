@@ -438,7 +438,9 @@ describe("examples/Dockerfile", () => {
 
   it("has a HEALTHCHECK using `vaultik health-check`, and the daemon as default command", async () => {
     const lines = await instructions();
-    expect(lines).toContain("HEALTHCHECK --interval=5m --timeout=30s CMD vaultik health-check /etc/vaultik/vaultik.yml");
+    expect(lines).toContain(
+      "HEALTHCHECK --interval=5m --timeout=30s CMD if [ -f /etc/vaultik/vaultik.yml ]; then vaultik health-check /etc/vaultik/vaultik.yml; else vaultik health-check; fi",
+    );
     expect(lines).toContain('ENTRYPOINT ["vaultik"]');
     expect(lines).toContain('CMD ["backup", "/etc/vaultik/vaultik.yml", "--daemon"]');
   });
