@@ -121,6 +121,23 @@ describe("beside a file", () => {
   });
 });
 
+describe("alert channels", () => {
+  it("a channel variable takes a URL, or flow text with its own min_severity", () => {
+    const slack = "https://hooks.slack.com/services/T/B/x";
+    const plain = withFile(BASE_FILE, { VAULTIK_ALERTS_SLACK: slack, VAULTIK_ALERTS_MIN_SEVERITY: "warning" });
+    expect(plain.alerts?.slack).toEqual({ url: slack, minSeverity: "warning" });
+    const own = withFile(BASE_FILE, { VAULTIK_ALERTS_SLACK: `{url: "${slack}", min_severity: error}`, VAULTIK_ALERTS_MIN_SEVERITY: "warning" });
+    expect(own.alerts?.slack).toEqual({ url: slack, minSeverity: "error" });
+  });
+
+  it("a bad channel mapping names the variable and the key, not the URL", () => {
+    const err = configError(() => withFile(BASE_FILE, { VAULTIK_ALERTS_DISCORD: "{url: https://discord.com/api/webhooks/1/SECRETTOKEN, min_severity: loud}" }));
+    expect(err.key).toBe("VAULTIK_ALERTS_DISCORD");
+    expect(err.message).toMatch(/min_severity/);
+    expect(err.message).not.toContain("SECRETTOKEN");
+  });
+});
+
 describe("errors name the variable", () => {
   it.each([
     ["a count that is not a number", { VAULTIK_RETENTION_KEEP_DAILY: "seven" }, "VAULTIK_RETENTION_KEEP_DAILY", /expected a whole number of 0 or more, got "seven"/],

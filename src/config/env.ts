@@ -139,6 +139,9 @@ function convert(info: ConfigKeyInfo, text: string, variable: string): unknown {
       if (word === "false" || word === "0") return false;
       throw new ConfigError(variable, `expected true or false, got ${JSON.stringify(text)}`);
     }
+    case "channel":
+      // A URL never starts with "{", so the mapping form needs no variable of its own.
+      return text.trim().startsWith("{") ? flowText(text, variable) : text;
     default:
       return text;
   }

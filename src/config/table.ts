@@ -26,7 +26,13 @@ function defaultCell(k: ConfigKeyInfo): string {
   return k.default === undefined ? "" : `\`${cell(k.default)}\``;
 }
 
-const FORMATS = { string: "", list: " (comma-separated)", count: " (a whole number)", boolean: " (`true` or `false`)" } as const;
+const FORMATS = {
+  string: "",
+  list: " (comma-separated)",
+  count: " (a whole number)",
+  boolean: " (`true` or `false`)",
+  channel: " (a URL, or flow text `{url: …, min_severity: …}`)",
+} as const;
 
 function envCell(k: ConfigKeyInfo): string {
   const variable = `\`${envVariable(k.key)}\``;

@@ -188,5 +188,8 @@ export interface ConfigKeyInfo {
   kind?: ConfigKeyKind;
 }
 
-/** `list`: comma-separated; `count`: a whole number; `boolean`: true or false. */
-export type ConfigKeyKind = "string" | "list" | "count" | "boolean";
+/**
+ * `list`: comma-separated; `count`: a whole number; `boolean`: true or false; `channel`: an alert
+ * channel, a URL or (starting with "{") YAML flow text such as `{url: …, min_severity: error}`.
+ */
+export type ConfigKeyKind = "string" | "list" | "count" | "boolean" | "channel";
