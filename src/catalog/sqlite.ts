@@ -1,4 +1,6 @@
+import { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
+import { compiledWorker } from "../util/worker.js";
 
 // better-sqlite3 builds SQLite with a 16 MB page cache for every connection and every attached
 // file, and a backup holds several at once (the catalog, a pack worker's lookup connection, the
@@ -52,5 +54,28 @@ export async function copyLiveDatabase(source: string, dest: string): Promise<vo
     }
   } finally {
     db.close();
+  }
+}
+
+/**
+ * copyLiveDatabase on a worker thread (sqlite-copy-worker.ts), so the main thread goes on while
+ * a large database is copied; in place where no compiled worker exists (tests run from source).
+ * An abort stops the thread; `dest` may then be left half-written for the caller to remove.
+ */
+export async function copyLiveDatabaseOffThread(source: string, dest: string, signal?: AbortSignal): Promise<void> {
+  signal?.throwIfAborted();
+  const script = compiledWorker(import.meta.url, "./sqlite-copy-worker.js");
+  if (!script) return copyLiveDatabase(source, dest);
+  const worker = new Worker(script, { workerData: { source, dest } });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(signal?.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      worker.once("message", (m: { ok: boolean; message?: string }) => (m.ok ? resolve() : reject(new Error(m.message))));
+      worker.once("error", reject);
+      worker.once("exit", (code) => reject(new Error(`the copy thread exited with code ${code}`)));
+    });
+  } finally {
+    await worker.terminate();
   }
 }

@@ -2,7 +2,7 @@ import { createReadStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { copyLiveDatabase } from "../../catalog/sqlite.js";
+import { copyLiveDatabaseOffThread } from "../../catalog/sqlite.js";
 import { errorMessage } from "../../errors.js";
 import type { StreamSource } from "../archiver.js";
 import { Outcome } from "../outcome.js";
@@ -25,8 +25,9 @@ export function sqliteSource(db: DatabaseSettings, spoolDir: string): StreamSour
     try {
       signal?.throwIfAborted();
       try {
-        await copyLiveDatabase(db.file!, copy);
+        await copyLiveDatabaseOffThread(db.file!, copy, signal);
       } catch (err) {
+        if (signal?.aborted) throw err;
         failure = new Error(`database ${db.name}: cannot copy ${db.file}: ${errorMessage(err)}`, { cause: err });
         return;
       }
