@@ -10,7 +10,7 @@ import { cliKeys } from "./helpers/setup.js";
 import { useTempDirs } from "./helpers/temp.js";
 
 // `databases: [{type: mariadb}]` against a real MariaDB: mariadb-dump --single-transaction
-// streamed while the application inserts; `vaultik dump … | mariadb` into a fresh database
+// streamed while the application inserts; `vaultik dump … | mariadb` into a fresh server
 // gives back exactly the rows committed when the dump's transaction began.
 
 const PASSWORD = "maria-Secret-4b8e21";
@@ -35,7 +35,7 @@ async function setup(extra: string) {
 }
 
 describe("mariadb database source", () => {
-  it("streams mariadb-dump while a writer inserts; a fresh database restored from it holds a committed prefix", async () => {
+  it("streams mariadb-dump while a writer inserts; a fresh server restored from it holds a committed prefix", async () => {
     const r = await setup(
       `databases:\n  - type: mariadb\n    url: mariadb://backup:${PASSWORD}@127.0.0.1:${db.port}/app\n    path: /databases/app.sql\n`,
     );
@@ -48,14 +48,19 @@ describe("mariadb database source", () => {
 
     const dump = await vaultik(["dump", "-c", r.config, "latest", "/databases/app.sql"], { env: { VAULTIK_PRIVATE_KEY: r.identity } });
     expect(dump.code, dump.stderr).toBe(0);
-    db.sql("DROP DATABASE IF EXISTS restored");
-    db.sql("CREATE DATABASE restored");
-    mustRun([...db.client, "restored"], { input: dump.stdoutBytes });
-    const n = prefixOf(db.sql("SELECT id, v FROM t ORDER BY id", "restored"));
-    expect(n).toBeGreaterThanOrEqual(started);
-    expect(n).toBeLessThanOrEqual(during);
-    // --routines: the procedure came along.
-    expect(db.sql("CALL rows_so_far()", "restored").trim()).toBe(String(n));
+    // Into a fresh server, as after losing the machine.
+    const fresh = await startMariadb();
+    try {
+      fresh.sql("CREATE DATABASE app");
+      mustRun([...fresh.client, "app"], { input: dump.stdoutBytes });
+      const n = prefixOf(fresh.sql("SELECT id, v FROM t ORDER BY id", "app"));
+      expect(n).toBeGreaterThanOrEqual(started);
+      expect(n).toBeLessThanOrEqual(during);
+      // --routines: the procedure came along.
+      expect(fresh.sql("CALL rows_so_far()", "app").trim()).toBe(String(n));
+    } finally {
+      await fresh.server.stop();
+    }
   });
 
   it("a wrong password fails the run naming the database source, without the password", async () => {

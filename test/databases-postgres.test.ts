@@ -36,7 +36,7 @@ async function setup(extra: string) {
 }
 
 describe("postgres database source", () => {
-  it("streams pg_dump -Fc while a writer inserts; pg_restore into a fresh database gives a committed prefix", async () => {
+  it("streams pg_dump -Fc while a writer inserts; pg_restore into a fresh server gives a committed prefix", async () => {
     const dir = await tempDir();
     await writeFile(join(dir, "pgpass"), `${PASSWORD}\n`);
     const r = await setup(
@@ -54,13 +54,18 @@ describe("postgres database source", () => {
 
     const dump = await vaultik(["dump", "-c", r.config, "latest", "/databases/app.pgdump"], { env: { VAULTIK_PRIVATE_KEY: r.identity } });
     expect(dump.code, dump.stderr).toBe(0);
-    pg.psql("DROP DATABASE IF EXISTS restored");
-    pg.psql("CREATE DATABASE restored");
-    mustRun([`${PG_BIN}/pg_restore`, "--no-owner", "-d", "restored"], { env: pg.env, input: dump.stdoutBytes });
-    const rows = pg.psql("SELECT id || E'\\t' || v FROM t ORDER BY id", "restored");
-    const n = prefixOf(rows);
-    expect(n).toBeGreaterThanOrEqual(started);
-    expect(n).toBeLessThanOrEqual(during);
+    // Into a fresh server, as after losing the machine.
+    const fresh = await startPostgres(PASSWORD);
+    try {
+      fresh.psql("CREATE DATABASE app");
+      mustRun([`${PG_BIN}/pg_restore`, "--no-owner", "-d", "app"], { env: fresh.env, input: dump.stdoutBytes });
+      const rows = fresh.psql("SELECT id || E'\\t' || v FROM t ORDER BY id", "app");
+      const n = prefixOf(rows);
+      expect(n).toBeGreaterThanOrEqual(started);
+      expect(n).toBeLessThanOrEqual(during);
+    } finally {
+      await fresh.server.stop();
+    }
 
     // database: all is pg_dumpall's SQL, with every database of the cluster.
     const all = await vaultik(["dump", "-c", r.config, "latest", "/databases/postgres-all.sql"], { env: { VAULTIK_PRIVATE_KEY: r.identity } });
