@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +17,13 @@ import { localRepo, type LocalRepo } from "./setup.js";
 // sends one statement at a time through the database's own client and counts the ones the
 // server acknowledged, so a test knows exactly which rows were committed.
 
-export const PG_BIN = "/usr/lib/postgresql/15/bin";
+/** The server binaries of the newest PostgreSQL installed (Debian 12 has 15), as pg_dump's wrapper picks. */
+export const PG_BIN = newestPostgres("/usr/lib/postgresql");
+
+function newestPostgres(root: string): string {
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  return join(root, versions[0] ?? "15", "bin");
+}
 const READY_DEADLINE_MS = 60_000;
 
 export async function freePort(): Promise<number> {
